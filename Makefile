@@ -1,0 +1,36 @@
+# medmkt — the commands a data team needs. Everything runs from the repo-local .venv.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)/.dagster_home
+
+.PHONY: setup run test dev demo-data clean
+
+setup: $(STAMP)  ## create .venv and install medmkt with its test tools
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+	@mkdir -p $(DAGSTER_HOME)
+	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+
+run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo data generated when none is given)
+	$(BIN)/python -m medmkt_assets.cli run
+
+test: setup  ## run the test suite
+	$(BIN)/python -m pytest
+
+dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow UI on :5000
+	$(BIN)/python -m medmkt_assets.cli dev
+
+demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
+	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw
+
+clean:  ## remove generated data (warehouse, MLflow store, demo files, Dagster home)
+	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts .dagster_home

@@ -1,0 +1,1 @@
+"""medmkt: privacy-first healthcare & pharma marketing analytics on Dagster + DuckDB."""

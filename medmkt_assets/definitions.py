@@ -1,0 +1,37 @@
+"""The medmkt Definitions: every stage's assets and checks, resources from the environment."""
+from __future__ import annotations
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets import defs as stages
+from medmkt_assets.defs.resources import MlflowTracker, PseudonymKey, SourceFiles
+from medmkt_assets.settings import DEFAULTS, Settings
+
+
+def build_resources(settings: Settings) -> dict:
+    return {
+        "sources": SourceFiles(
+            source_dir=str(settings.source_dir),
+            source_format=settings.source_format,
+            source_mapping=settings.source_mapping,
+            generate_demo_when_empty=str(settings.source_dir) == DEFAULTS["MEDMKT_SOURCE_DIR"],
+        ),
+        "warehouse": DuckDBResource(database=str(settings.warehouse)),
+        "pseudonym": PseudonymKey(),
+        "mlflow": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
+    }
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.from_env()
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    return dg.Definitions(
+        assets=dg.load_assets_from_package_module(stages),
+        asset_checks=dg.load_asset_checks_from_package_module(stages),
+        resources=build_resources(settings),
+        executor=dg.in_process_executor,
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,1 @@
+"""Profiles: the patient 360 and market-demand trends, built in SQL."""

@@ -1,0 +1,57 @@
+"""marts.patient_profiles and marts.demand_trends (contract section 4)."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
+from medmkt_assets.lib.suppression import suppress_frame
+from medmkt_assets.lib.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
+
+
+def _staging(*tables: str) -> list[dg.AssetKey]:
+    return [dg.AssetKey(["staging", t]) for t in tables]
+
+
+@dg.asset(
+    key=["marts", "patient_profiles"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events", "consents"),
+)
+def patient_profiles(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Patient 360: one row per valid patient with RFM, top category, channel, conditions, surveys, digital use and consent."""
+    with transaction(warehouse) as con:
+        con.execute(PATIENT_PROFILES_SQL)
+        n = row_count(con, "marts.patient_profiles")
+        buyers, as_of = con.execute(
+            "SELECT count(*) FILTER (WHERE frequency > 0), max(as_of) FROM marts.patient_profiles").fetchall()[0]
+        bands = con.execute("SELECT age_band, count(*) AS patients FROM marts.patient_profiles "
+                            "GROUP BY 1 ORDER BY 1").fetchdf()
+        sample = preview(con, "marts.patient_profiles")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "patients_with_orders": buyers,
+        "as_of": str(as_of),
+        "age_bands": dg.MetadataValue.md(suppress_frame(bands, "patients").to_markdown(index=False)),
+        "preview": sample,
+    })
+
+
+@dg.asset(
+    key=["marts", "demand_trends"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=_staging("patients", "products", "orders"),
+)
+def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Monthly orders, patients and revenue per region and category; cells of 1-10 patients suppressed."""
+    with transaction(warehouse) as con:
+        con.execute(DEMAND_TRENDS_SQL)
+        n = row_count(con, "marts.demand_trends")
+        suppressed = con.execute("SELECT count(*) FROM marts.demand_trends WHERE suppressed").fetchall()[0][0]
+        by_category = con.execute(
+            "SELECT category, sum(orders) AS orders, round(sum(revenue), 2) AS revenue FROM marts.demand_trends "
+            "GROUP BY 1 ORDER BY revenue DESC NULLS LAST LIMIT 10").fetchdf()
+        sample = preview(con, "marts.demand_trends")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "suppressed_cells": suppressed,
+        "top_categories_published": dg.MetadataValue.md(by_category.to_markdown(index=False)),
+        "preview": sample,
+    })

@@ -1,0 +1,71 @@
+"""Typed resources: where the data comes from, the warehouse, pseudonym key and MLflow."""
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import dagster as dg
+import mlflow
+from pydantic import Field
+
+from medmkt_assets.lib import tracking
+from medmkt_assets.lib.pseudonym import DEVELOPMENT_KEY
+from medmkt_assets.lib.sources import find_source_file
+
+
+class SourceFiles(dg.ConfigurableResource):
+    """The folder (and format) holding the source tables of the data contract."""
+
+    source_dir: str = Field(description="Folder with <table>.csv / <table>.parquet (MEDMKT_SOURCE_DIR).")
+    source_format: str = Field(default="canonical", description="canonical, synthea or mapped.")
+    source_mapping: str = Field(default="", description="YAML mapping for the mapped format.")
+    generate_demo_when_empty: bool = Field(
+        default=False, description="Generate demo data into source_dir when it holds no source files.")
+    demo_patients: int = Field(default=20_000, description="Patients in generated demo data.")
+
+    @property
+    def path(self) -> Path:
+        return Path(self.source_dir)
+
+    def locate(self, table: str) -> Path | None:
+        return find_source_file(self.path, table)
+
+
+class PseudonymKey(dg.ConfigurableResource):
+    """Reads the HMAC key from the environment at run time, so it never sits in run config."""
+
+    env_var: str = Field(default="MEDMKT_PSEUDONYM_KEY", description="Variable holding the secret key.")
+
+    def key(self, log) -> str:
+        value = os.environ.get(self.env_var, "")
+        if value:
+            return value
+        log.warning(
+            "!!! %s is not set: patient pseudonyms use the PUBLIC development key. "
+            "Anyone can reverse them. Set %s before processing real patient data. !!!",
+            self.env_var, self.env_var,
+        )
+        return DEVELOPMENT_KEY
+
+
+class MlflowTracker(dg.ConfigurableResource):
+    """One MLflow run per model fit, tagged with the Dagster run and asset that made it."""
+
+    tracking_uri: str = Field(description="MLflow backend (MLFLOW_TRACKING_URI).")
+    ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of the MLflow UI for links.")
+
+    @contextmanager
+    def start_run(self, context: dg.AssetExecutionContext, experiment: str, run_name: str,
+                  tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
+        experiment_id = tracking.ensure_experiment(self.tracking_uri, experiment)
+        all_tags = {
+            "dagster.run_id": context.run.run_id,
+            "dagster.asset_key": context.asset_key.to_user_string(),
+            **(tags or {}),
+        }
+        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
+            yield run
+
+    def run_url(self, run: mlflow.ActiveRun) -> str:
+        return tracking.run_url(self.ui_url, run.info.experiment_id, run.info.run_id)

@@ -1,0 +1,1 @@
+"""Staging: typed, normalized, pseudonymized tables; bad rows quarantined with a reason."""

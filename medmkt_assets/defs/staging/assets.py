@@ -1,0 +1,74 @@
+"""One staging asset per source table, plus its row-accounting check."""
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.resources import PseudonymKey
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count, transaction
+from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.staging import build_specs, stage_table
+
+# Staged tables a table's referential checks read.
+PARENTS = {
+    "orders": ("patients", "products"),
+    "diagnoses": ("patients",),
+    "campaign_contacts": ("campaigns", "patients"),
+    "consents": ("patients",),
+    "surveys": ("patients",),
+    "events": ("patients",),
+}
+
+
+def _staging_asset(table: str) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=["staging", table],
+        deps=[dg.AssetKey(["raw", table])] + [dg.AssetKey(["staging", p]) for p in PARENTS.get(table, ())],
+        group_name="staging", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+        description=f"Typed, pseudonymized {table}; rows that fail validation go to quarantine.{table} "
+                    "with a _reason" + (" (identifiers kept only in restricted.patients)" if table == "patients" else "")
+                    + ".",
+    )
+    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
+               pseudonym: PseudonymKey) -> dg.MaterializeResult:
+        spec = build_specs(pseudonym.key(context.log))[table]
+        with transaction(warehouse) as con:
+            result = stage_table(con, spec, f"raw.{table}")
+            sample = preview(con, f"staging.{table}")
+        if result.quarantined_rows:
+            context.log.warning("%s: %d of %d rows quarantined in quarantine.%s", table,
+                                result.quarantined_rows, result.raw_rows, table)
+        if result.raw_rows == 0 and not SOURCE_TABLES[table].required:
+            context.log.info("%s: no source rows (table absent or empty); staging.%s is empty.", table, table)
+        return dg.MaterializeResult(metadata={
+            "dagster/row_count": result.staged_rows,
+            "raw_rows": result.raw_rows,
+            "quarantined_rows": result.quarantined_rows,
+            "quarantine_reasons": markdown_counts(result.reasons),
+            "preview": sample,
+        })
+
+    return _asset
+
+
+def _row_accounting_check(table: str) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(["staging", table]), name="check_row_accounting", blocking=True,
+        description=f"raw.{table} rows = staging.{table} rows + quarantine.{table} rows: no row is lost.",
+    )
+    def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
+        with warehouse.get_connection() as con:
+            raw = row_count(con, f"raw.{table}")
+            staged = row_count(con, f"staging.{table}")
+            quarantined = row_count(con, f"quarantine.{table}")
+        return dg.AssetCheckResult(
+            passed=raw == staged + quarantined,
+            severity=dg.AssetCheckSeverity.ERROR,
+            metadata={"raw_rows": raw, "staged_rows": staged, "quarantined_rows": quarantined,
+                      "unaccounted_rows": raw - staged - quarantined},
+        )
+
+    return _check
+
+
+staging_assets = [_staging_asset(t) for t in SOURCE_TABLES]
+staging_checks = [_row_accounting_check(t) for t in SOURCE_TABLES]

@@ -1,0 +1,1 @@
+"""Pure library code: SQL builders and algorithms. Nothing here imports Dagster."""

@@ -1,0 +1,52 @@
+"""Runtime settings from the environment (contract section 1), read in one place."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULTS = {
+    "MEDMKT_SOURCE_DIR": "data/raw",
+    "MEDMKT_SOURCE_FORMAT": "canonical",
+    "MEDMKT_SOURCE_MAPPING": "",
+    "MEDMKT_INCOMING_DIR": "data/incoming",
+    "MEDMKT_WAREHOUSE": "data/warehouse.duckdb",
+    "MLFLOW_TRACKING_URI": "sqlite:///data/mlflow/mlflow.db",
+    "MEDMKT_EXPORT_DIR": "data/exports",
+    "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
+}
+SOURCE_FORMATS = ("canonical", "synthea", "mapped")
+
+
+def env(name: str) -> str:
+    """The variable's value, or its documented default when unset or blank."""
+    value = os.environ.get(name, "").strip()
+    return value or DEFAULTS[name]
+
+
+@dataclass(frozen=True)
+class Settings:
+    source_dir: Path
+    source_format: str
+    source_mapping: str
+    incoming_dir: Path
+    warehouse: Path
+    mlflow_tracking_uri: str
+    export_dir: Path
+    mlflow_ui: str
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        fmt = env("MEDMKT_SOURCE_FORMAT").lower()
+        if fmt not in SOURCE_FORMATS:
+            raise ValueError(f"MEDMKT_SOURCE_FORMAT={fmt!r}: expected one of {', '.join(SOURCE_FORMATS)}")
+        return cls(
+            source_dir=Path(env("MEDMKT_SOURCE_DIR")),
+            source_format=fmt,
+            source_mapping=env("MEDMKT_SOURCE_MAPPING"),
+            incoming_dir=Path(env("MEDMKT_INCOMING_DIR")),
+            warehouse=Path(env("MEDMKT_WAREHOUSE")),
+            mlflow_tracking_uri=env("MLFLOW_TRACKING_URI"),
+            export_dir=Path(env("MEDMKT_EXPORT_DIR")),
+            mlflow_ui=env("MEDMKT_MLFLOW_UI"),
+        )

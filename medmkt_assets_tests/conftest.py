@@ -1,0 +1,88 @@
+"""Shared fixtures: a tiny hand-written canonical source whose answers are known."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.resources import MlflowTracker, PseudonymKey, SourceFiles
+
+TEST_KEY = "test-key-0123456789"
+
+TINY_SOURCE = {
+    "patients": """\
+        patient_id,full_name,gender,birth_date,phone,email,address,city,region,postal_code,insurance_type,registered_at
+        P1,王芳,女,1950-03-04,+86 13800000001,a@example.com,1 Road,Shenzhen,Guangdong,518000,public,2023-01-01
+          P2 ,Li Wei,male,1990-06-01,+86 13800000002,b@example.com,2 Road,Guangzhou,Guangdong,510000,commercial,2023-02-01
+        P3,Zhang San,x,1985-13-40,+86 13800000003,c@example.com,3 Road,Beijing,Beijing,100000,self_pay,2023-03-01
+        P4,Chen Jing,F,2001-01-01,+86 13800000004,d@example.com,4 Road,Beijing,Beijing,100001,public,2023-04-01
+        P1,Duplicate,F,1950-03-04,,,,Shenzhen,Guangdong,518000,public,2023-01-01
+        ,No Id,M,1970-01-01,,,,Beijing,Beijing,100000,public,2023-01-01
+        P5,New Patient,U,1930-01-01,,,,Beijing,Beijing,100002,public,2024-01-01
+        """,
+    "products": """\
+        product_id,name,category,kind,unit_price,rx_only,description
+        A,Metformin,Diabetes Care,drug,10.0,true,diabetes tablets
+        B,Glucose meter,diabetes_care,device,50,false,blood glucose meter
+        C,Checkup,checkup,service,100,no,annual checkup
+        D,Bad price,checkup,service,-5,no,negative price
+        """,
+    "orders": """\
+        order_id,line_no,patient_id,product_id,ordered_at,quantity,unit_price,channel,facility_id
+        O1,1,P1,A,2024-01-10T10:00:00,2,9.5,Store,F1
+        O1,2,P1,B,2024-01-10T10:00:00,1,50,store,F1
+        O2,1,P1,A,2024-03-01,1,10,web,F1
+        O3,1,P2 ,C,2024-02-01,1,100,app,F2
+        O3,1,P2,C,2024-02-01,1,100,app,F2
+        O4,1,P9,A,2024-02-01,1,10,app,F2
+        O5,1,P4,A,2024-02-01,-1,10,app,F2
+        O6,1,P4,   ,2024-02-01,1,10,app,F2
+        O7,1,P4,C,not-a-date,1,10,app,F2
+        O8,1,P4,D,2024-02-01,1,10,app,F2
+        O9,1,P4,C,2024-04-01,1,,clinic,F2
+        """,
+}
+
+
+def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, body in (tables or TINY_SOURCE).items():
+        (folder / f"{table}.csv").write_text(textwrap.dedent(body), encoding="utf-8")
+    return folder
+
+
+def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
+    return {
+        "sources": SourceFiles(source_dir=str(source_dir)),
+        "warehouse": DuckDBResource(database=str(warehouse)),
+        "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
+        "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
+    }
+
+
+@pytest.fixture
+def pseudonym_env(monkeypatch):
+    monkeypatch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
+    return TEST_KEY
+
+
+@pytest.fixture
+def workdir(tmp_path) -> dict:
+    return {
+        "source": tmp_path / "source",
+        "warehouse": tmp_path / "warehouse.duckdb",
+        "mlflow": f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}",
+    }
+
+
+def materialize_all(definitions: dg.Definitions, resources: dict, selection: str = "*") -> dg.ExecuteInProcessResult:
+    """Materialize the selected assets (and their checks) in process with the given resources."""
+    graph = definitions.resolve_asset_graph()
+    assets = list(definitions.assets or [])
+    checks = list(definitions.asset_checks or [])
+    return dg.materialize(
+        assets=assets + checks, resources=resources, selection=selection, raise_on_error=False,
+    )
