@@ -16,6 +16,7 @@ def build_resources(settings: Settings) -> dict:
             source_format=settings.source_format,
             source_mapping=settings.source_mapping,
             generate_demo_when_empty=str(settings.source_dir) == DEFAULTS["MEDMKT_SOURCE_DIR"],
+            incoming_dir=str(settings.incoming_dir),
         ),
         "warehouse": DuckDBResource(database=str(settings.warehouse)),
         "pseudonym": PseudonymKey(),

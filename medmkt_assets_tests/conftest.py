@@ -56,7 +56,7 @@ def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Pat
 
 def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
     return {
-        "sources": SourceFiles(source_dir=str(source_dir)),
+        "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
         "warehouse": DuckDBResource(database=str(warehouse)),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
@@ -78,9 +78,9 @@ def workdir(tmp_path) -> dict:
     }
 
 
-def materialize_all(definitions: dg.Definitions, resources: dict, selection: str = "*") -> dg.ExecuteInProcessResult:
+def materialize_all(definitions: dg.Definitions, resources: dict,
+                    selection: str | dg.AssetSelection = "*") -> dg.ExecuteInProcessResult:
     """Materialize the selected assets (and their checks) in process with the given resources."""
-    graph = definitions.resolve_asset_graph()
     assets = list(definitions.assets or [])
     checks = list(definitions.asset_checks or [])
     return dg.materialize(

@@ -11,7 +11,7 @@ from pydantic import Field
 
 from medmkt_assets.lib import tracking
 from medmkt_assets.lib.pseudonym import DEVELOPMENT_KEY
-from medmkt_assets.lib.sources import find_source_file
+from medmkt_assets.lib.sources import SOURCE_SUFFIXES, find_source_file
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -23,13 +23,33 @@ class SourceFiles(dg.ConfigurableResource):
     generate_demo_when_empty: bool = Field(
         default=False, description="Generate demo data into source_dir when it holds no source files.")
     demo_patients: int = Field(default=20_000, description="Patients in generated demo data.")
+    incoming_dir: str = Field(default="data/incoming",
+                              description="Drop zone of incoming batches (MEDMKT_INCOMING_DIR).")
 
     @property
     def path(self) -> Path:
         return Path(self.source_dir)
 
+    @property
+    def accepted_dir(self) -> Path:
+        """Where the file sensor keeps batches it accepted; they are part of the source."""
+        return Path(self.incoming_dir) / "_accepted"
+
     def locate(self, table: str) -> Path | None:
+        """The table's main source file, if any."""
         return find_source_file(self.path, table)
+
+    def batches(self, table: str) -> list[Path]:
+        """Accepted incoming batches of the table, oldest name first."""
+        folder = self.accepted_dir / table
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES)
+
+    def files(self, table: str) -> list[Path]:
+        """Every file that makes up the table: the main file, then accepted batches."""
+        main = self.locate(table)
+        return ([main] if main else []) + self.batches(table)
 
 
 class PseudonymKey(dg.ConfigurableResource):

@@ -3,7 +3,8 @@
 Every column is read as text (types are parsed later, in staging, where a bad value
 becomes a quarantine row instead of a failed load), header names are matched
 case-insensitively, and each row keeps `_source_file` and `_source_row` (1-based data
-row in its file) so any staged or quarantined row can be traced back.
+row in its file) so any staged or quarantined row can be traced back. A table may come
+from several files: the source file plus accepted incoming batches.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class SourceError(Exception):
 @dataclass
 class RawLoad:
     table: str
-    source_file: str | None
+    source_files: list[str]
     rows: int
     extra_columns: list[str] = field(default_factory=list)
     missing_optional_columns: list[str] = field(default_factory=list)
@@ -53,7 +54,7 @@ def sql_literal(value: str) -> str:
 
 
 def scan_sql(path: Path) -> str:
-    """A DuckDB table function reading every column of the file as text, with row numbers."""
+    """A DuckDB table function reading every column of the file as text."""
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
     return (
@@ -62,27 +63,23 @@ def scan_sql(path: Path) -> str:
     )
 
 
-def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path | None,
-                   target: str) -> RawLoad:
-    """(Re)create `target` from the file at `path`, or as an empty table when it is absent.
+def empty_table_sql(spec: SourceTable) -> str:
+    cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote_ident(c)}" for c in spec.columns)
+    return (f"SELECT {cols}, CAST(NULL AS VARCHAR) AS _source_file, "
+            "CAST(NULL AS BIGINT) AS _source_row LIMIT 0")
 
-    The target holds the contract columns (missing optional ones as NULL), any extra
-    columns of the file (kept, never silently dropped), `_source_file` and `_source_row`.
-    """
-    if path is None:
-        cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {quote_ident(c)}" for c in spec.columns)
-        con.execute(
-            f"CREATE OR REPLACE TABLE {target} AS SELECT {cols}, "
-            "CAST(NULL AS VARCHAR) AS _source_file, CAST(NULL AS BIGINT) AS _source_row LIMIT 0"
-        )
-        return RawLoad(spec.name, None, 0)
 
+def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, landing: str) -> tuple[str, RawLoad]:
+    """Copy one file into a temp table and return a SELECT mapping it onto the contract columns."""
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: the file is empty (expected a header row with columns "
                           f"{', '.join(spec.required_columns)})")
     scan = scan_sql(path)
     try:
-        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        # CSV scans have no row-number column: land the file first (insertion order is
+        # preserved), then number the rows in that order.
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan}")
+        described = con.execute(f"DESCRIBE {landing}").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({_first_line(exc)})") from exc
 
@@ -94,15 +91,13 @@ def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path
         if key in by_lower:
             raise SourceError(f"{path}: column '{key}' appears twice (as '{by_lower[key]}' and '{name}')")
         by_lower[key] = name
-
     missing_required = [c for c in spec.required_columns if c not in by_lower]
     if missing_required:
         raise SourceError(
             f"{path}: required column '{missing_required[0]}' is missing "
             f"(found columns: {', '.join(by_lower) or 'none'})"
         )
-    select = []
-    missing_optional = []
+    select, missing_optional = [], []
     for column in spec.columns:
         if column in by_lower:
             select.append(f"CAST({quote_ident(by_lower[column])} AS VARCHAR) AS {quote_ident(column)}")
@@ -111,21 +106,59 @@ def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path
             select.append(f"CAST(NULL AS VARCHAR) AS {quote_ident(column)}")
     extras = [c for c in by_lower if c not in spec.columns and not c.startswith("_source")]
     select += [f"CAST({quote_ident(by_lower[c])} AS VARCHAR) AS {quote_ident(c)}" for c in extras]
+    row_no = "file_row_number + 1" if path.suffix.lower() == ".parquet" else "row_number() OVER (ORDER BY rowid)"
+    sql = (f"SELECT {', '.join(select)}, {sql_literal(str(path))} AS _source_file, "
+           f"CAST({row_no} AS BIGINT) AS _source_row FROM {landing}")
+    return sql, RawLoad(spec.name, [str(path)], 0, extras, missing_optional)
+
+
+def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, paths: list[Path],
+                   target: str) -> RawLoad:
+    """(Re)create `target` from the files (in order), or as an empty table when there are none.
+
+    The target holds the contract columns (missing optional ones as NULL), any extra
+    columns of the files (kept, never silently dropped), `_source_file` and `_source_row`.
+    """
+    if not paths:
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS {empty_table_sql(spec)}")
+        return RawLoad(spec.name, [], 0)
+    selects, loads = [], []
+    for i, path in enumerate(paths):
+        sql, load = _land_file(con, spec, path, f"_medmkt_load_{i}")
+        selects.append(sql)
+        loads.append(load)
     try:
-        # CSV scans have no row-number column: land the file first (insertion order is
-        # preserved), then number the rows by rowid.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_load AS SELECT * FROM {scan}")
-        row_no = "file_row_number + 1" if path.suffix.lower() == ".parquet" else "row_number() OVER (ORDER BY rowid)"
-        con.execute(
-            f"CREATE OR REPLACE TABLE {target} AS SELECT {', '.join(select)}, "
-            f"{sql_literal(str(path))} AS _source_file, CAST({row_no} AS BIGINT) AS _source_row "
-            "FROM _medmkt_load ORDER BY _source_row"
-        )
-        con.execute("DROP TABLE _medmkt_load")
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM ("
+                    + " UNION ALL BY NAME ".join(f"({s})" for s in selects)
+                    + ") ORDER BY _source_file, _source_row")
     except duckdb.Error as exc:
-        raise SourceError(f"{path}: could not be loaded ({_first_line(exc)})") from exc
+        raise SourceError(f"{paths[0]}: could not be loaded ({_first_line(exc)})") from exc
+    finally:
+        for i in range(len(paths)):
+            con.execute(f"DROP TABLE IF EXISTS _medmkt_load_{i}")
     rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
-    return RawLoad(spec.name, str(path), rows, extras, missing_optional)
+    extras = sorted({c for load in loads for c in load.extra_columns})
+    missing = sorted(set.intersection(*(set(load.missing_optional_columns) for load in loads)))
+    return RawLoad(spec.name, [str(p) for p in paths], rows, extras, missing)
+
+
+def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, select_sql: str | None,
+                         target: str, label: str) -> RawLoad:
+    """(Re)create `target` from an adapter's SELECT that yields the contract columns as text
+    plus `_source_file` and `_source_row` (None: the format has no such table)."""
+    if select_sql is None:
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS {empty_table_sql(spec)}")
+        return RawLoad(spec.name, [], 0)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS {select_sql}")
+    except duckdb.Error as exc:
+        raise SourceError(f"{label}: could not be mapped onto table {spec.name} ({_first_line(exc)})") from exc
+    have = {r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()}
+    missing = [c for c in spec.columns if c not in have]
+    for column in missing:
+        con.execute(f"ALTER TABLE {target} ADD COLUMN {quote_ident(column)} VARCHAR")
+    rows = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+    return RawLoad(spec.name, [label], rows, [], missing)
 
 
 def _first_line(exc: Exception) -> str:

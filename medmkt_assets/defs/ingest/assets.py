@@ -1,5 +1,4 @@
 """Raw assets: an inventory of the source files, then one raw table per contract table."""
-
 import hashlib
 from pathlib import Path
 
@@ -9,8 +8,9 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, transaction
+from medmkt_assets.lib.adapters import adapter_files, open_adapter
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError, load_raw_table
+from medmkt_assets.lib.sources import SourceError, load_raw_from_select, load_raw_table
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
 
@@ -23,47 +23,52 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@dg.asset(key=SOURCE_INVENTORY, group_name="ingest", kinds={"duckdb", "file"}, pool=WAREHOUSE_POOL)
-def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
-                 warehouse: DuckDBResource) -> dg.MaterializeResult:
-    """Inventory of the source files (path, size, content hash); demo data is generated when the default folder is empty."""
-    if sources.source_format != "canonical":
-        raise dg.Failure(f"MEDMKT_SOURCE_FORMAT={sources.source_format} is not available in this build; "
-                         "use canonical source files (see README 'Bring your own data').")
-    present = {t: sources.locate(t) for t in SOURCE_TABLES}
+def _canonical_inventory(context: dg.AssetExecutionContext, sources: SourceFiles) -> list[dict]:
+    present = {t: sources.files(t) for t in SOURCE_TABLES}
     if sources.generate_demo_when_empty and not any(present.values()):
         from medmkt_assets.demo_data import generate  # heavy import only when needed
 
         context.log.info("No source files in %s: generating %d demo patients there.",
                          sources.source_dir, sources.demo_patients)
         generate(sources.path, patients=sources.demo_patients)
-        present = {t: sources.locate(t) for t in SOURCE_TABLES}
-
-    missing = [t for t, spec in SOURCE_TABLES.items() if spec.required and present[t] is None]
+        present = {t: sources.files(t) for t in SOURCE_TABLES}
+    missing = [t for t, spec in SOURCE_TABLES.items() if spec.required and not present[t]]
     if missing:
         raise dg.Failure(
             f"Required source table(s) missing in {sources.source_dir}: "
             + ", ".join(f"{t} (expected {t}.csv or {t}.parquet)" for t in missing)
         )
-    rows = [
-        {"table": t, "required": SOURCE_TABLES[t].required, "present": p is not None,
-         "file": str(p) if p else None, "bytes": p.stat().st_size if p else None,
-         "sha256": _sha256(p) if p else None}
-        for t, p in present.items()
-    ]
-    inventory = pd.DataFrame(rows)
-    with transaction(warehouse) as con:
-        con.register("inventory_df", inventory)
-        con.execute("CREATE OR REPLACE TABLE ops.source_files AS SELECT *, now() AS inventoried_at FROM inventory_df")
-        con.unregister("inventory_df")
-    absent = [t for t, p in present.items() if p is None]
+    absent = [t for t, files in present.items() if not files]
     if absent:
         context.log.warning("Optional source tables absent (their assets will be empty and say so): %s",
                             ", ".join(absent))
+    return [{"table": t, "file": str(p)} for t, files in present.items() for p in files]
+
+
+@dg.asset(key=SOURCE_INVENTORY, group_name="ingest", kinds={"duckdb", "file"}, pool=WAREHOUSE_POOL)
+def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
+                 warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Inventory of the source files (path, size, content hash); demo data is generated when the default folder is empty."""
+    with transaction(warehouse) as con:
+        if sources.source_format == "canonical":
+            rows = _canonical_inventory(context, sources)
+        else:
+            try:
+                adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
+            except SourceError as exc:
+                raise dg.Failure(description=str(exc)) from None
+            rows = [{"table": None, "file": str(p)} for p in adapter_files(adapter)]
+        inventory = pd.DataFrame(rows, columns=["table", "file"])
+        inventory["bytes"] = [Path(f).stat().st_size for f in inventory["file"]]
+        inventory["sha256"] = [_sha256(Path(f)) for f in inventory["file"]]
+        con.register("inventory_df", inventory)
+        con.execute("CREATE OR REPLACE TABLE ops.source_files AS "
+                    "SELECT *, now() AS inventoried_at FROM inventory_df")
+        con.unregister("inventory_df")
     return dg.MaterializeResult(metadata={
         "source_dir": str(sources.source_dir),
-        "tables_present": int(inventory["present"].sum()),
-        "tables_absent": dg.MetadataValue.text(", ".join(absent) or "none"),
+        "source_format": sources.source_format,
+        "files": len(inventory),
         "inventory": dg.MetadataValue.md(inventory.drop(columns=["sha256"]).to_markdown(index=False)),
     })
 
@@ -79,22 +84,26 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, sources: SourceFiles,
                warehouse: DuckDBResource) -> dg.MaterializeResult:
-        path = sources.locate(table)
         try:
             with transaction(warehouse) as con:
-                load = load_raw_table(con, spec, path, f"raw.{table}")
+                if sources.source_format == "canonical":
+                    load = load_raw_table(con, spec, sources.files(table), f"raw.{table}")
+                else:
+                    adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
+                    load = load_raw_from_select(con, spec, adapter.select(table), f"raw.{table}",
+                                                f"{sources.source_format} export {sources.source_dir}")
                 sample = preview(con, f"raw.{table}")
         except SourceError as exc:
             raise dg.Failure(description=str(exc)) from None
-        if path is None:
-            context.log.warning("Source table %s is absent from %s: raw.%s is empty, its dependants "
-                                "will be empty too.", table, sources.source_dir, table)
+        if not load.source_files:
+            context.log.warning("Source table %s is absent (%s source): raw.%s is empty, its dependants "
+                                "will be empty too.", table, sources.source_format, table)
         if load.extra_columns:
             context.log.info("%s: extra columns kept in raw.%s but not staged: %s",
-                             path, table, ", ".join(load.extra_columns))
+                             table, table, ", ".join(load.extra_columns))
         return dg.MaterializeResult(metadata={
             "dagster/row_count": load.rows,
-            "source_file": dg.MetadataValue.path(load.source_file) if load.source_file else "absent",
+            "source_files": dg.MetadataValue.text("\n".join(load.source_files) or "absent"),
             "extra_columns": ", ".join(load.extra_columns) or "none",
             "missing_optional_columns": ", ".join(load.missing_optional_columns) or "none",
             "preview": sample,

@@ -1,0 +1,150 @@
+"""Synthea and mapped exports run through the same staging as canonical files."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from medmkt_assets.definitions import build_definitions
+from medmkt_assets.defs.resources import SourceFiles
+from medmkt_assets.lib.adapters.mapped import MappedExport
+from medmkt_assets.lib.adapters.synthea import SyntheaExport
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.settings import Settings
+from medmkt_assets_tests.conftest import make_resources, materialize_all
+
+SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea_sample"
+INGEST_AND_PROFILES = dg.AssetSelection.groups("ingest", "staging", "profiles")
+
+
+def _resources(workdir, source: Path, fmt: str, mapping: str = "") -> dict:
+    resources = make_resources(source, workdir["warehouse"], workdir["mlflow"])
+    resources["sources"] = SourceFiles(source_dir=str(source), source_format=fmt, source_mapping=mapping,
+                                       incoming_dir=str(workdir["warehouse"].parent / "incoming"))
+    return resources
+
+
+def test_synthea_sample_maps_onto_canonical_tables():
+    con = duckdb.connect()
+    export = SyntheaExport(con, SYNTHEA)
+    assert export.version == "3.x"
+    patients = con.execute(export.select("patients")).fetchdf()
+    assert len(patients) == 111 and patients["patient_id"].is_unique
+    assert set(patients["insurance_type"].dropna()) <= {"public", "commercial", "self_pay"}
+    orders = con.execute(export.select("orders")).fetchdf()
+    # one order per encounter: (order_id, line_no) unique, every line's order is an encounter
+    assert not orders.duplicated(["order_id", "line_no"]).any()
+    encounters = con.execute(f"SELECT Id FROM read_csv('{SYNTHEA / 'encounters.csv'}')").fetchdf()
+    assert set(orders["order_id"]) <= set(encounters["Id"])
+    products = con.execute(export.select("products")).fetchdf()
+    assert products["product_id"].is_unique
+    assert (products.loc[products["product_id"].str.startswith("imm:"), "category"] == "vaccination").all()
+    assert export.select("campaigns") is None and export.select("consents") is None
+
+
+def test_synthea_2x_payer_layout_is_detected_and_unknown_layout_refused(tmp_path):
+    for f in SYNTHEA.glob("*.csv"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    transitions = tmp_path / "payer_transitions.csv"
+    lines = transitions.read_text().splitlines()
+    header = lines[0].replace("START_DATE", "START_YEAR").replace("END_DATE", "END_YEAR")
+    transitions.write_text("\n".join([header] + [l.replace("T", " ", 0) for l in lines[1:]]) + "\n")
+    assert SyntheaExport(duckdb.connect(), tmp_path).version == "2.x"
+    transitions.write_text(header.replace("START_YEAR", "BEGIN") + "\n")
+    with pytest.raises(SourceError, match="payer_transitions.csv.*START_DATE"):
+        SyntheaExport(duckdb.connect(), tmp_path)
+    (tmp_path / "patients.csv").write_text("Id,NAME\n1,x\n")
+    with pytest.raises(SourceError, match="patients.csv: column 'BIRTHDATE' is missing"):
+        SyntheaExport(duckdb.connect(), tmp_path)
+
+
+def test_synthea_sample_runs_through_the_pipeline(workdir, pseudonym_env):
+    defs = build_definitions(Settings.from_env())
+    result = materialize_all(defs, _resources(workdir, SYNTHEA, "synthea"), INGEST_AND_PROFILES)
+    assert result.success
+    con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    deceased = con.execute("SELECT count(*) FROM staging.patients WHERE is_deceased").fetchall()[0][0]
+    expected_dead = con.execute(
+        f"SELECT count(*) FROM read_csv('{SYNTHEA / 'patients.csv'}', all_varchar=true) "
+        "WHERE DEATHDATE IS NOT NULL").fetchall()[0][0]
+    assert deceased == expected_dead
+    assert con.execute("SELECT count(*) FROM marts.patient_profiles").fetchall()[0][0] == 111
+    for table in ("patients", "products", "orders", "diagnoses", "campaigns"):
+        raw, staged, quarantined = con.execute(
+            f"SELECT (SELECT count(*) FROM raw.{table}), (SELECT count(*) FROM staging.{table}), "
+            f"(SELECT count(*) FROM quarantine.{table})").fetchall()[0]
+        assert raw == staged + quarantined
+    assert con.execute("SELECT count(*) FROM staging.campaigns").fetchall()[0][0] == 0
+
+
+RETAIL = """\
+InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/2010 8:26,2.55,17850,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/2010 8:26,3.39,17850,United Kingdom
+536366,22633,"HAND WARMER UNION JACK, RED",6,12/1/2010 8:28,1.85,17850,United Kingdom
+536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/2010 8:34,1.69,13047,United Kingdom
+C536379,D,Discount,-1,12/1/2010 9:41,27.5,14527,United Kingdom
+536414,22139,RETROSPOT TEA SET CERAMIC 11 PC ,56,12/1/2010 11:52,0,,United Kingdom
+"""
+MAPPING = """\
+tables:
+  patients:
+    file: retail.csv
+    distinct_on: patient_id
+    columns:
+      patient_id: CustomerID
+      region: Country
+  products:
+    file: retail.csv
+    distinct_on: product_id
+    columns:
+      product_id: StockCode
+      name: Description
+      category: {constant: retail}
+      unit_price: UnitPrice
+  orders:
+    file: retail.csv
+    columns:
+      order_id: InvoiceNo
+      line_no: {sql: "row_number() OVER (PARTITION BY InvoiceNo ORDER BY _source_row)"}
+      patient_id: CustomerID
+      product_id: StockCode
+      ordered_at: {column: InvoiceDate, format: "%m/%d/%Y %H:%M"}
+      quantity: Quantity
+      unit_price: UnitPrice
+      channel: {constant: online}
+"""
+
+
+def test_mapped_retail_export_runs_and_quarantines_cancellations(tmp_path, workdir, pseudonym_env):
+    (tmp_path / "retail.csv").write_text(RETAIL)
+    (tmp_path / "mapping.yaml").write_text(MAPPING)
+    defs = build_definitions(Settings.from_env())
+    result = materialize_all(defs, _resources(workdir, tmp_path, "mapped", str(tmp_path / "mapping.yaml")),
+                             INGEST_AND_PROFILES)
+    assert result.success
+    con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    reasons = dict(con.execute("SELECT order_id, _reason FROM quarantine.orders").fetchall())
+    assert reasons == {"C536379": "quantity is zero or negative (cancellation or return)",
+                       "536414": "patient_id is missing or blank"}
+    assert con.execute("SELECT count(*) FROM staging.orders").fetchall()[0][0] == 4
+    assert con.execute("SELECT ordered_at::VARCHAR FROM staging.orders WHERE order_id = '536367'"
+                       ).fetchall() == [("2010-12-01 08:34:00",)]
+    # three customers (one row without a CustomerID is quarantined)
+    assert con.execute("SELECT count(*) FROM staging.patients").fetchall()[0][0] == 3
+
+
+def test_mapping_errors_name_the_file_and_column(tmp_path):
+    (tmp_path / "retail.csv").write_text(RETAIL)
+    (tmp_path / "mapping.yaml").write_text(MAPPING.replace("patient_id: CustomerID\n      region", "patient_id: Customer\n      region"))
+    with pytest.raises(SourceError, match="retail.csv: column 'Customer'"):
+        MappedExport(duckdb.connect(), tmp_path / "mapping.yaml")
+    (tmp_path / "mapping.yaml").write_text(textwrap.dedent("""\
+        tables:
+          orders: {file: retail.csv, columns: {order_id: InvoiceNo}}
+        """))
+    with pytest.raises(SourceError, match="required column 'patient_id' is not mapped"):
+        MappedExport(duckdb.connect(), tmp_path / "mapping.yaml")
