@@ -5,6 +5,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets import defs as stages
+from medmkt_assets.defs import automation
 from medmkt_assets.defs.resources import MlflowTracker, PseudonymKey, SourceFiles
 from medmkt_assets.settings import DEFAULTS, Settings
 
@@ -30,6 +31,9 @@ def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=dg.load_assets_from_package_module(stages),
         asset_checks=dg.load_asset_checks_from_package_module(stages),
+        jobs=automation.jobs,
+        schedules=automation.schedules,
+        sensors=automation.sensors,
         resources=build_resources(settings),
         executor=dg.in_process_executor,
     )

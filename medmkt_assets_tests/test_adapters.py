@@ -148,3 +148,14 @@ def test_mapping_errors_name_the_file_and_column(tmp_path):
         """))
     with pytest.raises(SourceError, match="required column 'patient_id' is not mapped"):
         MappedExport(duckdb.connect(), tmp_path / "mapping.yaml")
+
+
+def test_example_mapping_in_the_repo_is_valid():
+    example = Path(__file__).resolve().parents[1] / "examples" / "retail_mapping.yaml"
+    con = duckdb.connect()
+    export = MappedExport(con, example)
+    orders = con.execute(export.select("orders")).fetchdf()
+    assert len(orders) == 20 and orders["ordered_at"].str.match(r"2010-12-01T\d\d:\d\d:00").all()
+    patients = con.execute(export.select("patients")).fetchdf()
+    assert sorted(patients["patient_id"].dropna()) == ["12583", "13047", "13748", "14527", "15311", "17850"]
+    assert export.select("campaigns") is None
