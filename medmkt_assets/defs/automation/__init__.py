@@ -1,0 +1,4 @@
+"""Jobs, schedules and sensors: how medmkt refreshes itself."""
+jobs: list = []
+schedules: list = []
+sensors: list = []
