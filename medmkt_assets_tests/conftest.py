@@ -86,3 +86,25 @@ def materialize_all(definitions: dg.Definitions, resources: dict,
     return dg.materialize(
         assets=assets + checks, resources=resources, selection=selection, raise_on_error=False,
     )
+
+
+DEMO_PATIENTS = 3000
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(tmp_path_factory) -> dict:
+    """The whole graph materialized once on a small generated demo source (shared by tests)."""
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.demo_data import generate
+    from medmkt_assets.settings import Settings
+
+    root = tmp_path_factory.mktemp("demo_pipeline")
+    source = root / "source"
+    manifest = generate(source, patients=DEMO_PATIENTS, seed=7)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
+        patch.setenv("MEDMKT_EXPORT_DIR", str(root / "exports"))
+        resources = make_resources(source, root / "warehouse.duckdb", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+        result = materialize_all(build_definitions(Settings.from_env()), resources)
+    return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": manifest,
+            "result": result, "truth": source / "_truth", "key": TEST_KEY}

@@ -1,0 +1,142 @@
+"""The fixed demo world: segments, categories, products, bundles, conditions, campaigns.
+
+Everything the analytics should discover is planted here, so tests can check the
+pipeline against the generator's own truth.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+WINDOW_START = np.datetime64("2024-07-01T00:00:00")
+WINDOW_END = np.datetime64("2026-06-30T23:59:59")
+SNAPSHOT = np.datetime64("2026-06-30")
+
+CATEGORIES = ("cardiology", "diabetes_care", "dermatology", "vaccination", "checkup",
+              "respiratory", "womens_health", "pediatrics", "mental_health", "orthopedics")
+CHANNELS = ("store", "online", "app", "phone", "clinic")
+
+# name, share of patients, (age mean, sd), category mix, channel mix, mean orders in two
+# years, price multiplier, digital events per patient, satisfaction mean
+SEGMENTS = (
+    ("young digital", 0.22, (28, 5), {"dermatology": .50, "checkup": .30, "womens_health": .10, "mental_health": .10},
+     {"online": .55, "app": .40, "store": .05}, 5, 0.9, 12, 4.2),
+    ("chronic seniors", 0.24, (74, 6), {"diabetes_care": .45, "cardiology": .40, "orthopedics": .10, "checkup": .05},
+     {"store": .60, "clinic": .35, "phone": .05}, 12, 1.0, 1, 3.7),
+    ("young families", 0.20, (36, 5), {"vaccination": .45, "pediatrics": .40, "respiratory": .10, "checkup": .05},
+     {"store": .50, "app": .45, "online": .05}, 6, 0.8, 5, 4.0),
+    ("affluent wellness", 0.16, (52, 6), {"checkup": .45, "womens_health": .35, "orthopedics": .10, "dermatology": .10},
+     {"online": .50, "phone": .45, "clinic": .05}, 7, 1.9, 6, 4.5),
+    ("mind and breath", 0.18, (43, 12), {"mental_health": .50, "respiratory": .40, "checkup": .10},
+     {"app": .60, "phone": .35, "online": .05}, 8, 1.1, 9, 3.4),
+)
+
+# ICD-10 code, name, linked category, prevalence per segment (in SEGMENTS order)
+CONDITIONS = (
+    ("E11", "Type 2 diabetes mellitus", "diabetes_care", (.01, .45, .01, .05, .03)),
+    ("I10", "Essential (primary) hypertension", "cardiology", (.02, .55, .03, .15, .06)),
+    ("J45", "Asthma", "respiratory", (.03, .02, .12, .02, .40)),
+    ("L40", "Psoriasis", "dermatology", (.12, .01, .01, .05, .02)),
+    ("F32", "Depressive episode", "mental_health", (.08, .03, .03, .03, .45)),
+    ("M17", "Osteoarthritis of knee", "orthopedics", (.00, .30, .00, .08, .02)),
+)
+CONDITION_BOOST = 3.0
+
+# per category: (kind, price median) and product name stems
+CATALOG = {
+    "cardiology": ("drug", 45, ["Amlodipine 5 mg tablets", "Atorvastatin 20 mg tablets", "Metoprolol 50 mg tablets",
+                                "Losartan 50 mg tablets", "Home blood pressure monitor", "ECG screening",
+                                "Aspirin 100 mg tablets", "Cardiology consultation", "Lipid panel test",
+                                "Rosuvastatin 10 mg tablets", "Holter monitoring", "Omega-3 capsules"]),
+    "diabetes_care": ("drug", 40, ["Metformin 500 mg tablets", "Glucose test strips (50)", "Blood glucose meter",
+                                   "Insulin glargine pen", "HbA1c test", "Lancets (100)", "Diabetic foot check",
+                                   "Gliclazide 80 mg tablets", "Sitagliptin 100 mg tablets", "Diabetes nurse visit",
+                                   "Continuous glucose sensor", "Insulin pen needles"]),
+    "dermatology": ("drug", 30, ["Moisturising cream 200 ml", "Hydrocortisone 1% cream", "Sunscreen SPF50",
+                                 "Acne gel", "Dermatology consultation", "Calcipotriol ointment",
+                                 "Skin check (mole mapping)", "Antifungal cream", "Repair serum",
+                                 "Medicated shampoo", "Laser skin treatment", "Eczema emollient"]),
+    "vaccination": ("service", 60, ["Influenza vaccine", "HPV vaccine (9-valent)", "Hepatitis B vaccine",
+                                    "MMR vaccine", "Pneumococcal vaccine", "Rotavirus vaccine", "Varicella vaccine",
+                                    "DTaP booster", "Shingles vaccine", "Rabies vaccine", "Travel vaccine consult",
+                                    "COVID-19 booster"]),
+    "checkup": ("service", 120, ["Annual health checkup - basic", "Annual health checkup - premium",
+                                 "Blood panel", "Eye examination", "Dental checkup", "Hearing test",
+                                 "Bone density scan", "Thyroid test", "Vitamin D test", "Liver function test",
+                                 "Executive health screening", "Chest X-ray"]),
+    "respiratory": ("drug", 35, ["Salbutamol inhaler", "Budesonide inhaler", "Spacer device", "Peak flow meter",
+                                 "Montelukast 10 mg tablets", "Nebuliser", "Spirometry test", "Cough syrup",
+                                 "Saline nasal spray", "Allergy tablets", "Respiratory clinic visit",
+                                 "Fluticasone nasal spray"]),
+    "womens_health": ("service", 80, ["Gynaecology consultation", "Pap smear", "Folic acid tablets",
+                                      "Prenatal vitamins", "Mammography", "Pregnancy test", "Contraceptive pill",
+                                      "Menopause consultation", "Iron supplements", "Ultrasound scan",
+                                      "Breast screening", "Fertility consultation"]),
+    "pediatrics": ("service", 50, ["Paediatric consultation", "Children's paracetamol syrup", "Growth check",
+                                   "Children's vitamins", "Oral rehydration salts", "Baby thermometer",
+                                   "Infant formula consult", "Children's ibuprofen", "Well-child visit",
+                                   "Nappy rash cream", "Children's allergy syrup", "Developmental screening"]),
+    "mental_health": ("service", 90, ["Psychotherapy session", "Sertraline 50 mg tablets", "Online CBT course",
+                                      "Psychiatry consultation", "Sleep clinic visit", "Escitalopram 10 mg tablets",
+                                      "Stress management class", "Mindfulness app subscription",
+                                      "Group therapy session", "Melatonin tablets", "Anxiety screening",
+                                      "Counselling session"]),
+    "orthopedics": ("device", 70, ["Knee brace", "Physiotherapy session", "Orthopaedic consultation",
+                                   "Glucosamine tablets", "Diclofenac gel", "Walking stick", "Back support belt",
+                                   "Joint X-ray", "Orthotic insoles", "Hydrotherapy session",
+                                   "Hyaluronic acid injection", "Compression stockings"]),
+}
+DRUG_WORDS = ("tablets", "cream", "inhaler", "syrup", "spray", "ointment", "gel", "capsules", "pen", "shampoo",
+              "vitamins", "supplements", "pill", "salts")
+DEVICE_WORDS = ("monitor", "meter", "strips", "lancets", "device", "nebuliser", "brace", "stick", "belt",
+                "insoles", "stockings", "thermometer", "sensor", "needles")
+
+# (antecedent name, consequent name, planted probability that B joins an order with A)
+BUNDLES = (
+    ("Blood glucose meter", "Glucose test strips (50)", 0.80),
+    ("Metformin 500 mg tablets", "Diabetic foot check", 0.55),
+    ("Salbutamol inhaler", "Spacer device", 0.70),
+    ("Influenza vaccine", "Pneumococcal vaccine", 0.60),
+    ("Dermatology consultation", "Repair serum", 0.65),
+    ("Psychotherapy session", "Mindfulness app subscription", 0.75),
+)
+
+# campaign_id, name, purpose, channel, target category, start, end, cost per contact, uplift
+PAST_CAMPAIGNS = (
+    ("C001", "Diabetes care spring offer", "marketing", "sms", "diabetes_care", "2025-01-15", "2025-02-15", 0.05, 0.06),
+    ("C002", "Skin care relaunch", "marketing", "email", "dermatology", "2025-03-01", "2025-03-31", 0.02, 0.04),
+    ("C003", "Checkup awareness push", "marketing", "app_push", "checkup", "2025-06-01", "2025-06-30", 0.01, 0.0),
+    ("C004", "Blood pressure refill reminder", "refill_reminder", "sms", "cardiology", "2025-09-01", "2025-09-30", 0.05, 0.08),
+    ("C005", "Flu season education", "health_education", "wechat", "vaccination", "2025-11-01", "2025-11-30", 0.03, 0.03),
+    ("C006", "Women's health week", "marketing", "call", "womens_health", "2026-02-01", "2026-02-28", 0.80, 0.05),
+)
+PLANNED_CAMPAIGNS = (
+    ("C007", "Diabetes care summer programme", "marketing", "sms", "diabetes_care", "2026-07-15", "2026-08-15", 0.05, 0.06),
+    ("C008", "Dermatology autumn offer", "marketing", "email", "dermatology", "2026-08-01", "2026-08-31", 0.02, 0.04),
+)
+
+REGIONS = {
+    "Guangdong": (("Guangzhou", "510"), ("Shenzhen", "518"), ("Foshan", "528")),
+    "Beijing": (("Beijing", "100"),),
+    "Shanghai": (("Shanghai", "200"),),
+    "Zhejiang": (("Hangzhou", "310"), ("Ningbo", "315")),
+    "Jiangsu": (("Nanjing", "210"), ("Suzhou", "215")),
+    "Sichuan": (("Chengdu", "610"), ("Mianyang", "621")),
+    "Hubei": (("Wuhan", "430"), ("Yichang", "443")),
+    "Shandong": (("Jinan", "250"), ("Qingdao", "266")),
+}
+SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈")
+GIVEN = list("伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华玉萍红娥玲芬燕彬斌宇浩凯健俊帆帅旭宁")
+STREETS = ("人民路", "解放路", "中山路", "建设路", "和平路", "新华路", "长江路", "黄河路", "南京路", "北京路")
+COMMENTS = {
+    "low": ("等待时间太长", "服务态度一般，需要改进", "价格偏贵", "预约系统不好用", "药品缺货，很失望"),
+    "mid": ("还可以，下次再来", "医生讲解比较清楚", "环境不错，但排队较久", "线上下单方便", "总体满意"),
+    "high": ("服务很好，医生很耐心", "非常专业，强烈推荐", "护士很细心", "体验很好，会推荐给家人",
+             "送药很快，包装很好", "检查流程很顺畅"),
+}
+QUERIES = {
+    "cardiology": ("降压药", "blood pressure monitor", "胆固醇"), "diabetes_care": ("血糖仪", "metformin", "糖尿病饮食"),
+    "dermatology": ("祛痘", "sunscreen", "湿疹"), "vaccination": ("HPV疫苗", "flu shot", "疫苗预约"),
+    "checkup": ("体检套餐", "health checkup", "体检报告"), "respiratory": ("哮喘", "inhaler", "过敏性鼻炎"),
+    "womens_health": ("孕检", "mammogram", "叶酸"), "pediatrics": ("儿童发烧", "children vitamins", "疫苗接种时间"),
+    "mental_health": ("失眠", "therapy online", "焦虑"), "orthopedics": ("膝盖疼", "physiotherapy", "护膝"),
+}
