@@ -346,5 +346,5 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
-    for schema in ("raw", "restricted", "quarantine", "staging", "marts", "ops"):
+    for schema in ("raw", "restricted", "quarantine", "staging", "features", "marts", "ops"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import mlflow.sklearn
 from mlflow.tracking import MlflowClient
 
 
@@ -46,3 +47,42 @@ def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
 def promote_champion(tracking_uri: str, model_name: str, version: str | int, alias: str = "champion") -> None:
     """Point the registry alias at a model version (the reviewer-facing 'champion')."""
     MlflowClient(tracking_uri).set_registered_model_alias(model_name, alias, str(version))
+
+
+def log_figure(figure, artifact_file: str) -> None:
+    """Log a matplotlib figure as PNG into the active run and free it."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(figure, artifact_file)
+    plt.close(figure)
+
+
+def log_frame(frame, artifact_file: str) -> None:
+    """Log a small table as a CSV artifact of the active run."""
+    mlflow.log_text(frame.to_csv(index=False), artifact_file)
+
+
+def log_model(model, example, registered_name: str, promote: bool = True, alias: str = "champion") -> str:
+    """Log a scikit-learn compatible model with its signature, register it, optionally alias it.
+
+    Requirements are given explicitly so logging does not re-import the environment. The
+    model is stored with skops (MLflow's safe format); our own classes in it are declared
+    trusted, and only those. Returns the registered version.
+    """
+    import sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+
+    trusted = [t for t in skops.io.get_untrusted_types(data=skops.io.dumps(model))
+               if t.startswith(("medmkt_assets.", "numpy.", "scipy.", "sklearn."))]
+
+    signature = infer_signature(example, model.predict(example))
+    info = mlflow.sklearn.log_model(
+        model, name="model", signature=signature, registered_model_name=registered_name,
+        pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
+        skops_trusted_types=trusted,
+    )
+    version = str(info.registered_model_version)
+    if promote:
+        promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)
+    return version

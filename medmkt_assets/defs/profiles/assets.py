@@ -4,6 +4,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
+from medmkt_assets.lib.features import build_patient_features, feature_columns
 from medmkt_assets.lib.suppression import suppress_frame
 from medmkt_assets.lib.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
 
@@ -53,5 +54,25 @@ def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
         "dagster/row_count": n,
         "suppressed_cells": suppressed,
         "top_categories_published": dg.MetadataValue.md(by_category.to_markdown(index=False)),
+        "preview": sample,
+    })
+
+
+@dg.asset(
+    key=["features", "patient_features"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events"),
+)
+def patient_features(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Model-ready features per patient (RFM, category and channel shares, conditions, surveys, digital use)."""
+    with transaction(warehouse) as con:
+        vocabulary = build_patient_features(con, "features.patient_features")
+        n = row_count(con, "features.patient_features")
+        columns = feature_columns(con, "features.patient_features")
+        sample = preview(con, "features.patient_features")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "feature_columns": len(columns),
+        "categories": ", ".join(vocabulary["cat"]),
+        "conditions": ", ".join(vocabulary["cond"]) or "(no diagnoses)",
         "preview": sample,
     })

@@ -1,0 +1,1 @@
+"""Segmentation stage: patient segments and their summary."""

@@ -1,0 +1,103 @@
+"""marts.patient_segments and marts.segment_summary (contract section 4, issue 5)."""
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from mlflow import log_metrics, log_params
+from pydantic import Field
+
+from medmkt_assets.defs.resources import MlflowTracker
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.lib import plots, tracking
+from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.segments import label_segments, segment_patients
+
+MODEL_NAME = "medmkt-segmentation"
+
+
+class SegmentationConfig(dg.Config):
+    k_min: int = Field(default=3, description="Smallest number of segments tried.")
+    k_max: int = Field(default=8, description="Largest number of segments tried.")
+    sample_size: int = Field(default=10_000, description="Patients sampled for silhouettes and plots.")
+    seed: int = Field(default=42, description="Random seed for sampling and clustering.")
+
+
+def _band(age_years: float) -> str:
+    if pd.isna(age_years):
+        return "unknown"
+    return "90+" if age_years >= 90 else f"{int(age_years) - 5}-{int(age_years) + 4}"
+
+
+@dg.asset(
+    key=["marts", "patient_segments"], group_name="segments", kinds={"duckdb", "scikitlearn", "mlflow"},
+    pool=WAREHOUSE_POOL, deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"])],
+)
+def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: DuckDBResource,
+                     mlflow: MlflowTracker) -> dg.MaterializeResult:
+    """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
+    with warehouse.get_connection() as con:
+        features = con.execute("SELECT f.* FROM features.patient_features f "
+                               "SEMI JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key").fetchdf()
+    keys = features.pop("patient_key")
+    result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
+    means = features.assign(segment_id=result.labels).groupby("segment_id").mean(numeric_only=True)
+    modal_age = features.assign(segment_id=result.labels).groupby("segment_id").age_years.agg(
+        lambda a: a.mode().iloc[0] if a.notna().any() else np.nan)
+    means["age_band"] = modal_age.map(_band)
+    labels = label_segments(means)
+    model_name = f"{result.method}_k{result.k}"
+    segments = pd.DataFrame({"patient_key": keys, "segment_id": result.labels.astype("int32"),
+                             "segment_label": labels.reindex(result.labels).to_numpy(), "model": model_name})
+
+    with mlflow.start_run(context, "medmkt-segmentation", model_name) as run:
+        log_params({"k_min": config.k_min, "k_max": config.k_max, "sample_size": config.sample_size,
+                               "seed": config.seed, "method": result.method, "features": len(features.columns)})
+        log_metrics(result.metrics)
+        tracking.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
+                            "elbow.png")
+        tracking.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
+                            "silhouette.png")
+        tracking.log_figure(plots.projection_plot(result.sample_transformed, result.sample_labels,
+                                                  labels.to_dict()), "projection.png")
+        tracking.log_frame(result.k_scan, "k_scan.csv")
+        tracking.log_frame(result.comparison, "method_comparison.csv")
+        version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
+        run_url = mlflow.run_url(run)
+
+    with transaction(warehouse) as con:
+        con.register("segments_frame", segments)
+        con.execute("CREATE OR REPLACE TABLE marts.patient_segments AS SELECT * FROM segments_frame")
+        con.unregister("segments_frame")
+        n = row_count(con, "marts.patient_segments")
+    context.log.info("Segmented %d patients into %d segments with %s (silhouette %.3f).",
+                     n, len(labels), model_name, result.metrics["silhouette"])
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "model": model_name,
+        "silhouette": result.metrics["silhouette"],
+        "stability_ari": result.metrics["stability_ari"],
+        "elbow_k": int(result.metrics["elbow_k"]),
+        "method_comparison": dg.MetadataValue.md(result.comparison.to_markdown(index=False)),
+        "mlflow_run": dg.MetadataValue.url(run_url),
+        "registered_model": f"{MODEL_NAME} v{version} (alias champion)",
+    })
+
+
+@dg.asset(
+    key=["marts", "segment_summary"], group_name="segments", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["marts", "patient_segments"]), dg.AssetKey(["staging", "campaign_contacts"])],
+)
+def segment_summary(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Size, profile means, top categories, channel and campaign response per segment; small cells hidden."""
+    with transaction(warehouse) as con:
+        con.execute(SEGMENT_SUMMARY_SQL)
+        table = con.execute("SELECT segment_id, segment_label, patients, round(avg_monetary, 1) AS avg_monetary, "
+                            "round(avg_frequency, 1) AS avg_frequency, top_categories, preferred_channel, "
+                            "round(campaign_conversion_rate, 3) AS conversion_rate FROM marts.segment_summary "
+                            "ORDER BY segment_id").fetchdf()
+        hidden = con.execute("SELECT count(*) FROM marts.segment_summary WHERE suppressed").fetchall()[0][0]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(table),
+        "suppressed_segments": hidden,
+        "summary": dg.MetadataValue.md(table.to_markdown(index=False)),
+    })

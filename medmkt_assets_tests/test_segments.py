@@ -1,0 +1,103 @@
+"""Segmentation: known answers on planted blobs, labels, summary suppression, and the demo truth."""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from medmkt_assets.lib.pseudonym import pseudonymize
+from medmkt_assets.lib.segments import MicroWard, elbow_k, label_segments, segment_patients
+
+
+def _blobs(n_per: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[1, 0.9, 0.1], [40, 0.1, 0.9], [8, 0.5, 0.5]])
+    truth = np.repeat(np.arange(3), n_per)
+    frame = pd.DataFrame({
+        "frequency": np.clip(rng.normal(centres[truth, 0], 0.5), 0.5, None),
+        "cat__a": np.clip(rng.normal(centres[truth, 1], 0.05), 0, 1),
+        "ch__store": np.clip(rng.normal(centres[truth, 2], 0.05), 0, 1),
+    })
+    return frame, truth
+
+
+def test_kmeans_and_ward_recover_planted_blobs_and_k():
+    frame, truth = _blobs()
+    result = segment_patients(frame, (2, 6), sample_size=600)
+    assert result.k == 3
+    assert adjusted_rand_score(truth, result.labels) > 0.95
+    assert set(result.comparison.method) == {"kmeans", "ward"}
+    assert (result.comparison.silhouette > 0.5).all()
+
+
+def test_micro_ward_never_needs_all_pairs_and_predicts_new_rows():
+    frame, truth = _blobs(2000)
+    z = (frame - frame.mean()) / frame.std()
+    model = MicroWard(n_clusters=3, n_micro=50).fit(z.to_numpy())
+    assert adjusted_rand_score(truth, model.labels_) > 0.95
+    assert (model.predict(z.to_numpy()[:10]) == model.labels_[:10]).all()
+
+
+def test_patients_without_orders_get_their_own_segment():
+    frame, _ = _blobs(100)
+    frame.loc[:4, "frequency"] = 0
+    result = segment_patients(frame, (2, 4), sample_size=300)
+    assert (result.labels[:5] == result.k).all()
+    assert (result.labels[5:] < result.k).all()
+    assert (result.model.predict(frame.iloc[:8]) == result.labels[:8]).all()
+
+
+def test_elbow_is_where_inertia_bends_most():
+    scan = pd.DataFrame({"k": [2, 3, 4, 5], "inertia": [100.0, 40.0, 35.0, 31.0]})
+    assert elbow_k(scan) == 3
+
+
+def test_labels_name_value_category_channel_and_age():
+    means = pd.DataFrame({
+        "monetary": [2000.0, 500.0, 1000.0, 0.0],
+        "cat__diabetes_care": [0.6, 0.1, 0.2, 0.0], "cat__dermatology": [0.1, 0.7, 0.2, 0.0],
+        "ch__store": [0.8, 0.1, 0.5, 0.0], "ch__app": [0.1, 0.9, 0.5, 0.0],
+        "age_band": ["70-79", "20-29", "40-49", "30-39"],
+    })
+    labels = label_segments(means)
+    assert labels[0] == "high value · diabetes care · store · 70-79"
+    assert labels[1] == "low value · dermatology · app · 20-29"
+    assert labels[3] == "no purchases yet · 30-39"
+    assert labels.is_unique
+
+
+def test_demo_segments_recover_the_planted_segments(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    published = con.execute("SELECT patient_key, segment_id FROM marts.patient_segments").fetchdf()
+    buyers = con.execute("SELECT patient_key FROM marts.patient_profiles WHERE frequency > 0").fetchdf()
+    truth = pd.read_csv(demo_pipeline["truth"] / "patient_segments.csv", dtype={"patient_id": str},
+                        usecols=["patient_id", "segment"])
+    truth["patient_key"] = truth.patient_id.str.strip().map(lambda p: pseudonymize(p, demo_pipeline["key"]))
+    joined = published.merge(truth, on="patient_key").merge(buyers, on="patient_key")
+    assert adjusted_rand_score(joined.segment_id, joined.segment) >= 0.6
+
+
+def test_segment_summary_hides_small_segments_and_their_complement(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    for schema in ("marts", "features", "staging"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    sizes = {0: 50, 1: 30, 2: 4}
+    rows = [(f"{s}-{i}", s) for s, n in sizes.items() for i in range(n)]
+    con.execute("CREATE TABLE marts.patient_segments (patient_key VARCHAR, segment_id INT, segment_label VARCHAR)")
+    con.executemany("INSERT INTO marts.patient_segments VALUES (?, ?, 'x')", rows)
+    con.execute("""CREATE TABLE marts.patient_profiles AS SELECT patient_key, '30-39' AS age_band, 'F' AS gender,
+        10 AS recency_days, 2 AS frequency, 100.0 AS monetary, 50.0 AS avg_order_value, 3 AS digital_events,
+        4.0 AS avg_satisfaction, 0 AS chronic_conditions, true AS marketing_consent, 'store' AS preferred_channel
+        FROM marts.patient_segments""")
+    con.execute("CREATE TABLE features.patient_features AS SELECT patient_key, 3 AS digital_events "
+                "FROM marts.patient_segments")
+    con.execute("CREATE TABLE staging.orders (patient_key VARCHAR, product_id VARCHAR, quantity INT, unit_price DOUBLE)")
+    con.execute("CREATE TABLE staging.products (product_id VARCHAR, category VARCHAR)")
+    con.execute("CREATE TABLE staging.campaign_contacts (patient_key VARCHAR, arm VARCHAR, converted BOOLEAN)")
+    from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
+    con.execute(SEGMENT_SUMMARY_SQL)
+    summary = con.execute("SELECT segment_id, patients, avg_monetary, suppressed FROM marts.segment_summary "
+                          "ORDER BY 1").fetchall()
+    assert summary == [(0, 50, 100.0, False), (1, None, None, True), (2, None, None, True)]
