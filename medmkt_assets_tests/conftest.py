@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import MlflowTracker, PseudonymKey, SourceFiles
+from medmkt_assets.defs.resources import ExportDir, MlflowTracker, PseudonymKey, SourceFiles
 
 TEST_KEY = "test-key-0123456789"
 
@@ -60,6 +60,7 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
         "warehouse": DuckDBResource(database=str(warehouse)),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
+        "exports": ExportDir(path=str(warehouse.parent / "exports")),
     }
 
 
@@ -103,7 +104,6 @@ def demo_pipeline(tmp_path_factory) -> dict:
     manifest = generate(source, patients=DEMO_PATIENTS, seed=7)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
-        patch.setenv("MEDMKT_EXPORT_DIR", str(root / "exports"))
         resources = make_resources(source, root / "warehouse.duckdb", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
         result = materialize_all(build_definitions(Settings.from_env()), resources)
     return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": manifest,

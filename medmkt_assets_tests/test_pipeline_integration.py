@@ -26,7 +26,8 @@ def test_every_asset_and_check_succeeds(demo_pipeline):
 
 
 # Contract tables this graph publishes so far; grows to all of MART_COLUMNS.
-PUBLISHED = ("patient_profiles", "demand_trends", "patient_segments", "segment_summary")
+PUBLISHED = ("patient_profiles", "demand_trends", "patient_segments", "segment_summary", "propensity_scores",
+             "campaign_effects")
 
 
 def test_contract_tables_have_their_columns_and_coverage(con):

@@ -89,3 +89,13 @@ class MlflowTracker(dg.ConfigurableResource):
 
     def run_url(self, run: mlflow.ActiveRun) -> str:
         return tracking.run_url(self.ui_url, run.info.experiment_id, run.info.run_id)
+
+
+class ExportDir(dg.ConfigurableResource):
+    """Where audience export files are written (MEDMKT_EXPORT_DIR); files are owner-only."""
+
+    path: str = Field(description="Folder for audience exports.")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)

@@ -1,0 +1,84 @@
+"""marts.campaign_effects and marts.campaign_effects_by_group (issue 8)."""
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, transaction
+from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects
+
+ARM_TOTALS = """
+    count(*) FILTER (WHERE c.arm = 'treatment') AS treated,
+    count(*) FILTER (WHERE c.arm = 'control') AS control,
+    count(*) FILTER (WHERE c.arm = 'treatment' AND c.converted) AS treated_conversions,
+    count(*) FILTER (WHERE c.arm = 'control' AND c.converted) AS control_conversions,
+    coalesce(sum(c.revenue) FILTER (WHERE c.arm = 'treatment'), 0) AS treated_revenue,
+    coalesce(sum(c.revenue) FILTER (WHERE c.arm = 'control'), 0) AS control_revenue,
+    coalesce(sum(k.cost_per_contact) FILTER (WHERE c.arm = 'treatment'), 0) AS cost
+"""
+BY_CAMPAIGN_SQL = f"""
+SELECT c.campaign_id, any_value(k.name) AS name, any_value(k.purpose) AS purpose,
+       any_value(k.channel) AS channel, any_value(k.target_category) AS target_category,
+       any_value(k.start_date) AS start_date, {ARM_TOTALS}
+FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id)
+GROUP BY c.campaign_id ORDER BY c.campaign_id
+"""
+BY_GROUP_SQL = f"""
+SELECT c.campaign_id, 'segment' AS group_type, s.segment_label AS group_value, {ARM_TOTALS}
+FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id)
+JOIN marts.patient_segments s USING (patient_key)
+GROUP BY ALL
+UNION ALL BY NAME
+SELECT 'all campaigns' AS campaign_id, 'channel' AS group_type, coalesce(k.channel, 'unknown') AS group_value,
+       {ARM_TOTALS}
+FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id)
+GROUP BY ALL
+ORDER BY campaign_id, group_type, group_value
+"""
+COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_rate", "uplift", "uplift_ci_low",
+           "uplift_ci_high", "p_value", "cost", "incremental_conversions", "incremental_revenue", "roi", "suppressed")
+
+
+@dg.asset(
+    key=["marts", "campaign_effects"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"])],
+)
+def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Uplift of each campaign's treated arm over its random control arm, with a 95% CI (Newcombe), p-value and ROI."""
+    with transaction(warehouse) as con:
+        arms = con.execute(BY_CAMPAIGN_SQL).fetchdf()
+        effects = suppress_effects(campaign_effects(arms)) if len(arms) else arms.assign(**{c: None for c in COLUMNS})
+        effects["ci_method"] = "Newcombe hybrid score (method 10), 95%"
+        published = effects[["campaign_id", "name", "purpose", "channel", "target_category", "start_date",
+                             *COLUMNS, "ci_method"]]
+        con.register("effects_frame", published)
+        con.execute("CREATE OR REPLACE TABLE marts.campaign_effects AS SELECT * FROM effects_frame")
+        con.unregister("effects_frame")
+    if published.empty:
+        context.log.warning("No campaign contacts in the source: campaign_effects is empty.")
+    shown = published[["campaign_id", "treated", "control", "uplift", "uplift_ci_low", "uplift_ci_high",
+                       "p_value", "roi"]].round(4)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(published),
+        "effects": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no campaigns with contacts)"),
+        "significant_at_5pct": int((published.p_value < 0.05).sum()) if len(published) else 0,
+    })
+
+
+@dg.asset(
+    key=["marts", "campaign_effects_by_group"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"]),
+          dg.AssetKey(["marts", "patient_segments"])],
+)
+def campaign_effects_by_group(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """The same effect measures per campaign and segment, and per channel across campaigns; small cells hidden."""
+    with transaction(warehouse) as con:
+        arms = con.execute(BY_GROUP_SQL).fetchdf()
+        effects = (suppress_effects(campaign_effects(arms)) if len(arms)
+                   else arms.assign(**{c: None for c in COLUMNS}))
+        published = effects[["campaign_id", "group_type", "group_value", *COLUMNS]]
+        con.register("effects_frame", published)
+        con.execute("CREATE OR REPLACE TABLE marts.campaign_effects_by_group AS SELECT * FROM effects_frame")
+        con.unregister("effects_frame")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(published),
+        "suppressed_cells": int(published.suppressed.fillna(False).sum()) if len(published) else 0,
+    })

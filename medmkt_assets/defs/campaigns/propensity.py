@@ -1,0 +1,247 @@
+"""Campaign training rows, marts.propensity_scores (campaign and disease-risk targets) and uplift scores."""
+import dagster as dg
+import mlflow as mlflow_api
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from mlflow import log_metrics, log_params, set_tags
+from pydantic import Field
+
+from medmkt_assets.defs.resources import MlflowTracker
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.lib import plots, tracking
+from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training, target_share_sql
+from medmkt_assets.lib.features import feature_columns
+from medmkt_assets.lib.propensity import (
+    MODEL_NAMES, TwoModelUplift, auc_by_group, calibration, evaluate_models, folds, lift_table, make_model,
+    qini_auc, stratified_cap, training_rows_for,
+)
+
+CURRENT_FEATURES = "features.patient_features"
+PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
+                         "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
+SCORE_BATCH = 200_000
+
+
+class PropensityConfig(dg.Config):
+    risk_conditions: int = Field(default=3, description="Most common conditions that get a disease-risk model.")
+    min_positives: int = Field(default=30, description="Fewest positive examples a target needs to be modelled.")
+    max_training_rows: int = Field(default=60_000, description="Training rows sampled (class balance kept) at scale.")
+    seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
+
+
+@dg.asset(
+    key=["features", "campaign_training"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["staging", "campaigns"]),
+          dg.AssetKey(["staging", "campaign_contacts"])],
+)
+def campaign_training(warehouse: DuckDBResource) -> dg.MaterializeResult:
+    """Every past campaign contact with features as of the campaign's start (nothing after it leaks in)."""
+    with transaction(warehouse) as con:
+        campaigns = build_campaign_training(con, CURRENT_FEATURES)
+        n = row_count(con, TRAINING_TABLE)
+        by_campaign = con.execute(f"SELECT campaign_id, arm, count(*) AS contacts, avg(converted) AS conversion "
+                                  f"FROM {TRAINING_TABLE} GROUP BY ALL ORDER BY ALL").fetchdf()
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n, "campaigns": campaigns,
+        "by_campaign": dg.MetadataValue.md(by_campaign.round(4).to_markdown(index=False) if n else "(no contacts)"),
+    })
+
+
+def _score_all(model, features: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    scores = np.empty(len(features))
+    for start in range(0, len(features), SCORE_BATCH):
+        part = features.iloc[start:start + SCORE_BATCH][columns]
+        scores[start:start + SCORE_BATCH] = model.predict_proba(part)[:, 1]
+    return scores
+
+
+def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y: np.ndarray,
+                groups: np.ndarray, period: np.ndarray | None, params: dict, seed: int,
+                by_group: dict[str, pd.Series] | None = None):
+    """Cross-validate all model families for one target, log each as a run, register and refit the champion."""
+    evaluation = evaluate_models(X, y, groups, period, seed=seed)
+    champion_run = None
+    for row in evaluation.scorecard.itertuples():
+        with tracker.start_run(context, "medmkt-propensity", f"{target} · {row.model}",
+                               tags={"target": target, "model_family": row.model,
+                                     "champion": str(row.model == evaluation.champion).lower()}) as run:
+            log_params({**params, "target": target, "model": row.model, "training_rows": len(y),
+                        "features": X.shape[1], "folds": row.folds})
+            log_metrics({k: float(getattr(row, k)) for k in ("auc", "pr_auc", "brier", "log_loss",
+                                                              "top_decile_lift", "base_rate")
+                         if pd.notna(getattr(row, k))})
+            scores = evaluation.out_of_fold[row.model]
+            tested = ~np.isnan(scores)
+            tracking.log_frame(lift_table(y[tested], scores[tested]), "lift_by_decile.csv")
+            if row.model == evaluation.champion:
+                champion_run = run
+    curves = {m: calibration(y, s) for m, s in evaluation.out_of_fold.items()}
+    gains = {m: lift_table(y[~np.isnan(s)], s[~np.isnan(s)]) for m, s in evaluation.out_of_fold.items()}
+    champion = make_model(evaluation.champion, seed).fit(X, y)
+    fairness = None
+    registered = f"medmkt-propensity-{target.replace(':', '-')}"
+    with mlflow_api.start_run(run_id=champion_run.info.run_id):
+        tracking.log_figure(plots.calibration_plot(curves), "calibration.png")
+        tracking.log_figure(plots.gain_plot(gains), "gain.png")
+        tracking.log_frame(evaluation.scorecard, "scorecard.csv")
+        if by_group:
+            oof = evaluation.out_of_fold[evaluation.champion]
+            fairness = pd.concat([auc_by_group(y, oof, g).assign(dimension=name) for name, g in by_group.items()])
+            tracking.log_frame(fairness, "auc_by_group.csv")
+            log_metrics({f"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
+        version = tracking.log_model(champion, X.head(200), registered)
+    return champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}"
+
+
+@dg.asset(
+    key=["marts", "propensity_scores"], group_name="campaigns", kinds={"duckdb", "scikitlearn", "mlflow"},
+    pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"]),
+          dg.AssetKey(["staging", "diagnoses"])],
+)
+def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
+                      mlflow: MlflowTracker) -> dg.MaterializeResult:
+    """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
+    with warehouse.get_connection() as con:
+        features = con.execute(PROFILED_FEATURES_SQL).fetchdf()
+        columns = feature_columns(con, CURRENT_FEATURES)
+        training = con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf()
+        planned = con.execute(
+            "SELECT campaign_id, target_category, channel FROM staging.campaigns k WHERE NOT EXISTS "
+            "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
+            "ORDER BY campaign_id").fetchall()
+        conditions = con.execute(
+            "SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d "
+            "SEMI JOIN marts.patient_profiles p USING (patient_key) GROUP BY 1 HAVING count(DISTINCT d.patient_key) "
+            f">= {config.min_positives} ORDER BY 2 DESC, 1 LIMIT {config.risk_conditions}").fetchall()
+        diagnosed = con.execute("SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses").fetchdf()
+    outputs, summary, links = [], [], {}
+
+    model_columns = [*columns, "target_share"]
+    for campaign_id, category, channel in planned:
+        rows, basis = training_rows_for(training, category, channel, min_rows=max(config.min_positives, 50))
+        if rows.empty:
+            context.log.warning("Planned campaign %s: no past campaign to learn from; scored as unknown (skipped).",
+                                campaign_id)
+            summary.append({"target": campaign_id, "basis": basis, "model": None})
+            continue
+        keep = stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)
+        rows = rows.iloc[keep]
+        champion, evaluation, url, _, registered = _fit_target(
+            context, mlflow, campaign_id, rows[model_columns], rows.converted.to_numpy(),
+            rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
+            {"basis": basis, "target_category": category, "channel": channel}, config.seed)
+        scoring = features.assign(target_share=features[target_share_sql(category, columns)]
+                                  if target_share_sql(category, columns) in features else 0.0)
+        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": campaign_id,
+                                     "score": _score_all(champion, scoring, model_columns),
+                                     "model": evaluation.champion}))
+        links[campaign_id] = url
+        summary.append({"target": campaign_id, "basis": basis, "model": evaluation.champion,
+                        **evaluation.scorecard.set_index("model").loc[evaluation.champion, ["auc", "pr_auc", "brier"]]
+                        .round(4).to_dict(), "registered": registered})
+
+    risk_columns = [c for c in columns if not c.startswith("cond__") and c != "chronic_conditions"]
+    for code, positives in conditions:
+        target = f"risk:{code}"
+        has = set(diagnosed.patient_key[diagnosed.condition_code == code])
+        y_all = features.patient_key.isin(has).to_numpy().astype(int)
+        keep = stratified_cap(y_all, config.max_training_rows, config.seed)
+        sample = features.iloc[keep]
+        champion, evaluation, url, fairness, registered = _fit_target(
+            context, mlflow, target, sample[risk_columns], y_all[keep], sample.patient_key.to_numpy(), None,
+            {"condition_code": code, "patients_with_condition": positives}, config.seed,
+            by_group={"gender": sample["_gender"].reset_index(drop=True),
+                      "age_band": sample["_age_band"].reset_index(drop=True)})
+        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
+                                     "score": _score_all(champion, features, risk_columns),
+                                     "model": evaluation.champion}))
+        links[target] = url
+        worst = fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fairness is not None else None
+        summary.append({"target": target, "basis": f"{positives} diagnosed patients", "model": evaluation.champion,
+                        **evaluation.scorecard.set_index("model").loc[evaluation.champion, ["auc", "pr_auc", "brier"]]
+                        .round(4).to_dict(), "registered": registered,
+                        "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
+                                          f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
+
+    scores = (pd.concat(outputs, ignore_index=True) if outputs else
+              pd.DataFrame({"patient_key": pd.Series(dtype=str), "target": pd.Series(dtype=str),
+                            "score": pd.Series(dtype=float), "model": pd.Series(dtype=str)}))
+    with transaction(warehouse) as con:
+        con.register("scores_frame", scores)
+        con.execute("CREATE OR REPLACE TABLE marts.propensity_scores AS SELECT * FROM scores_frame "
+                    "ORDER BY target, patient_key")
+        con.unregister("scores_frame")
+        n = row_count(con, "marts.propensity_scores")
+    table = pd.DataFrame(summary)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "targets": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(no targets)"),
+        **{f"mlflow_run_{t}": dg.MetadataValue.url(u) for t, u in links.items()},
+    })
+
+
+@dg.asset(
+    key=["marts", "uplift_scores"], group_name="campaigns", kinds={"duckdb", "scikitlearn", "mlflow"},
+    pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"])],
+)
+def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
+                  mlflow: MlflowTracker) -> dg.MaterializeResult:
+    """Expected uplift per patient and planned campaign from a two-model (T-learner) on past treated and control arms."""
+    with warehouse.get_connection() as con:
+        features = con.execute(PROFILED_FEATURES_SQL).fetchdf()
+        columns = feature_columns(con, CURRENT_FEATURES)
+        training = con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf()
+        planned = con.execute(
+            "SELECT campaign_id, target_category FROM staging.campaigns k WHERE NOT EXISTS "
+            "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
+            "ORDER BY campaign_id").fetchall()
+    model_columns = [*columns, "target_share"]
+    outputs, summary = [], []
+    for campaign_id, category in planned:
+        rows = training[training.target_category == category]
+        basis = "same target category"
+        if rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
+            rows, basis = training, "all past campaigns"
+        if rows.empty or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
+            context.log.warning("Planned campaign %s: no past treated and control arms; no uplift model.", campaign_id)
+            continue
+        keep = stratified_cap(rows.converted.to_numpy() * 2 + (rows.arm == "treatment").to_numpy(),
+                              config.max_training_rows, config.seed)
+        rows = rows.iloc[keep].reset_index(drop=True)
+        X, y, treated = rows[model_columns], rows.converted.to_numpy(), (rows.arm == "treatment").to_numpy()
+        oof = np.full(len(rows), np.nan)
+        for train, test in folds(y * 2 + treated, rows.patient_key.to_numpy(), None, n_splits=4, seed=config.seed):
+            oof[test] = TwoModelUplift(seed=config.seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
+        qini = qini_auc(y, treated, oof)
+        model = TwoModelUplift(seed=config.seed).fit(X, y, treated)
+        scoring = features.assign(target_share=features[target_share_sql(category, columns)]
+                                  if target_share_sql(category, columns) in features else 0.0)
+        uplift = np.concatenate([model.predict(scoring.iloc[s:s + SCORE_BATCH][model_columns])
+                                 for s in range(0, len(scoring), SCORE_BATCH)])
+        with mlflow.start_run(context, "medmkt-uplift", f"{campaign_id} · t_learner",
+                              tags={"target": campaign_id}) as run:
+            log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": len(rows),
+                        "base_model": "logistic_regression"})
+            log_metrics({"qini_auc": qini, "mean_expected_uplift": float(uplift.mean())})
+            set_tags({"method": "two-model (T-learner)"})
+            url = mlflow.run_url(run)
+        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "campaign_id": campaign_id,
+                                     "expected_uplift": uplift, "model": "t_learner_logistic"}))
+        summary.append({"campaign_id": campaign_id, "basis": basis, "qini_auc": round(qini, 5),
+                        "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
+    frame = (pd.concat(outputs, ignore_index=True) if outputs else
+             pd.DataFrame({"patient_key": pd.Series(dtype=str), "campaign_id": pd.Series(dtype=str),
+                           "expected_uplift": pd.Series(dtype=float), "model": pd.Series(dtype=str)}))
+    with transaction(warehouse) as con:
+        con.register("uplift_frame", frame)
+        con.execute("CREATE OR REPLACE TABLE marts.uplift_scores AS SELECT * FROM uplift_frame "
+                    "ORDER BY campaign_id, patient_key")
+        con.unregister("uplift_frame")
+    table = pd.DataFrame(summary)
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "models": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(no planned campaigns)"),
+    })

@@ -1,0 +1,201 @@
+"""Propensity and risk classifiers: four model families, honest cross-validation, one scorecard.
+
+Every model is a scikit-learn pipeline (imputation and scaling fitted inside each fold)
+so evaluation never sees the rows it scores. Folds are grouped and time-aware when the
+rows come from several campaigns (train on earlier campaigns, test on the next one);
+otherwise stratified folds grouped by patient.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV, calibration_curve
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import LinearSVC
+from sklearn.tree import DecisionTreeClassifier
+
+MODEL_NAMES = ("logistic_regression", "decision_tree", "linear_svm", "gradient_boosting")
+
+
+def make_model(name: str, seed: int = 42) -> Pipeline:
+    """A fresh, unfitted classifier pipeline of the named family (probabilities calibrated)."""
+    impute = SimpleImputer(strategy="median", keep_empty_features=True)
+    if name == "logistic_regression":
+        return make_pipeline(impute, StandardScaler(), LogisticRegression(max_iter=2000, C=0.5))
+    if name == "decision_tree":
+        return make_pipeline(impute, DecisionTreeClassifier(max_depth=6, min_samples_leaf=40, random_state=seed))
+    if name == "linear_svm":
+        return make_pipeline(impute, StandardScaler(),
+                             CalibratedClassifierCV(LinearSVC(C=0.1), method="sigmoid", cv=3))
+    if name == "gradient_boosting":
+        return make_pipeline(impute, HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+            l2_regularization=1.0, random_state=seed))
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+
+
+def folds(y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None, n_splits: int = 5,
+          seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Time-aware folds over periods (e.g. campaigns by start) when there are several, else grouped K-fold.
+
+    With periods p0 < p1 < … each fold trains on all periods before p_i and tests on p_i.
+    """
+    if period is not None:
+        ordered = np.sort(np.unique(period))
+        if len(ordered) >= 2:
+            splits = [(np.flatnonzero(period < p), np.flatnonzero(period == p)) for p in ordered[1:]]
+            splits = [(tr, te) for tr, te in splits if len(np.unique(y[tr])) == 2 and len(np.unique(y[te])) == 2]
+            if splits:
+                return splits
+    n_splits = int(max(2, min(n_splits, np.bincount(y.astype(int)).min())))
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y, groups))
+
+
+def lift_table(y: np.ndarray, score: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Rate, lift and cumulative gain per score decile (decile 1 = highest scores)."""
+    order = np.argsort(-score, kind="stable")
+    decile = np.empty(len(y), int)
+    decile[order] = np.minimum(np.arange(len(y)) * bins // max(len(y), 1), bins - 1) + 1
+    table = (pd.DataFrame({"decile": decile, "y": y}).groupby("decile").y.agg(["size", "sum"])
+             .rename(columns={"size": "rows", "sum": "positives"}).reset_index())
+    base = y.mean() if len(y) else np.nan
+    table["rate"] = table.positives / table.rows
+    table["lift"] = table.rate / base if base else np.nan
+    table["cumulative_gain"] = table.positives.cumsum() / max(y.sum(), 1)
+    return table
+
+
+def score_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+    """AUC, PR-AUC, Brier, log loss and top-decile lift (the same names in every run)."""
+    y = np.asarray(y).astype(int)
+    clipped = np.clip(score, 1e-6, 1 - 1e-6)
+    two_classes = len(np.unique(y)) == 2
+    return {
+        "auc": float(roc_auc_score(y, score)) if two_classes else float("nan"),
+        "pr_auc": float(average_precision_score(y, score)) if two_classes else float("nan"),
+        "brier": float(brier_score_loss(y, clipped)),
+        "log_loss": float(log_loss(y, clipped, labels=[0, 1])),
+        "top_decile_lift": float(lift_table(y, score).lift.iloc[0]) if len(y) >= 10 else float("nan"),
+        "base_rate": float(y.mean()),
+    }
+
+
+@dataclass
+class Evaluation:
+    scorecard: pd.DataFrame                   # one row per model: metrics
+    out_of_fold: dict[str, np.ndarray]        # model -> out-of-fold scores (NaN where never tested)
+    champion: str
+
+
+def evaluate_models(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None,
+                    models: tuple[str, ...] = MODEL_NAMES, seed: int = 42) -> Evaluation:
+    """Cross-validate every model family on the same folds; the champion has the best AUC."""
+    y = np.asarray(y).astype(int)
+    splits = folds(y, np.asarray(groups), period, seed=seed)
+    rows, oof = [], {}
+    for name in models:
+        scores = np.full(len(y), np.nan)
+        for train, test in splits:
+            model = make_model(name, seed).fit(X.iloc[train], y[train])
+            scores[test] = model.predict_proba(X.iloc[test])[:, 1]
+        tested = ~np.isnan(scores)
+        rows.append({"model": name, "folds": len(splits), "tested_rows": int(tested.sum()),
+                     **score_metrics(y[tested], scores[tested])})
+        oof[name] = scores
+    scorecard = pd.DataFrame(rows)
+    champion = str(scorecard.sort_values(["auc", "pr_auc"], ascending=False).model.iloc[0])
+    return Evaluation(scorecard, oof, champion)
+
+
+def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """Mean predicted probability and observed rate per quantile bin."""
+    tested = ~np.isnan(score)
+    observed, predicted = calibration_curve(y[tested], score[tested], n_bins=bins, strategy="quantile")
+    return predicted, observed
+
+
+def auc_by_group(y: np.ndarray, score: np.ndarray, groups: pd.Series, min_rows: int = 50) -> pd.DataFrame:
+    """AUC within each group (e.g. gender, age band) so a model that serves one group only shows."""
+    frame = pd.DataFrame({"y": np.asarray(y).astype(int), "score": score, "group": groups.to_numpy()}).dropna()
+    rows = []
+    for group, part in frame.groupby("group"):
+        ok = len(part) >= min_rows and part.y.nunique() == 2
+        rows.append({"group": group, "rows": len(part),
+                     "auc": roc_auc_score(part.y, part.score) if ok else np.nan})
+    return pd.DataFrame(rows)
+
+
+class TwoModelUplift:
+    """T-learner: one model on the treated arm, one on the control arm; uplift = difference.
+
+    Arms are often small (a control arm of a few hundred), so the base learner is a
+    strongly regularized logistic regression: a difference of two noisy models is noisier.
+    """
+
+    def __init__(self, C: float = 0.05, seed: int = 42):
+        self.C = C
+        self.seed = seed
+
+    def _base(self) -> Pipeline:
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             LogisticRegression(max_iter=2000, C=self.C))
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, treated: np.ndarray) -> "TwoModelUplift":
+        y, treated = np.asarray(y).astype(int), np.asarray(treated).astype(bool)
+        self.treated_ = self._base().fit(X[treated], y[treated])
+        self.control_ = self._base().fit(X[~treated], y[~treated])
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return self.treated_.predict_proba(X)[:, 1] - self.control_.predict_proba(X)[:, 1]
+
+
+def qini_auc(y: np.ndarray, treated: np.ndarray, uplift: np.ndarray) -> float:
+    """Area between the Qini curve and the random line, normalized by the number of rows."""
+    order = np.argsort(-uplift, kind="stable")
+    y, t = np.asarray(y)[order].astype(float), np.asarray(treated)[order].astype(bool)
+    n_t, n_c = np.cumsum(t), np.cumsum(~t)
+    y_t, y_c = np.cumsum(y * t), np.cumsum(y * ~t)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        qini = y_t - np.where(n_c > 0, y_c * n_t / n_c, 0)
+    random = np.linspace(0, qini[-1], len(qini))
+    return float((qini - random).mean() / max(len(qini), 1))
+
+
+def training_rows_for(training: pd.DataFrame, target_category: str | None, channel: str | None,
+                      min_rows: int = 200) -> tuple[pd.DataFrame, str]:
+    """Treated contacts of past campaigns like the planned one: same category and channel, else same
+    category, else every past campaign (the target-share feature carries the category then)."""
+    treated = training[training.arm == "treatment"]
+    choices = (
+        ("same target category and channel", (treated.target_category == target_category)
+         & (treated.campaign_channel == channel)),
+        ("same target category", treated.target_category == target_category),
+        ("all past campaigns", pd.Series(True, index=treated.index)),
+    )
+    for basis, mask in choices:
+        rows = treated[mask]
+        if len(rows) >= min_rows and rows.converted.nunique() == 2:
+            return rows, basis
+    return treated.iloc[:0], "no usable past campaign"
+
+
+def stratified_cap(y: np.ndarray, max_rows: int, seed: int = 42) -> np.ndarray:
+    """Row indices of at most max_rows, keeping the class balance (models train on a sample at scale)."""
+    if len(y) <= max_rows:
+        return np.arange(len(y))
+    rng = np.random.default_rng(seed)
+    keep = []
+    for label in np.unique(y):
+        rows = np.flatnonzero(y == label)
+        keep.append(rng.choice(rows, size=max(1, round(max_rows * len(rows) / len(y))), replace=False))
+    return np.sort(np.concatenate(keep))
