@@ -1,0 +1,1 @@
+"""Association-rule stage: which products, categories and conditions go together."""

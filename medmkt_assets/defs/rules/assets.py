@@ -1,0 +1,99 @@
+"""marts.association_rules at basket and patient scope (issue 6)."""
+import time
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+from mlflow import log_metrics, log_params
+from pydantic import Field
+
+from medmkt_assets.defs.resources import MlflowTracker
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.lib import plots, tracking
+from medmkt_assets.lib.rules import mine_rules
+
+# Baskets are numbered in SQL so only small integers and item ids travel to Python.
+BASKET_ITEMS_SQL = {
+    "basket": """
+        SELECT b.basket_id, o.product_id AS item_id
+        FROM staging.orders o
+        JOIN (SELECT order_id, row_number() OVER (ORDER BY order_id) AS basket_id
+              FROM (SELECT DISTINCT order_id FROM staging.orders)) b USING (order_id)""",
+    "patient": """
+        WITH items AS (
+            SELECT patient_key, product_id AS item_id FROM staging.orders
+            UNION SELECT o.patient_key, 'category:' || p.category FROM staging.orders o
+                  JOIN staging.products p USING (product_id)
+            UNION SELECT patient_key, 'condition:' || condition_code FROM staging.diagnoses
+        )
+        SELECT b.basket_id, i.item_id FROM items i
+        JOIN (SELECT patient_key, row_number() OVER (ORDER BY patient_key) AS basket_id
+              FROM staging.patients) b USING (patient_key)""",
+}
+
+
+class RulesConfig(dg.Config):
+    basket_min_support: float = Field(default=0.001, description="Basket scope: least share of orders holding the itemset.")
+    basket_min_confidence: float = Field(default=0.2, description="Basket scope: least P(consequent | antecedent).")
+    basket_max_len: int = Field(default=4, description="Basket scope: most items in a rule (both sides).")
+    patient_min_support: float = Field(default=0.05, description="Patient scope: least share of patients with the itemset.")
+    patient_min_confidence: float = Field(default=0.5, description="Patient scope: least P(consequent | antecedent).")
+    patient_max_len: int = Field(default=3, description="Patient scope: most items in a rule (both sides).")
+    min_lift: float = Field(default=1.1, description="Keep rules at least this much above independence.")
+    single_consequent: bool = Field(default=False, description="Only one-item consequents (arules' default).")
+    prune_redundant: bool = Field(default=False, description="Drop rules no more confident than a more general rule.")
+    scopes: list[str] = Field(default=["basket", "patient"], description="Which scopes to mine.")
+
+
+@dg.asset(
+    key=["marts", "association_rules"], group_name="rules", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL,
+    deps=[dg.AssetKey(["staging", t]) for t in ("orders", "products", "diagnoses", "patients")],
+)
+def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: DuckDBResource,
+                      mlflow: MlflowTracker) -> dg.MaterializeResult:
+    """FP-growth rules (arules semantics) over orders and over patients' whole histories, with lift and information measures."""
+    found, timings = [], {}
+    for scope in config.scopes:
+        if scope not in BASKET_ITEMS_SQL:
+            raise dg.Failure(f"Unknown rule scope {scope!r}: use 'basket' and/or 'patient'.")
+        started = time.perf_counter()
+        with warehouse.get_connection() as con:
+            baskets = con.execute(BASKET_ITEMS_SQL[scope]).fetchdf()
+        rules = mine_rules(baskets, getattr(config, f"{scope}_min_support"), getattr(config, f"{scope}_min_confidence"),
+                           max_len=getattr(config, f"{scope}_max_len"), single_consequent=config.single_consequent,
+                           min_lift=config.min_lift, prune_redundant=config.prune_redundant)
+        timings[scope] = time.perf_counter() - started
+        rules["rule_id"] = scope[0].upper() + rules.rule_id
+        found.append(rules.assign(scope=scope))
+        context.log.info("%s scope: %d rules from %d baskets in %.1f s", scope, len(rules),
+                         baskets.basket_id.nunique(), timings[scope])
+    rules = pd.concat(found, ignore_index=True)
+
+    with mlflow.start_run(context, "medmkt-association-rules", "fp_growth") as run:
+        log_params({**config.model_dump(exclude={"scopes"}), "scopes": ",".join(config.scopes)})
+        log_metrics({f"rules_{s}": float((rules.scope == s).sum()) for s in config.scopes}
+                    | {f"seconds_{s}": t for s, t in timings.items()})
+        tracking.log_frame(rules.assign(antecedents=rules.antecedents.map("|".join),
+                                        consequents=rules.consequents.map("|".join)), "association_rules.csv")
+        for scope in config.scopes:
+            part = rules[rules.scope == scope]
+            if len(part):
+                tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
+        url = mlflow.run_url(run)
+
+    with transaction(warehouse) as con:
+        con.register("rules_frame", rules)
+        con.execute("CREATE OR REPLACE TABLE marts.association_rules AS SELECT rule_id, "
+                    "CAST(antecedents AS VARCHAR[]) AS antecedents, CAST(consequents AS VARCHAR[]) AS consequents, "
+                    "* EXCLUDE (rule_id, antecedents, consequents) FROM rules_frame ORDER BY scope, rule_id")
+        con.unregister("rules_frame")
+        n = row_count(con, "marts.association_rules")
+    top = (rules.sort_values("lift", ascending=False).head(15)
+           .assign(rule=lambda f: f.antecedents.map(", ".join) + " → " + f.consequents.map(", ".join))
+           [["scope", "rule", "support", "confidence", "lift", "mutual_information"]].round(4))
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        **{f"rules_{s}": int((rules.scope == s).sum()) for s in config.scopes},
+        "top_rules_by_lift": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(no rules)"),
+        "mlflow_run": dg.MetadataValue.url(url),
+    })
