@@ -27,7 +27,7 @@ def test_every_asset_and_check_succeeds(demo_pipeline):
 
 # Contract tables this graph publishes so far; grows to all of MART_COLUMNS.
 PUBLISHED = ("patient_profiles", "demand_trends", "patient_segments", "segment_summary", "propensity_scores",
-             "campaign_effects", "association_rules")
+             "campaign_effects", "association_rules", "recommendations")
 
 
 def test_contract_tables_have_their_columns_and_coverage(con):

@@ -87,6 +87,13 @@ class MlflowTracker(dg.ConfigurableResource):
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:
             yield run
 
+    @contextmanager
+    def resume(self, run: mlflow.ActiveRun) -> Iterator[mlflow.ActiveRun]:
+        """Reopen a finished run (e.g. to add the champion's model and plots to it)."""
+        tracking.prepare_backend(self.tracking_uri)
+        with mlflow.start_run(run_id=run.info.run_id) as resumed:
+            yield resumed
+
     def run_url(self, run: mlflow.ActiveRun) -> str:
         return tracking.run_url(self.ui_url, run.info.experiment_id, run.info.run_id)
 

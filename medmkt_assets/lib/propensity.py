@@ -199,3 +199,12 @@ def stratified_cap(y: np.ndarray, max_rows: int, seed: int = 42) -> np.ndarray:
         rows = np.flatnonzero(y == label)
         keep.append(rng.choice(rows, size=max(1, round(max_rows * len(rows) / len(y))), replace=False))
     return np.sort(np.concatenate(keep))
+
+
+def campaign_model_columns(columns: list[str], pooled: bool) -> list[str]:
+    """Inputs of a campaign model: everything plus the target-category share, or, when past
+    campaigns of other categories are pooled, only what means the same for every category
+    (category and condition columns would teach the model the old campaigns' categories)."""
+    if pooled:
+        columns = [c for c in columns if not c.startswith(("cat__", "cond__"))]
+    return [*columns, "target_share"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import mlflow
+import mlflow.pyfunc
+import pandas as pd
 import mlflow.sklearn
 from mlflow.tracking import MlflowClient
 
@@ -82,6 +84,41 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
         skops_trusted_types=trusted,
     )
+    version = str(info.registered_model_version)
+    if promote:
+        promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)
+    return version
+
+
+class PickledRecommender(mlflow.pyfunc.PythonModel):
+    """MLflow wrapper: input rows with user_id, output their top-10 lists."""
+
+    def load_context(self, context):
+        import pickle
+
+        with open(context.artifacts["model"], "rb") as handle:
+            self.model = pickle.load(handle)
+
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        return self.model.recommend(model_input["user_id"].astype(str), k=10)
+
+
+def log_recommender(model, registered_name: str, promote: bool = True, alias: str = "champion") -> str:
+    """Log a fitted recommender as a pyfunc model (pickled beside it), register and alias it."""
+    import pickle
+    import tempfile
+
+    from mlflow.models import infer_signature
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "recommender.pkl"
+        path.write_bytes(pickle.dumps(model))
+        example = pd.DataFrame({"user_id": [str(model.users_[0])]}) if len(model.users_) else None
+        signature = infer_signature(example, model.recommend(example.user_id, k=10)) if example is not None else None
+        info = mlflow.pyfunc.log_model(name="model", python_model=PickledRecommender(),
+                                       artifacts={"model": str(path)}, signature=signature,
+                                       registered_model_name=registered_name,
+                                       pip_requirements=[f"mlflow=={mlflow.__version__}"])
     version = str(info.registered_model_version)
     if promote:
         promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)

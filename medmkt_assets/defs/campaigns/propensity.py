@@ -1,6 +1,5 @@
 """Campaign training rows, marts.propensity_scores (campaign and disease-risk targets) and uplift scores."""
 import dagster as dg
-import mlflow as mlflow_api
 import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
@@ -14,7 +13,7 @@ from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_t
 from medmkt_assets.lib.features import feature_columns
 from medmkt_assets.lib.propensity import (
     MODEL_NAMES, TwoModelUplift, auc_by_group, calibration, evaluate_models, folds, lift_table, make_model,
-    qini_auc, stratified_cap, training_rows_for,
+    campaign_model_columns, qini_auc, stratified_cap, training_rows_for,
 )
 
 CURRENT_FEATURES = "features.patient_features"
@@ -26,6 +25,9 @@ SCORE_BATCH = 200_000
 class PropensityConfig(dg.Config):
     risk_conditions: int = Field(default=3, description="Most common conditions that get a disease-risk model.")
     min_positives: int = Field(default=30, description="Fewest positive examples a target needs to be modelled.")
+    min_campaign_rows: int = Field(default=1000, description=(
+        "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
+        "campaign is used and the patient's share of spend in the target category carries the difference."))
     max_training_rows: int = Field(default=60_000, description="Training rows sampled (class balance kept) at scale.")
     seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
 
@@ -81,7 +83,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
     champion = make_model(evaluation.champion, seed).fit(X, y)
     fairness = None
     registered = f"medmkt-propensity-{target.replace(':', '-')}"
-    with mlflow_api.start_run(run_id=champion_run.info.run_id):
+    with tracker.resume(champion_run):
         tracking.log_figure(plots.calibration_plot(curves), "calibration.png")
         tracking.log_figure(plots.gain_plot(gains), "gain.png")
         tracking.log_frame(evaluation.scorecard, "scorecard.csv")
@@ -118,9 +120,9 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
         diagnosed = con.execute("SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses").fetchdf()
     outputs, summary, links = [], [], {}
 
-    model_columns = [*columns, "target_share"]
     for campaign_id, category, channel in planned:
-        rows, basis = training_rows_for(training, category, channel, min_rows=max(config.min_positives, 50))
+        rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
+        model_columns = campaign_model_columns(columns, pooled=basis == "all past campaigns")
         if rows.empty:
             context.log.warning("Planned campaign %s: no past campaign to learn from; scored as unknown (skipped).",
                                 campaign_id)
@@ -198,13 +200,13 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
             "SELECT campaign_id, target_category FROM staging.campaigns k WHERE NOT EXISTS "
             "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
             "ORDER BY campaign_id").fetchall()
-    model_columns = [*columns, "target_share"]
     outputs, summary = [], []
     for campaign_id, category in planned:
         rows = training[training.target_category == category]
         basis = "same target category"
-        if rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
+        if len(rows) < config.min_campaign_rows or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
             rows, basis = training, "all past campaigns"
+        model_columns = campaign_model_columns(columns, pooled=basis == "all past campaigns")
         if rows.empty or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
             context.log.warning("Planned campaign %s: no past treated and control arms; no uplift model.", campaign_id)
             continue

@@ -13,6 +13,7 @@ from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import label_segments, segment_patients
 
 MODEL_NAME = "medmkt-segmentation"
+MIN_BUYERS = 20  # fewer patients with orders than this cannot be clustered meaningfully
 
 
 class SegmentationConfig(dg.Config):
@@ -39,6 +40,18 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
         features = con.execute("SELECT f.* FROM features.patient_features f "
                                "SEMI JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key").fetchdf()
     keys = features.pop("patient_key")
+    buyers = int((features.frequency > 0).sum())
+    if buyers < MIN_BUYERS:
+        context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
+                            buyers, MIN_BUYERS)
+        with transaction(warehouse) as con:
+            con.register("keys_frame", keys.to_frame())
+            con.execute("CREATE OR REPLACE TABLE marts.patient_segments AS SELECT patient_key, "
+                        "CAST(0 AS INTEGER) AS segment_id, 'all patients' AS segment_label, "
+                        "'single_segment' AS model FROM keys_frame")
+            con.unregister("keys_frame")
+        return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
+                                              "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
     means = features.assign(segment_id=result.labels).groupby("segment_id").mean(numeric_only=True)
     modal_age = features.assign(segment_id=result.labels).groupby("segment_id").age_years.agg(

@@ -1,0 +1,1 @@
+"""Recommendation stage: the next best products for every patient."""

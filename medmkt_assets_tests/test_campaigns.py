@@ -1,0 +1,143 @@
+"""Campaign statistics, leakage, consent suppression and targeting quality against the demo truth."""
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from medmkt_assets.lib.campaign_features import build_campaign_training
+from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects, uplift_test
+from medmkt_assets.lib.pseudonym import pseudonymize
+
+
+def test_newcombe_interval_and_p_value_known_answers():
+    # Newcombe (1998), Statistics in Medicine 17:873-890, examples (a) and (b), method 10
+    a = uplift_test([56], [70], [48], [80]).iloc[0]
+    assert (a.uplift_ci_low, a.uplift_ci_high) == pytest.approx((0.0524, 0.3339), abs=1e-4)
+    assert a.p_value == pytest.approx(0.00805, abs=1e-4)  # pooled z = 2.650
+    b = uplift_test([9], [10], [3], [10]).iloc[0]
+    assert (b.uplift_ci_low, b.uplift_ci_high) == pytest.approx((0.1705, 0.8090), abs=1e-4)
+    same = uplift_test([0], [50], [0], [50]).iloc[0]
+    assert same.uplift == 0 and same.p_value == 1.0
+
+
+def test_effects_revenue_cost_roi_and_small_cell_suppression():
+    arms = pd.DataFrame({"campaign_id": ["A", "B"], "treated": [1000, 8], "control": [500, 100],
+                         "treated_conversions": [120, 2], "control_conversions": [40, 10],
+                         "treated_revenue": [12000.0, 50.0], "control_revenue": [4000.0, 500.0],
+                         "cost": [500.0, 4.0]})
+    effects = campaign_effects(arms)
+    a = effects.iloc[0]
+    assert a.uplift == pytest.approx(0.12 - 0.08)
+    assert a.incremental_revenue == pytest.approx((12.0 - 8.0) * 1000)
+    assert a.roi == pytest.approx((4000 - 500) / 500)
+    hidden = suppress_effects(effects)
+    assert not hidden.suppressed.iloc[0] and hidden.suppressed.iloc[1]
+    assert pd.isna(hidden.treated.iloc[1]) and pd.isna(hidden.uplift.iloc[1])
+    assert "treated_conversions" not in hidden
+
+
+def test_demo_intervals_cover_the_true_uplifts(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    truth = {c["campaign_id"]: c["expected_uplift"]
+             for c in json.loads((demo_pipeline["truth"] / "campaigns.json").read_text())["past"]}
+    effects = con.execute("SELECT campaign_id, uplift_ci_low, uplift_ci_high, suppressed "
+                          "FROM marts.campaign_effects").fetchall()
+    assert {e[0] for e in effects} == set(truth)
+    checked = [(cid, lo, hi) for cid, lo, hi, hidden in effects if not hidden]
+    assert len(checked) >= 4
+    for cid, low, high in checked:
+        assert low <= truth[cid] <= high, cid
+
+
+def test_training_features_ignore_everything_after_the_campaign_start(demo_pipeline, tmp_path):
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(demo_pipeline["warehouse"], copy)
+    con = duckdb.connect(str(copy))
+    before = con.execute("SELECT * FROM features.campaign_training ORDER BY campaign_id, patient_key").fetchdf()
+    # a big purchase the day after C001 started, by a patient C001 and a later campaign contacted
+    patient = con.execute("""SELECT patient_key FROM staging.campaign_contacts WHERE campaign_id = 'C001'
+        INTERSECT SELECT patient_key FROM staging.campaign_contacts WHERE campaign_id <> 'C001'
+        ORDER BY 1 LIMIT 1""").fetchone()[0]
+    con.execute("""INSERT INTO staging.orders BY NAME
+        SELECT 'LATE1' AS order_id, 1 AS line_no, ? AS patient_key, min(product_id) AS product_id,
+               TIMESTAMP '2025-01-16 09:00:00' AS ordered_at, 50 AS quantity, 999.0 AS unit_price, 'store' AS channel
+        FROM staging.products""", [patient])
+    build_campaign_training(con)
+    after = con.execute("SELECT * FROM features.campaign_training ORDER BY campaign_id, patient_key").fetchdf()
+    c001 = before.campaign_id == "C001"
+    pd.testing.assert_frame_equal(before[c001].reset_index(drop=True),
+                                  after[after.campaign_id == "C001"].reset_index(drop=True))
+    later = lambda f: f[(f.campaign_id != "C001") & (f.patient_key == patient)].monetary.to_numpy()  # noqa: E731
+    assert (later(after) > later(before)).all() and len(later(after)) > 0
+
+
+def test_revoked_or_missing_consent_is_never_exported(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    blocked = con.execute("""
+        SELECT k.campaign_id, c.patient_key FROM staging.campaigns k
+        JOIN (SELECT patient_key, channel, arg_max(status, recorded_at) AS status FROM staging.consents
+              WHERE purpose = 'marketing' GROUP BY ALL) c ON c.channel IN (k.channel, 'all')
+        WHERE k.purpose = 'marketing' GROUP BY ALL
+        HAVING arg_max(c.status, c.channel = k.channel) = 'revoked' OR bool_and(c.status = 'revoked')""").fetchdf()
+    granted_any = con.execute("""
+        SELECT DISTINCT k.campaign_id, c.patient_key FROM staging.campaigns k JOIN staging.consents c
+        ON c.channel IN (k.channel, 'all') AND c.purpose = 'marketing'""").fetchdf()
+    audience = con.execute("SELECT campaign_id, patient_key FROM marts.audiences").fetchdf()
+    assert len(audience) > 0
+    never_asked = audience.merge(granted_any, how="left", indicator=True)
+    assert (never_asked._merge == "both").all()
+    exported = pd.concat([pd.read_csv(f, dtype=str).assign(campaign_id=f.stem.split("_")[1])
+                          for f in (demo_pipeline["root"] / "exports").glob("audience_C*.csv")])
+    latest = con.execute("""
+        SELECT k.campaign_id, c.patient_key, arg_max(c.status, c.recorded_at) AS status
+        FROM staging.campaigns k JOIN staging.consents c ON c.channel IN (k.channel, 'all') AND c.purpose = 'marketing'
+        GROUP BY ALL""").fetchdf()
+    revoked = latest[latest.status == "revoked"]
+    assert len(revoked) > 0
+    leaked = exported.merge(revoked, left_on=["campaign_id", "subscriber_key"], right_on=["campaign_id", "patient_key"])
+    assert leaked.empty
+    assert not blocked.empty
+
+
+def test_exports_are_owner_only_and_listed_in_the_manifest(demo_pipeline):
+    folder = demo_pipeline["root"] / "exports"
+    manifest = json.loads((folder / "audience_manifest.json").read_text())
+    for campaign in manifest["campaigns"]:
+        path = folder / campaign["file"]
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        frame = pd.read_csv(path, dtype=str)
+        assert len(frame) == campaign["exported"] > 0
+        assert {"subscriber_key", "segment_label", "expected_uplift"} <= set(frame.columns)
+        assert any("consent" in reason for reason in campaign["counts"])
+    assert stat.S_IMODE((folder / "audience_manifest.json").stat().st_mode) == 0o600
+
+
+def test_planned_campaign_scores_beat_random_against_the_truth(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    scores = con.execute("SELECT patient_key, target AS campaign_id, score FROM marts.propensity_scores "
+                         "WHERE target NOT LIKE 'risk:%'").fetchdf()
+    truth = pd.read_csv(demo_pipeline["truth"] / "planned_propensity.csv", dtype={"patient_id": str})
+    truth["patient_key"] = truth.patient_id.str.strip().map(lambda p: pseudonymize(p, demo_pipeline["key"]))
+    joined = scores.merge(truth, on=["patient_key", "campaign_id"])
+    assert set(joined.campaign_id) == {"C007", "C008"}
+    for cid, part in joined.groupby("campaign_id"):
+        top = part.nlargest(len(part) // 10, "score").probability.mean()
+        assert top > 1.5 * part.probability.mean(), cid
+        assert part.score.corr(part.probability, method="spearman") > 0.2, cid  # random: 0 ± 0.02
+
+
+def test_risk_scores_cover_everyone_and_rank_the_diagnosed_first(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    risk = con.execute("""SELECT s.target, s.score, d.patient_key IS NOT NULL AS diagnosed
+        FROM marts.propensity_scores s LEFT JOIN (SELECT DISTINCT patient_key, 'risk:' || condition_code AS target
+        FROM staging.diagnoses) d USING (patient_key, target) WHERE s.target LIKE 'risk:%'""").fetchdf()
+    assert risk.target.nunique() == 3
+    for target, part in risk.groupby("target"):
+        assert part[part.diagnosed].score.mean() > 2 * part[~part.diagnosed].score.mean(), target
+    assert np.isfinite(risk.score).all() and risk.score.between(0, 1).all()
