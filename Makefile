@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev demo-data clean
+.PHONY: setup run test dev demo-data bench clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -31,6 +31,9 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow
 
 demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
 	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw
+
+bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip); tables in data/bench/
+	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000}
 
 clean:  ## remove generated data (warehouse, MLflow store, demo files, Dagster home)
 	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts .dagster_home

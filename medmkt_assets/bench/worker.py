@@ -1,0 +1,74 @@
+"""Child process of the benchmark: materialize every asset once and time each step.
+
+Run as `python -m medmkt_assets.bench.worker --source DIR --warehouse FILE --mlflow URI
+--out result.json`; the parent reads the JSON and the child's peak RSS from the OS.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import dagster as dg
+
+from medmkt_assets.bench.memory import RssSampler, peak_rss_bytes
+
+
+def _steps(entries: list, sampler: RssSampler) -> list[dict]:
+    """Per-step seconds, peak RSS and rows from the run's event log entries (which carry timestamps)."""
+    starts, rows = {}, {}
+    records = []
+    for entry in entries:
+        event = entry.dagster_event
+        if event is None:
+            continue
+        key = event.step_key
+        if event.event_type == dg.DagsterEventType.STEP_START:
+            starts[key] = entry.timestamp
+        elif event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            meta = event.event_specific_data.materialization.metadata
+            if "dagster/row_count" in meta:
+                rows[key] = int(meta["dagster/row_count"].value)
+        elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
+            start = starts.get(key, entry.timestamp)
+            records.append({
+                "step": key, "status": "ok" if event.event_type == dg.DagsterEventType.STEP_SUCCESS else "failed",
+                "seconds": round(entry.timestamp - start, 3),
+                "peak_rss_mb": round(sampler.peak_between(start, entry.timestamp) / 2**20, 1),
+                "rows": rows.get(key),
+            })
+    return records
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--warehouse", required=True)
+    parser.add_argument("--mlflow", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--select", default="*")
+    args = parser.parse_args()
+    os.environ.update({"MEDMKT_SOURCE_DIR": args.source, "MEDMKT_WAREHOUSE": args.warehouse,
+                       "MLFLOW_TRACKING_URI": args.mlflow})
+    os.environ.setdefault("MEDMKT_PSEUDONYM_KEY", "medmkt-benchmark-key")
+    from medmkt_assets.definitions import build_definitions  # after the environment is set
+
+    defs = build_definitions()
+    assets = list(defs.assets or []) + list(defs.asset_checks or [])
+    resources = defs.resources
+    with RssSampler() as sampler:
+        start = time.time()
+        instance = dg.DagsterInstance.ephemeral()
+        result = dg.materialize(assets, resources=resources, selection=args.select, raise_on_error=False,
+                                instance=instance)
+        seconds = time.time() - start
+    Path(args.out).write_text(json.dumps({
+        "success": result.success, "seconds": round(seconds, 2),
+        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1), "steps": _steps(instance.all_logs(result.run_id), sampler),
+    }, indent=1))
+
+
+if __name__ == "__main__":
+    main()
