@@ -4,7 +4,6 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import pytest
 
@@ -12,12 +11,13 @@ from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.lib.adapters.mapped import MappedExport
 from medmkt_assets.lib.adapters.synthea import SyntheaExport
+from medmkt_assets.lib.contract import privacy_findings, shape_findings
 from medmkt_assets.lib.sources import SourceError
 from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import make_resources, materialize_all
 
 SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea_sample"
-INGEST_AND_PROFILES = dg.AssetSelection.groups("ingest", "staging", "profiles")
+EVERYTHING = "*"  # small real sources must run the whole graph: honest small results, never a crash
 
 
 def _resources(workdir, source: Path, fmt: str, mapping: str = "") -> dict:
@@ -63,9 +63,13 @@ def test_synthea_2x_payer_layout_is_detected_and_unknown_layout_refused(tmp_path
 
 def test_synthea_sample_runs_through_the_pipeline(workdir, pseudonym_env):
     defs = build_definitions(Settings.from_env())
-    result = materialize_all(defs, _resources(workdir, SYNTHEA, "synthea"), INGEST_AND_PROFILES)
-    assert result.success
+    result = materialize_all(defs, _resources(workdir, SYNTHEA, "synthea"), EVERYTHING)
+    assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    assert shape_findings(con) == [] and privacy_findings(con) == []
+    # no campaigns in Synthea: empty campaign tables rather than failures
+    assert con.execute("SELECT count(*) FROM marts.campaign_effects").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM marts.patient_segments").fetchone()[0] == 111
     deceased = con.execute("SELECT count(*) FROM staging.patients WHERE is_deceased").fetchall()[0][0]
     expected_dead = con.execute(
         f"SELECT count(*) FROM read_csv('{SYNTHEA / 'patients.csv'}', all_varchar=true) "
@@ -124,9 +128,10 @@ def test_mapped_retail_export_runs_and_quarantines_cancellations(tmp_path, workd
     (tmp_path / "mapping.yaml").write_text(MAPPING)
     defs = build_definitions(Settings.from_env())
     result = materialize_all(defs, _resources(workdir, tmp_path, "mapped", str(tmp_path / "mapping.yaml")),
-                             INGEST_AND_PROFILES)
-    assert result.success
+                             EVERYTHING)
+    assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    assert shape_findings(con) == [] and privacy_findings(con) == []
     reasons = dict(con.execute("SELECT order_id, _reason FROM quarantine.orders").fetchall())
     assert reasons == {"C536379": "quantity is zero or negative (cancellation or return)",
                        "536414": "patient_id is missing or blank"}

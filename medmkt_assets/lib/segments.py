@@ -223,7 +223,8 @@ def label_segments(profile_means: pd.DataFrame) -> pd.Series:
                           "age": profile_means.get("age_band", pd.Series("", index=profile_means.index))})
     buyers = profile_means["monetary"] > 0
     labels = parts.apply(lambda r: " · ".join(x for x in (r.tier, r.category, r.channel, r.age) if x), axis=1)
-    labels[~buyers] = parts.loc[~buyers].apply(lambda r: " · ".join(x for x in (r.tier, r.age) if x), axis=1)
+    if (~buyers).any():
+        labels[~buyers] = parts.loc[~buyers].apply(lambda r: " · ".join(x for x in (r.tier, r.age) if x), axis=1)
     duplicated = labels.duplicated(keep=False)
     labels[duplicated] = labels[duplicated] + " #" + labels.index[duplicated].astype(str)
     return labels

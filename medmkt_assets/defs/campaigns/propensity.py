@@ -24,7 +24,8 @@ SCORE_BATCH = 200_000
 
 class PropensityConfig(dg.Config):
     risk_conditions: int = Field(default=3, description="Most common conditions that get a disease-risk model.")
-    min_positives: int = Field(default=30, description="Fewest positive examples a target needs to be modelled.")
+    min_positives: int = Field(default=30, description=(
+        "Fewest positive (and negative) examples a target needs to be modelled."))
     min_campaign_rows: int = Field(default=1000, description=(
         "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
         "campaign is used and the patient's share of spend in the target category carries the difference."))
@@ -116,7 +117,8 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
         conditions = con.execute(
             "SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d "
             "SEMI JOIN marts.patient_profiles p USING (patient_key) GROUP BY 1 HAVING count(DISTINCT d.patient_key) "
-            f">= {config.min_positives} ORDER BY 2 DESC, 1 LIMIT {config.risk_conditions}").fetchall()
+            f"BETWEEN {config.min_positives} AND (SELECT count(*) FROM marts.patient_profiles) - {config.min_positives} "
+            f"ORDER BY 2 DESC, 1 LIMIT {config.risk_conditions}").fetchall()
         diagnosed = con.execute("SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses").fetchdf()
     outputs, summary, links = [], [], {}
 

@@ -11,6 +11,7 @@ from medmkt_assets.defs.resources import MlflowTracker
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.rules import mine_rules
+from medmkt_assets.lib.schema import SMALL_CELL_MAX
 
 # Baskets are numbered in SQL so only small integers and item ids travel to Python.
 BASKET_ITEMS_SQL = {
@@ -39,9 +40,15 @@ class RulesConfig(dg.Config):
     patient_min_support: float = Field(default=0.05, description="Patient scope: least share of patients with the itemset.")
     patient_min_confidence: float = Field(default=0.5, description="Patient scope: least P(consequent | antecedent).")
     patient_max_len: int = Field(default=3, description="Patient scope: most items in a rule (both sides).")
+    min_support_count: int = Field(default=SMALL_CELL_MAX + 1, description=(
+        "Least number of baskets (patients, at patient scope) behind a rule, whatever the relative support: "
+        "a rule about 1-10 patients describes a small cell, and on small data it is noise."))
     min_lift: float = Field(default=1.1, description="Keep rules at least this much above independence.")
     single_consequent: bool = Field(default=False, description="Only one-item consequents (arules' default).")
-    prune_redundant: bool = Field(default=False, description="Drop rules no more confident than a more general rule.")
+    prune_redundant: bool = Field(default=True, description=(
+        "Drop rules no more confident than a more general rule (published tables stay readable; "
+        "lib.rules.mine_rules keeps the raw, arules-comparable set by default)."))
+    max_rules: int = Field(default=20_000, description="Most rules published per scope, highest lift first.")
     scopes: list[str] = Field(default=["basket", "patient"], description="Which scopes to mine.")
 
 
@@ -59,14 +66,20 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         started = time.perf_counter()
         with warehouse.get_connection() as con:
             baskets = con.execute(BASKET_ITEMS_SQL[scope]).fetchdf()
-        rules = mine_rules(baskets, getattr(config, f"{scope}_min_support"), getattr(config, f"{scope}_min_confidence"),
+        n_baskets = max(int(baskets.basket_id.nunique()), 1)
+        min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
+        rules = mine_rules(baskets, min_support, getattr(config, f"{scope}_min_confidence"),
                            max_len=getattr(config, f"{scope}_max_len"), single_consequent=config.single_consequent,
                            min_lift=config.min_lift, prune_redundant=config.prune_redundant)
+        if len(rules) > config.max_rules:
+            context.log.warning("%s scope: %d rules; publishing the %d with the highest lift.", scope, len(rules),
+                                config.max_rules)
+            rules = rules.head(config.max_rules)  # mine_rules sorts by lift, confidence, support
         timings[scope] = time.perf_counter() - started
         rules["rule_id"] = scope[0].upper() + rules.rule_id
         found.append(rules.assign(scope=scope))
-        context.log.info("%s scope: %d rules from %d baskets in %.1f s", scope, len(rules),
-                         baskets.basket_id.nunique(), timings[scope])
+        context.log.info("%s scope: %d rules from %d baskets (min support %.5f) in %.1f s", scope, len(rules),
+                         n_baskets, min_support, timings[scope])
     rules = pd.concat(found, ignore_index=True)
 
     with mlflow.start_run(context, "medmkt-association-rules", "fp_growth") as run:
