@@ -13,6 +13,7 @@ DEFAULTS = {
     "MEDMKT_WAREHOUSE": "data/warehouse.duckdb",
     "MLFLOW_TRACKING_URI": "sqlite:///data/mlflow/mlflow.db",
     "MEDMKT_EXPORT_DIR": "data/exports",
+    "MEDMKT_QUALITY_DIR": "data/quality",
     "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
 }
 SOURCE_FORMATS = ("canonical", "synthea", "mapped")
@@ -34,6 +35,7 @@ class Settings:
     mlflow_tracking_uri: str
     export_dir: Path
     mlflow_ui: str
+    quality_dir: Path
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -49,4 +51,5 @@ class Settings:
             mlflow_tracking_uri=env("MLFLOW_TRACKING_URI"),
             export_dir=Path(env("MEDMKT_EXPORT_DIR")),
             mlflow_ui=env("MEDMKT_MLFLOW_UI"),
+            quality_dir=Path(env("MEDMKT_QUALITY_DIR")),
         )

@@ -106,3 +106,13 @@ class ExportDir(dg.ConfigurableResource):
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+
+class QualityDocs(dg.ConfigurableResource):
+    """Where Great Expectations keeps suites, results and the Data Docs site (MEDMKT_QUALITY_DIR)."""
+
+    path: str = Field(description="Folder of the GX project and its Data Docs.")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)

@@ -247,8 +247,8 @@ class DemoWorld:
         first = rng.integers(_seconds(np.datetime64("2020-01-01")), self.window_end, len(who))
         revoked = rng.random(len(who)) < 0.08
         regranted = revoked & (rng.random(len(who)) < 0.25)
-        revoked_at = first + rng.integers(1, 400, len(who)) * SECONDS_PER_DAY
-        regranted_at = revoked_at + rng.integers(1, 200, len(who)) * SECONDS_PER_DAY
+        revoked_at = np.minimum(first + rng.integers(1, 400, len(who)) * SECONDS_PER_DAY, self.window_end - 2)
+        regranted_at = np.minimum(revoked_at + rng.integers(1, 200, len(who)) * SECONDS_PER_DAY, self.window_end - 1)
         education = rng.random(n) < 0.3
         frames = [
             pd.DataFrame({"i": who, "purpose": "marketing", "channel": channel, "status": "granted", "at": first}),

@@ -240,6 +240,7 @@ def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
                 (f"_s_status IS NULL OR _s_status NOT IN ({_values(CONSENT_STATUSES)})",
                  "status must be granted or revoked"),
                 ("_s_recorded_at IS NULL", "recorded_at is missing or not a valid timestamp"),
+                (_future("_s_recorded_at"), "recorded_at is in the future"),
                 patient_ref[1],
             ),
             (),

@@ -1,0 +1,1 @@
+"""Quality stage: Great Expectations gates on staged and feature tables."""

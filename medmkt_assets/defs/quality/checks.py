@@ -1,0 +1,47 @@
+"""Asset checks from the quality suites: one Dagster check per gate, ERROR gates blocking."""
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.resources import QualityDocs
+from medmkt_assets.defs.warehouse import transaction
+from medmkt_assets.lib.quality import (
+    Check, data_docs_index, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
+)
+from medmkt_assets.lib.schema import SOURCE_TABLES
+
+SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
+
+
+def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg.AssetChecksDefinition:
+    suite = table  # e.g. staging.orders: the GX suite and Data Docs page are named for the table
+
+    @dg.multi_asset_check(
+        specs=[dg.AssetCheckSpec(name=c.name, asset=asset_key, blocking=c.blocking,
+                                 description=f"{c.description} ({c.severity}; allowed ≤ {c.max_allowed:g})")
+               for c in checks],
+        name=f"quality_{table.replace('.', '_')}",
+        description=f"Great Expectations suite '{suite}': metrics computed in DuckDB, judged by GX.",
+    )
+    def _checks(warehouse: DuckDBResource, quality: QualityDocs):
+        with transaction(warehouse) as con:
+            ensure_baselines(con)
+            observed = measure(con, checks)
+            record_baselines(con, table)
+        outcomes = validate(suite, checks, observed, quality.folder)
+        docs = data_docs_index(quality.folder).resolve()
+        for outcome in outcomes:
+            yield dg.AssetCheckResult(
+                asset_key=asset_key, check_name=outcome.check.name, passed=outcome.passed,
+                severity=SEVERITY[outcome.check.severity],
+                metadata={"observed": outcome.observed, "max_allowed": outcome.check.max_allowed,
+                          "guards": outcome.check.description, "gx_suite": suite,
+                          "data_docs": dg.MetadataValue.url(docs.as_uri())},
+            )
+
+    return _checks
+
+
+staged_quality_checks = [_suite_checks(dg.AssetKey(["staging", t]), f"staging.{t}", staged_checks(t))
+                         for t in SOURCE_TABLES]
+feature_quality_checks = _suite_checks(dg.AssetKey(["features", "patient_features"]), "features.patient_features",
+                                       feature_checks())

@@ -1,0 +1,245 @@
+"""Data-quality gates: metrics computed in DuckDB, judged by Great Expectations, published as Data Docs.
+
+Scale comes from where the work happens: each check is one SQL aggregate over the
+warehouse table (failing rows, duplicate keys, orphans, a drift distance), so ten
+million order lines never travel to Python. Great Expectations then validates the
+one-row frame of those metrics against each check's threshold, keeps the results and
+renders the static Data Docs site that reviewers browse. Metric values are counts and
+distances only, never a patient identifier.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from medmkt_assets.lib.schema import (
+    CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES, GENDERS,
+    ORDER_CHANNELS, PRODUCT_KINDS,
+)
+
+DRIFT_MAX = 0.2           # total variation distance between this and the previous mix
+ROW_CHANGE_MAX = 1.0      # |log2(rows now / rows before)|: at most halved or doubled
+FUTURE_TOLERANCE = "INTERVAL 1 DAY"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One gate: `sql` returns a single number that must lie within [min_allowed, max_allowed]."""
+
+    name: str
+    description: str
+    sql: str
+    max_allowed: float = 0.0
+    min_allowed: float | None = None
+    severity: str = "ERROR"   # ERROR gates block downstream models; WARN only reports
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "ERROR"
+
+
+def _in(values) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+def _count(table: str, condition: str) -> str:
+    return f"SELECT count(*) FROM {table} WHERE {condition}"
+
+
+def _duplicates(table: str, keys: str) -> str:
+    return f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} GROUP BY {keys} HAVING n > 1)"
+
+
+def _orphans(table: str, column: str, parent: str, parent_column: str) -> str:
+    return (f"SELECT count(*) FROM {table} t WHERE t.{column} IS NOT NULL AND NOT EXISTS "
+            f"(SELECT 1 FROM {parent} p WHERE p.{parent_column} = t.{column})")
+
+
+def _keys(table: str, keys: str, label: str) -> list[Check]:
+    nulls = " OR ".join(f"{k.strip()} IS NULL" for k in keys.split(","))
+    return [Check(f"{label}_not_null", f"{keys} present on every row", _count(table, nulls)),
+            Check(f"{label}_unique", f"{keys} unique", _duplicates(table, keys))]
+
+
+def _patient_ref(table: str) -> Check:
+    return Check("patient_exists", "every patient_key is a staged patient",
+                 _orphans(table, "patient_key", "staging.patients", "patient_key"))
+
+
+def _in_set(table: str, column: str, values, allow_null: bool = True) -> Check:
+    null = f" AND {column} IS NOT NULL" if allow_null else ""
+    return Check(f"{column}_accepted", f"{column} in {{{', '.join(values)}}}",
+                 _count(table, f"{column} NOT IN ({_in(values)}){null}" if allow_null
+                        else f"{column} IS NULL OR {column} NOT IN ({_in(values)})"))
+
+
+def _not_future(table: str, column: str) -> Check:
+    return Check(f"{column}_not_in_future", f"{column} at most a day ahead of now",
+                 _count(table, f"CAST({column} AS TIMESTAMP) > now()::TIMESTAMP + {FUTURE_TOLERANCE}"))
+
+
+def _row_change(table: str) -> Check:
+    return Check("row_count_change", "rows at most halved or doubled since the last run (|log2 ratio| ≤ 1)",
+                 f"""SELECT CASE WHEN max(share) IS NULL THEN 0 ELSE
+                            abs(log2(greatest((SELECT count(*) FROM {table}), 1) / greatest(max(share), 1))) END
+                     FROM ops.quality_baselines WHERE table_name = '{table}' AND metric = 'row_count'""",
+                 max_allowed=ROW_CHANGE_MAX, severity="WARN")
+
+
+def _drift(table: str, metric: str, bucket_sql: str, description: str) -> Check:
+    """Total variation distance between the bucket mix now and at the previous run (0 on the first)."""
+    return Check(f"{metric}_drift", description,
+                 f"""WITH now AS ({bucket_sql}),
+                     cur AS (SELECT bucket, n / sum(n) OVER () AS share FROM now),
+                     before AS (SELECT bucket, share FROM ops.quality_baselines
+                                WHERE table_name = '{table}' AND metric = '{metric}')
+                     SELECT CASE WHEN (SELECT count(*) FROM before) = 0 THEN 0 ELSE
+                            0.5 * sum(abs(coalesce(cur.share, 0) - coalesce(before.share, 0))) END
+                     FROM cur FULL OUTER JOIN before USING (bucket)""",
+                 max_allowed=DRIFT_MAX, severity="WARN")
+
+
+CATEGORY_MIX = ("SELECT p.category AS bucket, count(*) AS n FROM staging.orders o "
+                "JOIN staging.products p USING (product_id) GROUP BY 1")
+AGE_MIX = ("SELECT CAST(floor((year(current_date) - birth_year) / 10) * 10 AS VARCHAR) AS bucket, count(*) AS n "
+           "FROM staging.patients GROUP BY 1")
+BASELINES = {"staging.orders": {"category_mix": CATEGORY_MIX}, "staging.patients": {"age_mix": AGE_MIX}}
+
+
+def staged_checks(table: str) -> list[Check]:
+    """The suite guarding one staged table."""
+    t = f"staging.{table}"
+    suites = {
+        "patients": [*_keys(t, "patient_key", "patient_key"), _in_set(t, "gender", GENDERS, allow_null=False),
+                     Check("birth_year_plausible", "birth year between 1900 and this year",
+                           _count(t, "birth_year < 1900 OR birth_year > year(current_date)")),
+                     _not_future(t, "registered_at"),
+                     _drift(t, "age_mix", AGE_MIX, "age-band mix close to the previous run")],
+        "products": [*_keys(t, "product_id", "product_id"),
+                     Check("unit_price_not_negative", "list price ≥ 0", _count(t, "unit_price < 0")),
+                     _in_set(t, "kind", PRODUCT_KINDS),
+                     Check("category_present", "category on every product", _count(t, "category IS NULL"))],
+        "orders": [*_keys(t, "order_id, line_no", "order_line"),
+                   Check("quantity_positive", "quantity > 0", _count(t, "quantity IS NULL OR quantity <= 0")),
+                   Check("unit_price_not_negative", "price paid ≥ 0", _count(t, "unit_price < 0")),
+                   _not_future(t, "ordered_at"), _in_set(t, "channel", (*ORDER_CHANNELS, "other")),
+                   _patient_ref(t),
+                   Check("product_exists", "every product_id is a staged product",
+                         _orphans(t, "product_id", "staging.products", "product_id")),
+                   _drift(t, "category_mix", CATEGORY_MIX, "order category mix close to the previous run")],
+        "diagnoses": [_patient_ref(t), Check("condition_code_present", "condition_code on every row",
+                                             _count(t, "condition_code IS NULL")),
+                      _not_future(t, "diagnosed_at")],
+        "campaigns": [*_keys(t, "campaign_id", "campaign_id"), _in_set(t, "purpose", CAMPAIGN_PURPOSES, False),
+                      _in_set(t, "channel", CAMPAIGN_CHANNELS),
+                      Check("dates_ordered", "end_date on or after start_date", _count(t, "end_date < start_date")),
+                      Check("cost_not_negative", "cost_per_contact ≥ 0", _count(t, "cost_per_contact < 0"))],
+        "campaign_contacts": [*_keys(t, "campaign_id, patient_key", "contact"),
+                              _in_set(t, "arm", CONTACT_ARMS, allow_null=False), _patient_ref(t),
+                              Check("campaign_exists", "every campaign_id is a staged campaign",
+                                    _orphans(t, "campaign_id", "staging.campaigns", "campaign_id")),
+                              Check("revenue_not_negative", "revenue ≥ 0", _count(t, "revenue < 0")),
+                              Check("control_not_contacted", "control-arm rows carry no contact time",
+                                    _count(t, "arm = 'control' AND contacted_at IS NOT NULL"), severity="WARN")],
+        "consents": [_patient_ref(t), _in_set(t, "status", CONSENT_STATUSES, allow_null=False),
+                     _not_future(t, "recorded_at")],
+        "surveys": [_patient_ref(t),
+                    Check("satisfaction_in_range", "satisfaction 1-5", _count(t, "satisfaction NOT BETWEEN 1 AND 5")),
+                    Check("nps_in_range", "nps 0-10", _count(t, "nps NOT BETWEEN 0 AND 10"))],
+        "events": [_in_set(t, "event_type", EVENT_TYPES, allow_null=False), _in_set(t, "source", EVENT_SOURCES),
+                   _not_future(t, "occurred_at")],
+    }
+    return [*suites[table], _row_change(t)]
+
+
+def feature_checks(table: str = "features.patient_features") -> list[Check]:
+    """The suite guarding the model-input feature table."""
+    return [
+        *_keys(table, "patient_key", "patient_key"),
+        Check("one_row_per_patient", "as many rows as staged patients",
+              f"SELECT abs((SELECT count(*) FROM {table}) - (SELECT count(*) FROM staging.patients))"),
+        Check("finite_values", "no NaN or infinite feature value",
+              f"SELECT count(*) FROM {table} WHERE NOT (COLUMNS(* EXCLUDE (patient_key, satisfaction)) "
+              "BETWEEN -1e300 AND 1e300)"),
+        Check("shares_between_0_and_1", "category and channel shares within [0, 1]",
+              f"SELECT count(*) FROM {table} WHERE NOT (COLUMNS('^(cat|ch)__') BETWEEN 0 AND 1)"),
+        Check("counts_not_negative", "frequency, spend and recency ≥ 0",
+              _count(table, "frequency < 0 OR monetary < 0 OR recency_days < 0")),
+        _row_change(table),
+    ]
+
+
+def measure(con: duckdb.DuckDBPyConnection, checks: list[Check]) -> dict[str, float]:
+    """Each check's metric, computed in DuckDB."""
+    values = {}
+    for check in checks:
+        value = con.execute(check.sql).fetchone()[0]
+        values[check.name] = float(value) if value is not None else 0.0
+    return values
+
+
+def record_baselines(con: duckdb.DuckDBPyConnection, table: str) -> None:
+    """Remember this run's row count and mixes so the next run can measure drift against them."""
+    con.execute("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name VARCHAR, metric VARCHAR, "
+                "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP)")
+    con.execute("DELETE FROM ops.quality_baselines WHERE table_name = ?", [table])
+    con.execute(f"INSERT INTO ops.quality_baselines SELECT '{table}', 'row_count', NULL, count(*), now() FROM {table}")
+    for metric, bucket_sql in BASELINES.get(table, {}).items():
+        con.execute(f"INSERT INTO ops.quality_baselines SELECT '{table}', '{metric}', bucket, n / sum(n) OVER (), "
+                    f"now() FROM ({bucket_sql})")
+
+
+def ensure_baselines(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name VARCHAR, metric VARCHAR, "
+                "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP)")
+
+
+@dataclass
+class Outcome:
+    check: Check
+    observed: float
+    passed: bool
+
+
+def validate(suite_name: str, checks: list[Check], observed: dict[str, float], quality_dir: Path) -> list[Outcome]:
+    """Judge the metrics with a Great Expectations suite, store the result and rebuild the Data Docs."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
+    source = _get_or(lambda: context.data_sources.get("medmkt_metrics"),
+                     lambda: context.data_sources.add_pandas("medmkt_metrics"))
+    asset = _get_or(lambda: source.get_asset(suite_name), lambda: source.add_dataframe_asset(name=suite_name))
+    batch = _get_or(lambda: asset.get_batch_definition("latest_run"),
+                    lambda: asset.add_batch_definition_whole_dataframe("latest_run"))
+    for remove in (context.validation_definitions.delete, context.suites.delete):
+        try:
+            remove(suite_name)
+        except Exception:  # noqa: BLE001 - absent on the first run
+            pass
+    suite = context.suites.add(gx.ExpectationSuite(name=suite_name, expectations=[
+        gxe.ExpectColumnValuesToBeBetween(column=c.name, min_value=c.min_allowed, max_value=c.max_allowed,
+                                          meta={"severity": c.severity, "guards": c.description})
+        for c in checks]))
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
+    frame = pd.DataFrame([{c.name: observed[c.name] for c in checks}])
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    context.build_data_docs()
+    verdict = {r.expectation_config.kwargs["column"]: bool(r.success) for r in result.results}
+    return [Outcome(c, observed[c.name], verdict.get(c.name, False)) for c in checks]
+
+
+def data_docs_index(quality_dir: Path) -> Path:
+    return quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+
+def _get_or(get, create):
+    try:
+        return get()
+    except Exception:  # noqa: BLE001 - GX raises different errors for "not found" across stores
+        return create()

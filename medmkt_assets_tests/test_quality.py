@@ -1,0 +1,91 @@
+"""Quality gates: SQL metrics with known answers, GX verdicts, Data Docs, drift, and blocking in Dagster."""
+import dagster as dg
+import duckdb
+import pytest
+from dagster_duckdb import DuckDBResource
+
+from medmkt_assets.defs.quality.checks import _suite_checks
+from medmkt_assets.defs.resources import QualityDocs
+from medmkt_assets.lib.quality import (
+    Check, data_docs_index, ensure_baselines, measure, record_baselines, staged_checks, validate,
+)
+
+
+@pytest.fixture
+def con(tmp_path):
+    connection = duckdb.connect(str(tmp_path / "w.duckdb"))
+    for schema in ("staging", "ops"):
+        connection.execute(f"CREATE SCHEMA {schema}")
+    connection.execute("CREATE TABLE staging.patients AS SELECT 'k1' AS patient_key")
+    connection.execute("CREATE TABLE staging.products AS SELECT * FROM (VALUES ('A', 'x'), ('B', 'y')) t(product_id, category)")
+    connection.execute("""CREATE TABLE staging.orders AS SELECT * FROM (VALUES
+        ('O1', 1, 'k1', 'A', TIMESTAMP '2025-01-01', 1, 10.0, 'store'),
+        ('O1', 1, 'k1', 'A', TIMESTAMP '2025-01-01', 1, 10.0, 'store'),
+        ('O2', 1, 'k9', 'B', TIMESTAMP '2025-01-02', -1, -3.0, 'web'),
+        ('O3', 1, 'k1', 'Z', TIMESTAMP '2999-01-01', 2, 5.0, 'app')
+    ) t(order_id, line_no, patient_key, product_id, ordered_at, quantity, unit_price, channel)""")
+    ensure_baselines(connection)
+    return connection
+
+
+def test_order_metrics_count_exactly_the_bad_rows(con):
+    observed = measure(con, staged_checks("orders"))
+    assert observed["order_line_unique"] == 1
+    assert observed["quantity_positive"] == 1
+    assert observed["unit_price_not_negative"] == 1
+    assert observed["ordered_at_not_in_future"] == 1
+    assert observed["channel_accepted"] == 1
+    assert observed["patient_exists"] == 1
+    assert observed["product_exists"] == 1
+    assert observed["category_mix_drift"] == 0  # no previous run yet
+    assert observed["row_count_change"] == 0
+
+
+def test_drift_and_row_count_change_against_the_previous_run(con):
+    record_baselines(con, "staging.orders")
+    con.execute("INSERT INTO staging.orders SELECT 'O9', i, 'k1', 'B', TIMESTAMP '2025-02-01', 1, 1.0, 'store' "
+                "FROM range(1, 21) r(i)")
+    observed = measure(con, staged_checks("orders"))
+    # category mix went from x 2/3, y 1/3 (product Z is unknown) to x 2/23, y 21/23
+    assert observed["category_mix_drift"] == pytest.approx(2 / 3 - 2 / 23)
+    assert observed["row_count_change"] == pytest.approx(2.584963, abs=1e-4)  # log2(24 / 4)
+
+
+def test_gx_judges_thresholds_and_writes_data_docs(tmp_path):
+    checks = [Check("dupes", "no duplicates", "SELECT 0"), Check("drift", "small drift", "SELECT 0", 0.2, None, "WARN")]
+    outcomes = validate("staging.demo", checks, {"dupes": 2.0, "drift": 0.1}, tmp_path / "quality")
+    assert [(o.check.name, o.passed) for o in outcomes] == [("dupes", False), ("drift", True)]
+    index = data_docs_index(tmp_path / "quality")
+    assert index.exists() and "staging.demo" in index.read_text()
+
+
+def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):
+    key = dg.AssetKey(["staging", "toy"])
+
+    @dg.asset(key=key)
+    def toy(warehouse: DuckDBResource) -> None:
+        with warehouse.get_connection() as con:
+            con.execute("CREATE SCHEMA IF NOT EXISTS staging; CREATE SCHEMA IF NOT EXISTS ops")
+            con.execute("CREATE OR REPLACE TABLE staging.toy AS SELECT * FROM (VALUES (1), (1), (2)) t(id)")
+
+    @dg.asset(deps=[key])
+    def model() -> None:
+        """Must not run on duplicated keys."""
+
+    gate = _suite_checks(key, "staging.toy", [Check("id_unique", "ids unique", "SELECT count(*) - count(DISTINCT id) "
+                                                                                "FROM staging.toy")])
+    result = dg.materialize([toy, model, gate], raise_on_error=False, resources={
+        "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+        "quality": QualityDocs(path=str(tmp_path / "quality"))})
+    evaluations = result.get_asset_check_evaluations()
+    assert [(e.check_name, e.passed) for e in evaluations] == [("id_unique", False)]
+    assert evaluations[0].metadata["observed"].value == 1.0
+    materialized = {e.asset_key for e in result.all_events if e.is_step_materialization}
+    assert key in materialized and dg.AssetKey("model") not in materialized
+
+
+def test_demo_run_publishes_data_docs_for_every_suite(demo_pipeline):
+    index = data_docs_index(demo_pipeline["root"] / "quality")
+    html = index.read_text()
+    for suite in ("staging.orders", "staging.patients", "features.patient_features"):
+        assert suite in html
