@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets import defs as stages
 from medmkt_assets.defs import automation
-from medmkt_assets.defs.resources import ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
+from medmkt_assets.defs.resources import AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
 from medmkt_assets.settings import DEFAULTS, Settings
 
 
@@ -24,6 +24,7 @@ def build_resources(settings: Settings) -> dict:
         "mlflow": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
         "exports": ExportDir(path=str(settings.export_dir)),
         "quality": QualityDocs(path=str(settings.quality_dir)),
+        "alerts": AlertFolder(path=str(settings.alert_dir)),
     }
 
 

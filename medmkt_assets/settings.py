@@ -14,6 +14,7 @@ DEFAULTS = {
     "MLFLOW_TRACKING_URI": "sqlite:///data/mlflow/mlflow.db",
     "MEDMKT_EXPORT_DIR": "data/exports",
     "MEDMKT_QUALITY_DIR": "data/quality",
+    "MEDMKT_ALERT_DIR": "data/alerts",
     "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
 }
 SOURCE_FORMATS = ("canonical", "synthea", "mapped")
@@ -36,6 +37,7 @@ class Settings:
     export_dir: Path
     mlflow_ui: str
     quality_dir: Path
+    alert_dir: Path
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -52,4 +54,5 @@ class Settings:
             export_dir=Path(env("MEDMKT_EXPORT_DIR")),
             mlflow_ui=env("MEDMKT_MLFLOW_UI"),
             quality_dir=Path(env("MEDMKT_QUALITY_DIR")),
+            alert_dir=Path(env("MEDMKT_ALERT_DIR")),
         )

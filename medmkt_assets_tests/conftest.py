@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
+from medmkt_assets.defs.resources import AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
 
 TEST_KEY = "test-key-0123456789"
 
@@ -62,6 +62,7 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
         "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
         "quality": QualityDocs(path=str(warehouse.parent / "quality")),
+        "alerts": AlertFolder(path=str(warehouse.parent / "alerts")),
     }
 
 

@@ -31,6 +31,10 @@ class SourceFiles(dg.ConfigurableResource):
         return Path(self.source_dir)
 
     @property
+    def incoming_path(self) -> Path:
+        return Path(self.incoming_dir)
+
+    @property
     def accepted_dir(self) -> Path:
         """Where the file sensor keeps batches it accepted; they are part of the source."""
         return Path(self.incoming_dir) / "_accepted"
@@ -112,6 +116,16 @@ class QualityDocs(dg.ConfigurableResource):
     """Where Great Expectations keeps suites, results and the Data Docs site (MEDMKT_QUALITY_DIR)."""
 
     path: str = Field(description="Folder of the GX project and its Data Docs.")
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.path)
+
+
+class AlertFolder(dg.ConfigurableResource):
+    """Where alerts about failed runs and rejected batches are written (MEDMKT_ALERT_DIR)."""
+
+    path: str = Field(description="Folder for alert files.")
 
     @property
     def folder(self) -> Path:

@@ -14,6 +14,10 @@ from medmkt_assets.lib.staging import ensure_schemas
 # run step at a time because DuckDB allows a single writing process.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
+# Everything downstream of staging refreshes by itself once its inputs change (a sensor
+# batch, the nightly ingestion), through the `refresh_downstream` automation sensor.
+REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
+
 
 @contextmanager
 def transaction(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -6,7 +6,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from medmkt_assets.defs.resources import ExportDir
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib.audiences import audience_sql, export_frame, write_private_csv, write_private_json
 from medmkt_assets.lib.schema import SMALL_CELL_MAX
 from medmkt_assets.lib.suppression import suppressed_sql
@@ -19,7 +19,7 @@ class AudienceConfig(dg.Config):
 
 
 @dg.asset(
-    key=["marts", "audiences"], group_name="campaigns", kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL,
+    key=["marts", "audiences"], group_name="campaigns", kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["marts", k]) for k in ("uplift_scores", "propensity_scores", "patient_segments",
                                                "patient_profiles")]
     + [dg.AssetKey(["staging", t]) for t in ("consents", "campaigns", "orders", "products")],

@@ -2,7 +2,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, transaction
 from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects
 
 ARM_TOTALS = """
@@ -38,7 +38,7 @@ COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_
 
 
 @dg.asset(
-    key=["marts", "campaign_effects"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["marts", "campaign_effects"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
 def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
@@ -64,7 +64,7 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: DuckDBRe
 
 
 @dg.asset(
-    key=["marts", "campaign_effects_by_group"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["marts", "campaign_effects_by_group"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"]),
           dg.AssetKey(["marts", "patient_segments"])],
 )

@@ -7,7 +7,7 @@ from mlflow import log_metrics, log_params, set_tags
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training, target_share_sql
 from medmkt_assets.lib.features import feature_columns
@@ -34,7 +34,7 @@ class PropensityConfig(dg.Config):
 
 
 @dg.asset(
-    key=["features", "campaign_training"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["features", "campaign_training"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["staging", "campaigns"]),
           dg.AssetKey(["staging", "campaign_contacts"])],
 )
@@ -99,7 +99,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
 
 @dg.asset(
     key=["marts", "propensity_scores"], group_name="campaigns", kinds={"duckdb", "scikitlearn", "mlflow"},
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"]),
           dg.AssetKey(["staging", "diagnoses"])],
 )
@@ -188,7 +188,7 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
 
 @dg.asset(
     key=["marts", "uplift_scores"], group_name="campaigns", kinds={"duckdb", "scikitlearn", "mlflow"},
-    pool=WAREHOUSE_POOL,
+    pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
 def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,

@@ -3,7 +3,7 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, preview, row_count, transaction
 from medmkt_assets.lib.features import build_patient_features, feature_columns
 from medmkt_assets.lib.suppression import suppress_frame
 from medmkt_assets.lib.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
@@ -14,7 +14,7 @@ def _staging(*tables: str) -> list[dg.AssetKey]:
 
 
 @dg.asset(
-    key=["marts", "patient_profiles"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["marts", "patient_profiles"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events", "consents"),
 )
 def patient_profiles(warehouse: DuckDBResource) -> dg.MaterializeResult:
@@ -37,7 +37,7 @@ def patient_profiles(warehouse: DuckDBResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["marts", "demand_trends"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["marts", "demand_trends"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders"),
 )
 def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
@@ -59,7 +59,7 @@ def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
 
 
 @dg.asset(
-    key=["features", "patient_features"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["features", "patient_features"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events"),
 )
 def patient_features(warehouse: DuckDBResource) -> dg.MaterializeResult:

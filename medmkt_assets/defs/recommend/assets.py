@@ -6,7 +6,7 @@ from mlflow import log_metrics, log_params, set_tags
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib import tracking
 from medmkt_assets.lib.rec_metrics import chronological_split, evaluate, stratified_split
 from medmkt_assets.lib.recommenders import (
@@ -46,7 +46,7 @@ def _label(model: Recommender) -> str:
 
 
 @dg.asset(
-    key=["marts", "recommendations"], group_name="recommend", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL,
+    key=["marts", "recommendations"], group_name="recommend", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", "orders"]), dg.AssetKey(["staging", "products"]),
           dg.AssetKey(["marts", "patient_profiles"]), dg.AssetKey(["marts", "patient_segments"])],
 )

@@ -8,7 +8,7 @@ from mlflow import log_metrics, log_params
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.rules import mine_rules
 from medmkt_assets.lib.schema import SMALL_CELL_MAX
@@ -53,7 +53,7 @@ class RulesConfig(dg.Config):
 
 
 @dg.asset(
-    key=["marts", "association_rules"], group_name="rules", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL,
+    key=["marts", "association_rules"], group_name="rules", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", t]) for t in ("orders", "products", "diagnoses", "patients")],
 )
 def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: DuckDBResource,

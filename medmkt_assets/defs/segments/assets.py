@@ -7,7 +7,7 @@ from mlflow import log_metrics, log_params
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import label_segments, segment_patients
@@ -31,7 +31,7 @@ def _band(age_years: float) -> str:
 
 @dg.asset(
     key=["marts", "patient_segments"], group_name="segments", kinds={"duckdb", "scikitlearn", "mlflow"},
-    pool=WAREHOUSE_POOL, deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"])],
+    pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE, deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
 def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: DuckDBResource,
                      mlflow: MlflowTracker) -> dg.MaterializeResult:
@@ -97,7 +97,7 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
 
 
 @dg.asset(
-    key=["marts", "segment_summary"], group_name="segments", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    key=["marts", "segment_summary"], group_name="segments", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["marts", "patient_segments"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
 def segment_summary(warehouse: DuckDBResource) -> dg.MaterializeResult:

@@ -1,0 +1,69 @@
+"""Sensors: incoming batch files, downstream automation, and alerts on failed runs."""
+import json
+
+import dagster as dg
+
+from medmkt_assets.defs.automation.jobs import incoming_batch_job
+from medmkt_assets.defs.resources import AlertFolder, SourceFiles
+from medmkt_assets.lib import incoming
+from medmkt_assets.lib.alerts import FileAlertSink
+
+
+@dg.sensor(job=incoming_batch_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
+           description="New <table>/<file>.csv|.parquet in MEDMKT_INCOMING_DIR: one ingestion run per batch "
+                       "(run key = content hash), once the file has stopped growing.")
+def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, alerts: AlertFolder):
+    drop_zone = sources.incoming_path
+    seen = json.loads(context.cursor) if context.cursor else {}
+    waiting, requests = {}, []
+    for candidate in incoming.scan(drop_zone):
+        key = str(candidate.path)
+        if seen.get(key) != candidate.size:  # new or still growing: look again next tick
+            waiting[key] = candidate.size
+            continue
+        digest = incoming.sha256(candidate.path)
+        if incoming.already_accepted(drop_zone, candidate.table, digest):
+            moved = incoming.set_aside_duplicate(drop_zone, candidate)
+            context.log.info("%s: same content as an accepted batch, set aside in %s", candidate.path.name, moved)
+            continue
+        problem = incoming.probe(candidate.table, candidate.path)
+        if problem:
+            moved = incoming.reject(drop_zone, candidate, problem)
+            FileAlertSink(alerts.folder).send({"kind": "batch_rejected", "id": candidate.path.name,
+                                               "title": f"Batch for {candidate.table} rejected",
+                                               "reason": problem, "moved_to": str(moved)})
+            context.log.warning("Rejected %s: %s", candidate.path.name, problem)
+            continue
+        accepted = incoming.accept(drop_zone, candidate, digest)
+        requests.append(dg.RunRequest(
+            run_key=f"{candidate.table}:{digest}",
+            asset_selection=[dg.AssetKey(["ops", "source_files"]), dg.AssetKey(["raw", candidate.table]),
+                             dg.AssetKey(["staging", candidate.table])],
+            tags={"medmkt/batch_table": candidate.table, "medmkt/batch_file": accepted.name,
+                  "medmkt/batch_sha256": digest},
+        ))
+    context.update_cursor(json.dumps(waiting))
+    if requests:
+        return requests
+    return dg.SkipReason(f"No complete new batch ({len(waiting)} file(s) waiting to stop growing)."
+                         if waiting else "No new batch files.")
+
+
+refresh_downstream = dg.AutomationConditionSensorDefinition(
+    "refresh_downstream", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description="Declarative automation: profiles, features and models refresh eagerly after their inputs change.")
+
+
+@dg.run_failure_sensor(default_status=dg.DefaultSensorStatus.RUNNING,
+                       description="Writes an alert (log line + JSON file under MEDMKT_ALERT_DIR) for every failed run.")
+def alert_on_failure(context: dg.RunFailureSensorContext, alerts: AlertFolder):
+    run = context.dagster_run
+    FileAlertSink(alerts.folder).send({
+        "kind": "run_failed", "id": run.run_id, "title": f"Run of {run.job_name} failed",
+        "job": run.job_name, "run_id": run.run_id, "error": context.failure_event.message,
+        "tags": {k: v for k, v in run.tags.items() if k.startswith("medmkt/")},
+    })
+
+
+sensors = [incoming_files, refresh_downstream, alert_on_failure]

@@ -1,0 +1,128 @@
+"""Jobs, schedules and the incoming-files sensor (build_sensor_context with a cursor)."""
+import json
+
+import dagster as dg
+import duckdb
+
+from medmkt_assets.definitions import build_definitions
+from medmkt_assets.defs.automation.sensors import alert_on_failure, incoming_files
+from medmkt_assets.defs.resources import AlertFolder, SourceFiles
+from medmkt_assets.settings import Settings
+from medmkt_assets_tests.conftest import make_resources, materialize_all, write_tiny_source
+
+BATCH = ("order_id,line_no,patient_id,product_id,ordered_at,quantity,unit_price,channel,facility_id\n"
+         "B1,1,P1,C,2024-05-01T09:00:00,1,100,online,F1\nB1,2,P1,B,2024-05-01T09:00:00,1,50,online,F1\n")
+
+
+def _tick(tmp_path, cursor=None):
+    context = dg.build_sensor_context(cursor=cursor, resources={
+        "sources": SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming")),
+        "alerts": AlertFolder(path=str(tmp_path / "alerts"))})
+    result = incoming_files(context)
+    requests = [r for r in (result if isinstance(result, list) else []) if isinstance(r, dg.RunRequest)]
+    return requests, context.cursor
+
+
+def _drop(tmp_path, name: str, body: str = BATCH, table: str = "orders"):
+    folder = tmp_path / "incoming" / table
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(body)
+    return folder / name
+
+
+def test_a_new_batch_runs_once_when_it_has_stopped_growing(tmp_path):
+    _drop(tmp_path, "day1.csv")
+    requests, cursor = _tick(tmp_path)
+    assert requests == []  # first look: remember the size
+    requests, cursor = _tick(tmp_path, cursor)
+    assert len(requests) == 1 and requests[0].run_key.startswith("orders:")
+    assert dg.AssetKey(["staging", "orders"]) in requests[0].asset_selection
+    accepted = list((tmp_path / "incoming" / "_accepted" / "orders").iterdir())
+    assert len(accepted) == 1 and accepted[0].name.endswith("_day1.csv")
+    assert _tick(tmp_path, cursor)[0] == []  # nothing left to replay
+
+
+def test_a_renamed_copy_is_not_ingested_twice_but_a_changed_file_is(tmp_path):
+    _drop(tmp_path, "day1.csv")
+    cursor = _tick(tmp_path)[1]
+    first, cursor = _tick(tmp_path, cursor)
+    _drop(tmp_path, "day1 (copy).csv")
+    _drop(tmp_path, "day2.csv", BATCH.replace("B1", "B2"))
+    cursor = _tick(tmp_path, cursor)[1]
+    requests, _ = _tick(tmp_path, cursor)
+    assert [r.tags["medmkt/batch_file"].split("_", 2)[2] for r in requests] == ["day2.csv"]
+    assert requests[0].run_key != first[0].run_key
+    assert (tmp_path / "incoming" / "_duplicates" / "orders" / "day1 (copy).csv").exists()
+
+
+def test_half_written_files_wait(tmp_path):
+    _drop(tmp_path, "big.csv.tmp")
+    _drop(tmp_path, ".hidden.csv")
+    growing = _drop(tmp_path, "growing.csv", BATCH[:80])
+    cursor = _tick(tmp_path)[1]
+    growing.write_text(BATCH)  # still being written
+    requests, cursor = _tick(tmp_path, cursor)
+    assert requests == [] and "growing.csv" in cursor
+    requests, _ = _tick(tmp_path, cursor)
+    assert len(requests) == 1  # stable now; the .tmp and dot-file were never taken
+    assert (tmp_path / "incoming" / "orders" / "big.csv.tmp").exists()
+
+
+def test_a_bad_batch_is_rejected_with_a_reason_and_an_alert_without_blocking_the_next(tmp_path):
+    _drop(tmp_path, "broken.csv", "order_id,quantity\nX,1\n")
+    _drop(tmp_path, "good.csv")
+    cursor = _tick(tmp_path)[1]
+    requests, _ = _tick(tmp_path, cursor)
+    assert len(requests) == 1
+    reason = (tmp_path / "incoming" / "_rejected" / "orders" / "broken.csv.reason.txt").read_text()
+    assert "broken.csv" in reason and "patient_id" in reason
+    alert = json.loads(next((tmp_path / "alerts").glob("*batch_rejected*.json")).read_text())
+    assert alert["reason"] == reason.strip()
+
+
+def test_an_accepted_batch_lands_in_raw_and_staging_with_its_lineage(tmp_path, pseudonym_env):
+    write_tiny_source(tmp_path / "source")
+    _drop(tmp_path, "day1.csv")
+    cursor = _tick(tmp_path)[1]
+    (request,) = _tick(tmp_path, cursor)[0]
+    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
+    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
+    result = materialize_all(build_definitions(Settings.from_env()), resources,
+                             dg.AssetSelection.groups("ingest", "staging"))
+    assert result.success
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    files = dict(con.execute("SELECT order_id, any_value(_source_file) FROM staging.orders GROUP BY 1").fetchall())
+    assert files["B1"].endswith("_day1.csv") and request.tags["medmkt/batch_file"] in files["B1"]
+
+
+def test_jobs_schedules_and_sensors_are_named_and_defaulted_as_documented():
+    defs = build_definitions(Settings.from_env())
+    assert {j.name for j in defs.jobs} >= {"full_refresh", "ingestion", "model_retraining", "campaign_report",
+                                           "ingest_incoming_batch"}
+    schedules = {s.name: s for s in defs.schedules}
+    assert schedules["nightly_ingestion"].cron_schedule == "0 2 * * *"
+    assert schedules["nightly_ingestion"].default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedules["daily_campaign_report"].default_status == dg.DefaultScheduleStatus.STOPPED
+    assert {s.name for s in defs.sensors} == {"incoming_files", "refresh_downstream", "alert_on_failure"}
+
+
+def test_a_failed_run_leaves_an_alert_file(tmp_path):
+    instance = dg.DagsterInstance.ephemeral()
+
+    @dg.op
+    def explode():
+        raise RuntimeError("boom")
+
+    @dg.job
+    def fragile():
+        explode()
+
+    result = fragile.execute_in_process(instance=instance, raise_on_error=False)
+    assert not result.success
+    context = dg.build_run_status_sensor_context(
+        sensor_name="alert_on_failure", dagster_instance=instance, dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(), resources={"alerts": AlertFolder(path=str(tmp_path))},
+    ).for_run_failure()
+    alert_on_failure(context)
+    alert = json.loads(next(tmp_path.glob("*run_failed*.json")).read_text())
+    assert alert["job"] == "fragile" and alert["run_id"] == result.run_id
