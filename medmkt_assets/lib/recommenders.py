@@ -63,10 +63,16 @@ class Recommender:
     def _fallback(self, n: int) -> np.ndarray:
         return np.tile(self.popularity_, (n, 1))
 
-    def recommend(self, user_ids, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
-        """Top-k items per user as user_id, item_id, score, rank; unknown users get popular items."""
+    def recommend(self, user_ids, k: int = 10, exclude_seen: bool = True,
+                  allowed: pd.Index | None = None) -> pd.DataFrame:
+        """Top-k items per user as user_id, item_id, score, rank; unknown users get popular items.
+
+        `allowed` limits the items that may be recommended (business rules applied while
+        scoring, so no longer candidate lists are needed).
+        """
         users = pd.Index(pd.unique(pd.Series(list(user_ids), dtype=object)))
         codes = self.users_.get_indexer(users)
+        blocked = ~self.items_.isin(allowed) if allowed is not None else None
         frames = []
         for start in range(0, len(users), BATCH_USERS):
             batch = codes[start:start + BATCH_USERS]
@@ -81,6 +87,8 @@ class Recommender:
                 masked = scores[known]
                 masked[seen.nonzero()] = -np.inf
                 scores[known] = masked
+            if blocked is not None:
+                scores[:, blocked] = -np.inf
             frames.append(_top_k(users[start:start + BATCH_USERS], scores, self.items_, k))
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=RESULT_COLUMNS)
 
@@ -252,24 +260,24 @@ class Hybrid:
         known = users.isin(self.main.users_)
         lists = []
         if known.any():
-            main = self.main.recommend(users[known], k=k + 20, exclude_seen=exclude_seen)
+            main = self.main.recommend(users[known], k=k, exclude_seen=exclude_seen, allowed=allowed)
             lists.append(main.assign(model=self.main.name))
         if (~known).any():
             new_users = users[~known]
             group = (groups.reindex(new_users) if groups is not None else pd.Series(index=new_users, dtype=object))
             scores = self.popularity.scores_for_groups(group.to_numpy())
-            fallback = _top_k(new_users, scores, self.popularity.items_, k + 20)
+            if allowed is not None:
+                scores[:, ~self.popularity.items_.isin(allowed)] = -np.inf
+            fallback = _top_k(new_users, scores, self.popularity.items_, k)
             lists.append(fallback.assign(model="popularity_by_segment" if groups is not None else "popularity"))
         recs = pd.concat(lists, ignore_index=True)
-        if allowed is not None:
-            recs = recs[recs.item_id.isin(allowed)]
         if self.content is not None and self.new_item_slots > 0:
             never_bought = self.content.items_[~self.content.items_.isin(self.main.items_[self.main.popularity_ > 0])]
             if allowed is not None:
                 never_bought = never_bought[never_bought.isin(allowed)]
             if len(never_bought):
-                picks = self.content.recommend(users[known], k=len(never_bought) + 50, exclude_seen=True)
-                picks = picks[picks.item_id.isin(never_bought)]
+                picks = self.content.recommend(users[known], k=self.new_item_slots, exclude_seen=True,
+                                               allowed=never_bought)
                 picks = picks.sort_values(["user_id", "rank"]).groupby("user_id").head(self.new_item_slots)
                 recs = pd.concat([recs.sort_values(["user_id", "rank"]).groupby("user_id")
                                   .head(k - self.new_item_slots), picks.assign(model="content_new_item")])

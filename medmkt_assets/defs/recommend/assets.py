@@ -33,6 +33,9 @@ class RecommenderConfig(dg.Config):
                                       description="Kinds bought once (excluded again when exclude_seen is off).")
     max_per_category: int = Field(default=4, description="Most products of one category in a list (diversity).")
     new_item_slots: int = Field(default=1, description="Slots for never-bought products picked by content.")
+    eval_users: int = Field(default=20_000, description=(
+        "Test users sampled for evaluation (metrics are means over users; a sample keeps the cost flat at scale)."))
+    serve_batch: int = Field(default=100_000, description="Patients scored and written per batch (bounds memory).")
 
 
 def _candidates(config: RecommenderConfig, item_text: pd.Series) -> list[Recommender]:
@@ -69,7 +72,11 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
             if test.empty:
                 continue
             fitted = model.fit(train, items=pd.Index(products.item_id))
-            recs = fitted.recommend(test.user_id.unique(), k=config.k)
+            users = pd.Series(test.user_id.unique())
+            if len(users) > config.eval_users:
+                users = users.sample(config.eval_users, random_state=config.seed)
+                test = test[test.user_id.isin(users)]
+            recs = fitted.recommend(users, k=config.k)
             scores = evaluate(recs, test, train, len(products), k=config.k)
             metrics.update({(k if split == "holdout" else f"{split}_{k}"): v for k, v in scores.items()})
             rows.append({"model": label, "split": split, **scores})
@@ -101,24 +108,30 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         context.log.warning("Every product is prescription-only: the rx_only rule is not applied.")
         allowed = products.item_id
     policy = Hybrid(champion, popularity, content, new_item_slots=config.new_item_slots)
-    candidates = policy.recommend(patients.patient_key, k=config.k + 30, exclude_seen=config.exclude_seen,
-                                  groups=groups, allowed=pd.Index(allowed))
     bought = interactions[["user_id", "item_id"]] if not config.exclude_seen else None
-    final = apply_business_rules(candidates, products, k=config.k, exclude_rx_only=config.exclude_rx_only,
-                                 max_per_category=config.max_per_category, bought=bought,
-                                 one_time_kinds=tuple(config.one_time_kinds))
-    final = final.rename(columns={"user_id": "patient_key", "item_id": "product_id"})
-    final["model"] = final.model.where(final.model != champion.name, champion_label)
+    served = pd.Series(dtype="int64")
 
     with mlflow.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         tracking.log_frame(evaluation, "evaluation.csv")
         version = tracking.log_recommender(champion, REGISTERED_NAME)
     with transaction(warehouse) as con:
-        con.register("recs_frame", final[["patient_key", "rank", "product_id", "score", "model"]])
-        con.execute("CREATE OR REPLACE TABLE marts.recommendations AS SELECT * FROM recs_frame "
-                    "ORDER BY patient_key, rank")
-        con.unregister("recs_frame")
+        con.execute("CREATE OR REPLACE TABLE marts.recommendations (patient_key VARCHAR, rank INTEGER, "
+                    "product_id VARCHAR, score DOUBLE, model VARCHAR)")
+        for start in range(0, len(patients), config.serve_batch):
+            batch = patients.patient_key.iloc[start:start + config.serve_batch]
+            candidates = policy.recommend(batch, k=3 * config.k, groups=groups,  # room for the category cap
+                                          exclude_seen=config.exclude_seen, allowed=pd.Index(allowed))
+            final = apply_business_rules(candidates, products, k=config.k, exclude_rx_only=config.exclude_rx_only,
+                                         max_per_category=config.max_per_category,
+                                         bought=bought[bought.user_id.isin(batch)] if bought is not None else None,
+                                         one_time_kinds=tuple(config.one_time_kinds))
+            final = final.rename(columns={"user_id": "patient_key", "item_id": "product_id"})
+            final["model"] = final.model.where(final.model != champion.name, champion_label)
+            served = served.add(final.model.value_counts(), fill_value=0)
+            con.register("recs_frame", final[["patient_key", "rank", "product_id", "score", "model"]])
+            con.execute("INSERT INTO marts.recommendations SELECT * FROM recs_frame")
+            con.unregister("recs_frame")
         con.register("eval_frame", evaluation)
         con.execute("CREATE OR REPLACE TABLE marts.recommendation_evaluation AS SELECT * FROM eval_frame")
         con.unregister("eval_frame")
@@ -134,7 +147,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         "registered_model": f"{REGISTERED_NAME} v{version} (alias champion)",
         "evaluation": dg.MetadataValue.md(evaluation.round(4).to_markdown(index=False)),
         "mlflow_run": dg.MetadataValue.url(mlflow.run_url(runs[champion_label])),
-        "served_by": dg.MetadataValue.md(final.model.value_counts().rename_axis("model").reset_index()
+        "served_by": dg.MetadataValue.md(served.astype(int).rename_axis("model").rename("rows").reset_index()
                                          .to_markdown(index=False)),
     })
 
