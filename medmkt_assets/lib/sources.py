@@ -8,6 +8,9 @@ from several files: the source file plus accepted incoming batches.
 """
 from __future__ import annotations
 
+import codecs
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,13 +56,14 @@ def sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def scan_sql(path: Path) -> str:
+def scan_sql(path: Path, parallel: bool = True) -> str:
     """A DuckDB table function reading every column of the file as text."""
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({sql_literal(str(path))}, file_row_number=true)"
     return (
         f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true, "
-        "auto_detect=true, strict_mode=false, null_padding=true, max_line_size=67108864)"
+        "auto_detect=true, strict_mode=false, null_padding=true, max_line_size=67108864"
+        f"{'' if parallel else ', parallel=false'})"
     )
 
 
@@ -69,19 +73,67 @@ def empty_table_sql(spec: SourceTable) -> str:
             "CAST(NULL AS BIGINT) AS _source_row LIMIT 0")
 
 
+def _first_bad_utf8_line(path: Path) -> int | None:
+    """1-based line of the first byte sequence that is not UTF-8, or None when the file is UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as exc:
+                return line + block[:exc.start].count(b"\n")
+            line += block.count(b"\n")
+    return None
+
+
+def utf8_copy(path: Path) -> Path:
+    """The CSV itself when it is UTF-8; else a temporary UTF-8 copy of a GB18030/GBK file.
+
+    Chinese exports are often GBK. A file that is neither (binary data, another
+    encoding) is refused with the line of the first undecodable byte.
+    """
+    bad_line = _first_bad_utf8_line(path)
+    if bad_line is None:
+        return path
+    raw = path.read_bytes()
+    if b"\x00" not in raw:
+        try:
+            text = raw.decode("gb18030")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            handle, name = tempfile.mkstemp(suffix=".csv", prefix="medmkt_utf8_")
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            return Path(name)
+    raise SourceError(f"{path}: line {bad_line} is neither UTF-8 nor GBK/GB18030 text "
+                      "(save the export as UTF-8 CSV, or as Parquet)")
+
+
 def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, landing: str) -> tuple[str, RawLoad]:
     """Copy one file into a temp table and return a SELECT mapping it onto the contract columns."""
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: the file is empty (expected a header row with columns "
                           f"{', '.join(spec.required_columns)})")
-    scan = scan_sql(path)
+    readable = path
+    if path.suffix.lower() == ".csv":
+        readable = utf8_copy(path)
     try:
         # CSV scans have no row-number column: land the file first (insertion order is
         # preserved), then number the rows in that order.
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan}")
+        try:
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan_sql(readable)}")
+        except duckdb.Error as exc:
+            if "parallel=false" not in str(exc):  # quoted line breaks need the serial CSV reader
+                raise
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan_sql(readable, False)}")
         described = con.execute(f"DESCRIBE {landing}").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({_first_line(exc)})") from exc
+    finally:
+        if readable != path:
+            readable.unlink(missing_ok=True)
 
     by_lower: dict[str, str] = {}
     for name, *_ in described:
