@@ -126,3 +126,33 @@ def test_a_failed_run_leaves_an_alert_file(tmp_path):
     alert_on_failure(context)
     alert = json.loads(next(tmp_path.glob("*run_failed*.json")).read_text())
     assert alert["job"] == "fragile" and alert["run_id"] == result.run_id
+
+
+def _hold_and_write(path: str, label: str, hold: float) -> None:
+    import time
+
+    from dagster_duckdb import DuckDBResource
+
+    with DuckDBResource(database=path).get_connection() as con:
+        con.execute("CREATE TABLE IF NOT EXISTS writes (label VARCHAR)")
+        con.execute("INSERT INTO writes VALUES (?)", [label])
+        time.sleep(hold)
+
+
+def test_two_writers_at_once_both_succeed(tmp_path):
+    """DuckDB allows one writing process: the second waits (resource backoff) instead of failing."""
+    import multiprocessing
+
+    path = str(tmp_path / "w.duckdb")
+    ctx = multiprocessing.get_context("spawn")
+    first = ctx.Process(target=_hold_and_write, args=(path, "first", 2.0))
+    first.start()
+    import time
+    time.sleep(0.5)
+    second = ctx.Process(target=_hold_and_write, args=(path, "second", 0.0))
+    second.start()
+    first.join(60)
+    second.join(60)
+    assert first.exitcode == 0 and second.exitcode == 0
+    assert sorted(r[0] for r in duckdb.connect(path).execute("SELECT label FROM writes").fetchall()) == [
+        "first", "second"]
