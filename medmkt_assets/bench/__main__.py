@@ -118,7 +118,29 @@ def naive_comparison(patients: int, root: Path, ours: list[dict], timeout: float
     return rows
 
 
-def write_tables(rows: list[dict], root: Path, info: dict, naive: list[dict] | None = None) -> Path:
+def bench_kernels(root: Path) -> list[dict]:
+    """Each analytics kernel alone at its target size, in its own process (peak RSS from the OS)."""
+    from medmkt_assets.bench.kernels import TARGETS
+
+    rows = []
+    for kernel, (target_s, target_gb) in TARGETS.items():
+        out = root / f"kernel-{kernel}.json"
+        out.unlink(missing_ok=True)
+        code, wall, peak = run_child([sys.executable, "-m", "medmkt_assets.bench.kernels", kernel, str(out)])
+        result = json.loads(out.read_text()) if code == 0 and out.exists() else {}
+        seconds = result.get("seconds", float("nan"))
+        rows.append({"kernel": kernel, "seconds (measured part)": round(seconds, 1),
+                     "wall seconds (incl. data generation)": round(wall, 1), "peak_rss_mb": round(peak, 1),
+                     "target": f"≤ {target_s} s, ≤ {target_gb} GB",
+                     "met": bool(code == 0 and seconds <= target_s and peak <= target_gb * 1024),
+                     "details": ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("kernel", "seconds"))
+                     or f"failed (exit {code})"})
+        out.unlink(missing_ok=True)
+    return rows
+
+
+def write_tables(rows: list[dict], root: Path, info: dict, naive: list[dict] | None = None,
+                 kernels: list[dict] | None = None) -> Path:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     frame = pd.DataFrame(rows)
     csv_path = root / f"bench-{stamp}.csv"
@@ -128,6 +150,10 @@ def write_tables(rows: list[dict], root: Path, info: dict, naive: list[dict] | N
              "Command: `" + " ".join(["make bench"] + sys.argv[1:]) + "`", ""]
     for patients, part in frame.groupby("patients", sort=True):
         lines += [f"## {patients:,} patients", "", part.drop(columns=["patients"]).to_markdown(index=False), ""]
+    if kernels:
+        lines += ["## Kernels at their target sizes", "",
+                  "Peak RSS includes generating the synthetic input in the same process.", "",
+                  pd.DataFrame(kernels).to_markdown(index=False), ""]
     if naive:
         lines += ["## Against the naive way", "", pd.DataFrame(naive).to_markdown(index=False), ""]
         pd.DataFrame(naive).to_csv(root / f"bench-{stamp}-naive.csv", index=False)
@@ -147,6 +173,7 @@ def main() -> None:
                         help="size at which to compare with the naive way (0: skip; must be in --sizes)")
     parser.add_argument("--naive-timeout", type=float, default=900, help="seconds per naive stage")
     parser.add_argument("--naive-memory-gib", type=float, default=16, help="memory cap per naive stage")
+    parser.add_argument("--no-kernels", action="store_true", help="skip the kernels at their target sizes")
     args = parser.parse_args()
     root = Path(args.out)
     root.mkdir(parents=True, exist_ok=True)
@@ -162,7 +189,8 @@ def main() -> None:
             if not args.keep:
                 shutil.rmtree(root / "work" / str(size), ignore_errors=True)
         write_tables(rows, root, machine(), naive)  # partial results survive an interrupted run
-    path = write_tables(rows, root, machine(), naive)
+    kernels = [] if args.no_kernels else bench_kernels(root)
+    path = write_tables(rows, root, machine(), naive, kernels)
     print(path.read_text())
 
 

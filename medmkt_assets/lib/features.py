@@ -41,7 +41,7 @@ def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: s
         SELECT o.patient_key, o.order_id, o.ordered_at, coalesce(o.channel, 'other') AS channel, o.product_id,
                {_slug('p.category')} AS category, o.quantity * o.unit_price AS amount
         FROM staging.orders o JOIN staging.products p USING (product_id)
-        WHERE {before('o.ordered_at')}""")
+        WHERE {before('o.ordered_at')} AND o.patient_key IN (SELECT patient_key FROM ({patients_sql}))""")
     if vocabulary is None:
         vocabulary = {
             "cat": [r[0] for r in con.execute(

@@ -16,6 +16,8 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from mlxtend.frequent_patterns import fpgrowth
 from scipy import sparse
 
@@ -26,21 +28,44 @@ RULE_COLUMNS = ("rule_id", "antecedents", "consequents", "antecedent_support", "
                 "antecedent_count", "consequent_count", "support_count", "n_baskets")
 
 
+def _clean_ids(values) -> pa.Array:
+    """Ids as trimmed text (the same whitespace set as patient ids), via Arrow for speed at scale."""
+    array = pa.array(values, from_pandas=True)
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not (pa.types.is_string(array.type) or pa.types.is_large_string(array.type)):
+        array = pc.cast(array, pa.string())
+    return pc.utf8_trim(array, characters=ID_WHITESPACE)
+
+
+def _codes(array: pa.Array, sort: bool) -> tuple[np.ndarray, pd.Index]:
+    encoded = array.dictionary_encode()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    labels = encoded.dictionary.to_pandas().to_numpy(dtype=object)
+    if sort:
+        order = np.argsort(labels.astype(str), kind="stable")
+        remap = np.empty(len(order), dtype=np.int64)
+        remap[order] = np.arange(len(order))
+        codes, labels = remap[codes], labels[order]
+    return codes, pd.Index(labels.astype(str))
+
+
 def encode_baskets(baskets: pd.DataFrame) -> tuple[sparse.csr_matrix, pd.Index, pd.Index]:
     """A sparse boolean baskets × items matrix (ids trimmed; duplicate pairs once) and both indexes."""
     missing = {"basket_id", "item_id"} - set(baskets.columns)
     if missing:
         raise ValueError(f"baskets needs columns basket_id and item_id; missing {sorted(missing)}")
-    pairs = pd.DataFrame({
-        "basket_id": baskets["basket_id"].astype("string").str.strip(ID_WHITESPACE),
-        "item_id": baskets["item_id"].astype("string").str.strip(ID_WHITESPACE),
-    }).dropna()
-    pairs = pairs[(pairs.basket_id != "") & (pairs.item_id != "")].drop_duplicates()
-    basket_codes, basket_index = pd.factorize(pairs.basket_id)
-    item_codes, item_index = pd.factorize(pairs.item_id, sort=True)
-    matrix = sparse.csr_matrix((np.ones(len(pairs), dtype=bool), (basket_codes, item_codes)),
+    basket_ids, item_ids = _clean_ids(baskets["basket_id"]), _clean_ids(baskets["item_id"])
+    keep = pc.and_(pc.and_(pc.is_valid(basket_ids), pc.is_valid(item_ids)),
+                   pc.and_(pc.not_equal(basket_ids, ""), pc.not_equal(item_ids, "")))
+    keep = pc.fill_null(keep, False)
+    basket_codes, basket_index = _codes(basket_ids.filter(keep), sort=False)
+    item_codes, item_index = _codes(item_ids.filter(keep), sort=True)
+    matrix = sparse.csr_matrix((np.ones(len(basket_codes), dtype=bool), (basket_codes, item_codes)),
                                shape=(len(basket_index), len(item_index)))
-    return matrix, pd.Index(item_index.astype(str)), pd.Index(basket_index.astype(str))
+    matrix.sum_duplicates()
+    matrix.data[:] = True  # a pair listed twice still counts once
+    return matrix, item_index, basket_index
 
 
 def _fraction(value: float, name: str) -> Fraction:
