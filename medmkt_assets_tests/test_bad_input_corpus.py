@@ -142,3 +142,15 @@ def test_a_failed_run_leaves_the_warehouse_as_it_was(workdir, pseudonym_env):
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
     assert con.execute("SELECT count(*) FROM staging.orders").fetchone()[0] == before
     assert con.execute("SELECT count(*) FROM raw.orders").fetchone()[0] > 1
+
+
+def test_orders_without_line_numbers_are_numbered_in_file_order(workdir, pseudonym_env):
+    orders = """\
+        order_id,patient_id,product_id,ordered_at,quantity,unit_price
+        N1,P1,A,2024-01-10,1,10
+        N1,P1,B,2024-01-10,1,50
+        N2,P1,C,2024-01-11,1,100
+        """
+    con = _stage(workdir, {"orders": orders})
+    lines = con.execute("SELECT order_id, product_id, line_no FROM staging.orders ORDER BY ALL").fetchall()
+    assert lines == [("N1", "A", 1), ("N1", "B", 2), ("N2", "C", 1)]

@@ -97,10 +97,10 @@ class Evaluation:
 
 
 def evaluate_models(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None,
-                    models: tuple[str, ...] = MODEL_NAMES, seed: int = 42) -> Evaluation:
+                    models: tuple[str, ...] = MODEL_NAMES, seed: int = 42, n_splits: int = 4) -> Evaluation:
     """Cross-validate every model family on the same folds; the champion has the best AUC."""
     y = np.asarray(y).astype(int)
-    splits = folds(y, np.asarray(groups), period, seed=seed)
+    splits = folds(y, np.asarray(groups), period, n_splits=n_splits, seed=seed)
     rows, oof = [], {}
     for name in models:
         scores = np.full(len(y), np.nan)

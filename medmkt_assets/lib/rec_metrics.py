@@ -1,11 +1,20 @@
-"""Ranking metrics and splits for recommenders, defined as Microsoft's `recommenders` library does.
+"""Ranking metrics and train/test splits for recommenders, defined as Microsoft's `recommenders` does.
 
-Using the same definitions lets our figures be read against published benchmark tables:
-binary relevance; precision@k = hits / k; recall@k = hits / relevant; NDCG@k with a
-log2(rank + 1) discount over the ideal of min(relevant, k) hits; MAP@k = sum of the
-precision at each hit's rank / relevant (the library's classic `map_at_k`). Metrics average
-over users in `truth`; a user with no recommendations counts as zero. Everything is
-vectorized (pandas group-bys, no loop over users).
+Why these definitions: using the same ones as `recommenders.evaluation.python_evaluation`
+lets our figures be read against published benchmark tables (e.g. EASE on MovieLens 100k).
+Relevance is binary; `recs` has user_id, item_id, rank (1 = best); `truth` has the held-out
+user_id, item_id pairs.
+
+- precision@k = hits in the top k / k
+- recall@k    = hits in the top k / number of relevant items
+- NDCG@k      = DCG with a 1 / log2(rank + 1) discount over the ideal DCG of min(relevant, k) hits
+- MAP@k       = sum of precision at each hit's rank / number of relevant items (the library's
+  classic `map_at_k`; newer releases call this `map` and divide `map_at_k` by min(relevant, k))
+
+One deliberate difference: metrics average over every user in `truth`, and a user without a
+list counts as zero (the library averages over users present in both frames, which flatters
+a model that skips users). Everything is vectorized (merges and group-bys, no loop over
+users), so evaluation runs on a million users.
 """
 from __future__ import annotations
 
@@ -14,97 +23,130 @@ import pandas as pd
 
 
 def _hits(recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Top-k rows of `recs` that are relevant, and the number of relevant items per truth user."""
     relevant = truth[["user_id", "item_id"]].drop_duplicates()
     n_relevant = relevant.groupby("user_id").size()
-    top = recs.loc[recs["rank"] <= k, ["user_id", "item_id", "rank"]]
+    top = recs.loc[recs["rank"] <= k, ["user_id", "item_id", "rank"]].drop_duplicates(["user_id", "item_id"])
     hits = top.merge(relevant, on=["user_id", "item_id"])
     return hits, n_relevant
 
 
+def _per_user(values: pd.Series, users: pd.Index) -> pd.Series:
+    return values.reindex(users, fill_value=0.0).astype(float)
+
+
 def precision_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
+    """Mean over truth users of hits in the top k divided by k."""
     hits, n_relevant = _hits(recs, truth, k)
     if n_relevant.empty:
         return 0.0
-    return float(hits.groupby("user_id").size().reindex(n_relevant.index, fill_value=0).div(k).mean())
+    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / k).mean())
 
 
 def recall_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
+    """Mean over truth users of hits in the top k divided by the user's number of relevant items."""
     hits, n_relevant = _hits(recs, truth, k)
     if n_relevant.empty:
         return 0.0
-    return float(hits.groupby("user_id").size().reindex(n_relevant.index, fill_value=0).div(n_relevant).mean())
+    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / n_relevant).mean())
 
 
 def ndcg_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
+    """Binary-relevance NDCG@k: sum of 1/log2(rank+1) over hits / the same for min(relevant, k) hits at the top."""
     hits, n_relevant = _hits(recs, truth, k)
     if n_relevant.empty:
         return 0.0
-    dcg = (1.0 / np.log2(hits["rank"] + 1)).groupby(hits.user_id).sum().reindex(n_relevant.index, fill_value=0.0)
-    ideal_discounts = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
-    idcg = pd.Series(ideal_discounts[np.minimum(n_relevant.to_numpy(), k) - 1], index=n_relevant.index)
-    return float((dcg / idcg).mean())
+    gains = pd.Series(1.0 / np.log2(hits["rank"].to_numpy(dtype=float) + 1), index=hits.index)
+    dcg = _per_user(gains.groupby(hits["user_id"]).sum(), n_relevant.index)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    idcg = ideal[np.minimum(n_relevant.to_numpy(), k) - 1]
+    return float((dcg.to_numpy() / idcg).mean())
 
 
 def map_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
+    """MAP@k as Microsoft recommenders' classic `map_at_k`: sum of precision@rank over hits / |relevant|.
+
+    The divisor is the number of relevant items (not min(relevant, k)), so a user with more
+    than k held-out items cannot reach 1; this matches the published benchmark numbers.
+    """
     hits, n_relevant = _hits(recs, truth, k)
     if n_relevant.empty:
         return 0.0
     hits = hits.sort_values(["user_id", "rank"])
-    hits["precision_at_hit"] = (hits.groupby("user_id").cumcount() + 1) / hits["rank"]
-    summed = hits.groupby("user_id").precision_at_hit.sum().reindex(n_relevant.index, fill_value=0.0)
+    precision_at_hit = (hits.groupby("user_id").cumcount() + 1) / hits["rank"]
+    summed = _per_user(precision_at_hit.groupby(hits["user_id"]).sum(), n_relevant.index)
     return float((summed / n_relevant).mean())
 
 
 def catalog_coverage(recs: pd.DataFrame, n_items: int) -> float:
-    """Share of the catalog that appears in at least one list."""
-    return float(recs.item_id.nunique() / n_items) if n_items else 0.0
+    """Distinct recommended items / catalog size (`n_items`)."""
+    return float(recs["item_id"].nunique() / n_items) if n_items else 0.0
 
 
 def novelty(recs: pd.DataFrame, train: pd.DataFrame) -> float:
-    """Mean self-information -log2(share of users who have the item) over recommended items."""
-    users = train.user_id.nunique()
+    """Mean over recommendations of -log2(share of train users who have the item), as in MS recommenders.
+
+    Items absent from train have no defined popularity and are left out.
+    """
+    users = train["user_id"].nunique()
     if users == 0 or recs.empty:
         return 0.0
     reach = train[["user_id", "item_id"]].drop_duplicates().groupby("item_id").size() / users
-    info = -np.log2(recs.item_id.map(reach).dropna())
+    info = -np.log2(recs["item_id"].map(reach).dropna().astype(float))
     return float(info.mean()) if len(info) else 0.0
 
 
 def evaluate(recs: pd.DataFrame, truth: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int = 10) -> dict:
-    """Every metric under the same names in every run, so MLflow's compare view lines models up."""
+    """All metrics under fixed names (precision_at_{k}, ..., catalog_coverage, novelty), for comparing runs."""
+    top = recs[recs["rank"] <= k]
     return {
-        f"precision_at_{k}": precision_at_k(recs, truth, k),
-        f"recall_at_{k}": recall_at_k(recs, truth, k),
-        f"ndcg_at_{k}": ndcg_at_k(recs, truth, k),
-        f"map_at_{k}": map_at_k(recs, truth, k),
-        "catalog_coverage": catalog_coverage(recs[recs["rank"] <= k], n_items),
-        "novelty": novelty(recs[recs["rank"] <= k], train),
+        f"precision_at_{k}": precision_at_k(top, truth, k),
+        f"recall_at_{k}": recall_at_k(top, truth, k),
+        f"ndcg_at_{k}": ndcg_at_k(top, truth, k),
+        f"map_at_{k}": map_at_k(top, truth, k),
+        "catalog_coverage": catalog_coverage(top, n_items),
+        "novelty": novelty(top, train),
     }
 
 
 def chronological_split(interactions: pd.DataFrame, holdout_days: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train on everything before the last `holdout_days`; test on what users first bought after it.
+    """Train on everything up to the last `holdout_days` of timestamps; test on what comes after.
 
-    Test keeps only users and items known in train, and only pairs not already in train
-    (a model that excludes seen items cannot be credited for re-purchases).
+    Test keeps only users and items known in train (a model cannot be judged on what it never
+    saw) and only pairs not already in train (a model that leaves out bought items cannot be
+    credited for re-purchases). Every test timestamp is later than every train timestamp.
     """
-    cut = interactions.timestamp.max() - pd.Timedelta(days=holdout_days)
-    train = interactions[interactions.timestamp <= cut]
-    test = interactions[interactions.timestamp > cut]
-    test = test[test.user_id.isin(train.user_id) & test.item_id.isin(train.item_id)]
+    stamps = pd.to_datetime(interactions["timestamp"])
+    cut = stamps.max() - pd.Timedelta(days=holdout_days)
+    train = interactions[(stamps <= cut).to_numpy()]
+    test = interactions[(stamps > cut).to_numpy()]
+    test = test[test["user_id"].isin(train["user_id"]) & test["item_id"].isin(train["item_id"])]
     seen = train[["user_id", "item_id"]].drop_duplicates()
     test = test.merge(seen, on=["user_id", "item_id"], how="left", indicator=True)
-    test = test[test._merge == "left_only"].drop(columns="_merge")
-    return train, test
+    test = test[test["_merge"] == "left_only"].drop(columns="_merge")
+    return train.reset_index(drop=True), test.reset_index(drop=True)
 
 
 def stratified_split(interactions: pd.DataFrame, ratio: float = 0.75, seed: int = 42) -> tuple[pd.DataFrame,
                                                                                                  pd.DataFrame]:
-    """Per-user random split of distinct user-item pairs: round(ratio · n) to train, the rest to test."""
-    pairs = interactions.drop_duplicates(["user_id", "item_id"]).reset_index(drop=True)
+    """Per-user random split of distinct user-item pairs, like MS `python_stratified_split`.
+
+    Each user's pairs are shuffled (seeded) and round(ratio * n) go to train, clipped to
+    [1, n - 1] so every user with two or more distinct items lands on both sides; users with
+    one item stay in train. All rows of a pair go to the same side (no leakage through
+    repeat purchases). Row order of the input is kept.
+    """
+    if not 0 < ratio < 1:
+        raise ValueError("ratio must be between 0 and 1")
+    pair = interactions.groupby(["user_id", "item_id"], sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(pair, return_index=True)[1]
+    pairs = interactions.iloc[first][["user_id"]].reset_index(drop=True)  # row i = pair i
     order = np.random.default_rng(seed).permutation(len(pairs))
-    shuffled = pairs.iloc[order]
-    position = shuffled.groupby("user_id").cumcount()
-    size = shuffled.groupby("user_id").user_id.transform("size")
-    in_train = position < np.maximum(np.round(ratio * size), 1)
-    return shuffled[in_train.to_numpy()].reset_index(drop=True), shuffled[~in_train.to_numpy()].reset_index(drop=True)
+    shuffled_users = pairs["user_id"].iloc[order]
+    position = np.empty(len(pairs), dtype=np.int64)
+    position[order] = shuffled_users.groupby(shuffled_users, sort=False).cumcount().to_numpy()
+    size = pairs.groupby("user_id", sort=False)["user_id"].transform("size").to_numpy()
+    n_train = np.clip(np.round(ratio * size), 1, np.maximum(size - 1, 1))
+    pair_in_train = position < n_train
+    in_train = pair_in_train[pair]
+    return (interactions[in_train].reset_index(drop=True), interactions[~in_train].reset_index(drop=True))

@@ -7,7 +7,7 @@ published staging table holds (`output`). `stage_table` runs it as SQL in DuckDB
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 
@@ -29,6 +29,8 @@ class StagingSpec:
     unique_key: tuple[str, ...]       # parsed names; later duplicates are quarantined
     output: tuple[str, ...]           # select list of the staging table over parsed names
     restricted_output: tuple[str, ...] = ()  # select list of restricted.<table>, if any
+    # name -> (condition over raw rows, costlier expression used only when some row meets it)
+    parsed_if_needed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 def _values(values: tuple[str, ...]) -> str:
@@ -116,8 +118,7 @@ def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
             {
                 "order_id": P.text("order_id"), "patient_id": P.text("patient_id"),
                 "patient_key": key("patient_id"), "product_id": P.text("product_id"),
-                "line_no": f"coalesce({P.integer('line_no')}, CASE WHEN {P.text('line_no')} IS NULL THEN "
-                           f"row_number() OVER (PARTITION BY {P.text('order_id')} ORDER BY _source_file, _source_row) END)",
+                "line_no": P.integer("line_no"),
                 "ordered_at": P.timestamp("ordered_at"), "quantity": P.integer("quantity"),
                 "unit_price": P.number("unit_price"), "channel": P.order_channel("channel"),
                 "facility_id": P.text("facility_id"),
@@ -146,6 +147,12 @@ def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
                 "_s_channel AS channel", "_s_facility_id AS facility_id",
                 "_source_file", "_source_row",
             ),
+            # exports without line numbers: number each order's lines in file order (a window
+            # over every row, so only when some line number is actually blank)
+            parsed_if_needed={"line_no": (
+                f"{P.text('line_no')} IS NULL",
+                f"coalesce({P.integer('line_no')}, CASE WHEN {P.text('line_no')} IS NULL THEN row_number() OVER "
+                f"(PARTITION BY {P.text('order_id')} ORDER BY _source_file, _source_row) END)")},
         ),
         StagingSpec(
             "diagnoses",
@@ -314,7 +321,11 @@ class StagingResult:
 def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
     """Write staging.<t>, quarantine.<t> (and restricted.<t>) from raw_table in one pass."""
     raw_columns = [r[0] for r in con.execute(f"DESCRIBE {raw_table}").fetchall()]
-    parsed = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in spec.parsed.items())
+    expressions = dict(spec.parsed)
+    for name, (condition, costly) in spec.parsed_if_needed.items():
+        if con.execute(f"SELECT bool_or({condition}) FROM {raw_table}").fetchone()[0]:
+            expressions[name] = costly
+    parsed = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in expressions.items())
     judged = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in spec.rules)
     if spec.unique_key:
         keys = ", ".join(spec.unique_key)
@@ -324,12 +335,15 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
                   f"ORDER BY _source_file, _source_row) > 1 THEN '{dup_reason}' ELSE _reason END")
     else:
         dedupe = "_reason"
+    # Parse once into a table: the rules refer to parsed values many times, and an inlined
+    # CTE would run the parsers again for each reference.
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS SELECT r.*, {parsed} FROM {raw_table} r")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _medmkt_checked AS
-        WITH parsed AS (SELECT r.*, {parsed} FROM {raw_table} r),
-             judged AS (SELECT *, CASE {judged} ELSE NULL END AS _reason FROM parsed)
+        WITH judged AS (SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed)
         SELECT * REPLACE ({dedupe} AS _reason) FROM judged
     """)
+    con.execute("DROP TABLE _medmkt_parsed")
     quoted = ", ".join(f'"{c}"' for c in raw_columns)
     con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS SELECT {quoted}, _reason "
                 "FROM _medmkt_checked WHERE _reason IS NOT NULL ORDER BY _source_file, _source_row")

@@ -29,7 +29,7 @@ class PropensityConfig(dg.Config):
     min_campaign_rows: int = Field(default=1000, description=(
         "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
         "campaign is used and the patient's share of spend in the target category carries the difference."))
-    max_training_rows: int = Field(default=60_000, description="Training rows sampled (class balance kept) at scale.")
+    max_training_rows: int = Field(default=30_000, description="Training rows sampled (class balance kept) at scale.")
     seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
 
 

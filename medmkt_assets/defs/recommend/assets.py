@@ -14,8 +14,13 @@ from medmkt_assets.lib.recommenders import (
 )
 
 REGISTERED_NAME = "medmkt-recommender"
-INTERACTIONS_SQL = ("SELECT patient_key AS user_id, product_id AS item_id, CAST(quantity AS DOUBLE) AS weight, "
-                    "ordered_at AS timestamp FROM staging.orders")
+# Patients travel to Python as small integer codes (a temp table maps them back to
+# patient_key in SQL): string keys would cost memory and time in every split and fit.
+PATIENT_CODES_SQL = ("CREATE OR REPLACE TEMP TABLE _rec_patients AS SELECT p.patient_key, s.segment_label, "
+                     "CAST(row_number() OVER (ORDER BY p.patient_key) AS INTEGER) AS user_id "
+                     "FROM marts.patient_profiles p LEFT JOIN marts.patient_segments s USING (patient_key)")
+INTERACTIONS_SQL = ("SELECT c.user_id, o.product_id AS item_id, CAST(o.quantity AS DOUBLE) AS weight, "
+                    "o.ordered_at AS timestamp FROM staging.orders o JOIN _rec_patients c USING (patient_key)")
 PRODUCTS_SQL = ("SELECT product_id AS item_id, name, category, kind, rx_only, "
                 "concat_ws(' ', name, replace(category, '_', ' '), kind, description) AS text FROM staging.products")
 
@@ -57,10 +62,10 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
                     mlflow: MlflowTracker) -> dg.MaterializeResult:
     """Every model evaluated on a chronological holdout and a stratified split; the champion (NDCG@10) lists top-k for every patient."""
     with warehouse.get_connection() as con:
+        con.execute(PATIENT_CODES_SQL)
         interactions = con.execute(INTERACTIONS_SQL).fetchdf()
         products = con.execute(PRODUCTS_SQL).fetchdf()
-        patients = con.execute("SELECT p.patient_key, s.segment_label FROM marts.patient_profiles p "
-                               "LEFT JOIN marts.patient_segments s USING (patient_key)").fetchdf()
+        patients = con.execute("SELECT user_id, segment_label FROM _rec_patients ORDER BY user_id").fetchdf()
     item_text = products.set_index("item_id").text
     splits = {"holdout": chronological_split(interactions, config.holdout_days),
               "stratified": stratified_split(interactions, config.split_ratio, config.seed)}
@@ -100,7 +105,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     champion = next(m for m in _candidates(config, item_text) if _label(m) == champion_label)
     champion.fit(interactions, items=pd.Index(products.item_id))
 
-    groups = patients.set_index("patient_key").segment_label
+    groups = patients.set_index("user_id").segment_label
     popularity = Popularity(groups=groups).fit(interactions, items=pd.Index(products.item_id))
     content = ContentBased(item_text).fit(interactions)
     allowed = products[~products.rx_only.fillna(False)].item_id if config.exclude_rx_only else products.item_id
@@ -116,21 +121,23 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         tracking.log_frame(evaluation, "evaluation.csv")
         version = tracking.log_recommender(champion, REGISTERED_NAME)
     with transaction(warehouse) as con:
+        con.execute(PATIENT_CODES_SQL)
         con.execute("CREATE OR REPLACE TABLE marts.recommendations (patient_key VARCHAR, rank INTEGER, "
                     "product_id VARCHAR, score DOUBLE, model VARCHAR)")
         for start in range(0, len(patients), config.serve_batch):
-            batch = patients.patient_key.iloc[start:start + config.serve_batch]
+            batch = patients.user_id.iloc[start:start + config.serve_batch]
             candidates = policy.recommend(batch, k=3 * config.k, groups=groups,  # room for the category cap
                                           exclude_seen=config.exclude_seen, allowed=pd.Index(allowed))
             final = apply_business_rules(candidates, products, k=config.k, exclude_rx_only=config.exclude_rx_only,
                                          max_per_category=config.max_per_category,
                                          bought=bought[bought.user_id.isin(batch)] if bought is not None else None,
                                          one_time_kinds=tuple(config.one_time_kinds))
-            final = final.rename(columns={"user_id": "patient_key", "item_id": "product_id"})
+            final = final.rename(columns={"item_id": "product_id"})
             final["model"] = final.model.where(final.model != champion.name, champion_label)
             served = served.add(final.model.value_counts(), fill_value=0)
-            con.register("recs_frame", final[["patient_key", "rank", "product_id", "score", "model"]])
-            con.execute("INSERT INTO marts.recommendations SELECT * FROM recs_frame")
+            con.register("recs_frame", final[["user_id", "rank", "product_id", "score", "model"]])
+            con.execute("INSERT INTO marts.recommendations SELECT c.patient_key, r.rank, r.product_id, r.score, "
+                        "r.model FROM recs_frame r JOIN _rec_patients c USING (user_id)")
             con.unregister("recs_frame")
         con.register("eval_frame", evaluation)
         con.execute("CREATE OR REPLACE TABLE marts.recommendation_evaluation AS SELECT * FROM eval_frame")
