@@ -1,0 +1,103 @@
+"""The UI as a person uses it: `dagster dev` on a free port, the asset graph in headless Chromium,
+a run launched through the GraphQL API, watched until it succeeds. A screenshot is kept.
+
+Runs when Chromium (Debian's `chromium`) and Playwright are installed (`.ci/run` installs
+both); skipped otherwise, with the reason.
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from medmkt_assets_tests.conftest import TEST_KEY, write_tiny_source
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = [pytest.mark.ui, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
+ARTIFACTS = Path(os.environ.get("MEDMKT_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "data" / "test-artifacts"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, timeout: float) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@pytest.fixture
+def dagster_dev(tmp_path):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    source = write_tiny_source(tmp_path / "source")
+    port = _free_port()
+    env = {**os.environ, "DAGSTER_HOME": str(home), "MEDMKT_SOURCE_DIR": str(source),
+           "MEDMKT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"), "MEDMKT_PSEUDONYM_KEY": TEST_KEY,
+           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "MEDMKT_INCOMING_DIR": str(tmp_path / "incoming"), "MEDMKT_EXPORT_DIR": str(tmp_path / "exports"),
+           "MEDMKT_QUALITY_DIR": str(tmp_path / "quality"), "MEDMKT_ALERT_DIR": str(tmp_path / "alerts")}
+    log = (tmp_path / "dagster_dev.log").open("w")
+    process = subprocess.Popen([str(Path(sys.executable).parent / "dagster"), "dev", "-m", "medmkt_assets.definitions",
+                                "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/server_info", 180)
+        yield port
+    finally:
+        os.killpg(process.pid, 15)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, 9)
+        log.close()
+
+
+def test_asset_graph_checks_and_a_launched_run(dagster_dev):
+    from dagster_graphql import DagsterGraphQLClient
+
+    port = dagster_dev
+    base = f"http://127.0.0.1:{port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1600, "height": 1000})
+        page.goto(f"{base}/asset-groups", wait_until="networkidle", timeout=120_000)
+        skip = page.get_by_role("button", name="Skip")  # first-visit community dialog
+        if skip.count():
+            skip.first.click()
+        for group in ("ingest", "staging", "segments", "campaigns"):
+            page.get_by_text(group, exact=True).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-asset-graph.png"), full_page=True)
+        page.goto(f"{base}/assets/staging/orders?view=checks", wait_until="networkidle", timeout=120_000)
+        page.get_by_text("check_row_accounting").first.wait_for(timeout=60_000)
+        page.get_by_text("order_line_unique").first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTIFACTS / "ui-checks.png"), full_page=True)
+        browser.close()
+
+    client = DagsterGraphQLClient("127.0.0.1", port_number=port)
+    run_id = client.submit_job_execution("ingestion", repository_location_name="medmkt.definitions")
+    deadline = time.time() + 300
+    status = None
+    while time.time() < deadline:
+        status = client.get_run_status(run_id).value
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(2)
+    assert status == "SUCCESS"
