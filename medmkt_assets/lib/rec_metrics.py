@@ -35,32 +35,46 @@ def _per_user(values: pd.Series, users: pd.Index) -> pd.Series:
     return values.reindex(users, fill_value=0.0).astype(float)
 
 
+def _precision(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / k).mean())
+
+
+def _recall(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / n_relevant).mean())
+
+
+def _ndcg(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    gains = pd.Series(1.0 / np.log2(hits["rank"].to_numpy(dtype=float) + 1), index=hits.index)
+    dcg = _per_user(gains.groupby(hits["user_id"]).sum(), n_relevant.index)
+    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
+    return float((dcg.to_numpy() / ideal[np.minimum(n_relevant.to_numpy(), k) - 1]).mean())
+
+
+def _map(hits: pd.DataFrame, n_relevant: pd.Series, k: int) -> float:
+    hits = hits.sort_values(["user_id", "rank"])
+    precision_at_hit = (hits.groupby("user_id").cumcount() + 1) / hits["rank"]
+    summed = _per_user(precision_at_hit.groupby(hits["user_id"]).sum(), n_relevant.index)
+    return float((summed / n_relevant).mean())
+
+
+def _metric(kernel, recs: pd.DataFrame, truth: pd.DataFrame, k: int) -> float:
+    hits, n_relevant = _hits(recs, truth, k)
+    return kernel(hits, n_relevant, k) if len(n_relevant) else 0.0
+
+
 def precision_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
     """Mean over truth users of hits in the top k divided by k."""
-    hits, n_relevant = _hits(recs, truth, k)
-    if n_relevant.empty:
-        return 0.0
-    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / k).mean())
+    return _metric(_precision, recs, truth, k)
 
 
 def recall_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
     """Mean over truth users of hits in the top k divided by the user's number of relevant items."""
-    hits, n_relevant = _hits(recs, truth, k)
-    if n_relevant.empty:
-        return 0.0
-    return float((_per_user(hits.groupby("user_id").size(), n_relevant.index) / n_relevant).mean())
+    return _metric(_recall, recs, truth, k)
 
 
 def ndcg_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
     """Binary-relevance NDCG@k: sum of 1/log2(rank+1) over hits / the same for min(relevant, k) hits at the top."""
-    hits, n_relevant = _hits(recs, truth, k)
-    if n_relevant.empty:
-        return 0.0
-    gains = pd.Series(1.0 / np.log2(hits["rank"].to_numpy(dtype=float) + 1), index=hits.index)
-    dcg = _per_user(gains.groupby(hits["user_id"]).sum(), n_relevant.index)
-    ideal = np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))
-    idcg = ideal[np.minimum(n_relevant.to_numpy(), k) - 1]
-    return float((dcg.to_numpy() / idcg).mean())
+    return _metric(_ndcg, recs, truth, k)
 
 
 def map_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
@@ -69,13 +83,7 @@ def map_at_k(recs: pd.DataFrame, truth: pd.DataFrame, k: int = 10) -> float:
     The divisor is the number of relevant items (not min(relevant, k)), so a user with more
     than k held-out items cannot reach 1; this matches the published benchmark numbers.
     """
-    hits, n_relevant = _hits(recs, truth, k)
-    if n_relevant.empty:
-        return 0.0
-    hits = hits.sort_values(["user_id", "rank"])
-    precision_at_hit = (hits.groupby("user_id").cumcount() + 1) / hits["rank"]
-    summed = _per_user(precision_at_hit.groupby(hits["user_id"]).sum(), n_relevant.index)
-    return float((summed / n_relevant).mean())
+    return _metric(_map, recs, truth, k)
 
 
 def catalog_coverage(recs: pd.DataFrame, n_items: int) -> float:
@@ -99,11 +107,11 @@ def novelty(recs: pd.DataFrame, train: pd.DataFrame) -> float:
 def evaluate(recs: pd.DataFrame, truth: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int = 10) -> dict:
     """All metrics under fixed names (precision_at_{k}, ..., catalog_coverage, novelty), for comparing runs."""
     top = recs[recs["rank"] <= k]
+    hits, n_relevant = _hits(top, truth, k)  # one merge for the four ranking metrics
+    ranking = {name: kernel(hits, n_relevant, k) if len(n_relevant) else 0.0
+               for name, kernel in (("precision", _precision), ("recall", _recall), ("ndcg", _ndcg), ("map", _map))}
     return {
-        f"precision_at_{k}": precision_at_k(top, truth, k),
-        f"recall_at_{k}": recall_at_k(top, truth, k),
-        f"ndcg_at_{k}": ndcg_at_k(top, truth, k),
-        f"map_at_{k}": map_at_k(top, truth, k),
+        **{f"{name}_at_{k}": value for name, value in ranking.items()},
         "catalog_coverage": catalog_coverage(top, n_items),
         "novelty": novelty(top, train),
     }

@@ -1,9 +1,9 @@
 """Recommenders behind one small interface, and `fit`, the entry point notebooks and checks use.
 
-Why this shape: every model sees the same sparse users x items matrix (scipy CSR, users and
-items indexed by their factorized codes), so models are interchangeable in evaluation and
-serving. A dense items x items matrix is fine for catalogs of a few thousand products; a
-dense users x items matrix never exists: scoring runs over batches of users (at most
+Why this shape: every model sees the same sparse users x items matrix (scipy CSR; users and
+items indexed by their factorized, i.e. categorical, codes), so models are interchangeable
+in evaluation and serving. A dense items x items matrix is fine for catalogs of a few
+thousand products; a dense users x items matrix never exists: scoring runs over batches (at most
 `BATCH_USERS` users and `BATCH_CELLS` scores at a time), seen items are masked with -inf and
 the top k are picked with `argpartition`, so memory stays flat for a million patients.
 
@@ -32,6 +32,8 @@ import pandas as pd
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
+
+from medmkt_assets.lib.rec_metrics import evaluate
 
 BATCH_USERS = 20_000
 BATCH_CELLS = 8_000_000  # dense scores per batch (64 MB of float64), whatever the catalog size
@@ -332,8 +334,6 @@ class EASE(Recommender):
 def tune_ease(train: pd.DataFrame, test: pd.DataFrame, lambdas=(50, 100, 200, 500, 1000, 2000, 5000),
               k: int = 10, metric: str = "ndcg") -> tuple[float, pd.DataFrame]:
     """Fit EASE for each lambda on `train`, score on `test`; return the best lambda and the table."""
-    from medmkt_assets.lib.rec_metrics import evaluate
-
     n_items = pd.concat([train["item_id"], test["item_id"]]).nunique()
     users = test["user_id"].unique()
     rows = [{"lambda_": lam, **evaluate(EASE(lam).fit(train).recommend(users, k=k), test, train, n_items, k)}
