@@ -107,6 +107,15 @@ def test_support_exactly_at_threshold_is_frequent_despite_float_rounding():
     assert mine_rules(fewer, min_support=0.07, min_confidence=0.5).empty
 
 
+@pytest.mark.parametrize("n", [17, 85, 1234])
+def test_support_given_as_a_float_share_of_baskets(n):
+    # the rules asset passes min_support = min_support_count / n; exactly 11 baskets must pass
+    data = baskets_of(*(["X Y"] * 11 + ["Z"] * (n - 11)))
+    rules = mine_rules(data, min_support=11 / n, min_confidence=0.5)
+    assert rule_keys(rules) == {(("X",), ("Y",)), (("Y",), ("X",))}
+    assert mine_rules(data, min_support=12 / n, min_confidence=0.5).empty
+
+
 def test_confidence_exactly_at_threshold_is_kept():
     # 6 baskets, X in 5 and XY in 4: confidence 4/5 = 0.8 exactly, but the float ratio of
     # supports (4/6) / (5/6) is just below 0.8 - the comparison must be on counts.
@@ -140,6 +149,9 @@ def test_max_len_bounds_both_sides_together():
         assert sizes.max() == max_len
         assert rule_keys(rules) == {k for k in rule_keys(full) if len(k[0]) + len(k[1]) <= max_len}
     assert mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=1).empty
+    assert rule_keys(mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=None)) == rule_keys(full)
+    with pytest.raises(ValueError, match="max_len"):
+        mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=0)
 
 
 def test_single_consequent():

@@ -4,7 +4,7 @@ Why integer counts: thresholds such as support 0.3 or confidence 0.8 sit exactly
 rules (3 of 10 baskets, 4 of 5), and float arithmetic puts some of them on the wrong side
 (``0.3 * 10 == 3.0000000000000004``, ``(7/n) / (10/n) < 0.7`` for some n). arules keeps an
 itemset when support >= minsupp and a rule when confidence >= minconf; here both tests are
-done on integer counts: an itemset is frequent when its count >= ceil(min_support * n), and a
+done on integer counts: an itemset is frequent when its count >= ceil(min_support * n - 1e-9), and a
 rule A -> C is kept when count(A u C) * q >= p * count(A) for min_confidence = p/q exactly
 (``Fraction(str(min_confidence))``). FP-growth is asked for a threshold half a basket lower
 so float rounding never drops a boundary itemset; the integer filter decides.
@@ -23,6 +23,8 @@ from itertools import combinations
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from mlxtend.frequent_patterns import fpgrowth
 from scipy import sparse
 
@@ -33,6 +35,7 @@ RULE_COLUMNS = ("rule_id", "antecedents", "consequents", "antecedent_support", "
                 "antecedent_count", "consequent_count", "support_count", "n_baskets")
 _OBJECT_COLUMNS = ("rule_id", "antecedents", "consequents")
 _INT_COLUMNS = ("antecedent_count", "consequent_count", "support_count", "n_baskets")
+_COUNT_TOLERANCE = Fraction(1, 10 ** 9)
 _CODE = np.dtype(">i4")  # big-endian, so rows viewed as bytes compare like tuples of codes
 
 
@@ -42,12 +45,22 @@ def _clean_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Categorical codes of the trimmed text ids (-1 for missing/empty) and the sorted labels."""
     if pd.api.types.is_integer_dtype(values.dtype):  # nothing to trim: encode, then label as text
         categorical = pd.Categorical(values)
-    else:
-        text = values.astype("string").str.strip(ID_WHITESPACE)
-        categorical = pd.Categorical(text.mask(text.eq("").fillna(False)))
-    codes = np.asarray(categorical.codes, dtype=np.int64)
-    labels = np.asarray(categorical.categories.astype(str), dtype=object)
-    return codes, pd.Index(labels, dtype=object)
+        codes = np.asarray(categorical.codes, dtype=np.int64)
+        labels = np.asarray(categorical.categories.astype(str), dtype=object)
+        return codes, pd.Index(labels, dtype=object)
+    # Arrow trims and dictionary-encodes millions of ids in C++ (pandas string methods
+    # would loop in Python); labels come back in first-seen order, _compact sorts them.
+    try:
+        text = pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types, e.g. 1 and "1 ": compare as text
+        text = pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
+        text = pc.cast(text, pa.string())
+    text = pc.utf8_trim(text, characters=ID_WHITESPACE)
+    text = pc.if_else(pc.equal(text, ""), pa.scalar(None, text.type), text)
+    encoded = text.dictionary_encode()
+    codes = pc.fill_null(encoded.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, pd.Index(encoded.dictionary.to_pandas().to_numpy(dtype=object), dtype=object)
 
 
 def _compact(codes: np.ndarray, labels: pd.Index, sort: bool) -> tuple[np.ndarray, pd.Index]:
@@ -102,7 +115,7 @@ def _fraction(value: float, name: str) -> Fraction:
 
 
 def frequent_itemsets(matrix: sparse.csr_matrix, items: pd.Index, min_count: int,
-                      max_len: int) -> pd.DataFrame:
+                      max_len: int | None) -> pd.DataFrame:
     """FP-growth itemsets in at least `min_count` baskets: columns itemsets (frozensets), count."""
     n = matrix.shape[0]
     if n == 0 or matrix.nnz == 0:
@@ -226,7 +239,7 @@ def empty_rules() -> pd.DataFrame:
                                       ("int64" if c in _INT_COLUMNS else "float64")) for c in RULE_COLUMNS})
 
 
-def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float, max_len: int = 10,
+def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float, max_len: int | None = 10,
                single_consequent: bool = False, min_lift: float | None = None,
                prune_redundant: bool = False) -> pd.DataFrame:
     """Association rules of `baskets` (columns basket_id, item_id) with arules' threshold semantics.
@@ -234,20 +247,22 @@ def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float,
     One row per rule, best lift first: rule_id, antecedents and consequents (sorted lists
     of item ids), supports, confidence, lift, leverage, conviction, Zhang's metric, the
     mutual information (bits) between "has A" and "has C", and the integer counts.
-    `max_len` bounds the items in a rule (both sides); `prune_redundant` drops a rule
+    `max_len` bounds the items in a rule (both sides; None: no bound); `prune_redundant` drops a rule
     when a rule with the same consequent and a smaller antecedent is at least as confident.
     """
     _check_columns(baskets)
     support_frac = _fraction(min_support, "min_support")
     confidence_frac = _fraction(min_confidence, "min_confidence")
-    if max_len is None or int(max_len) < 1:
-        raise ValueError(f"max_len must be a positive integer, got {max_len!r}")
+    if max_len is not None and (isinstance(max_len, bool) or int(max_len) != max_len or max_len < 1):
+        raise ValueError(f"max_len must be a positive integer or None, got {max_len!r}")
     matrix, items, _ = encode_baskets(baskets)
     n = matrix.shape[0]
-    if n == 0 or max_len < 2:
+    if n == 0 or (max_len is not None and max_len < 2):
         return empty_rules()
-    min_count = max(1, math.ceil(support_frac * n))  # exact: ceil(min_support * n) with no float error
-    itemsets = frequent_itemsets(matrix, items, min_count, int(max_len))
+    # ceil(min_support * n), less a 1e-9 basket so that a share computed as k / n in floats
+    # (Fraction('0.6470588235294118') * 17 is a hair above 11) still means k baskets
+    min_count = max(1, math.ceil(support_frac * n - _COUNT_TOLERANCE))
+    itemsets = frequent_itemsets(matrix, items, min_count, None if max_len is None else int(max_len))
     found = _generate(itemsets, items, confidence_frac, single_consequent, prune_redundant)
     if len(found["n_ac"]) == 0:
         return empty_rules()
