@@ -44,6 +44,33 @@ def test_missing_required_column_names_file_and_column(tmp_path):
         _load(_write(tmp_path / "orders.csv", "order_id,product_id,ordered_at\nO1,A,2024-01-01\n"), "orders")
 
 
+def test_a_file_without_header_row_is_refused_without_quoting_its_first_row(tmp_path):
+    path = _write(tmp_path / "patients.csv", "P000123,Zhang San,13800138000\nP000124,Li Si,13900139000\n")
+    with pytest.raises(SourceError, match=r"patients\.csv: required column 'patient_id' is missing") as error:
+        _load(path)
+    assert "header row" in str(error.value)
+    assert not any(value in str(error.value).lower() for value in ("p000123", "zhang", "13800138000"))
+
+
+def test_engine_errors_name_the_problem_but_mask_cell_values():
+    from medmkt_assets.lib.sources import _first_line
+
+    masked = _first_line(duckdb.ConversionException("Could not convert string 'P000123' to INT32\nLINE 1: ..."))
+    assert masked == "Could not convert string '…' to INT32"
+
+
+def test_raw_previews_show_no_identifier_free_text_or_unknown_column():
+    from medmkt_assets.defs.warehouse import preview
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    con.execute("CREATE TABLE raw.surveys AS SELECT 'P1' AS patient_id, '5' AS satisfaction, "
+                "'call Zhang San at 13800138000' AS comment, 'X123' AS national_id, 'a.csv' AS _source_file")
+    shown = preview(con, "raw.surveys", only=SOURCE_TABLES["surveys"].columns).value
+    assert "satisfaction" in shown
+    assert not any(v in shown for v in ("P1", "Zhang", "X123", "national_id", "a.csv"))
+
+
 def test_extra_columns_are_kept_and_reported(tmp_path):
     load, frame = _load(_write(tmp_path / "patients.csv", "patient_id,loyalty_tier\nP1,gold\n"))
     assert load.extra_columns == ["loyalty_tier"] and frame.loyalty_tier.tolist() == ["gold"]

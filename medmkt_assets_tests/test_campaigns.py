@@ -42,6 +42,21 @@ def test_effects_revenue_cost_roi_and_small_cell_suppression():
     assert "treated_conversions" not in hidden
 
 
+def test_a_lone_hidden_group_takes_its_smallest_sibling_with_it():
+    # segments of campaign A add up to A's published totals: hiding only the 8-patient
+    # segment would let anyone subtract it back out, so the next smallest goes too
+    arms = pd.DataFrame({"campaign_id": ["A"] * 3 + ["B"] * 2, "group_type": "segment",
+                         "group_value": ["s1", "s2", "s3", "s1", "s2"],
+                         "treated": [900, 8, 300, 400, 500], "control": [300, 4, 100, 150, 160],
+                         "treated_conversions": [90, 1, 30, 40, 50], "control_conversions": [20, 0, 16, 19, 22],
+                         "treated_revenue": 0.0, "control_revenue": 0.0, "cost": 0.0})
+    hidden = suppress_effects(campaign_effects(arms), partition=["campaign_id", "group_type"])
+    assert hidden.suppressed.tolist() == [False, True, True, False, False]
+    assert hidden.treated.isna().tolist() == [False, True, True, False, False]
+    # without a partition only the small cell itself is hidden
+    assert suppress_effects(campaign_effects(arms)).suppressed.tolist() == [False, True, False, False, False]
+
+
 def test_demo_intervals_cover_the_true_uplifts(demo_pipeline):
     con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
     truth = {c["campaign_id"]: c["expected_uplift"]
@@ -116,6 +131,19 @@ def test_exports_are_owner_only_and_listed_in_the_manifest(demo_pipeline):
         assert {"subscriber_key", "segment_label", "expected_uplift"} <= set(frame.columns)
         assert any("consent" in reason for reason in campaign["counts"])
     assert stat.S_IMODE((folder / "audience_manifest.json").stat().st_mode) == 0o600
+
+
+def test_no_people_count_can_be_subtracted_back_out(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    for table, partition in (("audience_exclusions", "campaign_id"),
+                             ("campaign_effects_by_group", "campaign_id, group_type")):
+        lone = con.execute(f"SELECT count(*) FROM (SELECT {partition} FROM marts.{table} GROUP BY ALL "
+                           "HAVING count(*) FILTER (WHERE suppressed) = 1 AND count(*) > 1)").fetchall()[0][0]
+        assert lone == 0, table
+        small = con.execute(f"SELECT count(*) FROM marts.{table} WHERE "
+                            + ("patients" if table == "audience_exclusions" else "treated") + " BETWEEN 1 AND 10"
+                            ).fetchall()[0][0]
+        assert small == 0, table
 
 
 def test_planned_campaign_scores_beat_random_against_the_truth(demo_pipeline):

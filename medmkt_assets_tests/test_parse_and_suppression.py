@@ -9,7 +9,7 @@ import pytest
 
 from medmkt_assets.lib import parse as P
 from medmkt_assets.lib.profiles import age_band_sql
-from medmkt_assets.lib.suppression import is_small_cell, suppress_frame, suppressed_sql
+from medmkt_assets.lib.suppression import hide_complement, is_small_cell, suppress_frame, suppressed_sql
 
 
 def one(expr: str, value):
@@ -78,3 +78,10 @@ def test_suppress_frame_hides_count_and_revealing_measures():
     assert out["patients"].isna().tolist() == [False, True, False]
     assert out["orders"].isna().tolist() == [False, True, False]
     assert out.loc[2, "patients"] == 25
+
+
+def test_hide_complement_widens_a_lone_hidden_cell_only():
+    frame = pd.DataFrame({"g": ["a", "a", "a", "b", "b", "c"], "n": [5, 40, 30, 3, 4, 2]})
+    hidden = hide_complement(frame.n.between(1, 10), frame.n, frame[["g"]])
+    # a: 5 alone hidden -> 30 (smallest visible) joins; b: two hidden already; c: a single row
+    assert hidden.tolist() == [True, False, True, True, True, True]

@@ -82,9 +82,27 @@ def bench_size(patients: int, root: Path, keep: bool) -> list[dict]:
     rows.append({"patients": patients, "step": "WHOLE PIPELINE", "seconds": round(run_s, 2),
                  "peak_rss_mb": round(run_mb, 1), "rows": None,
                  "status": "ok" if result.get("success") and code == 0 else "failed"})
+    if result.get("success") and code == 0:
+        rows.append(bench_batch(patients, work, py))
     if not keep:
         shutil.rmtree(work, ignore_errors=True)
     return rows
+
+
+def bench_batch(patients: int, work: Path, py: str) -> dict:
+    """A new orders batch of 1 % of the data through the sensor path, on the warehouse just built."""
+    out = work / "batch.json"
+    code, seconds, peak = run_child([py, "-m", "medmkt_assets.bench.batch", "--source", str(work / "source"),
+                                     "--warehouse", str(work / "warehouse.duckdb"), "--incoming",
+                                     str(work / "incoming"), "--mlflow", f"sqlite:///{work / 'mlflow.db'}",
+                                     "--out", str(out)])
+    result = json.loads(out.read_text()) if code == 0 and out.exists() else {}
+    ok = bool(result.get("success"))
+    return {"patients": patients, "step": "NEW 1% ORDERS BATCH via the incoming_files sensor "
+            f"(sensor {result.get('sensor_seconds', '?')} s + run {result.get('run_seconds', '?')} s; "
+            f"target < 60 s)", "seconds": result.get("seconds", round(seconds, 2)),
+            "peak_rss_mb": round(peak, 1), "rows": result.get("batch_rows"),
+            "status": "ok" if ok else f"failed (exit {code})"}
 
 
 # Which of our pipeline steps do the work each naive stage does.
@@ -131,8 +149,8 @@ def bench_kernels(root: Path) -> list[dict]:
         seconds = result.get("seconds", float("nan"))
         rows.append({"kernel": kernel, "seconds (measured part)": round(seconds, 1),
                      "wall seconds (incl. data generation)": round(wall, 1), "peak_rss_mb": round(peak, 1),
-                     "target": f"≤ {target_s} s, ≤ {target_gb} GB",
-                     "met": bool(code == 0 and seconds <= target_s and peak <= target_gb * 1024),
+                     "target": f"≤ {target_s} s" + (f", ≤ {target_gb} GB" if target_gb else ""),
+                     "met": bool(code == 0 and seconds <= target_s and (not target_gb or peak <= target_gb * 1024)),
                      "details": ", ".join(f"{k}={v}" for k, v in result.items() if k not in ("kernel", "seconds"))
                      or f"failed (exit {code})"})
         out.unlink(missing_ok=True)

@@ -7,7 +7,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.lib.schema import DIRECT_IDENTIFIERS
+from medmkt_assets.lib.schema import NOT_FOR_PREVIEW
 from medmkt_assets.lib.staging import ensure_schemas
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
@@ -38,10 +38,14 @@ def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
 
 
 def preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = 5,
-            drop: frozenset[str] = DIRECT_IDENTIFIERS | {"patient_key"}) -> dg.MetadataValue:
-    """A markdown preview with identifiers (and, for brevity, pseudonyms) left out."""
+            only: tuple[str, ...] | None = None) -> dg.MetadataValue:
+    """A markdown preview without identifiers, pseudonyms or free text about patients.
+
+    `only` restricts it to known columns: raw tables keep unknown extra source columns,
+    which could be anything (a national id, a mobile number), so they are never shown.
+    """
     columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()
-               if r[0] not in drop and not r[0].startswith("_")]
+               if r[0] not in NOT_FOR_PREVIEW and not r[0].startswith("_") and (only is None or r[0] in only)]
     if not columns:
         return dg.MetadataValue.md("(no columns to preview)")
     quoted = ", ".join(f'"{c}"' for c in columns[:12])

@@ -12,6 +12,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from medmkt_assets.lib.schema import SMALL_CELL_MAX
+from medmkt_assets.lib.suppression import hide_complement
 
 Z95 = float(norm.ppf(0.975))
 
@@ -62,18 +63,25 @@ def campaign_effects(arms: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def suppress_effects(effects: pd.DataFrame, max_small: int = SMALL_CELL_MAX) -> pd.DataFrame:
+def suppress_effects(effects: pd.DataFrame, max_small: int = SMALL_CELL_MAX,
+                     partition: list[str] | None = None) -> pd.DataFrame:
     """Hide arms of 1..max_small patients, and rates from which 1..max_small converters follow.
 
     A hidden row keeps its keys and a `suppressed` flag; every measure that could reveal
-    a small count (sizes, rates, uplift, revenue, cost) is blanked.
+    a small count (sizes, rates, uplift, revenue, cost) is blanked. With `partition`
+    (columns whose rows sum to a total published elsewhere, e.g. the segments of one
+    campaign), a lone hidden row takes its smallest sibling with it.
     """
     def small(v: pd.Series) -> pd.Series:
         return v.between(1, max_small)
 
-    out = effects.copy()
+    out = effects.copy().reset_index(drop=True)
     hide_all = small(out.treated) | small(out.control)
     hide_rates = hide_all | small(out.treated_conversions) | small(out.control_conversions)
+    if partition:
+        size = out.treated + out.control
+        hide_all = hide_complement(hide_all, size, out[partition])
+        hide_rates = hide_complement(hide_rates | hide_all, size, out[partition])
     measures = ["treated_conversion_rate", "control_conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high",
                 "p_value", "incremental_conversions", "incremental_revenue", "roi"]
     for column in measures:

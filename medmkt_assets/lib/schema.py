@@ -80,6 +80,9 @@ DIRECT_IDENTIFIERS = frozenset(
     {"patient_id", "full_name", "phone", "email", "address", "postal_code", "birth_date"}
 )
 PRIVATE_SCHEMA_PREFIXES = ("raw", "restricted", "quarantine")
+# Free text written by or about a patient (it may name people) and exact dates of a life:
+# kept where the analytics may need them, but never shown in Dagster metadata previews.
+NOT_FOR_PREVIEW = DIRECT_IDENTIFIERS | {"patient_key", "comment", "query", "death_date"}
 
 GENDERS = ("F", "M", "U")
 ORDER_CHANNELS = ("store", "online", "app", "phone", "clinic")

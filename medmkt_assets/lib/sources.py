@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,9 +146,12 @@ def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, la
         by_lower[key] = name
     missing_required = [c for c in spec.required_columns if c not in by_lower]
     if missing_required:
+        # Name only the contract columns found: in a file without a header row the
+        # "column names" are the first row's values, which may identify a patient.
+        known = [c for c in by_lower if c in spec.columns]
         raise SourceError(
-            f"{path}: required column '{missing_required[0]}' is missing "
-            f"(found columns: {', '.join(by_lower) or 'none'})"
+            f"{path}: required column '{missing_required[0]}' is missing (the header has {len(by_lower)} "
+            f"column(s); contract columns among them: {', '.join(known) or 'none'} - is the header row missing?)"
         )
     select, missing_optional = [], []
     for column in spec.columns:
@@ -214,4 +218,8 @@ def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, sele
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    """The engine's first error line with quoted values masked: DuckDB quotes the offending
+    cell ("Could not convert string 'P000123' to INT32"), which may be an identifier."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)

@@ -8,8 +8,7 @@ from pydantic import Field
 from medmkt_assets.defs.resources import ExportDir
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
 from medmkt_assets.lib.audiences import audience_sql, export_frame, write_private_csv, write_private_json
-from medmkt_assets.lib.schema import SMALL_CELL_MAX
-from medmkt_assets.lib.suppression import suppressed_sql
+from medmkt_assets.lib.suppression import hide_complement, is_small_cell
 
 
 class AudienceConfig(dg.Config):
@@ -45,12 +44,14 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
                         "CAST(NULL AS BIGINT) AS audience_rank, CAST(NULL AS VARCHAR) AS audience_group LIMIT 0")
         con.execute("CREATE OR REPLACE TABLE marts.audiences AS SELECT * EXCLUDE (_exclusion) FROM _audience_judged "
                     "WHERE _exclusion IS NULL ORDER BY campaign_id, audience_rank")
-        con.execute(f"""CREATE OR REPLACE TABLE marts.audience_exclusions AS
-            SELECT campaign_id, reason, {suppressed_sql('n')} AS patients, n BETWEEN 1 AND {SMALL_CELL_MAX} AS suppressed
-            FROM (SELECT campaign_id, coalesce(_exclusion, 'selected: ' || audience_group) AS reason, count(*) AS n
-                  FROM _audience_judged GROUP BY ALL) ORDER BY campaign_id, reason""")
-        counts = con.execute("SELECT campaign_id, coalesce(_exclusion, 'selected: ' || audience_group), count(*) "
-                             "FROM _audience_judged GROUP BY ALL ORDER BY ALL").fetchall()
+        counts = con.execute("SELECT campaign_id, coalesce(_exclusion, 'selected: ' || audience_group) AS reason, "
+                             "count(*) AS n FROM _audience_judged GROUP BY ALL ORDER BY ALL").fetchdf()
+        # the reasons of one campaign add up to every profiled patient: hide a lone small cell's sibling too
+        hidden = hide_complement(counts.n.apply(is_small_cell), counts.n, counts[["campaign_id"]])
+        exclusions = counts.assign(patients=counts.n.astype("Float64").mask(hidden), suppressed=hidden)
+        con.register("exclusions_frame", exclusions.drop(columns=["n"]))
+        con.execute("CREATE OR REPLACE TABLE marts.audience_exclusions AS SELECT * FROM exclusions_frame")
+        con.unregister("exclusions_frame")
         run_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest = {"run_id": context.run.run_id, "written_at": run_at, "campaigns": []}
         for cid, purpose, channel, category, name in planned:
@@ -60,7 +61,7 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
             manifest["campaigns"].append({
                 "campaign_id": cid, "name": name, "purpose": purpose, "channel": channel,
                 "target_category": category, "file": path.name, "exported": len(frame),
-                "counts": {reason: n for c, reason, n in counts if c == cid},
+                "counts": {r.reason: int(r.n) for r in counts.itertuples() if r.campaign_id == cid},
             })
         write_private_json(exports.folder / "audience_manifest.json", manifest)
         n = row_count(con, "marts.audiences")

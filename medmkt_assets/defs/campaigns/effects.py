@@ -72,7 +72,7 @@ def campaign_effects_by_group(warehouse: DuckDBResource) -> dg.MaterializeResult
     """The same effect measures per campaign and segment, and per channel across campaigns; small cells hidden."""
     with transaction(warehouse) as con:
         arms = con.execute(BY_GROUP_SQL).fetchdf()
-        effects = (suppress_effects(campaign_effects(arms)) if len(arms)
+        effects = (suppress_effects(campaign_effects(arms), partition=["campaign_id", "group_type"]) if len(arms)
                    else arms.assign(**{c: None for c in COLUMNS}))
         published = effects[["campaign_id", "group_type", "group_value", *COLUMNS]]
         con.register("effects_frame", published)

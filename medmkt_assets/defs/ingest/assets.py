@@ -92,7 +92,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
                     adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
                     load = load_raw_from_select(con, spec, adapter.select(table), f"raw.{table}",
                                                 f"{sources.source_format} export {sources.source_dir}")
-                sample = preview(con, f"raw.{table}")
+                sample = preview(con, f"raw.{table}", only=spec.columns)
         except SourceError as exc:
             raise dg.Failure(description=str(exc)) from None
         if not load.source_files:
