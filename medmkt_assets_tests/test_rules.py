@@ -1,9 +1,11 @@
 """lib.rules: arules semantics on integer counts, known answers worked out by hand."""
 from __future__ import annotations
 
+import json
 import math
 from itertools import combinations
 
+import duckdb
 import numpy as np
 import pandas as pd
 import pytest
@@ -27,6 +29,11 @@ def rule(rules: pd.DataFrame, antecedents: list[str], consequents: list[str]) ->
 
 def rule_keys(rules: pd.DataFrame) -> set[tuple[tuple[str, ...], tuple[str, ...]]]:
     return set(zip(rules.antecedents.map(tuple), rules.consequents.map(tuple)))
+
+
+def with_antecedent(rules: pd.DataFrame) -> pd.DataFrame:
+    """The rules other than arules' {} -> {X} (an item whose support reaches min_confidence)."""
+    return rules[rules.antecedents.map(len) > 0]
 
 
 # 5 baskets; A in 4, B in 4, C in 3, D in 1; AB 3, BC 2, AC 2, AD 1, BD 1, ABC 1, ABD 1.
@@ -86,9 +93,10 @@ def test_output_columns_types_and_order():
     assert all(isinstance(c, list) and c == sorted(c) for c in rules.consequents)
     key = list(zip(-rules.lift, -rules.confidence, -rules.support))
     assert key == sorted(key)
-    # every rule of every itemset (A, B, C, D; 2- and 3-itemsets present): 2 per pair, 6 per triple
+    # every rule of every itemset (A, B, C, D; 2- and 3-itemsets present): 2 per pair, 6 per triple,
+    # and {} -> {X} for each item (its support, at least 0.2, reaches the confidence 0.1)
     pairs = ["AB", "AC", "AD", "BC", "BD"]
-    assert len(rules) == 2 * len(pairs) + 6 * 2
+    assert len(rules) == 4 + 2 * len(pairs) + 6 * 2
     # the ids are stable between runs and for shuffled input
     again = mine_rules(FIVE.sample(frac=1, random_state=3), min_support=0.2, min_confidence=0.1)
     pd.testing.assert_frame_equal(rules, again)
@@ -99,21 +107,21 @@ def test_support_exactly_at_threshold_is_frequent_despite_float_rounding():
     # so a float threshold ceil(0.07 * n) = 8 would lose it; arules keeps support >= 0.07.
     assert math.ceil(0.07 * 100) == 8
     data = baskets_of(*(["X Y"] * 7 + ["Z"] * 93))
-    rules = mine_rules(data, min_support=0.07, min_confidence=0.5)
+    rules = with_antecedent(mine_rules(data, min_support=0.07, min_confidence=0.5))
     assert rule_keys(rules) == {(("X",), ("Y",)), (("Y",), ("X",))}
     assert rules.support_count.tolist() == [7, 7]
     # one basket fewer is below the threshold
     fewer = baskets_of(*(["X Y"] * 6 + ["X"] + ["Z"] * 93))
-    assert mine_rules(fewer, min_support=0.07, min_confidence=0.5).empty
+    assert with_antecedent(mine_rules(fewer, min_support=0.07, min_confidence=0.5)).empty
 
 
 @pytest.mark.parametrize("n", [17, 85, 1234])
 def test_support_given_as_a_float_share_of_baskets(n):
     # the rules asset passes min_support = min_support_count / n; exactly 11 baskets must pass
     data = baskets_of(*(["X Y"] * 11 + ["Z"] * (n - 11)))
-    rules = mine_rules(data, min_support=11 / n, min_confidence=0.5)
+    rules = with_antecedent(mine_rules(data, min_support=11 / n, min_confidence=0.5))
     assert rule_keys(rules) == {(("X",), ("Y",)), (("Y",), ("X",))}
-    assert mine_rules(data, min_support=12 / n, min_confidence=0.5).empty
+    assert with_antecedent(mine_rules(data, min_support=12 / n, min_confidence=0.5)).empty
 
 
 def test_confidence_exactly_at_threshold_is_kept():
@@ -142,13 +150,15 @@ def test_max_len_bounds_both_sides_together():
     data = baskets_of(*(["A B C D"] * 4 + ["A B", "C D"]))
     full = mine_rules(data, min_support=0.5, min_confidence=0.5)
     assert (full.antecedents.map(len) + full.consequents.map(len)).max() == 4
-    assert len(full) == 2 ** 4 - 2 + 4 * (2 ** 3 - 2) + 6 * (2 ** 2 - 2)  # 4-set, four 3-sets, six pairs
+    # 4-set, four 3-sets, six pairs, and {} -> {X} for the four items (each in 5 of 6 baskets)
+    assert len(full) == 2 ** 4 - 2 + 4 * (2 ** 3 - 2) + 6 * (2 ** 2 - 2) + 4
     for max_len in (2, 3):
         rules = mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=max_len)
         sizes = rules.antecedents.map(len) + rules.consequents.map(len)
         assert sizes.max() == max_len
         assert rule_keys(rules) == {k for k in rule_keys(full) if len(k[0]) + len(k[1]) <= max_len}
-    assert mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=1).empty
+    assert rule_keys(mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=1)) == {
+        ((), (x,)) for x in "ABCD"}
     assert rule_keys(mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=None)) == rule_keys(full)
     with pytest.raises(ValueError, match="max_len"):
         mine_rules(data, min_support=0.5, min_confidence=0.5, max_len=0)
@@ -158,10 +168,28 @@ def test_single_consequent():
     data = baskets_of(*(["A B C"] * 3 + ["A"]))
     rules = mine_rules(data, min_support=0.5, min_confidence=0.5, single_consequent=True)
     assert set(rules.consequents.map(len)) == {1}
-    assert len(rules) == 3 * 2 + 3  # pairs: 2 each; the triple: one per item as consequent
+    assert len(rules) == 3 + 3 * 2 + 3  # {} -> X; pairs: 2 each; the triple: one per item as consequent
     both = mine_rules(data, min_support=0.5, min_confidence=0.5)
-    assert len(both) == 3 * 2 + 6
+    assert len(both) == 3 + 3 * 2 + 6
     assert rule_keys(rules) == {k for k in rule_keys(both) if len(k[1]) == 1}
+
+
+def test_an_item_as_frequent_as_the_confidence_gives_an_empty_antecedent_rule():
+    # arules (minlen = 1): {} -> {X} when support(X) >= min_confidence; confidence = support, lift 1
+    data = baskets_of("A B", "A B", "A", "A", "C")  # A 4/5, B 2/5, C 1/5
+    rules = mine_rules(data, min_support=0.2, min_confidence=0.5)
+    r = rule(rules, [], ["A"])
+    assert (r.antecedent_count, r.consequent_count, r.support_count) == (5, 4, 4)
+    assert (r.confidence, r.lift, r.leverage, r.conviction, r.mutual_information) == pytest.approx(
+        (0.8, 1.0, 0.0, 1.0, 0.0))
+    assert ((), ("B",)) not in rule_keys(rules)  # 0.4 < 0.5
+    pruned = mine_rules(data, min_support=0.2, min_confidence=0.5, prune_redundant=True)
+    assert rule_keys(pruned) == {((), ("A",)), (("B",), ("A",)), (("A",), ("B",))}  # B -> A: 1.0 > 0.8
+    # C -> A (3/4) is less confident than {} -> A (9/10): redundant
+    skewed = baskets_of(*(["A C"] * 3 + ["C"] + ["A"] * 6))
+    assert (("C",), ("A",)) in rule_keys(mine_rules(skewed, 0.2, 0.5))
+    assert rule_keys(mine_rules(skewed, 0.2, 0.5, prune_redundant=True)) == {((), ("A",))}
+    assert mine_rules(data, min_support=0.2, min_confidence=0.5, min_lift=1.01).antecedents.map(len).min() > 0
 
 
 def test_ids_are_trimmed_and_pairs_count_once():
@@ -220,11 +248,11 @@ def test_prune_redundant():
     assert (("A",), ("C",)) in rule_keys(pruned)
     # equal confidence also counts as redundant: {B, D} -> A (1.0) vs D -> A (1.0)
     assert (("B", "D"), ("A",)) not in rule_keys(pruned)
-    # brute force: pruned = raw minus rules with an at-least-as-confident generalisation
+    # brute force: pruned = raw minus rules with an at-least-as-confident generalisation ({} included)
     conf = {(frozenset(a), frozenset(c)): x for a, c, x in zip(raw.antecedents, raw.consequents, raw.confidence)}
     expected = {(a, c) for a, c in rule_keys(raw)
                 if not any(conf.get((frozenset(s), frozenset(c)), -1) >= conf[(frozenset(a), frozenset(c))]
-                           for k in range(1, len(a)) for s in combinations(a, k))}
+                           for k in range(len(a)) for s in combinations(a, k))}
     assert rule_keys(pruned) == expected
     assert len(pruned) < len(raw)
 
@@ -250,7 +278,7 @@ def test_missing_columns():
 
 def test_thresholds_of_one_are_allowed():
     data = baskets_of("A B", "A B", "A B")
-    assert rule_keys(mine_rules(data, 1, 1)) == {(("A",), ("B",)), (("B",), ("A",))}
+    assert rule_keys(mine_rules(data, 1, 1)) == {(("A",), ("B",)), (("B",), ("A",)), ((), ("A",)), ((), ("B",))}
 
 
 def random_baskets(n_baskets: int, n_items: int, seed: int) -> pd.DataFrame:
@@ -267,7 +295,7 @@ def test_matches_mlxtend_association_rules_off_the_boundaries():
     data = random_baskets(2000, 30, seed=7)
     n = data.basket_id.nunique()
     min_support, min_confidence = 0.0123, 0.2345  # no count sits exactly on these
-    ours = mine_rules(data, min_support, min_confidence, max_len=4)
+    ours = with_antecedent(mine_rules(data, min_support, min_confidence, max_len=4)).copy()
 
     onehot = pd.crosstab(data.basket_id, data.item_id).astype(bool)
     frequent = fpgrowth(onehot, min_support=min_support, use_colnames=True, max_len=4)
@@ -319,3 +347,19 @@ def test_planted_bundle_is_found():
     assert r.confidence == pytest.approx(0.8, abs=0.03)
     assert rule(rules, ["B"], ["A"]).confidence == 1.0
     assert rules.rule_id.tolist() == ["R000001", "R000002"]
+
+
+def test_demo_bundles_come_out_with_their_planted_confidence(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    rules = con.execute("SELECT antecedents, consequents, confidence, lift FROM marts.association_rules "
+                        "WHERE scope = 'basket'").fetchdf()
+    con.close()
+    found = {(tuple(a), tuple(c)): (conf, lift) for a, c, conf, lift in rules.itertuples(index=False)}
+    bundles = json.loads((demo_pipeline["truth"] / "bundles.json").read_text())
+    assert bundles
+    for bundle in bundles:
+        key = ((bundle["antecedent"],), (bundle["consequent"],))
+        assert key in found, f"planted bundle {key} not published"
+        confidence, lift = found[key]
+        assert confidence == pytest.approx(bundle["probability"], abs=0.08), bundle
+        assert lift > 1.5

@@ -160,9 +160,13 @@ def _at_least(numerator: np.ndarray, denominator: np.ndarray, p: int, q: int) ->
     return np.array([a * q >= p * b for a, b in zip(numerator.tolist(), denominator.tolist())], dtype=bool)
 
 
-def _generate(itemsets: pd.DataFrame, items: pd.Index, confidence: Fraction, single_consequent: bool,
+def _generate(itemsets: pd.DataFrame, items: pd.Index, n: int, confidence: Fraction, single_consequent: bool,
               prune_redundant: bool) -> dict[str, list | np.ndarray]:
-    """Rules from frequent itemsets: antecedent/consequent code rows and their integer counts."""
+    """Rules from frequent itemsets: antecedent/consequent code rows and their integer counts.
+
+    Like arules (minlen = 1), a frequent item X whose support reaches the confidence
+    threshold also gives the rule {} -> {X} (confidence = support, lift 1).
+    """
     code_of = {item: i for i, item in enumerate(items)}
     grouped: dict[int, list] = {}
     for itemset, count in zip(itemsets["itemsets"], itemsets["count"]):
@@ -174,7 +178,14 @@ def _generate(itemsets: pd.DataFrame, items: pd.Index, confidence: Fraction, sin
     labels = items.to_numpy(dtype=object)
     out: dict[str, list] = {"antecedents": [], "consequents": [], "n_a": [], "n_c": [], "n_ac": []}
     for size, (rows, n_ac) in sorted(by_size.items()):
-        if size < 2:
+        if size == 1:
+            n_all = np.full(len(n_ac), n, dtype=np.int64)
+            keep = _at_least(n_ac, n_all, p, q)
+            out["antecedents"].extend([] for _ in range(int(keep.sum())))
+            out["consequents"].extend(labels[rows[keep]].tolist())
+            out["n_a"].append(n_all[keep])
+            out["n_c"].append(n_ac[keep])
+            out["n_ac"].append(n_ac[keep])
             continue
         positions = range(size)
         for c_size in ([1] if single_consequent else range(1, size)):
@@ -184,7 +195,7 @@ def _generate(itemsets: pd.DataFrame, items: pd.Index, confidence: Fraction, sin
                 n_a = lookup(antecedent)
                 keep = _at_least(n_ac, n_a, p, q)
                 if prune_redundant and keep.any():
-                    keep[keep] = ~_redundant(rows[keep], a_pos, list(c_pos), n_ac[keep], n_a[keep], lookup)
+                    keep[keep] = ~_redundant(rows[keep], a_pos, list(c_pos), n_ac[keep], n_a[keep], lookup, n)
                 if not keep.any():
                     continue
                 out["antecedents"].extend(labels[antecedent[keep]].tolist())
@@ -198,13 +209,16 @@ def _generate(itemsets: pd.DataFrame, items: pd.Index, confidence: Fraction, sin
 
 
 def _redundant(rows: np.ndarray, a_pos: list[int], c_pos: list[int], n_ac: np.ndarray, n_a: np.ndarray,
-               lookup: _CountLookup) -> np.ndarray:
+               lookup: _CountLookup, n: int) -> np.ndarray:
     """True where a rule with the same consequent and a strict subset antecedent is at least as confident.
 
     That more general rule always passes the same confidence and lift thresholds (same
     consequent, so lift orders like confidence), so its counts can be read from the itemsets.
+    The most general, {} -> {C}, exists for one-item consequents only (as in arules).
     """
     redundant = np.zeros(len(rows), dtype=bool)
+    if len(c_pos) == 1:
+        redundant |= lookup(rows[:, c_pos]) * n_a >= n_ac * n  # conf({} -> C) = support(C)
     for sub_size in range(1, len(a_pos)):
         for sub in combinations(a_pos, sub_size):
             n_sub = lookup(rows[:, list(sub)])
@@ -246,7 +260,9 @@ def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float,
 
     One row per rule, best lift first: rule_id, antecedents and consequents (sorted lists
     of item ids), supports, confidence, lift, leverage, conviction, Zhang's metric, the
-    mutual information (bits) between "has A" and "has C", and the integer counts.
+    mutual information (bits) between "has A" and "has C", and the integer counts. As in
+    arules, an item whose own support reaches `min_confidence` gives a rule with an empty
+    antecedent ({} -> {X}, lift 1); `min_lift` above 1 leaves such rules out.
     `max_len` bounds the items in a rule (both sides; None: no bound); `prune_redundant` drops a rule
     when a rule with the same consequent and a smaller antecedent is at least as confident.
     """
@@ -257,13 +273,13 @@ def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float,
         raise ValueError(f"max_len must be a positive integer or None, got {max_len!r}")
     matrix, items, _ = encode_baskets(baskets)
     n = matrix.shape[0]
-    if n == 0 or (max_len is not None and max_len < 2):
+    if n == 0:
         return empty_rules()
     # ceil(min_support * n), less a 1e-9 basket so that a share computed as k / n in floats
     # (Fraction('0.6470588235294118') * 17 is a hair above 11) still means k baskets
     min_count = max(1, math.ceil(support_frac * n - _COUNT_TOLERANCE))
     itemsets = frequent_itemsets(matrix, items, min_count, None if max_len is None else int(max_len))
-    found = _generate(itemsets, items, confidence_frac, single_consequent, prune_redundant)
+    found = _generate(itemsets, items, n, confidence_frac, single_consequent, prune_redundant)
     if len(found["n_ac"]) == 0:
         return empty_rules()
     rules = pd.DataFrame({"antecedents": found["antecedents"], "consequents": found["consequents"],

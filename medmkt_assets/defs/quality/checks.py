@@ -3,7 +3,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import QualityDocs
-from medmkt_assets.defs.warehouse import transaction
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, transaction
 from medmkt_assets.lib.quality import (
     Check, data_docs_index, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
 )
@@ -19,7 +19,7 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
         specs=[dg.AssetCheckSpec(name=c.name, asset=asset_key, blocking=c.blocking,
                                  description=f"{c.description} ({c.severity}; allowed ≤ {c.max_allowed:g})")
                for c in checks],
-        name=f"quality_{table.replace('.', '_')}",
+        name=f"quality_{table.replace('.', '_')}", pool=WAREHOUSE_POOL,  # it writes ops.quality_baselines
         description=f"Great Expectations suite '{suite}': metrics computed in DuckDB, judged by GX.",
     )
     def _checks(warehouse: DuckDBResource, quality: QualityDocs):

@@ -52,7 +52,7 @@ def _staging_asset(table: str) -> dg.AssetsDefinition:
 
 def _row_accounting_check(table: str) -> dg.AssetChecksDefinition:
     @dg.asset_check(
-        asset=dg.AssetKey(["staging", table]), name="check_row_accounting", blocking=True,
+        asset=dg.AssetKey(["staging", table]), name="check_row_accounting", blocking=True, pool=WAREHOUSE_POOL,
         description=f"raw.{table} rows = staging.{table} rows + quarantine.{table} rows: no row is lost.",
     )
     def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
