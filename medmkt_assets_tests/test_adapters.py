@@ -4,6 +4,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import dagster as dg
 import duckdb
 import pytest
 
@@ -164,3 +165,21 @@ def test_example_mapping_in_the_repo_is_valid():
     patients = con.execute(export.select("patients")).fetchdf()
     assert sorted(patients["patient_id"].dropna()) == ["12583", "13047", "13748", "14527", "15311", "17850"]
     assert export.select("campaigns") is None
+
+
+def test_accepted_batches_are_appended_to_an_adapter_source(workdir, pseudonym_env):
+    """A batch dropped for a Synthea-fed warehouse lands in raw with its lineage, like for canonical files."""
+    con = duckdb.connect()
+    patient, product = con.execute(f"SELECT PATIENT, 'med:' || CODE FROM read_csv('{SYNTHEA / 'medications.csv'}') "
+                                   "LIMIT 1").fetchall()[0]
+    batch = workdir["warehouse"].parent / "incoming" / "_accepted" / "orders" / "20261101T000000_abc_crm.csv"
+    batch.parent.mkdir(parents=True)
+    batch.write_text("order_id,line_no,patient_id,product_id,ordered_at,quantity,unit_price,channel\n"
+                     f"CRM-1,1,{patient},{product},2024-05-01,1,10,online\n")
+    result = materialize_all(build_definitions(Settings.from_env()), _resources(workdir, SYNTHEA, "synthea"),
+                             dg.AssetSelection.groups("ingest", "staging"))
+    assert result.success
+    warehouse = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    raw = warehouse.execute("SELECT _source_file FROM raw.orders WHERE order_id = 'CRM-1'").fetchall()
+    assert raw and raw[0][0].endswith("_crm.csv")
+    assert warehouse.execute("SELECT count(*) FROM staging.orders WHERE order_id = 'CRM-1'").fetchall()[0][0] == 1

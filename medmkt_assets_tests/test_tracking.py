@@ -28,9 +28,28 @@ def test_tracker_tags_runs_and_links_them(tmp_path):
     assert run.data.metrics == {"auc": 0.75}
     assert run.data.tags["dagster.run_id"] == result.run_id
     assert run.data.tags["dagster.asset_key"] == "features/toy_model"
+    assert run.data.tags["data_snapshot"] == "unknown"  # no source inventory in this run
     materialization = result.asset_materializations_for_node("features__toy_model")[0]
     assert materialization.metadata["mlflow_run"].url == (
         f"http://mlflow.local:5000/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}")
+
+
+def test_runs_carry_the_data_snapshot_of_the_source_inventory(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    @dg.asset(key=["ops", "source_files"])
+    def inventory() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata={"data_snapshot": "0123456789abcdef"})
+
+    @dg.asset(key=["features", "toy_model"], deps=[inventory])
+    def toy_model(context: dg.AssetExecutionContext, mlflow_tracker: MlflowTracker) -> None:
+        with mlflow_tracker.start_run(context, experiment="medmkt-test", run_name="toy"):
+            mlflow.log_metric("auc", 0.5)
+
+    assert dg.materialize([inventory, toy_model], resources={"mlflow_tracker": MlflowTracker(tracking_uri=uri)}).success
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("medmkt-test").experiment_id])
+    assert run.data.tags["data_snapshot"] == "0123456789abcdef"
 
 
 def test_uri_helpers():

@@ -73,6 +73,13 @@ class PseudonymKey(dg.ConfigurableResource):
         return DEVELOPMENT_KEY
 
 
+def data_snapshot(instance: dg.DagsterInstance) -> str:
+    """The content hash of the source files behind the warehouse (ops/source_files metadata)."""
+    event = instance.get_latest_materialization_event(dg.AssetKey(["ops", "source_files"]))
+    value = event.asset_materialization.metadata.get("data_snapshot") if event and event.asset_materialization else None
+    return str(value.value) if value is not None else "unknown"
+
+
 class MlflowTracker(dg.ConfigurableResource):
     """One MLflow run per model fit, tagged with the Dagster run and asset that made it."""
 
@@ -86,6 +93,7 @@ class MlflowTracker(dg.ConfigurableResource):
         all_tags = {
             "dagster.run_id": context.run.run_id,
             "dagster.asset_key": context.asset_key.to_user_string(),
+            "data_snapshot": data_snapshot(context.instance),
             **(tags or {}),
         }
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:

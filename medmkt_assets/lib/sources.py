@@ -217,6 +217,20 @@ def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, sele
     return RawLoad(spec.name, [label], rows, [], missing)
 
 
+def append_batches(con: duckdb.DuckDBPyConnection, spec: SourceTable, batches: list[Path], target: str,
+                   load: RawLoad) -> RawLoad:
+    """Append canonical batch files (the drop zone's accepted batches) to a raw table an adapter built."""
+    if not batches:
+        return load
+    staging_table = f"_medmkt_batches_{spec.name}"
+    batch = load_raw_table(con, spec, batches, staging_table)
+    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {target} "
+                f"UNION ALL BY NAME SELECT * FROM {staging_table}")
+    con.execute(f"DROP TABLE {staging_table}")
+    return RawLoad(spec.name, load.source_files + batch.source_files, load.rows + batch.rows,
+                   sorted(set(load.extra_columns) | set(batch.extra_columns)), load.missing_optional_columns)
+
+
 def _first_line(exc: Exception) -> str:
     """The engine's first error line with quoted values masked: DuckDB quotes the offending
     cell ("Could not convert string 'P000123' to INT32"), which may be an identifier."""
