@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from medmkt_assets.lib.pseudonym import pseudonymize
-from medmkt_assets.lib.segments import MicroWard, elbow_k, label_segments, segment_patients
+from medmkt_assets.lib.segments import (
+    MicroWard, choose_k, choose_method, elbow_k, label_segments, segment_patients,
+)
 
 
 def _blobs(n_per: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
@@ -54,6 +56,20 @@ def test_elbow_is_where_inertia_bends_most():
     assert elbow_k(scan) == 3
 
 
+def test_silhouette_chooses_and_the_elbow_or_stability_break_near_ties():
+    scan = pd.DataFrame({"k": [2, 3, 4, 5, 6], "inertia": [100.0, 40.0, 30.0, 25.0, 22.0],
+                         "silhouette": [0.40, 0.50, 0.51, 0.45, 0.30]})
+    assert elbow_k(scan) == 3
+    assert choose_k(scan) == 3               # 0.50 is within 0.02 of 0.51: the elbow wins the tie
+    assert choose_k(scan, tolerance=0.0) == 4  # no tolerance: the plain best silhouette
+    clear = scan.assign(silhouette=[0.40, 0.30, 0.60, 0.45, 0.30])
+    assert choose_k(clear) == 4              # a clear winner is not overruled by the elbow
+    methods = pd.DataFrame({"method": ["kmeans", "ward"], "silhouette": [0.50, 0.49],
+                            "stability_ari": [0.70, 0.95]})
+    assert methods.method[choose_method(methods)] == "ward"
+    assert methods.method[choose_method(methods.assign(silhouette=[0.50, 0.40]))] == "kmeans"
+
+
 def test_labels_name_value_category_channel_and_age():
     means = pd.DataFrame({
         "monetary": [2000.0, 500.0, 1000.0, 0.0],
@@ -77,6 +93,18 @@ def test_demo_segments_recover_the_planted_segments(demo_pipeline):
     truth["patient_key"] = truth.patient_id.str.strip().map(lambda p: pseudonymize(p, demo_pipeline["key"]))
     joined = published.merge(truth, on="patient_key").merge(buyers, on="patient_key")
     assert adjusted_rand_score(joined.segment_id, joined.segment) >= 0.6
+
+
+def test_demo_segmentation_run_holds_plots_and_the_summary(demo_pipeline):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{demo_pipeline['root'] / 'mlflow' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("medmkt-segmentation")
+    (run,) = client.search_runs([experiment.experiment_id])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"elbow.png", "silhouette.png", "projection.png", "segment_summary.csv"} <= artifacts
+    assert run.data.tags["data_snapshot"] not in ("", "unknown")
+    assert client.get_model_version_by_alias("medmkt-segmentation", "champion").run_id == run.info.run_id
 
 
 def test_segment_summary_hides_small_segments_and_their_complement(tmp_path):

@@ -100,10 +100,10 @@ class MlflowTracker(dg.ConfigurableResource):
             yield run
 
     @contextmanager
-    def resume(self, run: mlflow.ActiveRun) -> Iterator[mlflow.ActiveRun]:
-        """Reopen a finished run (e.g. to add the champion's model and plots to it)."""
+    def resume(self, run: mlflow.ActiveRun | str) -> Iterator[mlflow.ActiveRun]:
+        """Reopen a finished run, or a run id (e.g. to add the champion's model and plots to it)."""
         tracking.prepare_backend(self.tracking_uri)
-        with mlflow.start_run(run_id=run.info.run_id) as resumed:
+        with mlflow.start_run(run_id=run if isinstance(run, str) else run.info.run_id) as resumed:
             yield resumed
 
     def run_url(self, run: mlflow.ActiveRun) -> str:

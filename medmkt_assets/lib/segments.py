@@ -3,7 +3,7 @@
 The transform (log of skewed counts and money, then scaling) is fitted once and kept in
 the same scikit-learn pipeline as the clusterer, so scoring new patients reuses it.
 Model choice never needs an n×n distance matrix: k is chosen by silhouette on a sample
-(the elbow of the inertia curve is reported beside it), and Ward runs over K-means
+(near-ties go to the k nearest the elbow of the inertia curve), and Ward runs over K-means
 micro-clusters whose centres stand in for the patients they hold.
 """
 from __future__ import annotations
@@ -21,6 +21,9 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from medmkt_assets.lib.features import LOG_COLUMNS
+
+# Silhouettes closer than this are a tie, broken by the elbow (k) or by stability (method).
+SILHOUETTE_TIE = 0.02
 
 
 # Context features (diagnoses, surveys) describe a patient but are sparse and noisy; they
@@ -129,6 +132,20 @@ def elbow_k(k_scan: pd.DataFrame) -> int:
     return int(k_scan.k.iloc[1 + int(np.argmax(bend))])
 
 
+def choose_k(k_scan: pd.DataFrame, tolerance: float = SILHOUETTE_TIE) -> int:
+    """The silhouette decides; among the ks within `tolerance` of the best, the one nearest the elbow."""
+    near_best = k_scan[k_scan.silhouette >= k_scan.silhouette.max() - tolerance]
+    elbow = elbow_k(k_scan)
+    return int(near_best.k.iloc[int(np.argmin(np.abs(near_best.k.to_numpy() - elbow)))])
+
+
+def choose_method(comparison: pd.DataFrame, tolerance: float = SILHOUETTE_TIE) -> int:
+    """Index of the published method: the best silhouette, unless a method within `tolerance`
+    of it is more stable across bootstrap samples (a segmentation that moves is no use)."""
+    near_best = comparison[comparison.silhouette >= comparison.silhouette.max() - tolerance]
+    return int(near_best.stability_ari.idxmax())
+
+
 def stability(make_model, Z: np.ndarray, seed: int, rounds: int = 3, fit_size: int = 20_000) -> float:
     """Mean adjusted Rand index between models fitted on bootstrap samples, compared on all rows."""
     rng = np.random.default_rng(seed)
@@ -167,7 +184,7 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
         silhouette = silhouette_score(Z[sample], labels) if len(set(labels)) > 1 else -1.0
         scan.append({"k": k, "inertia": float(model.inertia_), "silhouette": float(silhouette)})
     k_scan = pd.DataFrame(scan)
-    k = int(k_scan.loc[k_scan.silhouette.idxmax(), "k"])
+    k = choose_k(k_scan)
 
     candidates = {
         "kmeans": lambda s: _kmeans(k, s),
@@ -182,7 +199,7 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
                      "stability_ari": stability(make, Z, seed)})
         fitted[method] = model
     comparison = pd.DataFrame(rows)
-    best = comparison.sort_values(["silhouette", "stability_ari"], ascending=False).iloc[0]
+    best = comparison.loc[choose_method(comparison)]
     method = str(best.method)
     model = fitted[method]
     pipeline = Pipeline([("transform", transform), ("cluster", model)])

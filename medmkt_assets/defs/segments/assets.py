@@ -92,6 +92,7 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
         "elbow_k": int(result.metrics["elbow_k"]),
         "method_comparison": dg.MetadataValue.md(result.comparison.to_markdown(index=False)),
         "mlflow_run": dg.MetadataValue.url(run_url),
+        "mlflow_run_id": run.info.run_id,
         "registered_model": f"{MODEL_NAME} v{version} (alias champion)",
     })
 
@@ -100,17 +101,24 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     key=["marts", "segment_summary"], group_name="segments", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["marts", "patient_segments"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
-def segment_summary(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def segment_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
+                    mlflow: MlflowTracker) -> dg.MaterializeResult:
     """Size, profile means, top categories, channel and campaign response per segment; small cells hidden."""
     with transaction(warehouse) as con:
         con.execute(SEGMENT_SUMMARY_SQL)
+        published = con.execute("SELECT * FROM marts.segment_summary ORDER BY segment_id").fetchdf()
         table = con.execute("SELECT segment_id, segment_label, patients, round(avg_monetary, 1) AS avg_monetary, "
                             "round(avg_frequency, 1) AS avg_frequency, top_categories, preferred_channel, "
                             "round(campaign_conversion_rate, 3) AS conversion_rate FROM marts.segment_summary "
                             "ORDER BY segment_id").fetchdf()
         hidden = con.execute("SELECT count(*) FROM marts.segment_summary WHERE suppressed").fetchall()[0][0]
-    return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(table),
-        "suppressed_segments": hidden,
-        "summary": dg.MetadataValue.md(table.to_markdown(index=False)),
-    })
+    metadata = {"dagster/row_count": len(table), "suppressed_segments": hidden,
+                "summary": dg.MetadataValue.md(table.to_markdown(index=False))}
+    # The summary belongs with the segmentation it describes: add it to that MLflow run.
+    event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "patient_segments"]))
+    run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None
+    if run_id is not None:
+        with mlflow.resume(str(run_id.value)) as run:
+            tracking.log_frame(published, "segment_summary.csv")
+            metadata["mlflow_run"] = dg.MetadataValue.url(mlflow.run_url(run))
+    return dg.MaterializeResult(metadata=metadata)
