@@ -5,6 +5,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 from medmkt_assets.lib import recommenders as R
 from medmkt_assets.lib.rec_metrics import (
@@ -270,6 +271,15 @@ def test_segment_popularity_and_hybrid_policy(small):
     assert by_user.loc[("newcomer", 1), "item_id"] == even_top
     assert by_user.loc[("nobody", 1), "item_id"] == overall_top
     assert recs[recs.user_id == "u1"].merge(small, on=["user_id", "item_id"]).empty
+    # a new patient's third slot is a content pick: the item most like the two popular ones listed
+    newcomer = recs[recs.user_id == "newcomer"].set_index("rank")
+    assert newcomer.loc[3, "model"] == "content_for_new_patient"
+    assert newcomer.loc[[1, 2, 4], "model"].eq("popularity_by_segment").all()
+    listed = newcomer.loc[[1, 2], "item_id"].tolist()
+    scores = R.ContentBased(text).fit(small).scores_from(
+        sparse.csr_matrix(np.isin(policy.content.items_, listed).astype(float)[None, :]))[0]
+    scores[np.isin(policy.content.items_, listed)] = -np.inf
+    assert newcomer.loc[3, "item_id"] == policy.content.items_[int(np.argmax(scores))]
 
 
 def test_allowed_items_are_respected(small):

@@ -176,16 +176,15 @@ class Recommender:
 class Popularity(Recommender):
     """Most-bought items (distinct users) overall, or within the user's group when `by` is given.
 
-    `by` (alias `groups`) maps user_id -> group (e.g. segment). Users in a group get that
-    group's ranking (ties broken by overall popularity), even without history of their own;
-    users without a group get the overall ranking.
+    `by` maps user_id -> group (e.g. segment). Users in a group get that group's ranking
+    (ties broken by overall popularity), even without history of their own; users without
+    a group get the overall ranking.
     """
 
     name = "popularity"
 
-    def __init__(self, by: pd.Series | None = None, groups: pd.Series | None = None):
-        self.by = by if by is not None else groups
-        self.groups = self.by  # older name
+    def __init__(self, by: pd.Series | None = None):
+        self.by = by
         if self.by is not None:
             self.name = "popularity_by_segment"
 
@@ -301,7 +300,11 @@ class ContentBased(Recommender):
         self.tfidf_ = normalize(tfidf).tocsr()
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
-        profile = normalize(self.X_[rows], norm="l1") @ self.tfidf_  # weighted mean, users x terms
+        return self.scores_from(self.X_[rows])
+
+    def scores_from(self, weights: sparse.csr_matrix) -> np.ndarray:
+        """Scores of every item for users described by item weights (users x items, any users)."""
+        profile = normalize(weights, norm="l1") @ self.tfidf_  # weighted mean, users x terms
         return (profile @ self.tfidf_.T).toarray()
 
 
@@ -345,10 +348,10 @@ def tune_ease(train: pd.DataFrame, test: pd.DataFrame, lambdas=(50, 100, 200, 50
 class Hybrid:
     """The serving policy: main model for known users, group then global popularity for new ones.
 
-    `new_item_slots` > 0 with a `content` model puts that many never-bought products (picked
-    by content similarity to the user's history) into a known user's list from rank
-    `new_item_position` on (default 10, the end of a usual list, clamped to k), so new
-    services get seen even when lists are longer candidate lists cut later.
+    `new_item_slots` > 0 with a `content` model puts that many content-based picks into each
+    list from rank `new_item_position` on (default 10, the end of a usual list, clamped to k):
+    for a known user, never-bought products most like the user's history, so new services
+    get seen; for a new user (no history), products most like the group-popular ones listed.
     """
 
     name = "hybrid"
@@ -399,9 +402,34 @@ class Hybrid:
             lists.append(_top_k(new_users, scores, popularity.items_, k)
                          .assign(model="popularity_by_segment" if by_group else "popularity"))
         recs = pd.concat(lists, ignore_index=True)
-        if self.content is not None and self.new_item_slots > 0 and known.any():
-            recs = self._with_new_items(recs, users[known], k, allowed)
+        if self.content is not None and self.new_item_slots > 0:
+            if known.any():
+                recs = self._with_new_items(recs, users[known], k, allowed)
+            if (~known).any():
+                recs = self._with_content_for_new_users(recs, users[~known], k, allowed)
         return recs.reset_index(drop=True)
+
+    def _with_content_for_new_users(self, recs: pd.DataFrame, users: pd.Index, k: int,
+                                    allowed: pd.Index | None, batch: int = 20_000) -> pd.DataFrame:
+        """Content picks for users without history: items most like those already on their list."""
+        items = self.content.items_
+        listed = recs[recs["user_id"].isin(users)]
+        user_row = pd.Index(users).get_indexer(listed["user_id"])
+        item_col = items.get_indexer(listed["item_id"])
+        ok = item_col >= 0
+        weights = sparse.csr_matrix((np.ones(int(ok.sum())), (user_row[ok], item_col[ok])),
+                                    shape=(len(users), len(items)))
+        blocked = None if allowed is None else ~items.isin(allowed)
+        picks = []
+        for start in range(0, len(users), batch):
+            part = weights[start:start + batch]
+            scores = self.content.scores_from(part)
+            scores[part.nonzero()] = -np.inf  # not what the list already holds
+            if blocked is not None:
+                scores[:, blocked] = -np.inf
+            scores[part.getnnz(axis=1) == 0] = -np.inf  # nothing listed: nothing to be like
+            picks.append(_top_k(pd.Index(users[start:start + batch]), scores, items, min(self.new_item_slots, k)))
+        return self._insert(recs, pd.concat(picks, ignore_index=True).assign(model="content_for_new_patient"), k)
 
     def _with_new_items(self, recs: pd.DataFrame, users: pd.Index, k: int, allowed: pd.Index | None) -> pd.DataFrame:
         bought = self.main.items_[self.main.popularity_ > 0]
@@ -412,11 +440,18 @@ class Hybrid:
         if not len(never_bought) or not slots:
             return recs
         picks = self.content.recommend(users, k=slots, exclude_seen=True, allowed=never_bought)
+        return self._insert(recs, picks.assign(model="content_new_item"), k)
+
+    def _insert(self, recs: pd.DataFrame, picks: pd.DataFrame, k: int) -> pd.DataFrame:
+        """Put each user's picks (ranked 1..slots) into the list at the new-item position."""
+        if picks.empty:
+            return recs
+        slots = int(picks["rank"].max())
         position = max(1, min(self.new_item_position, k) - slots + 1)
         recs = recs.assign(_order=recs["rank"].astype(float))
         shift = recs["user_id"].isin(picks["user_id"]) & (recs["rank"] >= position)
         recs.loc[shift, "_order"] += slots  # make room for the picks
-        picks = picks.assign(model="content_new_item", _order=(position + picks["rank"] - 1).astype(float))
+        picks = picks.assign(_order=(position + picks["rank"] - 1).astype(float))
         recs = (pd.concat([recs, picks], ignore_index=True).drop_duplicates(["user_id", "item_id"])
                 .sort_values(["user_id", "_order"], kind="stable"))
         recs["rank"] = (recs.groupby("user_id", sort=False).cumcount() + 1).astype(np.int32)

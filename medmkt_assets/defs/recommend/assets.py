@@ -43,8 +43,9 @@ class RecommenderConfig(dg.Config):
     serve_batch: int = Field(default=100_000, description="Patients scored and written per batch (bounds memory).")
 
 
-def _candidates(config: RecommenderConfig, item_text: pd.Series) -> list[Recommender]:
-    return [Popularity(), ItemKNN("cosine"), ItemKNN("jaccard"), ItemKNN("lift"),
+def _candidates(config: RecommenderConfig, item_text: pd.Series, segments: pd.Series) -> list[Recommender]:
+    """Every model fitted and evaluated on each run; the two popularity baselines come first."""
+    return [Popularity(), Popularity(by=segments), ItemKNN("cosine"), ItemKNN("jaccard"), ItemKNN("lift"),
             ItemKNN("cosine", half_life_days=config.half_life_days), ContentBased(item_text),
             *[EASE(lambda_=lam) for lam in config.ease_lambdas]]
 
@@ -67,10 +68,11 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         products = con.execute(PRODUCTS_SQL).fetchdf()
         patients = con.execute("SELECT user_id, segment_label FROM _rec_patients ORDER BY user_id").fetchdf()
     item_text = products.set_index("item_id").text
+    groups = patients.set_index("user_id").segment_label
     splits = {"holdout": chronological_split(interactions, config.holdout_days),
               "stratified": stratified_split(interactions, config.split_ratio, config.seed)}
     rows, runs = [], {}
-    for model in _candidates(config, item_text):
+    for model in _candidates(config, item_text, groups):
         label = _label(model)
         metrics = {}
         for split, (train, test) in splits.items():
@@ -102,11 +104,10 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         holdout = evaluation[evaluation.split == "stratified"]
     ndcg = f"ndcg_at_{config.k}"
     champion_label = holdout.sort_values(ndcg, ascending=False).model.iloc[0] if len(holdout) else "ease_l200"
-    champion = next(m for m in _candidates(config, item_text) if _label(m) == champion_label)
+    champion = next(m for m in _candidates(config, item_text, groups) if _label(m) == champion_label)
     champion.fit(interactions, items=pd.Index(products.item_id))
 
-    groups = patients.set_index("user_id").segment_label
-    popularity = Popularity(groups=groups).fit(interactions, items=pd.Index(products.item_id))
+    popularity = Popularity(by=groups).fit(interactions, items=pd.Index(products.item_id))
     content = ContentBased(item_text).fit(interactions)
     allowed = products[~products.rx_only.fillna(False)].item_id if config.exclude_rx_only else products.item_id
     if allowed.empty:
