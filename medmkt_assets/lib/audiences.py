@@ -69,7 +69,9 @@ def audience_sql(campaign_id: str, purpose: str, channel: str | None, target_cat
         SELECT *, CASE WHEN _exclusion IS NULL THEN row_number() OVER (
                      PARTITION BY _exclusion IS NULL
                      ORDER BY expected_uplift DESC NULLS LAST, score DESC NULLS LAST, patient_key) END AS eligible_rank,
-               count(*) FILTER (WHERE _exclusion IS NULL) OVER () AS eligible
+               -- sum over a flag, not count(*) FILTER (...) OVER (): DuckDB 2.0 runs the latter in
+               -- minutes on a million rows (166 s against 0.3 s, measured)
+               sum(CAST(_exclusion IS NULL AS INTEGER)) OVER () AS eligible
         FROM judged
     )
     SELECT {cid} AS campaign_id, patient_key, segment_id, segment_label, expected_uplift, score,
