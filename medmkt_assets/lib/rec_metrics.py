@@ -91,21 +91,33 @@ def catalog_coverage(recs: pd.DataFrame, n_items: int) -> float:
     return float(recs["item_id"].nunique() / n_items) if n_items else 0.0
 
 
-def novelty(recs: pd.DataFrame, train: pd.DataFrame) -> float:
+def item_reach(train: pd.DataFrame) -> pd.Series:
+    """Share of train users who have each item (compute once per split; novelty reads it)."""
+    users = train["user_id"].nunique()
+    if users == 0:
+        return pd.Series(dtype=float)
+    return train[["user_id", "item_id"]].drop_duplicates().groupby("item_id").size() / users
+
+
+def novelty(recs: pd.DataFrame, train: pd.DataFrame | None = None, reach: pd.Series | None = None) -> float:
     """Mean over recommendations of -log2(share of train users who have the item), as in MS recommenders.
 
-    Items absent from train have no defined popularity and are left out.
+    Items absent from train have no defined popularity and are left out. Pass `reach`
+    (`item_reach(train)`) when scoring many lists against the same train set.
     """
-    users = train["user_id"].nunique()
-    if users == 0 or recs.empty:
+    reach = item_reach(train) if reach is None else reach
+    if reach.empty or recs.empty:
         return 0.0
-    reach = train[["user_id", "item_id"]].drop_duplicates().groupby("item_id").size() / users
     info = -np.log2(recs["item_id"].map(reach).dropna().astype(float))
     return float(info.mean()) if len(info) else 0.0
 
 
-def evaluate(recs: pd.DataFrame, truth: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int = 10) -> dict:
-    """All metrics under fixed names (precision_at_{k}, ..., catalog_coverage, novelty), for comparing runs."""
+def evaluate(recs: pd.DataFrame, truth: pd.DataFrame, train: pd.DataFrame, n_items: int, k: int = 10,
+             reach: pd.Series | None = None) -> dict:
+    """All metrics under fixed names (precision_at_{k}, ..., catalog_coverage, novelty), for comparing runs.
+
+    `reach` (`item_reach(train)`) saves recomputing item popularity for every model of a split.
+    """
     top = recs[recs["rank"] <= k]
     hits, n_relevant = _hits(top, truth, k)  # one merge for the four ranking metrics
     ranking = {name: kernel(hits, n_relevant, k) if len(n_relevant) else 0.0
@@ -113,7 +125,7 @@ def evaluate(recs: pd.DataFrame, truth: pd.DataFrame, train: pd.DataFrame, n_ite
     return {
         **{f"{name}_at_{k}": value for name, value in ranking.items()},
         "catalog_coverage": catalog_coverage(top, n_items),
-        "novelty": novelty(top, train),
+        "novelty": novelty(top, train, reach),
     }
 
 
