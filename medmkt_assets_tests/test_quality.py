@@ -14,8 +14,10 @@ from medmkt_assets.lib.quality import (
 @pytest.fixture
 def con(tmp_path):
     connection = duckdb.connect(str(tmp_path / "w.duckdb"))
-    for schema in ("staging", "ops"):
+    for schema in ("staging", "ops", "raw", "quarantine"):
         connection.execute(f"CREATE SCHEMA {schema}")
+    connection.execute("CREATE TABLE raw.orders AS SELECT range AS r FROM range(5)")  # 4 staged + 1 quarantined
+    connection.execute("CREATE TABLE quarantine.orders AS SELECT 'unknown product' AS _reason")
     connection.execute("CREATE TABLE staging.patients AS SELECT 'k1' AS patient_key")
     connection.execute("CREATE TABLE staging.products AS SELECT * FROM (VALUES ('A', 'x'), ('B', 'y')) t(product_id, category)")
     connection.execute("""CREATE TABLE staging.orders AS SELECT * FROM (VALUES
@@ -38,6 +40,8 @@ def test_order_metrics_count_exactly_the_bad_rows(con):
     assert observed["patient_exists"] == 1
     assert observed["product_exists"] == 1
     assert observed["category_mix_drift"] == 0  # no previous run yet
+    assert observed["quarantined_share"] == pytest.approx(0.2)
+    assert observed["rows_present"] == 4
     assert observed["row_count_change"] == 0
 
 
@@ -52,9 +56,13 @@ def test_drift_and_row_count_change_against_the_previous_run(con):
 
 
 def test_gx_judges_thresholds_and_writes_data_docs(tmp_path):
-    checks = [Check("dupes", "no duplicates", "SELECT 0"), Check("drift", "small drift", "SELECT 0", 0.2, None, "WARN")]
-    outcomes = validate("staging.demo", checks, {"dupes": 2.0, "drift": 0.1}, tmp_path / "quality")
-    assert [(o.check.name, o.passed) for o in outcomes] == [("dupes", False), ("drift", True)]
+    checks = [Check("dupes", "no duplicates", "SELECT 0"), Check("drift", "small drift", "SELECT 0", 0.2, None, "WARN"),
+              Check("rows", "has rows", "SELECT 0", None, 1, "WARN"), Check("many", "has rows", "SELECT 0", None, 1)]
+    outcomes = validate("staging.demo", checks, {"dupes": 2.0, "drift": 0.1, "rows": 0.0, "many": 7.0},
+                        tmp_path / "quality")
+    assert [(o.check.name, o.passed) for o in outcomes] == [("dupes", False), ("drift", True), ("rows", False),
+                                                          ("many", True)]
+    assert checks[2].allowed == "≥ 1" and checks[1].allowed == "≤ 0.2"
     index = data_docs_index(tmp_path / "quality")
     assert index.exists() and "staging.demo" in index.read_text()
 

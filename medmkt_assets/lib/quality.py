@@ -10,7 +10,7 @@ distances only, never a patient identifier.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ import pandas as pd
 
 from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES, GENDERS,
-    ORDER_CHANNELS, PRODUCT_KINDS,
+    ORDER_CHANNELS, PRODUCT_KINDS, SOURCE_TABLES,
 )
 
 DRIFT_MAX = 0.2           # total variation distance between this and the previous mix
@@ -33,13 +33,19 @@ class Check:
     name: str
     description: str
     sql: str
-    max_allowed: float = 0.0
+    max_allowed: float | None = 0.0
     min_allowed: float | None = None
     severity: str = "ERROR"   # ERROR gates block downstream models; WARN only reports
 
     @property
     def blocking(self) -> bool:
         return self.severity == "ERROR"
+
+    @property
+    def allowed(self) -> str:
+        low = f"≥ {self.min_allowed:g}" if self.min_allowed is not None else ""
+        high = f"≤ {self.max_allowed:g}" if self.max_allowed is not None else ""
+        return " and ".join(x for x in (low, high) if x)
 
 
 def _in(values) -> str:
@@ -88,6 +94,18 @@ def _row_change(table: str) -> Check:
                             abs(log2(greatest((SELECT count(*) FROM {table}), 1) / greatest(max(share), 1))) END
                      FROM ops.quality_baselines WHERE table_name = '{table}' AND metric = 'row_count'""",
                  max_allowed=ROW_CHANGE_MAX, severity="WARN")
+
+
+def _volume(table: str, required: bool) -> list[Check]:
+    """Row counts within bounds: a required table has rows; at most half of the raw rows quarantined."""
+    name = table.split(".")[1]
+    checks = [Check("quarantined_share", "at most half of the source rows quarantined",
+                    f"SELECT (SELECT count(*) FROM quarantine.{name}) / greatest((SELECT count(*) FROM raw.{name}), 1)",
+                    max_allowed=0.5, severity="WARN")]
+    if required:
+        checks.append(Check("rows_present", "the table has rows", f"SELECT count(*) FROM {table}",
+                            min_allowed=1, max_allowed=None, severity="WARN"))
+    return checks
 
 
 def _drift(table: str, metric: str, bucket_sql: str, description: str) -> Check:
@@ -143,17 +161,23 @@ def staged_checks(table: str) -> list[Check]:
                               Check("campaign_exists", "every campaign_id is a staged campaign",
                                     _orphans(t, "campaign_id", "staging.campaigns", "campaign_id")),
                               Check("revenue_not_negative", "revenue ≥ 0", _count(t, "revenue < 0")),
+                              _not_future(t, "contacted_at"), _not_future(t, "converted_at"),
                               Check("control_not_contacted", "control-arm rows carry no contact time",
                                     _count(t, "arm = 'control' AND contacted_at IS NOT NULL"), severity="WARN")],
         "consents": [_patient_ref(t), _in_set(t, "status", CONSENT_STATUSES, allow_null=False),
-                     _not_future(t, "recorded_at")],
+                     _not_future(t, "recorded_at"),
+                     replace(_in_set(t, "channel", (*CAMPAIGN_CHANNELS, "all")), severity="WARN")],
         "surveys": [_patient_ref(t),
                     Check("satisfaction_in_range", "satisfaction 1-5", _count(t, "satisfaction NOT BETWEEN 1 AND 5")),
-                    Check("nps_in_range", "nps 0-10", _count(t, "nps NOT BETWEEN 0 AND 10"))],
+                    Check("nps_in_range", "nps 0-10", _count(t, "nps NOT BETWEEN 0 AND 10")),
+                    _not_future(t, "responded_at")],
         "events": [_in_set(t, "event_type", EVENT_TYPES, allow_null=False), _in_set(t, "source", EVENT_SOURCES),
-                   _not_future(t, "occurred_at")],
+                   _not_future(t, "occurred_at"),
+                   Check("product_exists", "product_id of product events is a staged product (web pages may "
+                         "name others)", _orphans(t, "product_id", "staging.products", "product_id"),
+                         severity="WARN")],
     }
-    return [*suites[table], _row_change(t)]
+    return [*suites[table], *_volume(t, SOURCE_TABLES[table].required), _row_change(t)]
 
 
 def feature_checks(table: str = "features.patient_features") -> list[Check]:

@@ -17,7 +17,7 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
 
     @dg.multi_asset_check(
         specs=[dg.AssetCheckSpec(name=c.name, asset=asset_key, blocking=c.blocking,
-                                 description=f"{c.description} ({c.severity}; allowed ≤ {c.max_allowed:g})")
+                                 description=f"{c.description} ({c.severity}; allowed {c.allowed})")
                for c in checks],
         name=f"quality_{table.replace('.', '_')}", pool=WAREHOUSE_POOL,  # it writes ops.quality_baselines
         description=f"Great Expectations suite '{suite}': metrics computed in DuckDB, judged by GX.",
@@ -33,7 +33,7 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
             yield dg.AssetCheckResult(
                 asset_key=asset_key, check_name=outcome.check.name, passed=outcome.passed,
                 severity=SEVERITY[outcome.check.severity],
-                metadata={"observed": outcome.observed, "max_allowed": outcome.check.max_allowed,
+                metadata={"observed": outcome.observed, "allowed": outcome.check.allowed,
                           "guards": outcome.check.description, "gx_suite": suite,
                           "data_docs": dg.MetadataValue.url(docs.as_uri())},
             )
