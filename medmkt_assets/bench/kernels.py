@@ -92,7 +92,7 @@ def quality() -> dict:
     n_lines, n_patients = 10_000_000, 1_000_000
     folder = Path(tempfile.mkdtemp(prefix="medmkt-quality-"))
     con = duckdb.connect(str(folder / "warehouse.duckdb"))
-    con.execute("CREATE SCHEMA staging; CREATE SCHEMA ops")
+    con.execute("CREATE SCHEMA staging; CREATE SCHEMA ops; CREATE SCHEMA raw; CREATE SCHEMA quarantine")
     con.execute(f"""CREATE TABLE staging.patients AS SELECT md5(i::VARCHAR) AS patient_key
                     FROM range({n_patients}) t(i)""")
     con.execute("""CREATE TABLE staging.products AS SELECT 'P' || i AS product_id, 'c' || (i % 12) AS category
@@ -103,6 +103,8 @@ def quality() -> dict:
                         (1 + i % 3)::INTEGER AS quantity, 10.0 + i % 90 AS unit_price,
                         ['store', 'online', 'app', 'phone', 'clinic'][1 + i % 5] AS channel
                     FROM range({n_lines}) t(i)""")
+    con.execute(f"CREATE TABLE raw.orders AS SELECT i FROM range({n_lines} + 1000) t(i)")
+    con.execute("CREATE TABLE quarantine.orders AS SELECT 'bad row' AS _reason FROM range(1000)")
     checks = staged_checks("orders")
     started = time.perf_counter()
     ensure_baselines(con)
