@@ -11,6 +11,7 @@ from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_P
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training, target_share_sql
 from medmkt_assets.lib.features import feature_columns
+from medmkt_assets.lib.suppression import suppress_frame
 from medmkt_assets.lib.propensity import (
     MODEL_NAMES, TwoModelUplift, auc_by_group, calibration, evaluate_models, folds, lift_table, make_model,
     campaign_model_columns, qini_auc, stratified_cap, training_rows_for,
@@ -45,6 +46,7 @@ def campaign_training(warehouse: DuckDBResource) -> dg.MaterializeResult:
         n = row_count(con, TRAINING_TABLE)
         by_campaign = con.execute(f"SELECT campaign_id, arm, count(*) AS contacts, avg(converted) AS conversion "
                                   f"FROM {TRAINING_TABLE} GROUP BY ALL ORDER BY ALL").fetchdf()
+    by_campaign = suppress_frame(by_campaign, "contacts", also=["conversion"])  # metadata is a report too
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "campaigns": campaigns,
         "by_campaign": dg.MetadataValue.md(by_campaign.round(4).to_markdown(index=False) if n else "(no contacts)"),
