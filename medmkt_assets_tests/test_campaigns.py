@@ -9,9 +9,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from medmkt_assets.lib.campaign_features import build_campaign_training
 from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects, uplift_test
+from medmkt_assets.lib.propensity import MODEL_NAMES, make_model
 from medmkt_assets.lib.pseudonym import pseudonymize
 
 
@@ -169,3 +171,20 @@ def test_risk_scores_cover_everyone_and_rank_the_diagnosed_first(demo_pipeline):
     for target, part in risk.groupby("target"):
         assert part[part.diagnosed].score.mean() > 2 * part[~part.diagnosed].score.mean(), target
     assert np.isfinite(risk.score).all() and risk.score.between(0, 1).all()
+
+
+@pytest.mark.parametrize("family", MODEL_NAMES)
+def test_every_model_family_gives_calibrated_probabilities(family):
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(rng.normal(size=(4000, 4)), columns=list("abcd"))
+    truth = 1 / (1 + np.exp(-(X.a * 1.5 - X.b - 1.5)))
+    y = (rng.random(4000) < truth).astype(int)
+    model = make_model(family, seed=1).fit(X.iloc[:3000], y[:3000])
+    p = model.predict_proba(X.iloc[3000:])[:, 1]
+    assert roc_auc_score(y[3000:], p) > 0.75
+    # calibration in the large and in the bins: predicted rates match observed ones
+    assert abs(p.mean() - y[3000:].mean()) < 0.03
+    bins = pd.qcut(p, 5, labels=False, duplicates="drop")
+    observed = pd.Series(y[3000:]).groupby(bins).mean()
+    predicted = pd.Series(p).groupby(bins).mean()
+    assert (observed - predicted).abs().max() < 0.1
