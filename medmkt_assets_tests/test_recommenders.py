@@ -309,3 +309,19 @@ def test_demo_recommendations_cover_everyone_and_beat_popularity(demo_pipeline):
     ndcg = dict(con.execute("SELECT model, ndcg_at_10 FROM marts.recommendation_evaluation "
                             "WHERE split = 'holdout'").fetchall())
     assert max(ndcg.values()) > 2.5 * ndcg["popularity"]
+
+
+def test_movielens_reference_check_reads_u_data_and_runs_the_ms_protocol(tmp_path, capsys):
+    from medmkt_assets.bench import movielens
+
+    frame = _planted(users=400, items=160, groups=8, liked=20, picks=10, noise=2)
+    u_data = tmp_path / "u.data"  # GroupLens layout: user, item, rating, unix time; tab separated, no header
+    pd.DataFrame({"u": frame.user_id.str[1:].astype(int), "i": frame.item_id.str[1:].astype(int), "r": 4,
+                  "t": frame.timestamp.astype("int64") // 10**9}).to_csv(u_data, sep="\t", header=False, index=False)
+    loaded = movielens.load_u_data(u_data)
+    assert list(loaded.columns) == ["user_id", "item_id", "timestamp"] and len(loaded) == len(frame)
+    table, lambda_ = movielens.run(loaded)
+    scores = table.set_index("model").ndcg_at_10
+    assert scores[f"ease_l{lambda_:g}"] > 2 * scores["popularity"]
+    code = movielens.main([str(u_data)])
+    assert code in (0, 1) and "the bar (BiVAE" in capsys.readouterr().out
