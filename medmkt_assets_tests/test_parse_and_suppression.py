@@ -85,3 +85,5 @@ def test_hide_complement_widens_a_lone_hidden_cell_only():
     hidden = hide_complement(frame.n.between(1, 10), frame.n, frame[["g"]])
     # a: 5 alone hidden -> 30 (smallest visible) joins; b: two hidden already; c: a single row
     assert hidden.tolist() == [True, False, True, True, True, True]
+    empty = frame.iloc[:0]
+    assert hide_complement(empty.n.between(1, 10), empty.n, empty[["g"]]).empty  # no campaigns, no cells

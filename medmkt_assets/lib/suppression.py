@@ -39,8 +39,7 @@ def hide_complement(hidden: pd.Series, size: pd.Series, partition: pd.DataFrame)
     elsewhere) hides exactly one row, hide its smallest visible sibling too, so the hidden
     count cannot be had by subtraction. Returns the widened mask (same index)."""
     hidden = hidden.astype(bool).copy()
-    groups = partition.astype(str).agg("\x1f".join, axis=1)
-    for index in groups.groupby(groups).groups.values():
+    for index in partition.groupby(list(partition.columns), dropna=False, sort=False).groups.values():
         if hidden[index].sum() == 1 and len(index) > 1:
             hidden[size[index][~hidden[index]].idxmin()] = True
     return hidden
