@@ -19,7 +19,10 @@ def build_resources(settings: Settings) -> dict:
             generate_demo_when_empty=str(settings.source_dir) == DEFAULTS["MEDMKT_SOURCE_DIR"],
             incoming_dir=str(settings.incoming_dir),
         ),
-        "warehouse": DuckDBResource(database=str(settings.warehouse)),
+        # DuckDB would take 80 % of the machine for its buffers; a cap (spilling to disk
+        # beyond it) leaves room for the models that share the process.
+        "warehouse": DuckDBResource(database=str(settings.warehouse),
+                                    connection_config={"memory_limit": settings.duckdb_memory}),
         "pseudonym": PseudonymKey(),
         "mlflow": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
         "exports": ExportDir(path=str(settings.export_dir)),

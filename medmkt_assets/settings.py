@@ -16,6 +16,7 @@ DEFAULTS = {
     "MEDMKT_QUALITY_DIR": "data/quality",
     "MEDMKT_ALERT_DIR": "data/alerts",
     "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
+    "MEDMKT_DUCKDB_MEMORY": "4GB",
 }
 SOURCE_FORMATS = ("canonical", "synthea", "mapped")
 
@@ -38,6 +39,7 @@ class Settings:
     mlflow_ui: str
     quality_dir: Path
     alert_dir: Path
+    duckdb_memory: str
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -55,4 +57,5 @@ class Settings:
             mlflow_ui=env("MEDMKT_MLFLOW_UI"),
             quality_dir=Path(env("MEDMKT_QUALITY_DIR")),
             alert_dir=Path(env("MEDMKT_ALERT_DIR")),
+            duckdb_memory=env("MEDMKT_DUCKDB_MEMORY"),
         )
