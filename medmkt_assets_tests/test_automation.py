@@ -156,3 +156,32 @@ def test_two_writers_at_once_both_succeed(tmp_path):
     assert first.exitcode == 0 and second.exitcode == 0
     assert sorted(r[0] for r in duckdb.connect(path).execute("SELECT label FROM writes").fetchall()) == [
         "first", "second"]
+
+
+def test_a_sensor_run_appends_its_batch_without_reloading_the_sources(tmp_path, pseudonym_env):
+    write_tiny_source(tmp_path / "source")
+    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
+    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
+    defs = build_definitions(Settings.from_env())
+    assert materialize_all(defs, resources, dg.AssetSelection.groups("ingest", "staging")).success
+    before = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True).execute(
+        "SELECT count(*) FROM raw.orders").fetchall()[0][0]
+
+    _drop(tmp_path, "day1.csv")
+    cursor = _tick(tmp_path)[1]
+    (request,) = _tick(tmp_path, cursor)[0]
+    orders = tmp_path / "source" / "orders.csv"  # changed after the last full load: an append must not read it
+    orders.write_text(orders.read_text() + "O99,1,P1,A,2024-06-01,1,10,store,F1\n")
+    result = dg.materialize(list(defs.assets) + list(defs.asset_checks), resources=resources,
+                            selection=request.asset_selection, tags=request.tags, raise_on_error=False)
+    assert result.success
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM raw.orders").fetchall()[0][0] == before + 2
+    assert con.execute("SELECT count(*) FROM raw.orders WHERE order_id = 'O99'").fetchall()[0][0] == 0
+    assert con.execute("SELECT count(*) FROM staging.orders WHERE order_id = 'B1'").fetchall()[0][0] == 2
+    con.close()
+    # the same request again (a retried run) finds the batch loaded and falls back to a full reload
+    assert dg.materialize(list(defs.assets) + list(defs.asset_checks), resources=resources,
+                          selection=request.asset_selection, tags=request.tags, raise_on_error=False).success
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM raw.orders WHERE order_id IN ('B1', 'O99')").fetchall()[0][0] == 3

@@ -219,13 +219,17 @@ def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, sele
 
 def append_batches(con: duckdb.DuckDBPyConnection, spec: SourceTable, batches: list[Path], target: str,
                    load: RawLoad) -> RawLoad:
-    """Append canonical batch files (the drop zone's accepted batches) to a raw table an adapter built."""
+    """Append canonical batch files (the drop zone's accepted batches) to an existing raw table."""
     if not batches:
         return load
     staging_table = f"_medmkt_batches_{spec.name}"
     batch = load_raw_table(con, spec, batches, staging_table)
-    con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {target} "
-                f"UNION ALL BY NAME SELECT * FROM {staging_table}")
+    have = {r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()}
+    if {r[0] for r in con.execute(f"DESCRIBE {staging_table}").fetchall()} <= have:
+        con.execute(f"INSERT INTO {target} BY NAME SELECT * FROM {staging_table}")
+    else:  # the batch brings extra columns: rebuild with them
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {target} "
+                    f"UNION ALL BY NAME SELECT * FROM {staging_table}")
     con.execute(f"DROP TABLE {staging_table}")
     return RawLoad(spec.name, load.source_files + batch.source_files, load.rows + batch.rows,
                    sorted(set(load.extra_columns) | set(batch.extra_columns)), load.missing_optional_columns)

@@ -7,10 +7,10 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import SourceFiles
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, transaction
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
 from medmkt_assets.lib.adapters import adapter_files, open_adapter
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError, append_batches, load_raw_from_select, load_raw_table
+from medmkt_assets.lib.sources import RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
 
@@ -78,6 +78,23 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
     })
 
 
+def _sensor_batch(context: dg.AssetExecutionContext, sources: SourceFiles, table: str) -> Path | None:
+    """The accepted batch file of this run, when the incoming-files sensor started it for this table."""
+    tags = context.run.tags
+    if tags.get("medmkt/batch_table") != table or not tags.get("medmkt/batch_file"):
+        return None
+    path = sources.accepted_dir / table / tags["medmkt/batch_file"]
+    return path if path.is_file() else None
+
+
+def _loaded_without(con, table: str, batch: Path) -> bool:
+    """raw.<table> exists and does not hold the batch yet (else a full reload is the safe path)."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
+                         "AND table_name = ?", [table]).fetchall()[0][0]
+    return bool(exists) and con.execute(f"SELECT count(*) FROM raw.{table} WHERE _source_file = ?",
+                                        [str(batch)]).fetchall()[0][0] == 0
+
+
 def _raw_asset(table: str) -> dg.AssetsDefinition:
     spec = SOURCE_TABLES[table]
 
@@ -91,7 +108,12 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
                warehouse: DuckDBResource) -> dg.MaterializeResult:
         try:
             with transaction(warehouse) as con:
-                if sources.source_format == "canonical":
+                batch = _sensor_batch(context, sources, table)
+                if batch is not None and _loaded_without(con, table, batch):
+                    # a run the file sensor started for one new batch: append it, do not reload everything
+                    load = append_batches(con, spec, [batch], f"raw.{table}",
+                                          RawLoad(table, [], row_count(con, f"raw.{table}")))
+                elif sources.source_format == "canonical":
                     load = load_raw_table(con, spec, sources.files(table), f"raw.{table}")
                 else:
                     adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
