@@ -9,18 +9,11 @@ from dagster_duckdb import DuckDBResource
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
 from medmkt_assets.lib.adapters import adapter_files, open_adapter
+from medmkt_assets.lib.incoming import sha256
 from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources import RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _canonical_inventory(context: dg.AssetExecutionContext, sources: SourceFiles) -> list[dict]:
@@ -60,7 +53,7 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
             rows = [{"table": None, "file": str(p)} for p in adapter_files(adapter)]
         inventory = pd.DataFrame(rows, columns=["table", "file"])
         inventory["bytes"] = [Path(f).stat().st_size for f in inventory["file"]]
-        inventory["sha256"] = [_sha256(Path(f)) for f in inventory["file"]]
+        inventory["sha256"] = [sha256(Path(f)) for f in inventory["file"]]
         con.register("inventory_df", inventory)
         con.execute("CREATE OR REPLACE TABLE ops.source_files AS "
                     "SELECT *, now() AS inventoried_at FROM inventory_df")
