@@ -330,7 +330,10 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     # Parse once into a table: the rules refer to parsed values many times, and an inlined
     # CTE would run the parsers again for each reference.
     con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS SELECT r.*, {parsed} FROM {raw_table} r")
-    if spec.unique_key:
+    judged_sql = f"SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed"
+    if not spec.unique_key:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_checked AS {judged_sql}")
+    else:
         # Duplicates are rare: find the repeated keys with a hash aggregate, then mark every
         # row of such a key but its first in file order (a window over all rows would sort
         # millions of unique keys: 29 s against a few for 12.6 million order lines).
@@ -340,7 +343,7 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
         same_key = " AND ".join(f"j.{k} IS NOT DISTINCT FROM d.{k}" for k in spec.unique_key)
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _medmkt_checked AS
-            WITH judged AS (SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed),
+            WITH judged AS ({judged_sql}),
             repeated AS (SELECT {keys}, min({{'file': _source_file, 'row': _source_row}}) AS first
                          FROM judged WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1)
             SELECT j.* REPLACE (CASE WHEN j._reason IS NULL AND d.first IS NOT NULL
@@ -348,9 +351,6 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
                                 THEN '{dup_reason}' ELSE j._reason END AS _reason)
             FROM judged j LEFT JOIN repeated d ON j._reason IS NULL AND {same_key}
         """)
-    else:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_checked AS "
-                    f"SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed")
     con.execute("DROP TABLE _medmkt_parsed")
     quoted = ", ".join(f'"{c}"' for c in raw_columns)
     con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS SELECT {quoted}, _reason "
