@@ -19,6 +19,9 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 
+from medmkt_assets.bench.memory import RssSampler
+from medmkt_assets.bench.worker import step_records
+
 
 def write_batch(source: Path, incoming: Path, share: float) -> tuple[Path, int]:
     """A CSV of `share` of the source's order lines, re-keyed as new orders (as a CRM would send)."""
@@ -61,11 +64,13 @@ def main() -> None:
         raise SystemExit(f"the sensor requested {len(requests)} runs for one batch, expected 1")
     (request,) = requests
 
-    run_started = time.time()
-    result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), resources=defs.resources,
-                            selection=request.asset_selection, raise_on_error=False,
-                            instance=dg.DagsterInstance.ephemeral(), tags=request.tags)
-    run_seconds = time.time() - run_started
+    instance = dg.DagsterInstance.ephemeral()
+    with RssSampler() as sampler:
+        run_started = time.time()
+        result = dg.materialize(list(defs.assets or []) + list(defs.asset_checks or []), resources=defs.resources,
+                                selection=request.asset_selection, raise_on_error=False,
+                                instance=instance, tags=request.tags)
+        run_seconds = time.time() - run_started
     con = duckdb.connect(args.warehouse, read_only=True)
     (landed,) = con.execute("SELECT count(*) FROM staging.orders WHERE order_id LIKE 'BENCH-%'").fetchall()[0]
     con.close()
@@ -74,6 +79,7 @@ def main() -> None:
         "sensor_seconds": round(sensor_seconds, 2), "run_seconds": round(run_seconds, 2),
         "seconds": round(sensor_seconds + run_seconds, 2),
         "assets": ", ".join(k.to_user_string() for k in request.asset_selection),
+        "steps": step_records(instance.all_logs(result.run_id), sampler),
     }, indent=1))
 
 

@@ -16,7 +16,7 @@ import dagster as dg
 from medmkt_assets.bench.memory import RssSampler, peak_rss_bytes
 
 
-def _steps(entries: list, sampler: RssSampler) -> list[dict]:
+def step_records(entries: list, sampler: RssSampler) -> list[dict]:
     """Per-step seconds, peak RSS and rows from the run's event log entries (which carry timestamps)."""
     starts, rows = {}, {}
     records = []
@@ -66,7 +66,7 @@ def main() -> None:
         seconds = time.time() - start
     Path(args.out).write_text(json.dumps({
         "success": result.success, "seconds": round(seconds, 2),
-        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1), "steps": _steps(instance.all_logs(result.run_id), sampler),
+        "peak_rss_mb": round(peak_rss_bytes() / 2**20, 1), "steps": step_records(instance.all_logs(result.run_id), sampler),
     }, indent=1))
 
 

@@ -50,6 +50,13 @@ class SourceFiles(dg.ConfigurableResource):
             return []
         return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES)
 
+    def batch_of_run(self, run_tags: dict[str, str], table: str) -> Path | None:
+        """The accepted batch file a run was started for (by the incoming-files sensor), if any."""
+        if run_tags.get("medmkt/batch_table") != table or not run_tags.get("medmkt/batch_file"):
+            return None
+        path = self.accepted_dir / table / run_tags["medmkt/batch_file"]
+        return path if path.is_file() else None
+
     def files(self, table: str) -> list[Path]:
         """Every file that makes up the table: the main file, then accepted batches."""
         main = self.locate(table)

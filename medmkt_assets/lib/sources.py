@@ -184,9 +184,12 @@ def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, paths: lis
         selects.append(sql)
         loads.append(load)
     try:
-        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM ("
-                    + " UNION ALL BY NAME ".join(f"({s})" for s in selects)
-                    + ") ORDER BY _source_file, _source_row")
+        # Rows stay in load order (the files in the order given, then row order): staging
+        # keeps the first row of a duplicated key in this order.
+        con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * EXCLUDE (_medmkt_file_no) FROM ("
+                    + " UNION ALL BY NAME ".join(f"(SELECT *, {i} AS _medmkt_file_no FROM ({s}))"
+                                                 for i, s in enumerate(selects))
+                    + ") ORDER BY _medmkt_file_no, _source_row")
     except duckdb.Error as exc:
         raise SourceError(f"{paths[0]}: could not be loaded ({_first_line(exc)})") from exc
     finally:

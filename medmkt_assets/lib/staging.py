@@ -2,7 +2,7 @@
 
 A `StagingSpec` says, per source table, how raw text is parsed (`parsed`), which rows
 are rejected and why (`rules`, first failing rule wins), which key must be unique
-(later duplicates are quarantined, the first row in file order is kept) and what the
+(later duplicates are quarantined, the first row in load order is kept) and what the
 published staging table holds (`output`). `stage_table` runs it as SQL in DuckDB.
 """
 from __future__ import annotations
@@ -31,6 +31,9 @@ class StagingSpec:
     restricted_output: tuple[str, ...] = ()  # select list of restricted.<table>, if any
     # name -> (condition over raw rows, costlier expression used only when some row meets it)
     parsed_if_needed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # the unique key as (parsed name, staging column) pairs, when the staging table does not
+    # hold the key under its own name (patients: patient_id is only kept in restricted)
+    staged_key: tuple[tuple[str, str], ...] = ()
 
 
 def _values(values: tuple[str, ...]) -> str:
@@ -90,6 +93,7 @@ def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
                 "_s_insurance_type AS insurance_type", "_s_registered_at AS registered_at",
                 "_s_death_date AS death_date", "_source_file", "_source_row",
             ),
+            staged_key=(("_s_patient_key", "patient_key"),),
         ),
         StagingSpec(
             "products",
@@ -152,7 +156,7 @@ def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
             parsed_if_needed={"line_no": (
                 f"{P.text('line_no')} IS NULL",
                 f"coalesce({P.integer('line_no')}, CASE WHEN {P.text('line_no')} IS NULL THEN row_number() OVER "
-                f"(PARTITION BY {P.text('order_id')} ORDER BY _source_file, _source_row) END)")},
+                f"(PARTITION BY {P.text('order_id')} ORDER BY rowid) END)")},
         ),
         StagingSpec(
             "diagnoses",
@@ -316,56 +320,150 @@ class StagingResult:
     staged_rows: int
     quarantined_rows: int
     reasons: dict[str, int]
+    batch_rows: int | None = None  # set when only one appended batch was staged
 
 
 def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
-    """Write staging.<t>, quarantine.<t> (and restricted.<t>) from raw_table in one pass."""
-    raw_columns = [r[0] for r in con.execute(f"DESCRIBE {raw_table}").fetchall()]
+    """(Re)write staging.<t>, quarantine.<t> (and restricted.<t>) from every row of raw_table."""
+    _parse(con, spec, raw_table, "TRUE", _needed_expressions(con, spec, raw_table, "TRUE"))
+    _judge(con, spec, already_staged=False)
+    raw_columns = _columns(con, raw_table)
+    con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS {_quarantined(raw_columns)}")
+    con.execute(f"CREATE OR REPLACE TABLE staging.{spec.table} AS {_staged(spec.output)}")
+    if spec.restricted_output:
+        con.execute(f"CREATE OR REPLACE TABLE restricted.{spec.table} AS {_staged(spec.restricted_output)}")
+    con.execute("DROP TABLE _medmkt_checked")
+    return _result(con, spec, raw_table)
+
+
+def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str,
+                batch_file: str) -> StagingResult | None:
+    """Stage only the rows of one batch file just appended to raw_table, or return None.
+
+    Every other raw row must already be staged or quarantined and the batch must be the
+    last file loaded; then the batch's rows are judged by the same rules, a key already in
+    staging makes a row a duplicate (the earlier row was first in load order) and the
+    verdicts are appended. The result equals a full restage except for rows judged against
+    the clock ("in the future"), which keep their earlier verdict until the next full run.
+    None means the shortcut does not apply (first load, new columns, a batch needing line
+    numbers across files, ...) and the caller restages the whole table.
+    """
+    targets = [f"staging.{spec.table}", f"quarantine.{spec.table}"]
+    targets += [f"restricted.{spec.table}"] if spec.restricted_output else []
+    if not all(_exists(con, t) for t in targets):
+        return None
+    raw_columns = _columns(con, raw_table)
+    if _columns(con, f"quarantine.{spec.table}") != raw_columns + ["_reason"]:
+        return None
+    batch = f"_source_file = {_literal(batch_file)}"
+    raw_rows, batch_rows, first_batch_row, last_other_row = con.execute(
+        f"SELECT count(*), count(*) FILTER ({batch}), min(rowid) FILTER ({batch}), "
+        f"max(rowid) FILTER (NOT ({batch})) FROM {raw_table}").fetchall()[0]
+    judged_before = sum(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in targets[:2])
+    if not batch_rows or judged_before != raw_rows - batch_rows or (last_other_row or -1) > first_batch_row:
+        return None
+    expressions = _needed_expressions(con, spec, raw_table, batch)
+    if expressions != spec.parsed:  # e.g. line numbers counted over an order's rows in every file
+        return None
+    _parse(con, spec, raw_table, batch, expressions)
+    _judge(con, spec, already_staged=True)
+    con.execute(f"INSERT INTO quarantine.{spec.table} {_quarantined(raw_columns)}")
+    con.execute(f"INSERT INTO staging.{spec.table} {_staged(spec.output)}")
+    if spec.restricted_output:
+        con.execute(f"INSERT INTO restricted.{spec.table} {_staged(spec.restricted_output)}")
+    con.execute("DROP TABLE _medmkt_checked")
+    result = _result(con, spec, raw_table)
+    result.batch_rows = batch_rows
+    return result
+
+
+def _needed_expressions(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str,
+                        where: str) -> dict[str, str]:
     expressions = dict(spec.parsed)
     for name, (condition, costly) in spec.parsed_if_needed.items():
-        if con.execute(f"SELECT bool_or({condition}) FROM {raw_table}").fetchone()[0]:
+        if con.execute(f"SELECT bool_or({condition}) FROM {raw_table} WHERE {where}").fetchall()[0][0]:
             expressions[name] = costly
+    return expressions
+
+
+def _parse(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str, where: str,
+           expressions: dict[str, str]) -> None:
+    """Parse once into a table: the rules refer to parsed values many times, and an inlined
+    CTE would run the parsers again for each reference. `_raw_order` is the load order."""
     parsed = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in expressions.items())
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS "
+                f"SELECT r.*, r.rowid AS _raw_order, {parsed} FROM {raw_table} r WHERE {where}")
+
+
+def _judge(con: duckdb.DuckDBPyConnection, spec: StagingSpec, already_staged: bool) -> None:
+    """_medmkt_parsed -> _medmkt_checked with a _reason (NULL for good rows): the first failing
+    rule, else a duplicate key (of an earlier row here, or of a staged row if already_staged)."""
     judged = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in spec.rules)
-    # Parse once into a table: the rules refer to parsed values many times, and an inlined
-    # CTE would run the parsers again for each reference.
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS SELECT r.*, {parsed} FROM {raw_table} r")
     judged_sql = f"SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed"
     if not spec.unique_key:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_checked AS {judged_sql}")
     else:
         # Duplicates are rare: find the repeated keys with a hash aggregate, then mark every
-        # row of such a key but its first in file order (a window over all rows would sort
+        # row of such a key but its first in load order (a window over all rows would sort
         # millions of unique keys: 29 s against a few for 12.6 million order lines).
         keys = ", ".join(spec.unique_key)
         dup_reason = (f"duplicate {', '.join(k.removeprefix('_s_') for k in spec.unique_key)}; "
                       "the first row in file order was kept")
         same_key = " AND ".join(f"j.{k} IS NOT DISTINCT FROM d.{k}" for k in spec.unique_key)
+        duplicate = "d.first <> j._raw_order"
+        earlier_cte = earlier_join = ""
+        if already_staged:
+            # keys of these rows that are staged already: a semi join probes staging with the
+            # (few) new keys instead of hashing the whole staged table
+            pairs = spec.staged_key or tuple((k, k.removeprefix("_s_")) for k in spec.unique_key)
+            in_staging = " AND ".join(f"s.{col} IS NOT DISTINCT FROM j.{name}" for name, col in pairs)
+            earlier_cte = (f", earlier AS (SELECT DISTINCT {', '.join(f's.{col} AS {name}' for name, col in pairs)}, "
+                           f"true AS staged FROM staging.{spec.table} s "
+                           f"SEMI JOIN judged j ON j._reason IS NULL AND {in_staging})")
+            same_staged = " AND ".join(f"j.{name} IS NOT DISTINCT FROM e.{name}" for name, _ in pairs)
+            earlier_join = f"LEFT JOIN earlier e ON j._reason IS NULL AND {same_staged}"
+            duplicate += " OR e.staged"
         con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _medmkt_checked AS
             WITH judged AS ({judged_sql}),
-            repeated AS (SELECT {keys}, min({{'file': _source_file, 'row': _source_row}}) AS first
-                         FROM judged WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1)
-            SELECT j.* REPLACE (CASE WHEN j._reason IS NULL AND d.first IS NOT NULL
-                                     AND d.first <> {{'file': j._source_file, 'row': j._source_row}}
+            repeated AS (SELECT {keys}, min(_raw_order) AS first
+                         FROM judged WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1){earlier_cte}
+            SELECT j.* REPLACE (CASE WHEN j._reason IS NULL AND ({duplicate})
                                 THEN '{dup_reason}' ELSE j._reason END AS _reason)
-            FROM judged j LEFT JOIN repeated d ON j._reason IS NULL AND {same_key}
+            FROM judged j LEFT JOIN repeated d ON j._reason IS NULL AND {same_key} {earlier_join}
         """)
     con.execute("DROP TABLE _medmkt_parsed")
+
+
+def _quarantined(raw_columns: list[str]) -> str:
     quoted = ", ".join(f'"{c}"' for c in raw_columns)
-    con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS SELECT {quoted}, _reason "
-                "FROM _medmkt_checked WHERE _reason IS NOT NULL ORDER BY _source_file, _source_row")
-    con.execute(f"CREATE OR REPLACE TABLE staging.{spec.table} AS SELECT {', '.join(spec.output)} "
-                "FROM _medmkt_checked WHERE _reason IS NULL ORDER BY _source_file, _source_row")
-    if spec.restricted_output:
-        con.execute(f"CREATE OR REPLACE TABLE restricted.{spec.table} AS SELECT "
-                    f"{', '.join(spec.restricted_output)} FROM _medmkt_checked WHERE _reason IS NULL")
-    con.execute("DROP TABLE _medmkt_checked")
+    return f"SELECT {quoted}, _reason FROM _medmkt_checked WHERE _reason IS NOT NULL ORDER BY _raw_order"
+
+
+def _staged(select_list: tuple[str, ...]) -> str:
+    return f"SELECT {', '.join(select_list)} FROM _medmkt_checked WHERE _reason IS NULL ORDER BY _raw_order"
+
+
+def _result(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
     (raw_rows,) = con.execute(f"SELECT count(*) FROM {raw_table}").fetchall()[0]
     (staged,) = con.execute(f"SELECT count(*) FROM staging.{spec.table}").fetchall()[0]
     reasons = dict(con.execute(f"SELECT _reason, count(*) FROM quarantine.{spec.table} "
                                "GROUP BY 1 ORDER BY 2 DESC").fetchall())
     return StagingResult(spec.table, raw_rows, staged, sum(reasons.values()), reasons)
+
+
+def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+
+
+def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    schema, name = table.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                            "AND table_name = ?", [schema, name]).fetchall()[0][0])
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:

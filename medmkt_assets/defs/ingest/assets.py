@@ -71,15 +71,6 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
     })
 
 
-def _sensor_batch(context: dg.AssetExecutionContext, sources: SourceFiles, table: str) -> Path | None:
-    """The accepted batch file of this run, when the incoming-files sensor started it for this table."""
-    tags = context.run.tags
-    if tags.get("medmkt/batch_table") != table or not tags.get("medmkt/batch_file"):
-        return None
-    path = sources.accepted_dir / table / tags["medmkt/batch_file"]
-    return path if path.is_file() else None
-
-
 def _loaded_without(con, table: str, batch: Path) -> bool:
     """raw.<table> exists and does not hold the batch yet (else a full reload is the safe path)."""
     exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
@@ -101,7 +92,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
                warehouse: DuckDBResource) -> dg.MaterializeResult:
         try:
             with transaction(warehouse) as con:
-                batch = _sensor_batch(context, sources, table)
+                batch = sources.batch_of_run(context.run.tags, table)
                 if batch is not None and _loaded_without(con, table, batch):
                     # a run the file sensor started for one new batch: append it, do not reload everything
                     load = append_batches(con, spec, [batch], f"raw.{table}",

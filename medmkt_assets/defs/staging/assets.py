@@ -3,10 +3,10 @@
 import dagster as dg
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import PseudonymKey
+from medmkt_assets.defs.resources import PseudonymKey, SourceFiles
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count, transaction
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.staging import build_specs, stage_table
+from medmkt_assets.lib.staging import build_specs, stage_batch, stage_table
 
 # Staged tables a table's referential checks read.
 PARENTS = {
@@ -28,11 +28,15 @@ def _staging_asset(table: str) -> dg.AssetsDefinition:
                     "with a _reason" + (" (identifiers kept only in restricted.patients)" if table == "patients" else "")
                     + ".",
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
-               pseudonym: PseudonymKey) -> dg.MaterializeResult:
+    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, pseudonym: PseudonymKey,
+               sources: SourceFiles) -> dg.MaterializeResult:
         spec = build_specs(pseudonym.key(context.log))[table]
+        batch = sources.batch_of_run(context.run.tags, table)
         with transaction(warehouse) as con:
-            result = stage_table(con, spec, f"raw.{table}")
+            # a run the file sensor started for one batch stages just that batch when it can
+            result = batch and stage_batch(con, spec, f"raw.{table}", str(batch))
+            if not result:
+                result = stage_table(con, spec, f"raw.{table}")
             sample = preview(con, f"staging.{table}")
         if result.quarantined_rows:
             context.log.warning("%s: %d of %d rows quarantined in quarantine.%s", table,
@@ -44,6 +48,8 @@ def _staging_asset(table: str) -> dg.AssetsDefinition:
             "raw_rows": result.raw_rows,
             "quarantined_rows": result.quarantined_rows,
             "quarantine_reasons": markdown_counts(result.reasons),
+            "staged_this_run": dg.MetadataValue.text(
+                f"only the new batch ({result.batch_rows} rows)" if result.batch_rows is not None else "every raw row"),
             "preview": sample,
         })
 
