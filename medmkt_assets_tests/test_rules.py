@@ -363,3 +363,23 @@ def test_demo_bundles_come_out_with_their_planted_confidence(demo_pipeline):
         confidence, lift = found[key]
         assert confidence == pytest.approx(bundle["probability"], abs=0.08), bundle
         assert lift > 1.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed):
+    """Leaving baskets with fewer than two frequent items out of FP-growth changes nothing."""
+    from mlxtend.frequent_patterns import fpgrowth
+
+    from medmkt_assets.lib.rules import frequent_itemsets
+
+    rng = np.random.default_rng(seed)
+    sizes = rng.choice([1, 1, 1, 2, 3, 5], 400)
+    popularity = rng.dirichlet(np.full(12, 0.6))
+    rows = [(b, item) for b, size in enumerate(sizes) for item in rng.choice(12, size, p=popularity)]
+    matrix, items, _ = encode_baskets(pd.DataFrame(rows, columns=["basket_id", "item_id"]))
+    ours = frequent_itemsets(matrix, items, min_count=9, max_len=3)
+    dense = pd.DataFrame(matrix.toarray(), columns=list(items))
+    plain = fpgrowth(dense, min_support=8.5 / len(dense), use_colnames=True, max_len=3)
+    expected = dict(zip(plain.itemsets, np.rint(plain.support * len(dense)).astype(int)))
+    assert dict(zip(ours.itemsets, ours["count"])) == {k: v for k, v in expected.items() if v >= 9}
+    assert any(len(s) >= 2 for s in ours.itemsets) and (sizes == 1).sum() > 100

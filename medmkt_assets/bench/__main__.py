@@ -60,6 +60,10 @@ def _wait_with_timeout(proc: subprocess.Popen, timeout: float):
     raise TimeoutError
 
 
+# About 20 order lines per patient, the volume the benchmark is specified at (the demo default is 12.6).
+ORDER_VOLUME = 1.6
+
+
 def bench_size(patients: int, root: Path, keep: bool) -> list[dict]:
     work = root / "work" / str(patients)
     source, warehouse = work / "source", work / "warehouse.duckdb"
@@ -67,7 +71,8 @@ def bench_size(patients: int, root: Path, keep: bool) -> list[dict]:
     work.mkdir(parents=True)
     py = sys.executable
     code, gen_s, gen_mb = run_child([py, "-m", "medmkt_assets.demo_data", "--patients", str(patients),
-                                     "--seed", "7", "--out", str(source), "--format", "parquet"])
+                                     "--seed", "7", "--out", str(source), "--format", "parquet",
+                                     "--order-volume", str(ORDER_VOLUME)])
     if code:
         raise SystemExit(f"demo data generation for {patients} patients failed (exit {code})")
     rows = [{"patients": patients, "step": "generate demo data (not part of the pipeline)",

@@ -110,9 +110,10 @@ def build_catalog(n_products: int, rng: np.random.Generator) -> Catalog:
 class DemoWorld:
     """Draws one chunk of patients and everything that hangs off them."""
 
-    def __init__(self, catalog: Catalog, rng: np.random.Generator):
+    def __init__(self, catalog: Catalog, rng: np.random.Generator, order_volume: float = 1.0):
         self.catalog = catalog
         self.rng = rng
+        self.order_volume = order_volume
         self.segment_share = np.array([s[1] for s in W.SEGMENTS])
         self.category_mix = np.array([[s[3].get(c, 0.0) for c in W.CATEGORIES] for s in W.SEGMENTS])
         self.channel_mix = np.array([[s[4].get(c, 0.0) for c in W.CHANNELS] for s in W.SEGMENTS])
@@ -190,7 +191,7 @@ class DemoWorld:
     # -- orders ------------------------------------------------------------------------
     def orders(self, p: dict, first_order: int) -> pd.DataFrame:
         rng, cat = self.rng, self.catalog
-        mean_orders = np.array([s[5] for s in W.SEGMENTS])[p["seg"]] * p["activity"]
+        mean_orders = np.array([s[5] for s in W.SEGMENTS])[p["seg"]] * p["activity"] * self.order_volume
         n_orders = rng.poisson(mean_orders)
         n_orders[rng.random(p["n"]) < 0.03] = 0  # registered, nothing bought yet
         owner = np.repeat(np.arange(p["n"]), n_orders)
@@ -399,17 +400,24 @@ def bad_rows(n_patients: int) -> dict[str, list[dict]]:
 
 
 def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, products: int = 120,
-             fmt: str = "csv", chunk_size: int = 50_000, with_bad_rows: bool = True) -> dict:
-    """Write every source table (and `_truth/`) into out_dir; returns the manifest."""
+             fmt: str = "csv", chunk_size: int = 50_000, with_bad_rows: bool = True,
+             order_volume: float = 1.0) -> dict:
+    """Write every source table (and `_truth/`) into out_dir; returns the manifest.
+
+    order_volume scales each patient's expected number of orders (1.0: about 12.6 order
+    lines per patient; the benchmark uses 1.6 for about 20).
+    """
     if patients < 1:
         raise ValueError("patients must be at least 1")
+    if order_volume <= 0:
+        raise ValueError("order_volume must be positive")
     began = time.perf_counter()
     out = Path(out_dir)
     truth_dir = out / "_truth"
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     catalog = build_catalog(products, rng)
-    world = DemoWorld(catalog, rng)
+    world = DemoWorld(catalog, rng, order_volume)
     writers = {name: TableWriter(out, name, spec.columns, fmt) for name, spec in SOURCE_TABLES.items()}
     truth_segments = TableWriter(truth_dir, "patient_segments", ("patient_id", "segment_id", "segment"), "csv")
     truth_planned = TableWriter(truth_dir, "planned_propensity", ("patient_id", "campaign_id", "probability"), "csv")

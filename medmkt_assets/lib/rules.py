@@ -43,11 +43,9 @@ _CODE = np.dtype(">i4")  # big-endian, so rows viewed as bytes compare like tupl
 
 def _clean_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     """Categorical codes of the trimmed text ids (-1 for missing/empty) and the sorted labels."""
-    if pd.api.types.is_integer_dtype(values.dtype):  # nothing to trim: encode, then label as text
-        categorical = pd.Categorical(values)
-        codes = np.asarray(categorical.codes, dtype=np.int64)
-        labels = np.asarray(categorical.categories.astype(str), dtype=object)
-        return codes, pd.Index(labels, dtype=object)
+    if pd.api.types.is_integer_dtype(values.dtype):  # nothing to trim: hash-encode, then label as text
+        codes, uniques = pd.factorize(values)
+        return codes.astype(np.int64), pd.Index(np.asarray(uniques).astype(str).astype(object), dtype=object)
     # Arrow trims and dictionary-encodes millions of ids in C++ (pandas string methods
     # would loop in Python); labels come back in first-seen order, _compact sorts them.
     try:
@@ -116,17 +114,37 @@ def _fraction(value: float, name: str) -> Fraction:
 
 def frequent_itemsets(matrix: sparse.csr_matrix, items: pd.Index, min_count: int,
                       max_len: int | None) -> pd.DataFrame:
-    """FP-growth itemsets in at least `min_count` baskets: columns itemsets (frozensets), count."""
+    """FP-growth itemsets in at least `min_count` baskets: columns itemsets (frozensets), count.
+
+    Single items are counted straight from the matrix. FP-growth, which builds its tree one
+    basket at a time in Python, then sees only the baskets holding two or more frequent
+    items: no other basket can hold a frequent itemset of two or more, so the itemsets and
+    counts are the same while most baskets (a single-item order) never reach it.
+    """
     n = matrix.shape[0]
+    empty = pd.DataFrame({"itemsets": pd.Series(dtype=object), "count": pd.Series(dtype=np.int64)})
     if n == 0 or matrix.nnz == 0:
-        return pd.DataFrame({"itemsets": pd.Series(dtype=object), "count": pd.Series(dtype=np.int64)})
+        return empty
+    item_counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.int64)
+    frequent = np.flatnonzero(item_counts >= min_count)
+    labels = items.to_numpy(dtype=object)
+    singles = pd.DataFrame({"itemsets": [frozenset([labels[i]]) for i in frequent], "count": item_counts[frequent]})
+    if len(frequent) < 2 or max_len == 1:
+        return singles if len(singles) else empty
+    reduced = matrix[:, frequent].tocsr()
+    reduced = reduced[np.diff(reduced.indptr) >= 2]
+    if reduced.shape[0] < min_count:
+        return singles
     with warnings.catch_warnings():  # pandas' bool sparse fill-value notice is harmless here
         warnings.simplefilter("ignore", FutureWarning)
-        frame = pd.DataFrame.sparse.from_spmatrix(matrix, columns=list(items))
-        found = fpgrowth(frame, min_support=(min_count - 0.5) / n, use_colnames=True, max_len=max_len)
-    counts = np.rint(found["support"].to_numpy() * n).astype(np.int64)
+        frame = pd.DataFrame.sparse.from_spmatrix(reduced, columns=list(labels[frequent]))
+        found = fpgrowth(frame, min_support=(min_count - 0.5) / reduced.shape[0], use_colnames=True,
+                         max_len=max_len)
+    found = found[found["itemsets"].map(len) >= 2]
+    counts = np.rint(found["support"].to_numpy() * reduced.shape[0]).astype(np.int64)
     keep = counts >= min_count
-    return pd.DataFrame({"itemsets": found["itemsets"].to_numpy()[keep], "count": counts[keep]})
+    larger = pd.DataFrame({"itemsets": found["itemsets"].to_numpy()[keep], "count": counts[keep]})
+    return pd.concat([singles, larger], ignore_index=True)
 
 
 class _CountLookup:
