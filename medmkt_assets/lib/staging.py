@@ -325,14 +325,14 @@ class StagingResult:
 
 def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
     """(Re)write staging.<t>, quarantine.<t> (and restricted.<t>) from every row of raw_table."""
+    raw_columns = _columns(con, raw_table)
     _parse(con, spec, raw_table, "TRUE", _needed_expressions(con, spec, raw_table, "TRUE"))
     _judge(con, spec, already_staged=False)
-    raw_columns = _columns(con, raw_table)
     con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS {_quarantined(raw_columns)}")
     con.execute(f"CREATE OR REPLACE TABLE staging.{spec.table} AS {_staged(spec.output)}")
     if spec.restricted_output:
         con.execute(f"CREATE OR REPLACE TABLE restricted.{spec.table} AS {_staged(spec.restricted_output)}")
-    con.execute("DROP TABLE _medmkt_checked")
+    con.execute("DROP TABLE _medmkt_parsed")
     return _result(con, spec, raw_table)
 
 
@@ -371,7 +371,7 @@ def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     con.execute(f"INSERT INTO staging.{spec.table} {_staged(spec.output)}")
     if spec.restricted_output:
         con.execute(f"INSERT INTO restricted.{spec.table} {_staged(spec.restricted_output)}")
-    con.execute("DROP TABLE _medmkt_checked")
+    con.execute("DROP TABLE _medmkt_parsed")
     result = _result(con, spec, raw_table)
     result.batch_rows = batch_rows
     return result
@@ -388,60 +388,65 @@ def _needed_expressions(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_t
 
 def _parse(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str, where: str,
            expressions: dict[str, str]) -> None:
-    """Parse once into a table: the rules refer to parsed values many times, and an inlined
-    CTE would run the parsers again for each reference. `_raw_order` is the load order."""
+    """Parse once into _medmkt_parsed, in load order (`_raw_order`), with an empty `_reason`.
+
+    A table rather than a CTE: the rules refer to parsed values many times, and an inlined
+    CTE would run the parsers again for each reference.
+    """
     parsed = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in expressions.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS "
-                f"SELECT r.*, r.rowid AS _raw_order, {parsed} FROM {raw_table} r WHERE {where}")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS SELECT r.*, r.rowid AS _raw_order, {parsed}, "
+                f"CAST(NULL AS VARCHAR) AS _reason FROM {raw_table} r WHERE {where}")
 
 
 def _judge(con: duckdb.DuckDBPyConnection, spec: StagingSpec, already_staged: bool) -> None:
-    """_medmkt_parsed -> _medmkt_checked with a _reason (NULL for good rows): the first failing
-    rule, else a duplicate key (of an earlier row here, or of a staged row if already_staged)."""
+    """Set `_reason` on the rejected rows of _medmkt_parsed: the first failing rule, else a
+    duplicate key (of an earlier row here, or, if already_staged, of a staged row).
+
+    Rejected rows are few, so verdicts are collected in a small table and written back with
+    one UPDATE; the good rows are never copied.
+    """
     judged = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in spec.rules)
-    judged_sql = f"SELECT *, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed"
-    if not spec.unique_key:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_checked AS {judged_sql}")
-    else:
-        # Duplicates are rare: find the repeated keys with a hash aggregate, then mark every
-        # row of such a key but its first in load order (a window over all rows would sort
-        # millions of unique keys: 29 s against a few for 12.6 million order lines).
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _medmkt_rejected AS
+                    SELECT * FROM (SELECT _raw_order, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed)
+                    WHERE _reason IS NOT NULL""")
+    if spec.unique_key:
         keys = ", ".join(spec.unique_key)
-        dup_reason = (f"duplicate {', '.join(k.removeprefix('_s_') for k in spec.unique_key)}; "
-                      "the first row in file order was kept")
-        same_key = " AND ".join(f"j.{k} IS NOT DISTINCT FROM d.{k}" for k in spec.unique_key)
-        duplicate = "d.first <> j._raw_order"
-        earlier_cte = earlier_join = ""
+        duplicate = (f"'duplicate {', '.join(k.removeprefix('_s_') for k in spec.unique_key)}; "
+                     "the first row in file order was kept'")
+        unjudged = "_medmkt_parsed p ANTI JOIN _medmkt_rejected r USING (_raw_order)"
         if already_staged:
-            # keys of these rows that are staged already: a semi join probes staging with the
-            # (few) new keys instead of hashing the whole staged table
             pairs = spec.staged_key or tuple((k, k.removeprefix("_s_")) for k in spec.unique_key)
-            in_staging = " AND ".join(f"s.{col} IS NOT DISTINCT FROM j.{name}" for name, col in pairs)
-            earlier_cte = (f", earlier AS (SELECT DISTINCT {', '.join(f's.{col} AS {name}' for name, col in pairs)}, "
-                           f"true AS staged FROM staging.{spec.table} s "
-                           f"SEMI JOIN judged j ON j._reason IS NULL AND {in_staging})")
-            same_staged = " AND ".join(f"j.{name} IS NOT DISTINCT FROM e.{name}" for name, _ in pairs)
-            earlier_join = f"LEFT JOIN earlier e ON j._reason IS NULL AND {same_staged}"
-            duplicate += " OR e.staged"
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE _medmkt_checked AS
-            WITH judged AS ({judged_sql}),
-            repeated AS (SELECT {keys}, min(_raw_order) AS first
-                         FROM judged WHERE _reason IS NULL GROUP BY ALL HAVING count(*) > 1){earlier_cte}
-            SELECT j.* REPLACE (CASE WHEN j._reason IS NULL AND ({duplicate})
-                                THEN '{dup_reason}' ELSE j._reason END AS _reason)
-            FROM judged j LEFT JOIN repeated d ON j._reason IS NULL AND {same_key} {earlier_join}
-        """)
-    con.execute("DROP TABLE _medmkt_parsed")
+            in_staging = " AND ".join(f"s.{col} IS NOT DISTINCT FROM p.{name}" for name, col in pairs)
+            # probe staging with the batch's (few) keys instead of hashing the whole staged table
+            con.execute(f"""INSERT INTO _medmkt_rejected
+                            WITH earlier AS (SELECT DISTINCT {', '.join(f's.{c} AS {n}' for n, c in pairs)}
+                                             FROM staging.{spec.table} s SEMI JOIN {unjudged} ON {in_staging})
+                            SELECT p._raw_order, {duplicate} FROM {unjudged}
+                            SEMI JOIN earlier e ON {' AND '.join(f'e.{n} IS NOT DISTINCT FROM p.{n}' for n, _ in pairs)}""")
+        # Duplicates are rare: group the rows by a 64-bit hash of the key (a window or a group
+        # by on the key itself would sort or hash millions of strings), then settle the few
+        # clashing hashes on the key itself, keeping each key's first row in load order.
+        same_key = " AND ".join(f"s.{k} IS NOT DISTINCT FROM f.{k}" for k in spec.unique_key)
+        con.execute(f"""INSERT INTO _medmkt_rejected
+                        WITH clash AS (SELECT hash({keys}) AS h FROM {unjudged} GROUP BY h HAVING count(*) > 1),
+                        suspects AS (SELECT p._raw_order, {', '.join(f'p.{k}' for k in spec.unique_key)}
+                                     FROM {unjudged} SEMI JOIN clash c ON hash({', '.join(f'p.{k}' for k in spec.unique_key)}) = c.h),
+                        firsts AS (SELECT {keys}, min(_raw_order) AS first FROM suspects GROUP BY ALL HAVING count(*) > 1)
+                        SELECT s._raw_order, {duplicate} FROM suspects s JOIN firsts f ON {same_key}
+                        WHERE s._raw_order <> f.first""")
+    con.execute("UPDATE _medmkt_parsed p SET _reason = r._reason FROM _medmkt_rejected r "
+                "WHERE p._raw_order = r._raw_order")
+    con.execute("DROP TABLE _medmkt_rejected")
 
 
 def _quarantined(raw_columns: list[str]) -> str:
     quoted = ", ".join(f'"{c}"' for c in raw_columns)
-    return f"SELECT {quoted}, _reason FROM _medmkt_checked WHERE _reason IS NOT NULL ORDER BY _raw_order"
+    return f"SELECT {quoted}, _reason FROM _medmkt_parsed WHERE _reason IS NOT NULL ORDER BY _raw_order"
 
 
 def _staged(select_list: tuple[str, ...]) -> str:
-    return f"SELECT {', '.join(select_list)} FROM _medmkt_checked WHERE _reason IS NULL ORDER BY _raw_order"
+    # ORDER BY: a parallel CTAS under memory pressure may write a row group out of order
+    return f"SELECT {', '.join(select_list)} FROM _medmkt_parsed WHERE _reason IS NULL ORDER BY _raw_order"
 
 
 def _result(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
