@@ -77,8 +77,9 @@ def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: s
                      max(ordered_at) AS last_order_at
               FROM _feat_lines GROUP BY patient_key),
         c AS ({one_hot('cat', vocabulary['cat'], 'category', 'sum(amount) FILTER (WHERE {cond})', '_feat_lines')}),
-        h AS ({one_hot('ch', vocabulary['ch'], 'channel',
-                       'count(DISTINCT order_id) FILTER (WHERE {cond})', '_feat_lines')}),
+        -- orders per channel: count the distinct (order, channel) pairs once, not a DISTINCT per channel
+        order_channels AS (SELECT DISTINCT patient_key, order_id, channel FROM _feat_lines),
+        h AS ({one_hot('ch', vocabulary['ch'], 'channel', 'count(*) FILTER (WHERE {cond})', 'order_channels')}),
         d AS ({one_hot('cond', vocabulary['cond'], _slug('condition_code'), 'max(CASE WHEN {cond} THEN 1 ELSE 0 END)',
                        f"(SELECT * FROM staging.diagnoses WHERE {before('CAST(diagnosed_at AS TIMESTAMP)')} "
                        "OR diagnosed_at IS NULL)")}),
