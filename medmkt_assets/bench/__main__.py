@@ -172,7 +172,9 @@ def write_tables(rows: list[dict], root: Path, info: dict, naive: list[dict] | N
              "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items()), "",
              "Command: `" + " ".join(["make bench"] + sys.argv[1:]) + "`", ""]
     for patients, part in frame.groupby("patients", sort=True):
-        lines += [f"## {patients:,} patients", "", part.drop(columns=["patients"]).to_markdown(index=False), ""]
+        shown = part.drop(columns=["patients"]).assign(
+            rows=part["rows"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}"))  # not 2.01943e+07
+        lines += [f"## {patients:,} patients", "", shown.to_markdown(index=False), ""]
     if kernels:
         lines += ["## Kernels at their target sizes", "",
                   "Peak RSS includes generating the synthetic input in the same process.", "",
