@@ -80,6 +80,16 @@ def test_a_bad_batch_is_rejected_with_a_reason_and_an_alert_without_blocking_the
     assert alert["reason"] == reason.strip()
 
 
+def _staged_tiny_source(tmp_path) -> tuple[dg.Definitions, dict]:
+    """The tiny source ingested and staged, with the drop zone under tmp_path/incoming."""
+    write_tiny_source(tmp_path / "source")
+    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
+    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
+    defs = build_definitions(Settings.from_env())
+    assert materialize_all(defs, resources, dg.AssetSelection.groups("ingest", "staging")).success
+    return defs, resources
+
+
 def test_an_accepted_batch_lands_in_raw_and_staging_with_its_lineage(tmp_path, pseudonym_env):
     write_tiny_source(tmp_path / "source")
     _drop(tmp_path, "day1.csv")
@@ -159,11 +169,7 @@ def test_two_writers_at_once_both_succeed(tmp_path):
 
 
 def test_a_sensor_run_appends_its_batch_without_reloading_the_sources(tmp_path, pseudonym_env):
-    write_tiny_source(tmp_path / "source")
-    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
-    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
-    defs = build_definitions(Settings.from_env())
-    assert materialize_all(defs, resources, dg.AssetSelection.groups("ingest", "staging")).success
+    defs, resources = _staged_tiny_source(tmp_path)
     before = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True).execute(
         "SELECT count(*) FROM raw.orders").fetchall()[0][0]
 
@@ -204,12 +210,8 @@ def _tables(path) -> dict:
 
 
 def test_a_sensor_run_stages_only_its_batch_and_matches_a_full_restage(tmp_path, pseudonym_env):
-    write_tiny_source(tmp_path / "source")
-    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
-    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
-    defs = build_definitions(Settings.from_env())
+    defs, resources = _staged_tiny_source(tmp_path)
     everything = list(defs.assets) + list(defs.asset_checks)
-    assert materialize_all(defs, resources, dg.AssetSelection.groups("ingest", "staging")).success
     _drop(tmp_path, "day2.csv", MIXED_BATCH)
     cursor = _tick(tmp_path)[1]
     (request,) = _tick(tmp_path, cursor)[0]
@@ -240,11 +242,7 @@ def test_a_sensor_run_stages_only_its_batch_and_matches_a_full_restage(tmp_path,
 
 
 def test_a_patients_batch_appends_to_staging_and_restricted(tmp_path, pseudonym_env):
-    write_tiny_source(tmp_path / "source")
-    resources = make_resources(tmp_path / "source", tmp_path / "w.duckdb", f"sqlite:///{tmp_path / 'm.db'}")
-    resources["sources"] = SourceFiles(source_dir=str(tmp_path / "source"), incoming_dir=str(tmp_path / "incoming"))
-    defs = build_definitions(Settings.from_env())
-    assert materialize_all(defs, resources, dg.AssetSelection.groups("ingest", "staging")).success
+    defs, resources = _staged_tiny_source(tmp_path)
     _drop(tmp_path, "new.csv", "patient_id,gender,birth_date,registered_at\nP7,F,1980-01-01,2024-05-01\n"
                                "P2,M,1990-06-01,2024-05-01\n", table="patients")
     cursor = _tick(tmp_path)[1]

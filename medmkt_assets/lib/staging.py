@@ -328,11 +328,7 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     raw_columns = _columns(con, raw_table)
     _parse(con, spec, raw_table, "TRUE", _needed_expressions(con, spec, raw_table, "TRUE"))
     _judge(con, spec, already_staged=False)
-    con.execute(f"CREATE OR REPLACE TABLE quarantine.{spec.table} AS {_quarantined(raw_columns)}")
-    con.execute(f"CREATE OR REPLACE TABLE staging.{spec.table} AS {_staged(spec.output)}")
-    if spec.restricted_output:
-        con.execute(f"CREATE OR REPLACE TABLE restricted.{spec.table} AS {_staged(spec.restricted_output)}")
-    con.execute("DROP TABLE _medmkt_parsed")
+    _publish(con, spec, raw_columns, append=False)
     return _result(con, spec, raw_table)
 
 
@@ -367,11 +363,7 @@ def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
         return None
     _parse(con, spec, raw_table, batch, expressions)
     _judge(con, spec, already_staged=True)
-    con.execute(f"INSERT INTO quarantine.{spec.table} {_quarantined(raw_columns)}")
-    con.execute(f"INSERT INTO staging.{spec.table} {_staged(spec.output)}")
-    if spec.restricted_output:
-        con.execute(f"INSERT INTO restricted.{spec.table} {_staged(spec.restricted_output)}")
-    con.execute("DROP TABLE _medmkt_parsed")
+    _publish(con, spec, raw_columns, append=True)
     result = _result(con, spec, raw_table)
     result.batch_rows = batch_rows
     return result
@@ -437,6 +429,16 @@ def _judge(con: duckdb.DuckDBPyConnection, spec: StagingSpec, already_staged: bo
     con.execute("UPDATE _medmkt_parsed p SET _reason = r._reason FROM _medmkt_rejected r "
                 "WHERE p._raw_order = r._raw_order")
     con.execute("DROP TABLE _medmkt_rejected")
+
+
+def _publish(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_columns: list[str], append: bool) -> None:
+    """Write _medmkt_parsed's verdicts to quarantine, staging (and restricted): replace or append."""
+    into = (lambda t: f"INSERT INTO {t}") if append else (lambda t: f"CREATE OR REPLACE TABLE {t} AS")
+    con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_columns)}")
+    con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output)}")
+    if spec.restricted_output:
+        con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output)}")
+    con.execute("DROP TABLE _medmkt_parsed")
 
 
 def _quarantined(raw_columns: list[str]) -> str:
