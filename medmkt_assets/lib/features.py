@@ -11,6 +11,7 @@ from __future__ import annotations
 import duckdb
 
 from medmkt_assets.lib.profiles import age_band_sql
+from medmkt_assets.lib.sources import sql_literal
 
 MAX_CATEGORIES = 20
 MAX_CONDITIONS = 10
@@ -58,7 +59,7 @@ def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: s
     def one_hot(prefix: str, values: list[str], expr: str, agg: str, source: str) -> str:
         if not values:
             return f"SELECT patient_key FROM {source} WHERE false"
-        cols = ", ".join(f"{agg.format(cond=f'{expr} = {_lit(v)}')} AS {prefix}__{v}" for v in values)
+        cols = ", ".join(f"{agg.format(cond=f'{expr} = {sql_literal(v)}')} AS {prefix}__{v}" for v in values)
         return f"SELECT patient_key, {cols} FROM {source} GROUP BY patient_key"
 
     cat_cols = [f"cat__{v}" for v in vocabulary["cat"]]
@@ -121,7 +122,3 @@ def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: s
 def feature_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """The model-input columns of a feature table (everything but the key)."""
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "patient_key"]
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"

@@ -57,6 +57,13 @@ def sql_literal(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
+def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether `schema.name` exists in the warehouse."""
+    schema, name = table.split(".")
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                            "AND table_name = ?", [schema, name]).fetchall()[0][0])
+
+
 def scan_sql(path: Path, parallel: bool = True) -> str:
     """A DuckDB table function reading every column of the file as text."""
     if path.suffix.lower() == ".parquet":

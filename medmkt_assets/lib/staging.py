@@ -17,6 +17,7 @@ from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES,
     EVENT_TYPES, SOURCE_TABLES,
 )
+from medmkt_assets.lib.sources import sql_literal, table_exists
 
 FUTURE_TOLERANCE = "INTERVAL 1 DAY"
 
@@ -346,12 +347,12 @@ def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     """
     targets = [f"staging.{spec.table}", f"quarantine.{spec.table}"]
     targets += [f"restricted.{spec.table}"] if spec.restricted_output else []
-    if not all(_exists(con, t) for t in targets):
+    if not all(table_exists(con, t) for t in targets):
         return None
     raw_columns = _columns(con, raw_table)
     if _columns(con, f"quarantine.{spec.table}") != raw_columns + ["_reason"]:
         return None
-    batch = f"_source_file = {_literal(batch_file)}"
+    batch = f"_source_file = {sql_literal(batch_file)}"
     raw_rows, batch_rows, first_batch_row, last_other_row = con.execute(
         f"SELECT count(*), count(*) FILTER ({batch}), min(rowid) FILTER ({batch}), "
         f"max(rowid) FILTER (NOT ({batch})) FROM {raw_table}").fetchall()[0]
@@ -461,16 +462,6 @@ def _result(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -
 
 def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
-
-
-def _exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    schema, name = table.split(".")
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, name]).fetchall()[0][0])
-
-
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:

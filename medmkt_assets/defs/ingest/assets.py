@@ -11,7 +11,9 @@ from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, tra
 from medmkt_assets.lib.adapters import adapter_files, open_adapter
 from medmkt_assets.lib.incoming import sha256
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table
+from medmkt_assets.lib.sources import (
+    RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table, table_exists,
+)
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
 
@@ -73,9 +75,7 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
 
 def _loaded_without(con, table: str, batch: Path) -> bool:
     """raw.<table> exists and does not hold the batch yet (else a full reload is the safe path)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
-                         "AND table_name = ?", [table]).fetchall()[0][0]
-    return bool(exists) and con.execute(f"SELECT count(*) FROM raw.{table} WHERE _source_file = ?",
+    return table_exists(con, f"raw.{table}") and con.execute(f"SELECT count(*) FROM raw.{table} WHERE _source_file = ?",
                                         [str(batch)]).fetchall()[0][0] == 0
 
 
