@@ -1,0 +1,117 @@
+"""What every export adapter shares: the adapter interface, file lookup, CSV scans and
+the keyword → category classifier for clinical product names.
+
+An adapter validates its folder once (raising SourceError that names the file and the
+column, never a cell value) and then hands out, per canonical table, a DuckDB SELECT
+yielding the contract columns as VARCHAR plus `_source_file` (VARCHAR) and
+`_source_row` (BIGINT), or None when the format has no such table.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import duckdb
+
+from medmkt_assets.lib.sources import SourceError, sql_literal
+
+
+class ExportAdapter(Protocol):
+    files: list[Path]        # every file the adapter reads: the inventory and the data snapshot hash
+    notes: dict[str, str]    # shown as asset metadata: layout, missing optional inputs, ignored types
+
+    def select(self, table: str) -> str | None: ...
+
+
+# Keyword → category, first match wins; names are matched lower-cased. Order matters:
+# the specific (a diabetic foot check, a children's allergy syrup) before the general.
+CATEGORY_KEYWORDS = (
+    ("vaccination", ("vaccin", "immuniz", "immunis", "booster", "toxoid", "influenza virus")),
+    ("diabetes_care", ("insulin", "metformin", "glucose", "diabet", "a1c", "glipizide", "gliclazide",
+                       "sitagliptin", "liraglutide", "lancet")),
+    ("pediatrics", ("child", "pediatric", "paediatric", "infant", "newborn", "baby", "nappy", "well-child",
+                    "growth check", "developmental", "rehydration")),
+    ("cardiology", ("amlodipine", "lisinopril", "hydrochlorothiazide", "statin", "clopidogrel", "nitroglycerin",
+                    "warfarin", "metoprolol", "losartan", "aspirin", "omega-3", "lipid", "holter", "cardio",
+                    "electrocardiogram", "ecg", "cardiac", "heart", "coronary", "hypertension", "blood pressure")),
+    ("respiratory", ("albuterol", "salbutamol", "fluticasone", "inhal", "asthma", "spirometry", "pulmonary",
+                     "respiratory", "budesonide", "nebuli", "montelukast", "spacer", "peak flow", "cough",
+                     "nasal", "allergy")),
+    ("mental_health", ("depress", "anxiety", "sertraline", "fluoxetine", "citalopram", "escitalopram",
+                       "bupropion", "psych", "mental", "substance", "cbt", "group therapy", "counsel",
+                       "mindfulness", "stress", "sleep", "melatonin")),
+    ("womens_health", ("contracept", "pregnan", "prenatal", "mammogra", "estradiol", "norethindrone",
+                       "levonorgestrel", "obstetric", "cervical", "intrauterine", "gynae", "gyneco", "pap smear",
+                       "folic", "menopaus", "breast", "fertility", "ultrasound", "iron supplement")),
+    ("dermatology", ("derma", "skin", "acne", "eczema", "psoria", "sunscreen", "moisturis", "moisturiz",
+                     "hydrocortisone", "calcipotriol", "antifungal", "shampoo", "serum", "emollient", "laser")),
+    ("orthopedics", ("orthop", "knee", "joint", "physiother", "glucosamine", "diclofenac", "walking stick",
+                     "back support", "insole", "hydrotherapy", "hyaluronic", "compression", "fracture",
+                     "arthr", "sprain")),
+    ("pain_relief", ("acetaminophen", "paracetamol", "ibuprofen", "naproxen", "oxycodone", "hydrocodone",
+                     "tramadol", "fentanyl", "morphine", "meperidine")),
+    ("dental", ("dental", "tooth", "teeth", "periodont")),
+    ("checkup", ("screening", "assessment", "examination", "check", "evaluation", "review", "reconciliation",
+                 "panel", "test", "x-ray", "scan", "encounter")),
+)
+
+
+def category_sql(name_sql: str, fallback_sql: str) -> str:
+    """A CASE expression mapping a product name to a category by CATEGORY_KEYWORDS."""
+    cases = " ".join(
+        "WHEN " + " OR ".join(f"contains(lower({name_sql}), {sql_literal(k)})" for k in keys)
+        + f" THEN {sql_literal(category)}"
+        for category, keys in CATEGORY_KEYWORDS
+    )
+    return f"CASE {cases} ELSE {fallback_sql} END"
+
+
+def category_of(name: str, fallback: str = "other") -> str:
+    """The same classification in Python (tests, the demo generator's checks)."""
+    lowered = name.lower()
+    for category, keys in CATEGORY_KEYWORDS:
+        if any(k in lowered for k in keys):
+            return category
+    return fallback
+
+
+def find_table_file(folder: Path, table: str, suffixes: tuple[str, ...] = (".csv",)) -> Path | None:
+    """`<table><suffix>` in folder, the name matched case-insensitively (PERSON.csv, person.csv);
+    more than one match is refused, naming the files."""
+    if not folder.is_dir():
+        return None
+    matches = sorted(p for p in folder.iterdir() if p.is_file() and any(
+        p.name.lower() == f"{table}{s}" for s in suffixes))
+    if len(matches) > 1:
+        raise SourceError(f"{folder}: more than one file for table '{table}' "
+                          f"({', '.join(p.name for p in matches)}); keep one")
+    return matches[0] if matches else None
+
+
+def scan_sql(path: Path) -> str:
+    """A table function reading every column of a CSV (delimiter sniffed) or Parquet file as text,
+    with `_source_row`, the 1-based data row in the file."""
+    if path.suffix.lower() == ".parquet":
+        return (f"(SELECT * EXCLUDE (file_row_number), CAST(file_row_number + 1 AS BIGINT) AS _source_row "
+                f"FROM read_parquet({sql_literal(str(path))}, file_row_number=true))")
+    return (f"(SELECT *, CAST(row_number() OVER () AS BIGINT) AS _source_row FROM read_csv("
+            f"{sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false, null_padding=true, "
+            "parallel=false))")
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+    """The header of a CSV or Parquet file; an unreadable file is refused naming it."""
+    if path.stat().st_size == 0:
+        return []
+    try:
+        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(path)}").fetchall()
+                if r[0] != "_source_row"]
+    except duckdb.Error as exc:
+        raise SourceError(f"{path}: cannot be read ({str(exc).strip().splitlines()[0][:200]})") from exc
+
+
+def is_empty(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+    """A file with no bytes or only a header row."""
+    if path.stat().st_size == 0:
+        return True
+    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan_sql(path)} LIMIT 1)").fetchall()[0][0] == 0
