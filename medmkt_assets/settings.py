@@ -18,7 +18,7 @@ DEFAULTS = {
     "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
     "MEDMKT_DUCKDB_MEMORY": "4GB",
 }
-SOURCE_FORMATS = ("canonical", "synthea", "mapped")
+SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
 
 
 def env(name: str) -> str:

@@ -18,7 +18,7 @@ class SourceFiles(dg.ConfigurableResource):
     """The folder (and format) holding the source tables of the data contract."""
 
     source_dir: str = Field(description="Folder with <table>.csv / <table>.parquet (MEDMKT_SOURCE_DIR).")
-    source_format: str = Field(default="canonical", description="canonical, synthea or mapped.")
+    source_format: str = Field(default="canonical", description="canonical, synthea, fhir, omop or mapped (MEDMKT_SOURCE_FORMAT).")
     source_mapping: str = Field(default="", description="YAML mapping for the mapped format.")
     generate_demo_when_empty: bool = Field(
         default=False, description="Generate demo data into source_dir when it holds no source files.")

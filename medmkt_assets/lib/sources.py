@@ -247,7 +247,9 @@ def append_batches(con: duckdb.DuckDBPyConnection, spec: SourceTable, batches: l
 
 def _first_line(exc: Exception) -> str:
     """The engine's first error line with quoted values masked: DuckDB quotes the offending
-    cell ("Could not convert string 'P000123' to INT32"), which may be an identifier."""
+    cell ("Could not convert string 'P000123' to INT32"), which may be an identifier. Names are
+    masked too (in a file without a header row they are a patient's values): adapters check the
+    columns they need before any SQL runs, so a user sees those by name."""
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)

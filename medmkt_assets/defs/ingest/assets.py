@@ -8,7 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
-from medmkt_assets.lib.adapters import adapter_files, open_adapter
+from medmkt_assets.lib.adapters import open_adapter
 from medmkt_assets.lib.incoming import sha256
 from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources import (
@@ -44,6 +44,7 @@ def _canonical_inventory(context: dg.AssetExecutionContext, sources: SourceFiles
 def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
                  warehouse: DuckDBResource) -> dg.MaterializeResult:
     """Inventory of the source files (path, size, content hash); demo data is generated when the default folder is empty."""
+    notes: dict[str, str] = {}
     with transaction(warehouse) as con:
         if sources.source_format == "canonical":
             rows = _canonical_inventory(context, sources)
@@ -52,7 +53,10 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
                 adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
             except SourceError as exc:
                 raise dg.Failure(description=str(exc)) from None
-            rows = [{"table": None, "file": str(p)} for p in adapter_files(adapter)]
+            rows = [{"table": None, "file": str(p)} for p in adapter.files]
+            rows += [{"table": t, "file": str(p)} for t in SOURCE_TABLES if adapter.select(t) is None
+                     for p in _side_files(sources, t)]
+            notes = adapter.notes
         inventory = pd.DataFrame(rows, columns=["table", "file"])
         inventory["bytes"] = [Path(f).stat().st_size for f in inventory["file"]]
         inventory["sha256"] = [sha256(Path(f)) for f in inventory["file"]]
@@ -70,7 +74,29 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
         "source_format": sources.source_format,
         "files": len(inventory),
         "inventory": dg.MetadataValue.md(inventory.drop(columns=["sha256"]).to_markdown(index=False)),
+        **{f"source_{k}": v for k, v in notes.items()},
     })
+
+
+def _side_files(sources: SourceFiles, table: str) -> list[Path]:
+    """A canonical `<table>.csv|.parquet` beside a Synthea, FHIR or OMOP export, for the tables the
+    format lacks (campaigns, consents, ...: a CRM's files next to the EHR's export)."""
+    main = sources.locate(table) if sources.source_format in ("synthea", "fhir", "omop") else None
+    return [main] if main else []
+
+
+def _load_export_table(con, sources: SourceFiles, table: str) -> tuple[RawLoad, dict[str, str]]:
+    """raw.<table> from the export's adapter, or from a canonical file beside it when the format has
+    no such table; accepted drop-zone batches appended either way."""
+    spec = SOURCE_TABLES[table]
+    adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
+    select = adapter.select(table)
+    if select is None:
+        load = load_raw_table(con, spec, _side_files(sources, table), f"raw.{table}")
+    else:
+        load = load_raw_from_select(con, spec, select, f"raw.{table}",
+                                    f"{sources.source_format} export {sources.source_dir}")
+    return append_batches(con, spec, sources.batches(table), f"raw.{table}", load), adapter.notes
 
 
 def _loaded_without(con, table: str, batch: Path) -> bool:
@@ -90,6 +116,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
     )
     def _asset(context: dg.AssetExecutionContext, sources: SourceFiles,
                warehouse: DuckDBResource) -> dg.MaterializeResult:
+        notes: dict[str, str] = {}
         try:
             with transaction(warehouse) as con:
                 batch = sources.batch_of_run(context.run.tags, table)
@@ -100,10 +127,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
                 elif sources.source_format == "canonical":
                     load = load_raw_table(con, spec, sources.files(table), f"raw.{table}")
                 else:
-                    adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
-                    load = load_raw_from_select(con, spec, adapter.select(table), f"raw.{table}",
-                                                f"{sources.source_format} export {sources.source_dir}")
-                    load = append_batches(con, spec, sources.batches(table), f"raw.{table}", load)
+                    load, notes = _load_export_table(con, sources, table)
                 sample = preview(con, f"raw.{table}", only=spec.columns)
         except SourceError as exc:
             raise dg.Failure(description=str(exc)) from None
@@ -119,6 +143,7 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
             "extra_columns": ", ".join(load.extra_columns) or "none",
             "missing_optional_columns": ", ".join(load.missing_optional_columns) or "none",
             "preview": sample,
+            **{f"source_{k}": v for k, v in notes.items()},
         })
 
     return _asset

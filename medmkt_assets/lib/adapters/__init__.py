@@ -1,8 +1,10 @@
 """Adapters that map other export formats onto the canonical source tables, as SQL.
 
-Each adapter returns, per canonical table, a DuckDB SELECT yielding the contract
-columns as text plus `_source_file` and `_source_row`, or None when the format has
-no such table. Staging then treats the result exactly like canonical files.
+Each adapter (see `common.ExportAdapter`) validates its input once and returns, per
+canonical table, a DuckDB SELECT yielding the contract columns as text plus
+`_source_file` and `_source_row`, or None when the format has no such table. Staging
+then treats the result exactly like canonical files. Tables a format lacks (campaigns,
+consents, surveys, events) may sit beside the export as canonical `<table>.csv` files.
 """
 from __future__ import annotations
 
@@ -10,22 +12,24 @@ from pathlib import Path
 
 import duckdb
 
-from medmkt_assets.lib.adapters.mapped import MappedExport
-from medmkt_assets.lib.adapters.synthea import SyntheaExport
+from medmkt_assets.lib.adapters.common import ExportAdapter
+
+EXPORT_FORMATS = ("synthea", "fhir", "omop", "mapped")
 
 
 def open_adapter(con: duckdb.DuckDBPyConnection, source_format: str, source_dir: Path,
-                 mapping: str) -> SyntheaExport | MappedExport:
+                 mapping: str) -> ExportAdapter:
     """The adapter for a non-canonical MEDMKT_SOURCE_FORMAT; raises SourceError when unusable."""
     if source_format == "synthea":
+        from medmkt_assets.lib.adapters.synthea import SyntheaExport
         return SyntheaExport(con, source_dir)
+    if source_format == "fhir":
+        from medmkt_assets.lib.adapters.fhir import FhirExport
+        return FhirExport(con, source_dir)
+    if source_format == "omop":
+        from medmkt_assets.lib.adapters.omop import OmopExport
+        return OmopExport(con, source_dir)
     if source_format == "mapped":
+        from medmkt_assets.lib.adapters.mapped import MappedExport
         return MappedExport(con, mapping)
-    raise ValueError(f"no adapter for source format {source_format!r}")
-
-
-def adapter_files(adapter: SyntheaExport | MappedExport) -> list[Path]:
-    """The files an adapter reads, for the source inventory."""
-    if isinstance(adapter, SyntheaExport):
-        return sorted(adapter.dir.glob("*.csv"))
-    return sorted({adapter._file(t, e) for t, e in adapter.tables.items()})
+    raise ValueError(f"no adapter for source format {source_format!r}; expected one of {', '.join(EXPORT_FORMATS)}")

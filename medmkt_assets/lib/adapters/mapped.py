@@ -49,6 +49,9 @@ class MappedExport:
         self.columns = {}
         for table, entry in self.tables.items():
             self.columns[table] = self._validate(con, table, entry)
+        self.files = sorted({self._file(t, e) for t, e in self.tables.items()})
+        self.notes = {"layout": f"mapped by {self.path.name}",
+                      "tables_mapped": ", ".join(self.tables) or "none"}
 
     def _file(self, table: str, entry: dict) -> Path:
         if not isinstance(entry, dict) or "file" not in entry:

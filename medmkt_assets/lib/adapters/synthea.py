@@ -1,73 +1,61 @@
-"""Synthea CSV exports (2.x and 3.x) → canonical patients, products, orders, diagnoses.
+"""Synthea CSV exports, every layout from 2.x to 3.x → canonical patients, products, orders, diagnoses.
 
-Mapping: patients.csv → patients (insurance from the latest payer transition);
-medications, procedures and immunizations → products (one per code and kind) and
-order lines (one order per encounter, channel from the encounter class); conditions
-→ diagnoses. Campaign, consent, survey and event tables do not exist in Synthea.
+Mapping: patients.csv → patients (insurance from the latest payer transition, or the
+latest encounter's payer when there are no transitions); medications, procedures,
+immunizations and devices → products (one per code and kind) and order lines (one
+order per encounter, channel from the encounter class); conditions → diagnoses.
+Campaign, consent, survey and event tables do not exist in Synthea.
+
+Layouts differ by version and by export settings: procedures have DATE (2.x) or
+START (3.x); payer transitions START_YEAR (2.x) or START_DATE (3.x); payers.csv has
+OWNERSHIP in some 3.x releases only (2.x puts an OWNERSHIP column meaning the plan
+holder - Self, Guardian - in payer_transitions); FIPS and INCOME come and go; optional
+files may be missing or empty. Only patients.csv with its Id column is truly
+required; whatever else is missing is left empty and listed in `notes`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
+from medmkt_assets.lib.adapters.common import category_sql, columns_of, find_table_file, is_empty
 from medmkt_assets.lib.sources import SourceError, quote_ident, sql_literal
 
-REQUIRED_COLUMNS = {
-    "patients": ("Id", "BIRTHDATE", "GENDER", "FIRST", "LAST", "CITY", "STATE"),
-    "encounters": ("Id", "START", "PATIENT", "ORGANIZATION", "ENCOUNTERCLASS"),
-    "medications": ("START", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "BASE_COST"),
-    "procedures": ("START", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "BASE_COST"),
-    "immunizations": ("DATE", "PATIENT", "ENCOUNTER", "CODE", "DESCRIPTION", "BASE_COST"),
-    "conditions": ("START", "PATIENT", "CODE", "DESCRIPTION"),
-}
-# Payer-transition layouts: Synthea 3.x has START_DATE/END_DATE, 2.x START_YEAR/END_YEAR.
-PAYER_VARIANTS = {"3.x": ("START_DATE", "PAYER"), "2.x": ("START_YEAR", "PAYER")}
-
-# Keyword → category, first match wins; descriptions are matched lower-cased.
-CATEGORY_KEYWORDS = (
-    ("diabetes_care", ("insulin", "metformin", "glucose", "diabet", "a1c", "glipizide", "liraglutide")),
-    ("cardiology", ("amlodipine", "lisinopril", "hydrochlorothiazide", "statin", "clopidogrel", "nitroglycerin",
-                    "warfarin", "metoprolol", "electrocardiogram", "cardiac", "heart", "coronary", "hypertension")),
-    ("respiratory", ("albuterol", "fluticasone", "inhal", "asthma", "spirometry", "pulmonary", "respiratory",
-                     "budesonide", "nebuliz")),
-    ("mental_health", ("depress", "anxiety", "sertraline", "fluoxetine", "citalopram", "bupropion", "psych",
-                       "mental", "substance")),
-    ("womens_health", ("contracept", "pregnan", "prenatal", "mammogra", "estradiol", "norethindrone",
-                       "levonorgestrel", "obstetric", "cervical", "intrauterine")),
-    ("pain_relief", ("acetaminophen", "ibuprofen", "naproxen", "oxycodone", "hydrocodone", "tramadol",
-                     "fentanyl", "morphine", "meperidine")),
-    ("dental", ("dental", "tooth", "teeth", "periodont")),
-    ("pediatrics", ("child", "pediatric", "infant", "newborn")),
-    ("checkup", ("screening", "assessment", "examination", "check", "evaluation", "review", "reconciliation")),
-)
 CHANNEL_BY_CLASS = {"virtual": "online", "home": "phone"}  # every other encounter class is a clinic visit
+# Payer names Synthea uses for public programmes (when payers.csv has no OWNERSHIP column).
+PUBLIC_PAYER_WORDS = ("medicare", "medicaid", "dual eligible", "tricare", "indian health", "government")
 
 
-def _columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
-    return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_scan(path)}").fetchall()]
+@dataclass(frozen=True)
+class ItemFile:
+    """One Synthea file whose rows are things a patient received (an order line each)."""
+
+    name: str
+    prefix: str            # product_id = prefix:CODE
+    kind: str
+    dates: tuple[str, ...]  # candidate date columns, first present wins (layouts differ)
+    quantity: str | None
+    cost: str | None
+
+
+ITEM_FILES = (
+    ItemFile("medications", "med", "drug", ("START",), "DISPENSES", "BASE_COST"),
+    ItemFile("procedures", "proc", "service", ("START", "DATE"), None, "BASE_COST"),
+    ItemFile("immunizations", "imm", "service", ("DATE", "START"), None, "BASE_COST"),
+    ItemFile("devices", "dev", "device", ("START", "DATE"), None, None),
+)
+ITEM_REQUIRED = ("PATIENT", "CODE")
 
 
 def _scan(path: Path) -> str:
-    return f"read_csv({sql_literal(str(path))}, header=true, all_varchar=true)"
+    return (f"(SELECT *, CAST(row_number() OVER () AS BIGINT) AS _row FROM read_csv({sql_literal(str(path))}, "
+            "header=true, all_varchar=true, strict_mode=false, null_padding=true, parallel=false))")
 
 
-def _file(source_dir: Path, name: str, required: bool = True) -> Path | None:
-    path = source_dir / f"{name}.csv"
-    if not path.is_file():
-        if required:
-            raise SourceError(f"{path}: not found; a Synthea export needs {name}.csv "
-                              "(is MEDMKT_SOURCE_DIR the export's csv folder?)")
-        return None
-    return path
-
-
-def _category_sql(description: str, fallback: str) -> str:
-    cases = " ".join(
-        "WHEN " + " OR ".join(f"contains(lower({description}), '{k}')" for k in keys) + f" THEN '{category}'"
-        for category, keys in CATEGORY_KEYWORDS
-    )
-    return f"CASE {cases} ELSE {fallback} END"
+def _col(have: set[str], name: str, fallback: str = "NULL") -> str:
+    return quote_ident(name) if name in have else f"CAST({fallback} AS VARCHAR)"
 
 
 class SyntheaExport:
@@ -75,90 +63,153 @@ class SyntheaExport:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path):
         self.dir = source_dir
-        self.files = {name: _file(source_dir, name) for name in REQUIRED_COLUMNS}
-        self.columns = {name: set(_columns(con, path)) for name, path in self.files.items()}
-        for name, needed in REQUIRED_COLUMNS.items():
-            have = self.columns[name]
-            missing = [c for c in needed if c not in have]
-            if missing:
-                raise SourceError(f"{self.files[name]}: column '{missing[0]}' is missing; this is not a "
-                                  "Synthea 2.x/3.x export (or the file is damaged)")
-        self.payer_start = None
-        transitions = _file(source_dir, "payer_transitions", required=False)
-        payers = _file(source_dir, "payers", required=False)
-        if transitions and payers:
-            have = _columns(con, transitions)
-            for version, (start, payer) in PAYER_VARIANTS.items():
-                if start in have and payer in have:
-                    self.payer_start, self.version = start, version
-                    break
-            else:
-                raise SourceError(f"{transitions}: neither START_DATE (Synthea 3.x) nor START_YEAR (2.x) "
-                                  "found; unknown payer_transitions layout")
-            self.transitions, self.payers = transitions, payers
+        if not source_dir.is_dir():
+            raise SourceError(f"{source_dir}: not a folder; MEDMKT_SOURCE_DIR should be a Synthea export's csv folder")
+        self.paths: dict[str, Path] = {}
+        self.columns: dict[str, set[str]] = {}
+        missing: list[str] = []
+        for name in ("patients", "encounters", "conditions", "payers", "payer_transitions",
+                     *(item.name for item in ITEM_FILES)):
+            path = find_table_file(source_dir, name)
+            if path is None or is_empty(con, path):
+                missing.append(f"{name}.csv ({'absent' if path is None else 'empty'})")
+                continue
+            self.paths[name] = path
+            self.columns[name] = set(columns_of(con, path))
+        if "patients" not in self.paths:
+            raise SourceError(f"{source_dir / 'patients.csv'}: not found or empty; a Synthea export needs "
+                              "patients.csv (is MEDMKT_SOURCE_DIR the export's csv folder?)")
+        self._require("patients", ("Id",), "the patient id")
+        for item in ITEM_FILES:
+            if item.name in self.paths:
+                self._require(item.name, ITEM_REQUIRED, "who received what")
+                if not any(d in self.columns[item.name] for d in item.dates):
+                    raise SourceError(f"{self.paths[item.name]} has no {' or '.join(item.dates)}; "
+                                      "expected the date each item was given")
+        if "encounters" in self.paths:
+            self._require("encounters", ("Id", "PATIENT"), "each encounter's id and patient")
+        if "conditions" in self.paths:
+            self._require("conditions", ("PATIENT", "CODE"), "who has which condition")
+        self.notes = {"layout": self._layout(), "missing_optional_inputs": ", ".join(missing) or "none"}
+        self.insurance_note = self._plan_insurance()
+        self.notes["insurance_type"] = self.insurance_note
+        self.version = self.notes["layout"].split()[1]
+
+    @property
+    def files(self) -> list[Path]:
+        return sorted(self.paths.values())
+
+    def _require(self, name: str, columns: tuple[str, ...], why: str) -> None:
+        for column in columns:
+            if column not in self.columns[name]:
+                raise SourceError(f"{self.paths[name]} has no column {column}; a Synthea {name}.csv needs "
+                                  f"{', '.join(columns)} ({why}). Is this a Synthea 2.x/3.x export?")
+
+    def _layout(self) -> str:
+        """'Synthea 2.x' or 'Synthea 3.x', read off the columns that changed between versions."""
+        three = ("START" in self.columns.get("procedures", set())
+                 or "START_DATE" in self.columns.get("payer_transitions", set())
+                 or "FIPS" in self.columns["patients"] or "INCOME" in self.columns["patients"])
+        return "Synthea 3.x" if three else "Synthea 2.x"
+
+    def _plan_insurance(self) -> str:
+        """Decide where insurance comes from; returns a sentence for the metadata."""
+        self.payer_events = None
+        transitions = self.columns.get("payer_transitions", set())
+        encounters = self.columns.get("encounters", set())
+        if "payers" not in self.paths:
+            return "payers.csv absent: insurance_type left empty"
+        if {"PATIENT", "PAYER"} <= transitions:
+            start = next((c for c in ("START_DATE", "START_YEAR") if c in transitions), None)
+            self.payer_events = ("payer_transitions", start)
+            source = f"latest payer_transitions.csv row by {start or 'file order'}"
+        elif {"PATIENT", "PAYER", "START"} <= encounters:
+            self.payer_events = ("encounters", "START")
+            source = "payer of the latest encounter (no usable payer_transitions.csv)"
+        else:
+            return "no payer_transitions.csv or encounters.PAYER: insurance_type left empty"
+        if "OWNERSHIP" in self.columns["payers"]:
+            return f"{source}; payer type from payers.csv OWNERSHIP"
+        return (f"{source}; payers.csv has no OWNERSHIP (expected there in Synthea 3.x, absent in 2.x and "
+                "some 3.x releases): public/commercial/self_pay derived from the payer NAME")
 
     def select(self, table: str) -> str | None:
         builder = getattr(self, f"_{table}", None)
         return builder() if builder else None
 
     def _insurance(self) -> str:
-        if not self.payer_start:
+        if self.payer_events is None:
             return "SELECT NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS insurance_type LIMIT 0"
+        events, start = self.payer_events
+        payers = self.columns["payers"]
+        name = "upper(coalesce(p.NAME, ''))" if "NAME" in payers else "''"
+        ownership = "upper(p.OWNERSHIP)" if "OWNERSHIP" in payers else "NULL"
+        public_name = " OR ".join(f"contains(lower({name}), {sql_literal(w)})" for w in PUBLIC_PAYER_WORDS)
+        order = f"t.{quote_ident(start)}, t._row" if start else "t._row"
         return f"""
             SELECT t.PATIENT, arg_max(CASE
-                       WHEN upper(p.NAME) = 'NO_INSURANCE' THEN 'self_pay'
-                       WHEN upper(p.OWNERSHIP) = 'GOVERNMENT' THEN 'public'
-                       ELSE 'commercial' END, t.{quote_ident(self.payer_start)}) AS insurance_type
-            FROM {_scan(self.transitions)} t JOIN {_scan(self.payers)} p ON p.Id = t.PAYER
+                       WHEN {name} = 'NO_INSURANCE' OR {ownership} = 'NO_INSURANCE' THEN 'self_pay'
+                       WHEN {ownership} = 'GOVERNMENT' OR {public_name} THEN 'public'
+                       WHEN p.Id IS NULL THEN NULL
+                       ELSE 'commercial' END, ({order})) AS insurance_type
+            FROM {_scan(self.paths[events])} t LEFT JOIN {_scan(self.paths['payers'])} p ON p.Id = t.PAYER
             GROUP BY t.PATIENT"""
 
+    def _first_visits(self) -> str:
+        if "START" not in self.columns.get("encounters", set()):
+            return "SELECT NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS first_start LIMIT 0"
+        return f"SELECT PATIENT, min(START) AS first_start FROM {_scan(self.paths['encounters'])} GROUP BY PATIENT"
+
     def _patients(self) -> str:
-        path = self.files["patients"]
-        has = self.columns["patients"]
-        address = "ADDRESS" if "ADDRESS" in has else "NULL"
-        zip_code = "ZIP" if "ZIP" in has else "NULL"
-        death = "DEATHDATE" if "DEATHDATE" in has else "NULL"
+        path, has = self.paths["patients"], self.columns["patients"]
+        first, last = _col(has, "FIRST", "''"), _col(has, "LAST", "''")
         return f"""
-            WITH src AS (SELECT *, row_number() OVER () AS _row FROM {_scan(path)}),
-                 first_visit AS (SELECT PATIENT, min(START) AS first_start
-                                 FROM {_scan(self.files['encounters'])} GROUP BY PATIENT),
+            WITH src AS {_scan(path)},
+                 first_visit AS ({self._first_visits()}),
                  insurance AS ({self._insurance()})
-            SELECT src.Id AS patient_id, concat_ws(' ', FIRST, LAST) AS full_name, GENDER AS gender,
-                   BIRTHDATE AS birth_date, NULL::VARCHAR AS phone, NULL::VARCHAR AS email,
-                   {address} AS address, CITY AS city, STATE AS region, {zip_code} AS postal_code,
-                   i.insurance_type, left(f.first_start, 10) AS registered_at, {death} AS death_date,
-                   {sql_literal(str(path))} AS _source_file, CAST(src._row AS BIGINT) AS _source_row
+            SELECT src.Id AS patient_id, nullif(concat_ws(' ', {first}, {last}), '') AS full_name,
+                   {_col(has, 'GENDER')} AS gender, {_col(has, 'BIRTHDATE')} AS birth_date,
+                   NULL::VARCHAR AS phone, NULL::VARCHAR AS email, {_col(has, 'ADDRESS')} AS address,
+                   {_col(has, 'CITY')} AS city, {_col(has, 'STATE')} AS region, {_col(has, 'ZIP')} AS postal_code,
+                   i.insurance_type, left(f.first_start, 10) AS registered_at, {_col(has, 'DEATHDATE')} AS death_date,
+                   {sql_literal(str(path))} AS _source_file, src._row AS _source_row
             FROM src LEFT JOIN first_visit f ON f.PATIENT = src.Id
                      LEFT JOIN insurance i ON i.PATIENT = src.Id
             ORDER BY src._row"""
 
     def _items(self) -> str:
-        """Every dispensed medication, performed procedure and given vaccine as one line."""
+        """Every dispensed medication, performed procedure, given vaccine and device as one line."""
         parts = []
-        for name, prefix, kind, start, quantity in (
-            ("medications", "med", "drug", "START", "DISPENSES"),
-            ("procedures", "proc", "service", "START", None),
-            ("immunizations", "imm", "service", "DATE", None),
-        ):
-            path = self.files[name]
-            qty = quantity if quantity and quantity in self.columns[name] else "'1'"
+        for item in ITEM_FILES:
+            if item.name not in self.paths:
+                continue
+            path, has = self.paths[item.name], self.columns[item.name]
+            date = next(d for d in item.dates if d in has)
+            quantity = _col(has, item.quantity, "'1'") if item.quantity else "'1'"
             parts.append(f"""
-                SELECT '{prefix}:' || CODE AS product_id, DESCRIPTION AS name, '{kind}' AS kind,
-                       '{name}' AS source, PATIENT, ENCOUNTER, {start} AS started, {qty} AS quantity,
-                       BASE_COST, {sql_literal(str(path))} AS _source_file,
-                       CAST(row_number() OVER () AS BIGINT) AS _source_row
+                SELECT '{item.prefix}:' || CODE AS product_id, {_col(has, 'DESCRIPTION', 'CODE')} AS name,
+                       '{item.kind}' AS kind, '{item.name}' AS source, PATIENT, {_col(has, 'ENCOUNTER')} AS ENCOUNTER,
+                       {quote_ident(date)} AS started, {quantity} AS quantity,
+                       {_col(has, item.cost) if item.cost else 'NULL::VARCHAR'} AS BASE_COST,
+                       {sql_literal(str(path))} AS _source_file, _row AS _source_row
                 FROM {_scan(path)}""")
+        if not parts:
+            return ("SELECT NULL::VARCHAR AS product_id, NULL::VARCHAR AS name, NULL::VARCHAR AS kind, "
+                    "NULL::VARCHAR AS source, NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS ENCOUNTER, "
+                    "NULL::VARCHAR AS started, NULL::VARCHAR AS quantity, NULL::VARCHAR AS BASE_COST, "
+                    "NULL::VARCHAR AS _source_file, NULL::BIGINT AS _source_row LIMIT 0")
         return " UNION ALL ".join(parts)
 
     def _products(self) -> str:
-        category = _category_sql("name", "CASE source WHEN 'medications' THEN 'general_medicine' "
-                                         "ELSE 'general_procedures' END")
+        category = category_sql("name", "CASE source WHEN 'medications' THEN 'general_medicine' "
+                                        "WHEN 'devices' THEN 'general_devices' ELSE 'general_procedures' END")
         return f"""
             WITH items AS ({self._items()}),
                  products AS (
                      SELECT product_id, min(name) AS name, min(source) AS source, min(kind) AS kind,
                             median(try_cast(BASE_COST AS DOUBLE)) AS price,
-                            min(_source_file) AS _source_file, min(_source_row) AS _source_row
+                            arg_min(_source_file, (_source_file, _source_row)) AS _source_file,
+                            min(_source_row) AS _source_row
                      FROM items GROUP BY product_id)
             SELECT product_id, name,
                    CASE WHEN source = 'immunizations' THEN 'vaccination' ELSE {category} END AS category, kind,
@@ -167,30 +218,43 @@ class SyntheaExport:
                    name AS description, _source_file, _source_row
             FROM products ORDER BY product_id"""
 
+    def _encounters(self) -> str:
+        if "encounters" not in self.paths:
+            return ("SELECT NULL::VARCHAR AS Id, NULL::VARCHAR AS START, NULL::VARCHAR AS ENCOUNTERCLASS, "
+                    "NULL::VARCHAR AS ORGANIZATION LIMIT 0")
+        has = self.columns["encounters"]
+        return (f"SELECT Id, {_col(has, 'START')} AS START, {_col(has, 'ENCOUNTERCLASS')} AS ENCOUNTERCLASS, "
+                f"{_col(has, 'ORGANIZATION')} AS ORGANIZATION FROM {_scan(self.paths['encounters'])}")
+
     def _orders(self) -> str:
         channel = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CHANNEL_BY_CLASS.items())
         return f"""
-            WITH items AS ({self._items()}),
+            WITH items AS (
+                     SELECT *, coalesce(ENCOUNTER, 'patient:' || PATIENT || ':' || left(started, 10)) AS order_id
+                     FROM ({self._items()})),
                  lines AS (
-                     SELECT ENCOUNTER, product_id, any_value(PATIENT) AS PATIENT, min(started) AS started,
+                     SELECT order_id, product_id, any_value(ENCOUNTER) AS ENCOUNTER, any_value(PATIENT) AS PATIENT,
+                            min(started) AS started,
                             CAST(sum(greatest(coalesce(try_cast(quantity AS BIGINT), 1), 1)) AS VARCHAR) AS quantity,
                             CAST(round(avg(try_cast(BASE_COST AS DOUBLE)), 2) AS VARCHAR) AS unit_price,
-                            min(_source_file) AS _source_file, min(_source_row) AS _source_row
-                     FROM items GROUP BY ENCOUNTER, product_id)
-            SELECT l.ENCOUNTER AS order_id,
-                   CAST(row_number() OVER (PARTITION BY l.ENCOUNTER ORDER BY l.product_id) AS VARCHAR) AS line_no,
+                            arg_min(_source_file, (_source_file, _source_row)) AS _source_file,
+                            min(_source_row) AS _source_row
+                     FROM items GROUP BY order_id, product_id)
+            SELECT l.order_id,
+                   CAST(row_number() OVER (PARTITION BY l.order_id ORDER BY l.product_id) AS VARCHAR) AS line_no,
                    l.PATIENT AS patient_id, l.product_id, coalesce(e.START, l.started) AS ordered_at,
                    l.quantity, l.unit_price,
                    CASE lower(e.ENCOUNTERCLASS) {channel} ELSE 'clinic' END AS channel,
                    e.ORGANIZATION AS facility_id, l._source_file, l._source_row
-            FROM lines l LEFT JOIN {_scan(self.files['encounters'])} e ON e.Id = l.ENCOUNTER
+            FROM lines l LEFT JOIN ({self._encounters()}) e ON e.Id = l.ENCOUNTER
             ORDER BY l._source_file, l._source_row"""
 
-    def _diagnoses(self) -> str:
-        path = self.files["conditions"]
+    def _diagnoses(self) -> str | None:
+        if "conditions" not in self.paths:
+            return None
+        path, has = self.paths["conditions"], self.columns["conditions"]
         return f"""
-            SELECT PATIENT AS patient_id, CODE AS condition_code, DESCRIPTION AS condition_name,
-                   left(START, 10) AS diagnosed_at, {sql_literal(str(path))} AS _source_file,
-                   CAST(row_number() OVER () AS BIGINT) AS _source_row
+            SELECT PATIENT AS patient_id, CODE AS condition_code, {_col(has, 'DESCRIPTION')} AS condition_name,
+                   left({_col(has, 'START')}, 10) AS diagnosed_at, {sql_literal(str(path))} AS _source_file,
+                   _row AS _source_row
             FROM {_scan(path)}"""
-
