@@ -43,7 +43,7 @@ CATEGORY_KEYWORDS = (
     ("womens_health", ("contracept", "pregnan", "prenatal", "mammogra", "estradiol", "norethindrone",
                        "levonorgestrel", "obstetric", "cervical", "intrauterine", "gynae", "gyneco", "pap smear",
                        "folic", "menopaus", "breast", "fertility", "ultrasound", "iron supplement")),
-    ("dermatology", ("derma", "skin", "acne", "eczema", "psoria", "sunscreen", "moisturis", "moisturiz",
+    ("dermatology", ("dermat", "skin", "acne", "eczema", "psoria", "sunscreen", "moisturis", "moisturiz",
                      "hydrocortisone", "calcipotriol", "antifungal", "shampoo", "serum", "emollient", "laser")),
     ("orthopedics", ("orthop", "knee", "joint", "physiother", "glucosamine", "diclofenac", "walking stick",
                      "back support", "insole", "hydrotherapy", "hyaluronic", "compression", "fracture",
@@ -88,15 +88,34 @@ def find_table_file(folder: Path, table: str, suffixes: tuple[str, ...] = (".csv
     return matches[0] if matches else None
 
 
-def scan_sql(path: Path) -> str:
-    """A table function reading every column of a CSV (delimiter sniffed) or Parquet file as text,
-    with `_source_row`, the 1-based data row in the file."""
+def csv_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+    """read_csv options fixing the delimiter and quoting as DuckDB's strict sniffer sees them.
+
+    Why: with strict_mode=false and null_padding=true (kept so ragged rows still load) the
+    sniffer may take ' for the quote, and a quoted CONCEPT name with commas then spills into
+    the next columns without any error. Athena's tab-separated vocabularies sniff as unquoted.
+    """
+    try:
+        rows = con.execute("SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [str(path)]).fetchall()
+    except duckdb.Error:
+        return ""  # let read_csv's own (lenient) sniffing try
+    delim, quote, escape = ("" if v == "(empty)" else v for v in rows[0])
+    escape = escape or quote  # no escape seen in the sniffed rows: a doubled quote (RFC 4180) later on
+    return f", delim={sql_literal(delim)}, quote={sql_literal(quote)}, escape={sql_literal(escape)}"
+
+
+
+def scan_sql(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> str:
+    """A table function reading every column of a CSV (delimiter sniffed, and with `con` the
+    quoting too, see csv_options) or Parquet file as text, with `_source_row`, the 1-based data
+    row in the file (a serial CSV read keeps file order)."""
     if path.suffix.lower() == ".parquet":
         return (f"(SELECT * EXCLUDE (file_row_number), CAST(file_row_number + 1 AS BIGINT) AS _source_row "
                 f"FROM read_parquet({sql_literal(str(path))}, file_row_number=true))")
+    options = csv_options(con, path) if con is not None else ""
     return (f"(SELECT *, CAST(row_number() OVER () AS BIGINT) AS _source_row FROM read_csv("
             f"{sql_literal(str(path))}, header=true, all_varchar=true, strict_mode=false, null_padding=true, "
-            "parallel=false))")
+            f"parallel=false{options}))")
 
 
 def columns_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
@@ -104,14 +123,14 @@ def columns_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
     if path.stat().st_size == 0:
         return []
     try:
-        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(path)}").fetchall()
+        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(path, con)}").fetchall()
                 if r[0] != "_source_row"]
-    except duckdb.Error as exc:
-        raise SourceError(f"{path}: cannot be read ({str(exc).strip().splitlines()[0][:200]})") from exc
+    except duckdb.Error as exc:  # DuckDB's message may quote a line of data: name the kind only
+        raise SourceError(f"{path}: cannot be read as CSV with a header row ({type(exc).__name__})") from exc
 
 
 def is_empty(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
     """A file with no bytes or only a header row."""
     if path.stat().st_size == 0:
         return True
-    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan_sql(path)} LIMIT 1)").fetchall()[0][0] == 0
+    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan_sql(path, con)} LIMIT 1)").fetchall()[0][0] == 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 
-from medmkt_assets.lib.adapters.common import category_sql, columns_of, find_table_file, is_empty
+from medmkt_assets.lib.adapters.common import category_sql, columns_of, find_table_file, is_empty, scan_sql
 from medmkt_assets.lib.sources import SourceError, quote_ident, sql_literal
 
 CHANNEL_BY_CLASS = {"virtual": "online", "home": "phone"}  # every other encounter class is a clinic visit
@@ -49,11 +49,6 @@ ITEM_FILES = (
 ITEM_REQUIRED = ("PATIENT", "CODE")
 
 
-def _scan(path: Path) -> str:
-    return (f"(SELECT *, CAST(row_number() OVER () AS BIGINT) AS _row FROM read_csv({sql_literal(str(path))}, "
-            "header=true, all_varchar=true, strict_mode=false, null_padding=true, parallel=false))")
-
-
 def _col(have: set[str], name: str, fallback: str = "NULL") -> str:
     return quote_ident(name) if name in have else f"CAST({fallback} AS VARCHAR)"
 
@@ -67,6 +62,7 @@ class SyntheaExport:
             raise SourceError(f"{source_dir}: not a folder; MEDMKT_SOURCE_DIR should be a Synthea export's csv folder")
         self.paths: dict[str, Path] = {}
         self.columns: dict[str, set[str]] = {}
+        self.scans: dict[str, str] = {}  # name -> rows with _source_row, quoting sniffed once
         missing: list[str] = []
         for name in ("patients", "encounters", "conditions", "payers", "payer_transitions",
                      *(item.name for item in ITEM_FILES)):
@@ -76,6 +72,7 @@ class SyntheaExport:
                 continue
             self.paths[name] = path
             self.columns[name] = set(columns_of(con, path))
+            self.scans[name] = scan_sql(path, con)
         if "patients" not in self.paths:
             raise SourceError(f"{source_dir / 'patients.csv'}: not found or empty; a Synthea export needs "
                               "patients.csv (is MEDMKT_SOURCE_DIR the export's csv folder?)")
@@ -145,26 +142,26 @@ class SyntheaExport:
         name = "upper(coalesce(p.NAME, ''))" if "NAME" in payers else "''"
         ownership = "upper(p.OWNERSHIP)" if "OWNERSHIP" in payers else "NULL"
         public_name = " OR ".join(f"contains(lower({name}), {sql_literal(w)})" for w in PUBLIC_PAYER_WORDS)
-        order = f"t.{quote_ident(start)}, t._row" if start else "t._row"
+        order = f"t.{quote_ident(start)}, t._source_row" if start else "t._source_row"
         return f"""
             SELECT t.PATIENT, arg_max(CASE
                        WHEN {name} = 'NO_INSURANCE' OR {ownership} = 'NO_INSURANCE' THEN 'self_pay'
                        WHEN {ownership} = 'GOVERNMENT' OR {public_name} THEN 'public'
                        WHEN p.Id IS NULL THEN NULL
                        ELSE 'commercial' END, ({order})) AS insurance_type
-            FROM {_scan(self.paths[events])} t LEFT JOIN {_scan(self.paths['payers'])} p ON p.Id = t.PAYER
+            FROM {self.scans[events]} t LEFT JOIN {self.scans['payers']} p ON p.Id = t.PAYER
             GROUP BY t.PATIENT"""
 
     def _first_visits(self) -> str:
         if "START" not in self.columns.get("encounters", set()):
             return "SELECT NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS first_start LIMIT 0"
-        return f"SELECT PATIENT, min(START) AS first_start FROM {_scan(self.paths['encounters'])} GROUP BY PATIENT"
+        return f"SELECT PATIENT, min(START) AS first_start FROM {self.scans['encounters']} GROUP BY PATIENT"
 
     def _patients(self) -> str:
         path, has = self.paths["patients"], self.columns["patients"]
         first, last = _col(has, "FIRST", "''"), _col(has, "LAST", "''")
         return f"""
-            WITH src AS {_scan(path)},
+            WITH src AS {self.scans['patients']},
                  first_visit AS ({self._first_visits()}),
                  insurance AS ({self._insurance()})
             SELECT src.Id AS patient_id, nullif(concat_ws(' ', {first}, {last}), '') AS full_name,
@@ -172,10 +169,10 @@ class SyntheaExport:
                    NULL::VARCHAR AS phone, NULL::VARCHAR AS email, {_col(has, 'ADDRESS')} AS address,
                    {_col(has, 'CITY')} AS city, {_col(has, 'STATE')} AS region, {_col(has, 'ZIP')} AS postal_code,
                    i.insurance_type, left(f.first_start, 10) AS registered_at, {_col(has, 'DEATHDATE')} AS death_date,
-                   {sql_literal(str(path))} AS _source_file, src._row AS _source_row
+                   {sql_literal(str(path))} AS _source_file, src._source_row
             FROM src LEFT JOIN first_visit f ON f.PATIENT = src.Id
                      LEFT JOIN insurance i ON i.PATIENT = src.Id
-            ORDER BY src._row"""
+            ORDER BY src._source_row"""
 
     def _items(self) -> str:
         """Every dispensed medication, performed procedure, given vaccine and device as one line."""
@@ -191,8 +188,8 @@ class SyntheaExport:
                        '{item.kind}' AS kind, '{item.name}' AS source, PATIENT, {_col(has, 'ENCOUNTER')} AS ENCOUNTER,
                        {quote_ident(date)} AS started, {quantity} AS quantity,
                        {_col(has, item.cost) if item.cost else 'NULL::VARCHAR'} AS BASE_COST,
-                       {sql_literal(str(path))} AS _source_file, _row AS _source_row
-                FROM {_scan(path)}""")
+                       {sql_literal(str(path))} AS _source_file, _source_row
+                FROM {self.scans[item.name]}""")
         if not parts:
             return ("SELECT NULL::VARCHAR AS product_id, NULL::VARCHAR AS name, NULL::VARCHAR AS kind, "
                     "NULL::VARCHAR AS source, NULL::VARCHAR AS PATIENT, NULL::VARCHAR AS ENCOUNTER, "
@@ -224,7 +221,7 @@ class SyntheaExport:
                     "NULL::VARCHAR AS ORGANIZATION LIMIT 0")
         has = self.columns["encounters"]
         return (f"SELECT Id, {_col(has, 'START')} AS START, {_col(has, 'ENCOUNTERCLASS')} AS ENCOUNTERCLASS, "
-                f"{_col(has, 'ORGANIZATION')} AS ORGANIZATION FROM {_scan(self.paths['encounters'])}")
+                f"{_col(has, 'ORGANIZATION')} AS ORGANIZATION FROM {self.scans['encounters']}")
 
     def _orders(self) -> str:
         channel = " ".join(f"WHEN '{k}' THEN '{v}'" for k, v in CHANNEL_BY_CLASS.items())
@@ -256,5 +253,5 @@ class SyntheaExport:
         return f"""
             SELECT PATIENT AS patient_id, CODE AS condition_code, {_col(has, 'DESCRIPTION')} AS condition_name,
                    left({_col(has, 'START')}, 10) AS diagnosed_at, {sql_literal(str(path))} AS _source_file,
-                   _row AS _source_row
-            FROM {_scan(path)}"""
+                   _source_row
+            FROM {self.scans['conditions']}"""
