@@ -199,6 +199,7 @@ def _discover(source_dir: Path) -> tuple[list[Path], list[Path]]:
 
 
 def _used_list() -> str:
+    """The types whose JSON is kept, as an SQL IN list."""
     return ", ".join(sql_literal(t) for t in USED_TYPES)
 
 
@@ -255,6 +256,7 @@ def _load_json(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no: 
 
 
 def _listing(items: list[str]) -> str:
+    """A notes value: comma-separated, or "none" so an empty list reads as checked, not forgotten."""
     return ", ".join(items) if items else "none"
 
 
@@ -277,7 +279,7 @@ class FhirExport:
             loader = _load_ndjson if path in ndjson else _load_json
             reason = loader(con, self.table, path, file_no)
             if reason:
-                skipped[path.name] = reason
+                skipped[path] = reason
         self.counts = dict(con.execute(f"SELECT resource_type, count(*) FROM {self.table} GROUP BY 1 "
                                        "ORDER BY 1").fetchall())
         if not self.counts.get("Patient"):
@@ -285,24 +287,25 @@ class FhirExport:
         self.price_type = "Claim" if self.counts.get("Claim") else "ExplanationOfBenefit"
         self.notes = self._notes(ndjson, bundles, skipped)
 
-    def _notes(self, ndjson: list[Path], bundles: list[Path], skipped: dict[str, str]) -> dict[str, str]:
+    def _notes(self, ndjson: list[Path], bundles: list[Path], skipped: dict[Path, str]) -> dict[str, str]:
         """Asset metadata: what was read, what was left out and what is missing."""
-        loaded = [p for p in self.files if p.name not in skipped]
+        loaded = [p for p in self.files if p not in skipped]
         layout = [name for name, group in (("bulk ndjson", ndjson), ("transaction bundles", bundles))
                   if any(p in loaded for p in group)]
-        ordered = sorted(self.counts, key=lambda t: (t not in USED_TYPES, USED_TYPES.index(t)
-                                                     if t in USED_TYPES else 0, t))
+        ignored = [t for t in sorted(self.counts) if t not in USED_TYPES]
+        ordered = [t for t in USED_TYPES if t in self.counts] + ignored
         missing = [f"{label} ({effect})" for label, types, effect in OPTIONAL_INPUTS
                    if not any(self.counts.get(t) for t in types)]
         return {
             "layout": " + ".join(layout),
             "resource_counts": ", ".join(f"{t}={self.counts[t]}" for t in ordered),
-            "ignored_resource_types": _listing([t for t in sorted(self.counts) if t not in USED_TYPES]),
+            "ignored_resource_types": _listing(ignored),
             "missing_optional_inputs": _listing(missing),
-            "ignored_files": _listing([f"{name} ({why})" for name, why in skipped.items()]),
+            "ignored_files": _listing([f"{p.relative_to(self.dir)} ({why})" for p, why in skipped.items()]),
         }
 
     def select(self, table: str) -> str | None:
+        """The canonical SELECT for a table, or None for tables FHIR has no mapping for."""
         builder = {"patients": _patients_sql, "products": _products_sql, "orders": _orders_sql,
                    "diagnoses": _diagnoses_sql}.get(table)
         return builder(self.table, self.price_type) if builder else None
@@ -322,6 +325,7 @@ def _ref(path: str, doc: str = "res") -> str:
 
 
 def _coalesce(paths: tuple[str, ...], doc: str = "res") -> str:
+    """The first present of several paths (the same field under different names per type)."""
     return "coalesce(" + ", ".join(_s(p, doc) for p in paths) + ")"
 
 
