@@ -135,27 +135,31 @@ SELECT {file_no}, {path}, n, resource_type, json_extract_string(line, '$.id'),
        CASE WHEN resource_type IN ({used}) THEN json(line) END
 FROM {numbered}"""
 
-# One .json file: its top-level values (usually one Bundle).
+# Every .json file in one read (Synthea writes one Bundle per patient: file by file, a few
+# thousand take minutes): top-level values numbered per file, then Bundle entries unnested.
+JSON_READ_SQL = """
+CREATE OR REPLACE TEMP TABLE {docs}_read AS
+SELECT filename, json FROM read_json_objects({paths}, format = 'auto', maximum_object_size = {max_bytes},
+                                             filename = true)"""
 JSON_DOCS_SQL = """
 CREATE OR REPLACE TEMP TABLE {docs} AS
-SELECT json AS doc FROM read_json_objects({path}, format = 'auto', maximum_object_size = {max_bytes})"""
-NUMBERED_DOCS = """
-(SELECT CAST(row_number() OVER (ORDER BY rowid) AS BIGINT) AS n, doc,
-        CASE WHEN json_type(doc) = 'OBJECT' THEN json_extract_string(doc, '$.resourceType') END AS resource_type
- FROM {docs})"""
+SELECT f.file_no, f.path, CAST(row_number() OVER (PARTITION BY d.filename ORDER BY d.rowid) AS BIGINT) AS n,
+       d.json AS doc,
+       CASE WHEN json_type(d.json) = 'OBJECT' THEN json_extract_string(d.json, '$.resourceType') END AS resource_type
+FROM {docs}_read d JOIN (SELECT * FROM (VALUES {files}) AS v(file_no, path)) f ON f.path = d.filename"""
 JSON_INSERT_SQL = """
 INSERT INTO {table}
-WITH docs AS {numbered},
-     entries AS (
-         SELECT unnest(generate_series(1, len(entry))) AS n, unnest(entry) AS entry
-         FROM (SELECT json_extract(doc, '$.entry[*]') AS entry FROM docs WHERE resource_type = 'Bundle')),
+WITH entries AS (
+         SELECT file_no, path, unnest(generate_series(1, len(entry))) AS n, unnest(entry) AS entry
+         FROM (SELECT file_no, path, json_extract(doc, '$.entry[*]') AS entry FROM {docs}
+               WHERE resource_type = 'Bundle')),
      resources AS (
-         SELECT n, json_extract(entry, '$.resource') AS res,
+         SELECT file_no, path, n, json_extract(entry, '$.resource') AS res,
                 fhir_ref_id(json_extract_string(entry, '$.fullUrl')) AS full_url_id
          FROM entries WHERE json_type(json_extract(entry, '$.resource')) = 'OBJECT'
          UNION ALL
-         SELECT n, doc, NULL FROM docs WHERE resource_type IS NOT NULL AND resource_type <> 'Bundle')
-SELECT {file_no}, {path}, n, json_extract_string(res, '$.resourceType'),
+         SELECT file_no, path, n, doc, NULL FROM {docs} WHERE resource_type IS NOT NULL AND resource_type <> 'Bundle')
+SELECT file_no, path, n, json_extract_string(res, '$.resourceType'),
        coalesce(json_extract_string(res, '$.id'), full_url_id),
        CASE WHEN json_extract_string(res, '$.resourceType') IN ({used}) THEN res END
 FROM resources"""
@@ -232,27 +236,41 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no
         con.execute(f"DROP TABLE IF EXISTS {lines}")
 
 
-def _load_json(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no: int) -> str | None:
-    """Append one .json file's Bundle entries (or its single resource); returns why the file was
-    skipped, or None when loaded."""
+def _refuse_unreadable_json(con: duckdb.DuckDBPyConnection, paths: list[Path], exc: duckdb.Error) -> None:
+    """The batch read failed: read the files one at a time to name the bad file and line."""
+    for path in paths:
+        try:
+            con.execute(f"SELECT count(*) FROM read_json_objects({sql_literal(str(path))}, format = 'auto', "
+                        f"maximum_object_size = {MAX_OBJECT_BYTES})").fetchall()
+        except duckdb.Error as file_exc:
+            line = _json_error_line(path)
+            if line is not None:
+                raise SourceError(f"{path}: line {line} is not valid JSON (expected a FHIR Bundle)") from file_exc
+            raise SourceError(f"{path}: cannot be read as JSON ({_engine_error(file_exc)})") from file_exc
+    raise SourceError(f"{paths[0].parent}: the *.json files cannot be read together ({_engine_error(exc)})") from exc
+
+
+def _load_json(con: duckdb.DuckDBPyConnection, table: str, numbered: list[tuple[int, Path]]) -> dict[Path, str]:
+    """Append the Bundle entries (or single resources) of every .json file in one read; returns the
+    skipped files with why."""
+    if not numbered:
+        return {}
     docs = f"{table}_docs"
+    paths = [p for _, p in numbered]
     try:
-        con.execute(JSON_DOCS_SQL.format(docs=docs, path=sql_literal(str(path)), max_bytes=MAX_OBJECT_BYTES))
+        con.execute(JSON_READ_SQL.format(docs=docs, paths="[" + ", ".join(sql_literal(str(p)) for p in paths) + "]",
+                                         max_bytes=MAX_OBJECT_BYTES))
     except duckdb.Error as exc:
-        line = _json_error_line(path)
-        if line is not None:
-            raise SourceError(f"{path}: line {line} is not valid JSON (expected a FHIR Bundle)") from exc
-        raise SourceError(f"{path}: cannot be read as JSON ({_engine_error(exc)})") from exc
+        _refuse_unreadable_json(con, paths, exc)
     try:
-        numbered = NUMBERED_DOCS.format(docs=docs)
-        typed = con.execute(f"SELECT count(resource_type) FROM {numbered}").fetchall()[0][0]
-        if not typed:
-            return "no resourceType: not a FHIR Bundle"
-        con.execute(JSON_INSERT_SQL.format(table=table, numbered=numbered, file_no=file_no,
-                                           path=sql_literal(str(path)), used=_used_list()))
-        return None
+        con.execute(JSON_DOCS_SQL.format(docs=docs, files=", ".join(f"({n}, {sql_literal(str(p))})"
+                                                                   for n, p in numbered)))
+        typed = dict(con.execute(f"SELECT path, count(resource_type) FROM {docs} GROUP BY path").fetchall())
+        con.execute(JSON_INSERT_SQL.format(table=table, docs=docs, used=_used_list()))
+        return {p: "no resourceType: not a FHIR Bundle" for p in paths if not typed.get(str(p))}
     finally:
         con.execute(f"DROP TABLE IF EXISTS {docs}")
+        con.execute(f"DROP TABLE IF EXISTS {docs}_read")
 
 
 def _listing(items: list[str]) -> str:
@@ -275,11 +293,11 @@ class FhirExport:
         con.execute(REF_SYSTEM_MACRO)
         con.execute(RESOURCES_DDL.format(table=self.table))
         skipped = {}
-        for file_no, path in enumerate(self.files):
-            loader = _load_ndjson if path in ndjson else _load_json
-            reason = loader(con, self.table, path, file_no)
+        for file_no, path in enumerate(ndjson):
+            reason = _load_ndjson(con, self.table, path, file_no)
             if reason:
                 skipped[path] = reason
+        skipped |= _load_json(con, self.table, list(enumerate(bundles, start=len(ndjson))))
         self.counts = dict(con.execute(f"SELECT resource_type, count(*) FROM {self.table} GROUP BY 1 "
                                        "ORDER BY 1").fetchall())
         if not self.counts.get("Patient"):
