@@ -257,3 +257,44 @@ def test_a_patients_batch_appends_to_staging_and_restricted(tmp_path, pseudonym_
     assert con.execute("SELECT _reason FROM quarantine.patients WHERE _source_file LIKE '%new.csv'").fetchall() == [
         ("duplicate patient_id; the first row in file order was kept",)]
     assert con.execute("SELECT count(*) FROM staging.patients").fetchall() == [(5,)]
+
+
+def _fhir_tick(tmp_path, source, cursor=None):
+    context = dg.build_sensor_context(cursor=cursor, resources={
+        "sources": SourceFiles(source_dir=str(source), source_format="fhir",
+                               incoming_dir=str(tmp_path / "incoming")),
+        "alerts": AlertFolder(path=str(tmp_path / "alerts"))})
+    result = incoming_files(context)
+    return [r for r in (result if isinstance(result, list) else []) if isinstance(r, dg.RunRequest)], context.cursor
+
+
+def test_a_fhir_source_takes_batches_in_its_own_format(tmp_path, pseudonym_env):
+    """An incremental Bulk Data export dropped as NDJSON joins the FHIR source; a broken one is refused by line."""
+    from medmkt_assets.demo_data.formats import generate_in_layout
+
+    source = tmp_path / "fhir"
+    generate_in_layout(source, "fhir-bulk", patients=150, seed=3)
+    export = tmp_path / "incoming" / "export"
+    export.mkdir(parents=True)
+    (export / "Patient.since-2026-12-01.ndjson").write_text(
+        '{"resourceType": "Patient", "id": "NEW-1", "gender": "female", "birthDate": "1980-02-03"}\n')
+    (export / "Encounter.broken.ndjson").write_text('{"resourceType": "Encounter", "id": "e1"}\n{not json\n')
+    cursor = _fhir_tick(tmp_path, source)[1]
+    requests, _ = _fhir_tick(tmp_path, source, cursor)
+    assert [r.tags["medmkt/batch_table"] for r in requests] == ["export"]
+    assert dg.AssetKey(["staging", "orders"]) in requests[0].asset_selection
+    reason = (tmp_path / "incoming" / "_rejected" / "export" / "Encounter.broken.ndjson.reason.txt").read_text()
+    assert "Encounter.broken.ndjson: line 2 is not valid JSON" in reason
+
+    resources = make_resources(source, tmp_path / "warehouse.duckdb", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    resources["sources"] = SourceFiles(source_dir=str(source), source_format="fhir",
+                                       incoming_dir=str(tmp_path / "incoming"))
+    result = materialize_all(build_definitions(Settings.from_env()), resources,
+                             dg.AssetSelection.groups("ingest", "staging"))
+    assert result.success
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"), read_only=True)
+    landed = con.execute("SELECT _source_file FROM raw.patients WHERE patient_id = 'NEW-1'").fetchall()
+    assert len(landed) == 1 and landed[0][0].endswith("_Patient.since-2026-12-01.ndjson")
+    assert con.execute("SELECT count(*) FROM staging.patients").fetchone()[0] == 151
+    files = con.execute("SELECT file FROM ops.source_files").fetchall()
+    assert any(f[0].endswith("_Patient.since-2026-12-01.ndjson") for f in files)

@@ -50,6 +50,11 @@ class SourceFiles(dg.ConfigurableResource):
             return []
         return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES)
 
+    def native_batches(self) -> list[Path]:
+        """Accepted drop-zone files in the source's own format (FHIR NDJSON / Bundles), oldest first."""
+        folder = self.accepted_dir / "export"
+        return sorted(p for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+
     def batch_of_run(self, run_tags: dict[str, str], table: str) -> Path | None:
         """The accepted batch file a run was started for (by the incoming-files sensor), if any."""
         if run_tags.get("medmkt/batch_table") != table or not run_tags.get("medmkt/batch_file"):

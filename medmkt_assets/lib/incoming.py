@@ -1,4 +1,6 @@
-"""The incoming drop zone: `<MEDMKT_INCOMING_DIR>/<table>/<file>.csv|.parquet`.
+"""The incoming drop zone: `<MEDMKT_INCOMING_DIR>/<table>/<file>.csv|.parquet`, and for a FHIR
+source also `<MEDMKT_INCOMING_DIR>/export/<file>.ndjson[.gz]|.json` (the export's own format,
+e.g. an incremental Bulk Data `_since` export).
 
 A batch is taken only when it is completely written (not a dot-file or `*.tmp`, and
 the same size on two looks), identified by the SHA-256 of its content (a renamed copy is
@@ -22,6 +24,8 @@ from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources import SOURCE_SUFFIXES, SourceError, load_raw_table
 
 ACCEPTED, REJECTED, DUPLICATES = "_accepted", "_rejected", "_duplicates"
+NATIVE = "export"  # the folder of batches in the source's own format
+NATIVE_SUFFIXES = {"fhir": (".ndjson", ".ndjson.gz", ".json")}
 
 
 @dataclass(frozen=True)
@@ -31,19 +35,23 @@ class Candidate:
     size: int
 
 
-def scan(incoming: Path) -> list[Candidate]:
-    """Batch files waiting in the drop zone (per known table), oldest first."""
+def scan(incoming: Path, source_format: str = "canonical") -> list[Candidate]:
+    """Batch files waiting in the drop zone (per known table, and `export/` in the source's own
+    format where it has one), oldest first."""
     found = []
     if not incoming.is_dir():
         return found
-    for table in SOURCE_TABLES:
+    folders = {table: SOURCE_SUFFIXES for table in SOURCE_TABLES}
+    if source_format in NATIVE_SUFFIXES:
+        folders[NATIVE] = NATIVE_SUFFIXES[source_format]
+    for table, suffixes in folders.items():
         folder = incoming / table
         if not folder.is_dir():
             continue
         for path in folder.iterdir():
             name = path.name
             if (path.is_file() and not name.startswith(".") and not name.endswith(".tmp")
-                    and path.suffix.lower() in SOURCE_SUFFIXES):
+                    and name.lower().endswith(suffixes)):
                 found.append(Candidate(table, path, path.stat().st_size))
     return sorted(found, key=lambda c: (c.path.stat().st_mtime, str(c.path)))
 
@@ -63,6 +71,9 @@ def already_accepted(incoming: Path, table: str, digest: str) -> bool:
 
 def probe(table: str, path: Path) -> str | None:
     """Why the batch cannot be loaded (file, column), or None when it loads."""
+    if table == NATIVE:
+        from medmkt_assets.lib.adapters.fhir import probe_file  # the only format with native batches
+        return probe_file(path)
     con = duckdb.connect()
     try:
         load_raw_table(con, SOURCE_TABLES[table], [path], "probe")

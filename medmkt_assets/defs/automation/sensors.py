@@ -8,15 +8,19 @@ from medmkt_assets.defs.resources import AlertFolder, SourceFiles
 from medmkt_assets.lib import incoming
 from medmkt_assets.lib.alerts import FileAlertSink
 
+# What a batch in the export's own format can change: everything its adapter maps.
+NATIVE_BATCH_TABLES = ("patients", "products", "orders", "diagnoses")
+
 
 @dg.sensor(job=incoming_batch_job, minimum_interval_seconds=15, default_status=dg.DefaultSensorStatus.RUNNING,
-           description="New <table>/<file>.csv|.parquet in MEDMKT_INCOMING_DIR: one ingestion run per batch "
+           description="New <table>/<file>.csv|.parquet (or, for a FHIR source, export/<file>.ndjson|.json) in "
+                       "MEDMKT_INCOMING_DIR: one ingestion run per batch "
                        "(run key = content hash), once the file has stopped growing.")
 def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, alerts: AlertFolder):
     drop_zone = sources.incoming_path
     seen = json.loads(context.cursor) if context.cursor else {}
     waiting, requests = {}, []
-    for candidate in incoming.scan(drop_zone):
+    for candidate in incoming.scan(drop_zone, sources.source_format):
         key = str(candidate.path)
         if seen.get(key) != candidate.size:  # new or still growing: look again next tick
             waiting[key] = candidate.size
@@ -35,10 +39,11 @@ def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, al
             context.log.warning("Rejected %s: %s", candidate.path.name, problem)
             continue
         accepted = incoming.accept(drop_zone, candidate, digest)
+        tables = NATIVE_BATCH_TABLES if candidate.table == incoming.NATIVE else (candidate.table,)
         requests.append(dg.RunRequest(
             run_key=f"{candidate.table}:{digest}",
-            asset_selection=[dg.AssetKey(["ops", "source_files"]), dg.AssetKey(["raw", candidate.table]),
-                             dg.AssetKey(["staging", candidate.table])],
+            asset_selection=[dg.AssetKey(["ops", "source_files"])]
+                            + [dg.AssetKey([layer, t]) for t in tables for layer in ("raw", "staging")],
             tags={"medmkt/batch_table": candidate.table, "medmkt/batch_file": accepted.name,
                   "medmkt/batch_sha256": digest},
         ))

@@ -50,7 +50,8 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
             rows = _canonical_inventory(context, sources)
         else:
             try:
-                adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
+                adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping,
+                                       sources.native_batches())
             except SourceError as exc:
                 raise dg.Failure(description=str(exc)) from None
             rows = [{"table": None, "file": str(p)} for p in adapter.files]
@@ -89,7 +90,8 @@ def _load_export_table(con, sources: SourceFiles, table: str) -> tuple[RawLoad, 
     """raw.<table> from the export's adapter, or from a canonical file beside it when the format has
     no such table; accepted drop-zone batches appended either way."""
     spec = SOURCE_TABLES[table]
-    adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping)
+    adapter = open_adapter(con, sources.source_format, sources.path, sources.source_mapping,
+                           sources.native_batches())
     select = adapter.select(table)
     if select is None:
         load = load_raw_table(con, spec, _side_files(sources, table), f"raw.{table}")

@@ -18,14 +18,15 @@ EXPORT_FORMATS = ("synthea", "fhir", "omop", "mapped")
 
 
 def open_adapter(con: duckdb.DuckDBPyConnection, source_format: str, source_dir: Path,
-                 mapping: str) -> ExportAdapter:
-    """The adapter for a non-canonical MEDMKT_SOURCE_FORMAT; raises SourceError when unusable."""
+                 mapping: str, native_batches: list[Path] = ()) -> ExportAdapter:
+    """The adapter for a non-canonical MEDMKT_SOURCE_FORMAT; raises SourceError when unusable.
+    `native_batches`: accepted drop-zone files in the export's own format (FHIR only)."""
     if source_format == "synthea":
         from medmkt_assets.lib.adapters.synthea import SyntheaExport
         return SyntheaExport(con, source_dir)
     if source_format == "fhir":
         from medmkt_assets.lib.adapters.fhir import FhirExport
-        return FhirExport(con, source_dir)
+        return FhirExport(con, source_dir, list(native_batches))
     if source_format == "omop":
         from medmkt_assets.lib.adapters.omop import OmopExport
         return OmopExport(con, source_dir)

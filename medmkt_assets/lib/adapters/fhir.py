@@ -282,12 +282,16 @@ class FhirExport:
     """Loads a FHIR export folder once into a temp table of resources and yields the canonical
     SELECT for each table (see the module docstring for the mapping)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path):
+    def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path, batches: list[Path] = ()):
+        """`batches`: NDJSON / Bundle files the drop-zone sensor accepted (an incremental `_since`
+        export, say), read after the folder's own files."""
         self.dir = Path(source_dir)
         # One table per folder: re-opening the same export replaces it instead of piling up copies.
         digest = hashlib.sha1(str(self.dir.resolve()).encode()).hexdigest()[:12]
         self.table = f"_fhir_resources_{digest}"
         ndjson, bundles = _discover(self.dir)
+        ndjson += [p for p in batches if p.name.lower().endswith(NDJSON_SUFFIXES)]
+        bundles += [p for p in batches if p.name.lower().endswith(BUNDLE_SUFFIX)]
         self.files: list[Path] = ndjson + bundles
         con.execute(REF_MACRO)
         con.execute(REF_SYSTEM_MACRO)
@@ -571,3 +575,22 @@ def _diagnoses_sql(table: str, _price_type: str) -> str:
                _source_file, _source_row
         FROM (SELECT *, {coding} AS coding FROM {_of(table, 'Condition')})
         ORDER BY file_no, _source_row"""
+
+
+def probe_file(path: Path) -> str | None:
+    """Why one NDJSON or Bundle file (a drop-zone batch) cannot be read as FHIR, or None."""
+    if not path.name.lower().endswith((*NDJSON_SUFFIXES, BUNDLE_SUFFIX)):
+        return f"{path}: not a FHIR file ({EXPECTED})"
+    con = duckdb.connect()
+    try:
+        con.execute(REF_MACRO)
+        con.execute(RESOURCES_DDL.format(table="_probe"))
+        if path.name.lower().endswith(NDJSON_SUFFIXES):
+            reason = _load_ndjson(con, "_probe", path, 0)
+        else:
+            reason = _load_json(con, "_probe", [(0, path)]).get(path)
+        return f"{path}: {reason}" if reason else None
+    except SourceError as exc:
+        return str(exc)
+    finally:
+        con.close()
