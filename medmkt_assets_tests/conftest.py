@@ -9,6 +9,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
+from medmkt_assets.settings import DEFAULTS
 
 TEST_KEY = "test-key-0123456789"
 
@@ -57,7 +58,9 @@ def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Pat
 def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
     return {
         "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
-        "warehouse": DuckDBResource(database=str(warehouse)),
+        # the production buffer cap: a reader that needs more than the warehouse allows fails here too
+        "warehouse": DuckDBResource(database=str(warehouse),
+                                    connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
@@ -89,6 +92,26 @@ def materialize_all(definitions: dg.Definitions, resources: dict,
     return dg.materialize(
         assets=assets + checks, resources=resources, selection=selection, raise_on_error=False,
     )
+
+
+# Fixtures that materialize the whole graph: a test asking for one is marked `slow`, so
+# `pytest -m "not slow"` is the quick tier a developer runs while editing.
+WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run"})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if WHOLE_GRAPH_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def whole_graph():
+    """Materialize every asset and check on the given resources, with the real Definitions."""
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.settings import Settings
+
+    return lambda resources: materialize_all(build_definitions(Settings.from_env()), resources, "*")
 
 
 DEMO_PATIENTS = 3000

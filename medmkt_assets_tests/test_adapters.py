@@ -21,7 +21,6 @@ SYNTHEA = Path(__file__).resolve().parents[2] / "shared" / "data" / "synthea_sam
 needs_synthea_sample = pytest.mark.skipif(
     not SYNTHEA.is_dir(), reason=f"{SYNTHEA} not present: the real Synthea sample lives in ../shared/data, "
                                  "beside the repository (the layout tests in test_adapter_synthea.py need nothing)")
-EVERYTHING = "*"  # small real sources must run the whole graph: honest small results, never a crash
 
 
 def _resources(workdir, source: Path, fmt: str, mapping: str = "") -> dict:
@@ -51,9 +50,8 @@ def test_synthea_sample_maps_onto_canonical_tables():
 
 
 @needs_synthea_sample
-def test_synthea_sample_runs_through_the_pipeline(workdir, pseudonym_env):
-    defs = build_definitions(Settings.from_env())
-    result = materialize_all(defs, _resources(workdir, SYNTHEA, "synthea"), EVERYTHING)
+def test_synthea_sample_runs_through_the_pipeline(workdir, pseudonym_env, whole_graph):
+    result = whole_graph(_resources(workdir, SYNTHEA, "synthea"))
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
     assert shape_findings(con) == [] and privacy_findings(con) == []
@@ -113,12 +111,10 @@ tables:
 """
 
 
-def test_mapped_retail_export_runs_and_quarantines_cancellations(tmp_path, workdir, pseudonym_env):
+def test_mapped_retail_export_runs_and_quarantines_cancellations(tmp_path, workdir, pseudonym_env, whole_graph):
     (tmp_path / "retail.csv").write_text(RETAIL)
     (tmp_path / "mapping.yaml").write_text(MAPPING)
-    defs = build_definitions(Settings.from_env())
-    result = materialize_all(defs, _resources(workdir, tmp_path, "mapped", str(tmp_path / "mapping.yaml")),
-                             EVERYTHING)
+    result = whole_graph(_resources(workdir, tmp_path, "mapped", str(tmp_path / "mapping.yaml")))
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
     assert shape_findings(con) == [] and privacy_findings(con) == []

@@ -25,8 +25,6 @@ from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import TEST_KEY, make_resources, materialize_all
 
-pytestmark = pytest.mark.slow
-
 PATIENTS = 2500
 FORMAT_OF = {"synthea-2": "synthea", "synthea-3": "synthea", "fhir-bulk": "fhir", "fhir-bundles": "fhir",
              "omop-5.3": "omop", "omop-5.4": "omop"}
@@ -119,6 +117,7 @@ def test_segments_recover_the_planted_ones(layout_run):
 
 
 @pytest.mark.parametrize("folder, fmt, persons", [("fhir_bulk_sample", "fhir", 13), ("omop_sample", "omop", 28)])
+@pytest.mark.slow
 def test_real_samples_run_through_the_whole_graph(tmp_path, folder, fmt, persons):
     source = SHARED / folder
     if not source.is_dir():

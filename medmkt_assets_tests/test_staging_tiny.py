@@ -1,6 +1,7 @@
 """Ingestion + staging on a tiny hand-written source whose every answer is known."""
 from __future__ import annotations
 
+import dagster as dg
 import duckdb
 
 from medmkt_assets.definitions import build_definitions
@@ -9,7 +10,11 @@ from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import make_resources, materialize_all, write_tiny_source
 
 
-def _run(workdir, selection="*"):
+STAGE = dg.AssetSelection.groups("ingest", "staging")
+PROFILES = STAGE | dg.AssetSelection.assets(["marts", "patient_profiles"]).upstream()
+
+
+def _run(workdir, selection=STAGE):
     write_tiny_source(workdir["source"])
     defs = build_definitions(Settings.from_env())
     return materialize_all(defs, make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]),
@@ -54,7 +59,7 @@ def test_tiny_source_stages_and_quarantines_with_reasons(workdir, pseudonym_env)
 
 
 def test_tiny_source_profiles_are_known(workdir, pseudonym_env):
-    assert _run(workdir).success
+    assert _run(workdir, PROFILES).success
     con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
     profiles = con.execute(
         "SELECT patient_key, frequency, monetary, top_category, preferred_channel, recency_days, age_band "
@@ -73,7 +78,8 @@ def test_missing_required_column_fails_naming_file_and_column(workdir, pseudonym
     write_tiny_source(workdir["source"])
     (workdir["source"] / "orders.csv").write_text("order_id,line_no,product_id,ordered_at\nO1,1,A,2024-01-01\n")
     defs = build_definitions(Settings.from_env())
-    result = materialize_all(defs, make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]))
+    result = materialize_all(defs, make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]),
+                             STAGE)
     assert not result.success
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failures[0].step_failure_data.error.message

@@ -105,4 +105,20 @@ def shape_findings(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] = tup
             for target, covered in con.execute(sql).fetchall():
                 if covered < profiled:
                     findings.append(f"marts.{table} ({target}) covers {covered} of {profiled} profiled patients")
+    if "propensity_scores" in tables and ("marts", "propensity_scores") in columns:
+        findings += _risk_findings(con, columns[("marts", "propensity_scores")])
     return findings
+
+
+def _risk_findings(con, have: set[str]) -> list[str]:
+    """Disease-risk rows say whether the patient already has the condition; only those go unscored."""
+    risk = con.execute("SELECT count(*) FROM marts.propensity_scores WHERE target LIKE 'risk:%'").fetchone()[0]
+    if not risk:
+        return []
+    if "already_diagnosed" not in have:
+        return ["marts.propensity_scores has risk targets but no already_diagnosed column"]
+    bad = con.execute("SELECT count(*) FROM marts.propensity_scores WHERE target LIKE 'risk:%' AND "
+                      "((already_diagnosed AND score IS NOT NULL) OR "
+                      "(NOT coalesce(already_diagnosed, false) AND score IS NULL))").fetchone()[0]
+    return [f"marts.propensity_scores: {bad} risk rows where score is not NULL exactly for the already diagnosed"
+            ] if bad else []

@@ -142,7 +142,7 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                                   if target_share_sql(category, columns) in features else 0.0)
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": campaign_id,
                                      "score": _score_all(champion, scoring, model_columns),
-                                     "model": evaluation.champion}))
+                                     "model": evaluation.champion, "already_diagnosed": pd.NA}))
         links[campaign_id] = url
         summary.append({"target": campaign_id, "basis": basis, "model": evaluation.champion,
                         **evaluation.scorecard.set_index("model").loc[evaluation.champion, ["auc", "pr_auc", "brier"]]
@@ -160,9 +160,11 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
             {"condition_code": code, "patients_with_condition": positives}, config.seed,
             by_group={"gender": sample["_gender"].reset_index(drop=True),
                       "age_band": sample["_age_band"].reset_index(drop=True)})
+        # A patient who already has the condition is not "at risk" of it (contract): NULL score.
+        already = features.patient_key.isin(has).to_numpy()
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
-                                     "score": _score_all(champion, features, risk_columns),
-                                     "model": evaluation.champion}))
+                                     "score": np.where(already, np.nan, _score_all(champion, features, risk_columns)),
+                                     "model": evaluation.champion, "already_diagnosed": already}))
         links[target] = url
         worst = fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fairness is not None else None
         summary.append({"target": target, "basis": f"{positives} diagnosed patients", "model": evaluation.champion,
@@ -173,7 +175,9 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
 
     scores = (pd.concat(outputs, ignore_index=True) if outputs else
               pd.DataFrame({"patient_key": pd.Series(dtype=str), "target": pd.Series(dtype=str),
-                            "score": pd.Series(dtype=float), "model": pd.Series(dtype=str)}))
+                            "score": pd.Series(dtype=float), "model": pd.Series(dtype=str),
+                            "already_diagnosed": pd.Series(dtype="boolean")}))
+    scores["already_diagnosed"] = scores["already_diagnosed"].astype("boolean")
     with transaction(warehouse) as con:
         con.register("scores_frame", scores)
         con.execute("CREATE OR REPLACE TABLE marts.propensity_scores AS SELECT * FROM scores_frame "

@@ -64,7 +64,19 @@ import duckdb
 from medmkt_assets.lib.adapters.common import category_sql
 from medmkt_assets.lib.sources import SourceError, sql_literal
 
-MAX_OBJECT_BYTES = 512 * 1024 * 1024  # Synthea bundles run to several MB; bulk lines to a few hundred KB
+# DuckDB sizes its read buffers by maximum_object_size (per thread): a fixed 512 MB ran out of
+# memory under the warehouse's 4 GB cap, so the bound is the largest file read, at least 16 MB.
+MIN_OBJECT_BYTES = 16 * 1024 * 1024
+
+
+MAX_OBJECT_BYTES = 512 * 1024 * 1024
+
+
+def _object_bound(paths: list[Path]) -> int:
+    """maximum_object_size for these files: no object is larger than its file (a gzipped file
+    inflates, about tenfold for FHIR JSON: allow 16 times)."""
+    sizes = [p.stat().st_size * (16 if p.name.lower().endswith(".gz") else 1) + 1 for p in paths]
+    return min(MAX_OBJECT_BYTES, max([MIN_OBJECT_BYTES] + sizes))
 NDJSON_SUFFIXES = (".ndjson", ".ndjson.gz")
 BUNDLE_SUFFIX = ".json"
 EXPECTED = ("expected FHIR Bulk Data NDJSON (<ResourceType>.ndjson or .ndjson.gz, one resource per line) "
@@ -212,7 +224,7 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no
     lines = f"{table}_lines"
     try:
         con.execute(NDJSON_LINES_SQL.format(lines=lines, path=sql_literal(str(path)), delim=sql_literal(chr(30)),
-                                            max_bytes=MAX_OBJECT_BYTES))
+                                            max_bytes=_object_bound([path])))
     except duckdb.Error as exc:
         found = re.search(r"Line: (\d+)", str(exc))
         where = f"line {found.group(1)} " if found else ""
@@ -236,12 +248,14 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no
         con.execute(f"DROP TABLE IF EXISTS {lines}")
 
 
-def _refuse_unreadable_json(con: duckdb.DuckDBPyConnection, paths: list[Path], exc: duckdb.Error) -> None:
-    """The batch read failed: read the files one at a time to name the bad file and line."""
+def _refuse_unreadable_json(paths: list[Path], exc: duckdb.Error) -> None:
+    """The batch read failed: read the files one at a time, on a connection of its own (the
+    caller's transaction is aborted), to name the bad file and line."""
+    con = duckdb.connect()
     for path in paths:
         try:
             con.execute(f"SELECT count(*) FROM read_json_objects({sql_literal(str(path))}, format = 'auto', "
-                        f"maximum_object_size = {MAX_OBJECT_BYTES})").fetchall()
+                        f"maximum_object_size = {_object_bound([path])})").fetchall()
         except duckdb.Error as file_exc:
             line = _json_error_line(path)
             if line is not None:
@@ -259,9 +273,9 @@ def _load_json(con: duckdb.DuckDBPyConnection, table: str, numbered: list[tuple[
     paths = [p for _, p in numbered]
     try:
         con.execute(JSON_READ_SQL.format(docs=docs, paths="[" + ", ".join(sql_literal(str(p)) for p in paths) + "]",
-                                         max_bytes=MAX_OBJECT_BYTES))
+                                         max_bytes=_object_bound(paths)))
     except duckdb.Error as exc:
-        _refuse_unreadable_json(con, paths, exc)
+        _refuse_unreadable_json(paths, exc)
     try:
         con.execute(JSON_DOCS_SQL.format(docs=docs, files=", ".join(f"({n}, {sql_literal(str(p))})"
                                                                    for n, p in numbered)))

@@ -1,0 +1,19 @@
+"""The production wiring (definitions.py, resources from the environment) is what Dagster loads."""
+from __future__ import annotations
+
+import dagster as dg
+
+from medmkt_assets.definitions import build_definitions
+from medmkt_assets.settings import Settings
+
+
+def test_the_production_definitions_load_with_every_resource_bound(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEDMKT_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    monkeypatch.setenv("MEDMKT_SOURCE_FORMAT", "fhir")
+    defs = build_definitions(Settings.from_env())
+    dg.Definitions.validate_loadable(defs)
+    repository = defs.get_repository_def()
+    assert repository.get_job("full_refresh") and repository.get_job("ingest_incoming_batch")
+    assert defs.resources["sources"].source_format == "fhir"
+    keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
+    assert {"ops/source_files", "raw/patients", "staging/orders", "marts/patient_profiles"} <= keys
