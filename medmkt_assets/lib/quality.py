@@ -18,12 +18,11 @@ import pandas as pd
 
 from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES, GENDERS,
-    ORDER_CHANNELS, PRODUCT_KINDS, SOURCE_TABLES,
+    FUTURE_TOLERANCE, ORDER_CHANNELS, PRODUCT_KINDS, SOURCE_TABLES,
 )
 
 DRIFT_MAX = 0.2           # total variation distance between this and the previous mix
 ROW_CHANGE_MAX = 1.0      # |log2(rows now / rows before)|: at most halved or doubled
-FUTURE_TOLERANCE = "INTERVAL 1 DAY"
 
 
 @dataclass(frozen=True)

@@ -94,5 +94,8 @@ PRODUCT_KINDS = ("service", "drug", "device", "test")
 EVENT_TYPES = ("page_view", "search", "click", "share")
 EVENT_SOURCES = ("web", "app", "search", "social")
 
+# A timestamp this far ahead of now is "in the future" (clocks and time zones differ by hours).
+FUTURE_TOLERANCE = "INTERVAL 1 DAY"
+
 # Reports that count people suppress cells of 1..SMALL_CELL_MAX people (contract section 3).
 SMALL_CELL_MAX = 10

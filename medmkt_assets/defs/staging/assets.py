@@ -6,7 +6,8 @@ from dagster_duckdb import DuckDBResource
 from medmkt_assets.defs.resources import PseudonymKey, SourceFiles
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count, transaction
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.staging import build_specs, stage_batch, stage_table
+from medmkt_assets.lib.staging import stage_batch, stage_table
+from medmkt_assets.lib.staging_specs import build_specs
 
 # Staged tables a table's referential checks read.
 PARENTS = {
