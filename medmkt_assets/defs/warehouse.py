@@ -33,6 +33,18 @@ def transaction(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection
         con.execute("COMMIT")
 
 
+def write_frame(con: duckdb.DuckDBPyConnection, frame, table: str, append: bool = False,
+                query: str = "SELECT * FROM frame") -> None:
+    """Create (or append to) `table` from a pandas frame, seen as `frame` by `query` (which may
+    join, filter or order it)."""
+    con.register("frame", frame)
+    try:
+        statement = f"INSERT INTO {table} " if append else f"CREATE OR REPLACE TABLE {table} AS "
+        con.execute(statement + query)
+    finally:
+        con.unregister("frame")
+
+
 def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 

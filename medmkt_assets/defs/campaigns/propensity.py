@@ -1,4 +1,6 @@
 """Campaign training rows, marts.propensity_scores (campaign and disease-risk targets) and uplift scores."""
+from dataclasses import dataclass
+
 import dagster as dg
 import numpy as np
 import pandas as pd
@@ -7,20 +9,37 @@ from mlflow import log_metrics, log_params, set_tags
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
-from medmkt_assets.lib import plots, tracking
-from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training, target_share_sql
-from medmkt_assets.lib.features import feature_columns
-from medmkt_assets.lib.suppression import suppress_frame
-from medmkt_assets.lib.propensity import (
-    MODEL_NAMES, TwoModelUplift, auc_by_group, calibration, evaluate_models, folds, lift_table, make_model,
-    campaign_model_columns, qini_auc, stratified_cap, training_rows_for,
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction, write_frame,
 )
+from medmkt_assets.lib import campaign_models as cm
+from medmkt_assets.lib import plots, tracking
+from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training
+from medmkt_assets.lib.features import feature_columns
+from medmkt_assets.lib.propensity import (
+    TwoModelUplift, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
+    stratified_cap, training_rows_for,
+)
+from medmkt_assets.lib.suppression import suppress_frame
 
 CURRENT_FEATURES = "features.patient_features"
 PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
                          "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
-SCORE_BATCH = 200_000
+# Planned campaigns: defined, but nobody contacted yet.
+PLANNED_CAMPAIGNS_SQL = ("SELECT campaign_id, target_category, channel FROM staging.campaigns k WHERE NOT EXISTS "
+                         "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
+                         "ORDER BY campaign_id")
+# The most common conditions among profiled patients, with enough patients on both sides.
+RISK_CONDITIONS_SQL = """
+SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d
+SEMI JOIN marts.patient_profiles p USING (patient_key) GROUP BY 1
+HAVING count(DISTINCT d.patient_key) BETWEEN $min_positives
+       AND (SELECT count(*) FROM marts.patient_profiles) - $min_positives
+ORDER BY 2 DESC, 1 LIMIT $conditions"""
+DIAGNOSED_SQL = "SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses"
+SCORES_COLUMNS = {"patient_key": "str", "target": "str", "score": "float", "model": "str",
+                  "already_diagnosed": "boolean"}
+UPLIFT_COLUMNS = {"patient_key": "str", "campaign_id": "str", "expected_uplift": "float", "model": "str"}
 
 
 class PropensityConfig(dg.Config):
@@ -53,17 +72,24 @@ def campaign_training(warehouse: DuckDBResource) -> dg.MaterializeResult:
     })
 
 
-def _score_all(model, features: pd.DataFrame, columns: list[str]) -> np.ndarray:
-    scores = np.empty(len(features))
-    for start in range(0, len(features), SCORE_BATCH):
-        part = features.iloc[start:start + SCORE_BATCH][columns]
-        scores[start:start + SCORE_BATCH] = model.predict_proba(part)[:, 1]
-    return scores
+@dataclass(frozen=True)
+class FittedTarget:
+    champion: object               # the refitted champion pipeline
+    evaluation: object             # lib.propensity.Evaluation: scorecard and out-of-fold scores
+    run_url: str
+    fairness: pd.DataFrame | None  # AUC per group, when groups were given
+    registered: str                # "<registered model> v<version>"
+
+    def summary(self, target: str, basis: str) -> dict:
+        """The row this target adds to the asset's `targets` table."""
+        scores = self.evaluation.scorecard.set_index("model").loc[self.evaluation.champion, ["auc", "pr_auc", "brier"]]
+        return {"target": target, "basis": basis, "model": self.evaluation.champion,
+                **scores.round(4).to_dict(), "registered": self.registered}
 
 
 def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y: np.ndarray,
                 groups: np.ndarray, period: np.ndarray | None, params: dict, seed: int,
-                by_group: dict[str, pd.Series] | None = None):
+                by_group: dict[str, pd.Series] | None = None) -> FittedTarget:
     """Cross-validate all model families for one target, log each as a run, register and refit the champion."""
     evaluation = evaluate_models(X, y, groups, period, seed=seed)
     champion_run = None
@@ -96,7 +122,66 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
             tracking.log_frame(fairness, "auc_by_group.csv")
             log_metrics({f"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
         version = tracking.log_model(champion, X.head(200), registered)
-    return champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}"
+    return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
+
+
+def _campaign_inputs(con) -> tuple[pd.DataFrame, list[str], pd.DataFrame, list[tuple]]:
+    """Every profiled patient's current features, the feature columns, past contacts, planned campaigns."""
+    return (con.execute(PROFILED_FEATURES_SQL).fetchdf(), feature_columns(con, CURRENT_FEATURES),
+            con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf(), con.execute(PLANNED_CAMPAIGNS_SQL).fetchall())
+
+
+def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
+                      columns: list[str], training: pd.DataFrame, planned: list[tuple]):
+    """P(convert | contacted) for each planned campaign: score frames, summary rows, MLflow links."""
+    outputs, summary, links = [], [], {}
+    for campaign_id, category, channel in planned:
+        rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
+        model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
+        if rows.empty:
+            context.log.warning("Planned campaign %s: no past campaign to learn from; scored as unknown (skipped).",
+                                campaign_id)
+            summary.append({"target": campaign_id, "basis": basis, "model": None})
+            continue
+        rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)]
+        fit = _fit_target(context, tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
+                          rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
+                          {"basis": basis, "target_category": category, "channel": channel}, config.seed)
+        scores = cm.score_in_batches(cm.probabilities(fit.champion), cm.with_target_share(features, category, columns),
+                                     model_columns)
+        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": campaign_id, "score": scores,
+                                     "model": fit.evaluation.champion, "already_diagnosed": pd.NA}))
+        links[campaign_id] = fit.run_url
+        summary.append(fit.summary(campaign_id, basis))
+    return outputs, summary, links
+
+
+def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
+                  columns: list[str], conditions: list[tuple], diagnosed: pd.DataFrame):
+    """The risk of each common condition; a patient who already has it is not scored (contract)."""
+    outputs, summary, links = [], [], {}
+    risk_columns = [c for c in columns if not c.startswith("cond__") and c != "chronic_conditions"]
+    for code, positives in conditions:
+        target = f"risk:{code}"
+        already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
+        y_all = already.astype(int)
+        keep = stratified_cap(y_all, config.max_training_rows, config.seed)
+        sample = features.iloc[keep]
+        fit = _fit_target(
+            context, tracker, target, sample[risk_columns], y_all[keep], sample.patient_key.to_numpy(), None,
+            {"condition_code": code, "patients_with_condition": positives}, config.seed,
+            by_group={"gender": sample["_gender"].reset_index(drop=True),
+                      "age_band": sample["_age_band"].reset_index(drop=True)})
+        scores = cm.score_in_batches(cm.probabilities(fit.champion), features, risk_columns)
+        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
+                                     "score": np.where(already, np.nan, scores), "model": fit.evaluation.champion,
+                                     "already_diagnosed": already}))
+        links[target] = fit.run_url
+        worst = fit.fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fit.fairness is not None else None
+        summary.append({**fit.summary(target, f"{positives} diagnosed patients"),
+                        "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
+                                          f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
+    return outputs, summary, links
 
 
 @dg.asset(
@@ -109,80 +194,20 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                       mlflow: MlflowTracker) -> dg.MaterializeResult:
     """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
     with warehouse.get_connection() as con:
-        features = con.execute(PROFILED_FEATURES_SQL).fetchdf()
-        columns = feature_columns(con, CURRENT_FEATURES)
-        training = con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf()
-        planned = con.execute(
-            "SELECT campaign_id, target_category, channel FROM staging.campaigns k WHERE NOT EXISTS "
-            "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
-            "ORDER BY campaign_id").fetchall()
-        conditions = con.execute(
-            "SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d "
-            "SEMI JOIN marts.patient_profiles p USING (patient_key) GROUP BY 1 HAVING count(DISTINCT d.patient_key) "
-            f"BETWEEN {config.min_positives} AND (SELECT count(*) FROM marts.patient_profiles) - {config.min_positives} "
-            f"ORDER BY 2 DESC, 1 LIMIT {config.risk_conditions}").fetchall()
-        diagnosed = con.execute("SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses").fetchdf()
-    outputs, summary, links = [], [], {}
-
-    for campaign_id, category, channel in planned:
-        rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
-        model_columns = campaign_model_columns(columns, pooled=basis == "all past campaigns")
-        if rows.empty:
-            context.log.warning("Planned campaign %s: no past campaign to learn from; scored as unknown (skipped).",
-                                campaign_id)
-            summary.append({"target": campaign_id, "basis": basis, "model": None})
-            continue
-        keep = stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)
-        rows = rows.iloc[keep]
-        champion, evaluation, url, _, registered = _fit_target(
-            context, mlflow, campaign_id, rows[model_columns], rows.converted.to_numpy(),
-            rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
-            {"basis": basis, "target_category": category, "channel": channel}, config.seed)
-        scoring = features.assign(target_share=features[target_share_sql(category, columns)]
-                                  if target_share_sql(category, columns) in features else 0.0)
-        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": campaign_id,
-                                     "score": _score_all(champion, scoring, model_columns),
-                                     "model": evaluation.champion, "already_diagnosed": pd.NA}))
-        links[campaign_id] = url
-        summary.append({"target": campaign_id, "basis": basis, "model": evaluation.champion,
-                        **evaluation.scorecard.set_index("model").loc[evaluation.champion, ["auc", "pr_auc", "brier"]]
-                        .round(4).to_dict(), "registered": registered})
-
-    risk_columns = [c for c in columns if not c.startswith("cond__") and c != "chronic_conditions"]
-    for code, positives in conditions:
-        target = f"risk:{code}"
-        has = set(diagnosed.patient_key[diagnosed.condition_code == code])
-        y_all = features.patient_key.isin(has).to_numpy().astype(int)
-        keep = stratified_cap(y_all, config.max_training_rows, config.seed)
-        sample = features.iloc[keep]
-        champion, evaluation, url, fairness, registered = _fit_target(
-            context, mlflow, target, sample[risk_columns], y_all[keep], sample.patient_key.to_numpy(), None,
-            {"condition_code": code, "patients_with_condition": positives}, config.seed,
-            by_group={"gender": sample["_gender"].reset_index(drop=True),
-                      "age_band": sample["_age_band"].reset_index(drop=True)})
-        # A patient who already has the condition is not "at risk" of it (contract): NULL score.
-        already = features.patient_key.isin(has).to_numpy()
-        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
-                                     "score": np.where(already, np.nan, _score_all(champion, features, risk_columns)),
-                                     "model": evaluation.champion, "already_diagnosed": already}))
-        links[target] = url
-        worst = fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fairness is not None else None
-        summary.append({"target": target, "basis": f"{positives} diagnosed patients", "model": evaluation.champion,
-                        **evaluation.scorecard.set_index("model").loc[evaluation.champion, ["auc", "pr_auc", "brier"]]
-                        .round(4).to_dict(), "registered": registered,
-                        "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
-                                          f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
-
-    scores = (pd.concat(outputs, ignore_index=True) if outputs else
-              pd.DataFrame({"patient_key": pd.Series(dtype=str), "target": pd.Series(dtype=str),
-                            "score": pd.Series(dtype=float), "model": pd.Series(dtype=str),
-                            "already_diagnosed": pd.Series(dtype="boolean")}))
+        features, columns, training, planned = _campaign_inputs(con)
+        conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
+                                                       "conditions": config.risk_conditions}).fetchall()
+        diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
+    campaign_scores, campaign_summary, campaign_links = _campaign_targets(
+        context, mlflow, config, features, columns, training, planned)
+    risk_scores, risk_summary, risk_links = _risk_targets(context, mlflow, config, features, columns, conditions,
+                                                          diagnosed)
+    outputs, summary, links = campaign_scores + risk_scores, campaign_summary + risk_summary, \
+        {**campaign_links, **risk_links}
+    scores = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(SCORES_COLUMNS)
     scores["already_diagnosed"] = scores["already_diagnosed"].astype("boolean")
     with transaction(warehouse) as con:
-        con.register("scores_frame", scores)
-        con.execute("CREATE OR REPLACE TABLE marts.propensity_scores AS SELECT * FROM scores_frame "
-                    "ORDER BY target, patient_key")
-        con.unregister("scores_frame")
+        write_frame(con, scores, "marts.propensity_scores", query="SELECT * FROM frame ORDER BY target, patient_key")
         n = row_count(con, "marts.propensity_scores")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
@@ -201,57 +226,41 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
                   mlflow: MlflowTracker) -> dg.MaterializeResult:
     """Expected uplift per patient and planned campaign from a two-model (T-learner) on past treated and control arms."""
     with warehouse.get_connection() as con:
-        features = con.execute(PROFILED_FEATURES_SQL).fetchdf()
-        columns = feature_columns(con, CURRENT_FEATURES)
-        training = con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf()
-        planned = con.execute(
-            "SELECT campaign_id, target_category FROM staging.campaigns k WHERE NOT EXISTS "
-            "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
-            "ORDER BY campaign_id").fetchall()
+        features, columns, training, planned = _campaign_inputs(con)
     outputs, summary = [], []
-    for campaign_id, category in planned:
-        rows = training[training.target_category == category]
-        basis = "same target category"
-        if len(rows) < config.min_campaign_rows or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
-            rows, basis = training, "all past campaigns"
-        model_columns = campaign_model_columns(columns, pooled=basis == "all past campaigns")
-        if rows.empty or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
+    for campaign_id, category, _ in planned:
+        rows, basis = cm.uplift_training_rows(training, category, config.min_campaign_rows)
+        model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
+        if not cm.has_both_arms_and_outcomes(rows):
             context.log.warning("Planned campaign %s: no past treated and control arms; no uplift model.", campaign_id)
             continue
-        keep = stratified_cap(rows.converted.to_numpy() * 2 + (rows.arm == "treatment").to_numpy(),
-                              config.max_training_rows, config.seed)
-        rows = rows.iloc[keep].reset_index(drop=True)
+        rows = rows.iloc[stratified_cap(rows.converted.to_numpy() * 2 + (rows.arm == "treatment").to_numpy(),
+                                        config.max_training_rows, config.seed)].reset_index(drop=True)
         X, y, treated = rows[model_columns], rows.converted.to_numpy(), (rows.arm == "treatment").to_numpy()
-        oof = np.full(len(rows), np.nan)
-        for train, test in folds(y * 2 + treated, rows.patient_key.to_numpy(), None, n_splits=4, seed=config.seed):
-            oof[test] = TwoModelUplift(seed=config.seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
-        qini = qini_auc(y, treated, oof)
+        qini = cm.cross_validated_qini(X, y, treated, rows.patient_key.to_numpy(), config.seed)
         model = TwoModelUplift(seed=config.seed).fit(X, y, treated)
-        scoring = features.assign(target_share=features[target_share_sql(category, columns)]
-                                  if target_share_sql(category, columns) in features else 0.0)
-        uplift = np.concatenate([model.predict(scoring.iloc[s:s + SCORE_BATCH][model_columns])
-                                 for s in range(0, len(scoring), SCORE_BATCH)])
-        with mlflow.start_run(context, "medmkt-uplift", f"{campaign_id} · t_learner",
-                              tags={"target": campaign_id}) as run:
-            log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": len(rows),
-                        "base_model": "logistic_regression"})
-            log_metrics({"qini_auc": qini, "mean_expected_uplift": float(uplift.mean())})
-            set_tags({"method": "two-model (T-learner)"})
-            url = mlflow.run_url(run)
+        uplift = cm.score_in_batches(model.predict, cm.with_target_share(features, category, columns), model_columns)
+        url = _log_uplift(context, mlflow, campaign_id, basis, len(rows), qini, uplift)
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "campaign_id": campaign_id,
                                      "expected_uplift": uplift, "model": "t_learner_logistic"}))
         summary.append({"campaign_id": campaign_id, "basis": basis, "qini_auc": round(qini, 5),
                         "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
-    frame = (pd.concat(outputs, ignore_index=True) if outputs else
-             pd.DataFrame({"patient_key": pd.Series(dtype=str), "campaign_id": pd.Series(dtype=str),
-                           "expected_uplift": pd.Series(dtype=float), "model": pd.Series(dtype=str)}))
+    frame = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(UPLIFT_COLUMNS)
     with transaction(warehouse) as con:
-        con.register("uplift_frame", frame)
-        con.execute("CREATE OR REPLACE TABLE marts.uplift_scores AS SELECT * FROM uplift_frame "
-                    "ORDER BY campaign_id, patient_key")
-        con.unregister("uplift_frame")
+        write_frame(con, frame, "marts.uplift_scores", query="SELECT * FROM frame ORDER BY campaign_id, patient_key")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
         "models": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(no planned campaigns)"),
     })
+
+
+def _log_uplift(context, tracker: MlflowTracker, campaign_id: str, basis: str, rows: int, qini: float,
+                uplift: np.ndarray) -> str:
+    """One MLflow run per planned campaign's uplift model; returns its link."""
+    with tracker.start_run(context, "medmkt-uplift", f"{campaign_id} · t_learner", tags={"target": campaign_id}) as run:
+        log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": rows,
+                    "base_model": "logistic_regression"})
+        log_metrics({"qini_auc": qini, "mean_expected_uplift": float(uplift.mean())})
+        set_tags({"method": "two-model (T-learner)"})
+        return tracker.run_url(run)

@@ -1,0 +1,66 @@
+"""Per-campaign model inputs and scoring shared by the propensity and uplift assets.
+
+Which past contacts a planned campaign learns from, the target-category share a pooled
+model needs, cross-validated uplift with its Qini, and scoring every patient in batches
+so memory stays bounded.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from medmkt_assets.lib.campaign_features import target_share_sql
+from medmkt_assets.lib.propensity import TwoModelUplift, folds, qini_auc
+
+SCORE_BATCH = 200_000
+POOLED = "all past campaigns"
+
+
+def score_in_batches(predict: Callable[[pd.DataFrame], np.ndarray], frame: pd.DataFrame, columns: list[str],
+                     batch: int = SCORE_BATCH) -> np.ndarray:
+    """predict(frame[columns]) for every row, `batch` rows at a time."""
+    if frame.empty:
+        return np.empty(0)
+    return np.concatenate([predict(frame.iloc[start:start + batch][columns])
+                           for start in range(0, len(frame), batch)])
+
+
+def probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A fitted classifier's P(positive) as a predict function."""
+    return lambda X: model.predict_proba(X)[:, 1]
+
+
+def with_target_share(features: pd.DataFrame, category: str, columns: list[str]) -> pd.DataFrame:
+    """The features plus `target_share`: the patient's share of spend in the campaign's category
+    (0 where the category has no feature column), which pooled models condition on."""
+    share = target_share_sql(category, columns)
+    return features.assign(target_share=features[share] if share in features else 0.0)
+
+
+def uplift_training_rows(training: pd.DataFrame, category: str, min_rows: int) -> tuple[pd.DataFrame, str]:
+    """Past contacts of same-category campaigns when there are enough with both arms and both
+    outcomes, else every past campaign's; with the basis in words."""
+    rows = training[training.target_category == category]
+    if len(rows) < min_rows or rows.arm.nunique() < 2 or rows.converted.nunique() < 2:
+        return training, POOLED
+    return rows, "same target category"
+
+
+def has_both_arms_and_outcomes(rows: pd.DataFrame) -> bool:
+    return not rows.empty and rows.arm.nunique() == 2 and rows.converted.nunique() == 2
+
+
+def cross_validated_qini(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
+                         seed: int) -> float:
+    """Qini AUC of out-of-fold T-learner uplift (4 folds grouped by patient, stratified by arm and outcome)."""
+    oof = np.full(len(y), np.nan)
+    for train, test in folds(y * 2 + treated, patients, None, n_splits=4, seed=seed):
+        oof[test] = TwoModelUplift(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
+    return qini_auc(y, treated, oof)
+
+
+def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
+    """An empty frame with these column dtypes (a table with no targets still has its shape)."""
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})

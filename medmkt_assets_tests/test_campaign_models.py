@@ -1,0 +1,64 @@
+"""Known answers for the campaign model helpers: Qini, stratified caps, lift tables, batch scoring, training rows."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from medmkt_assets.lib import campaign_models as cm
+from medmkt_assets.lib.propensity import lift_table, qini_auc, stratified_cap
+
+
+def test_qini_auc_rewards_a_right_ranking_and_penalizes_a_reversed_one():
+    y, treated = np.array([1, 0, 1, 0]), np.array([1, 1, 0, 0])
+    # ranked as given: Qini curve 1, 1, -1, 0 against a flat random line → mean 0.25, over 4 rows
+    assert qini_auc(y, treated, np.array([4, 3, 2, 1])) == pytest.approx(0.0625)
+    assert qini_auc(y, treated, np.array([1, 2, 3, 4])) == pytest.approx(-0.03125)
+
+
+def test_stratified_cap_keeps_the_class_balance_and_everything_when_small():
+    y = np.array([0] * 80 + [1] * 20)
+    keep = stratified_cap(y, 10, seed=1)
+    assert len(keep) == 10 and (y[keep] == 1).sum() == 2 and list(keep) == sorted(keep)
+    assert list(keep) == list(stratified_cap(y, 10, seed=1))
+    assert list(stratified_cap(y, 500)) == list(range(100))
+
+
+def test_lift_table_by_decile():
+    y = np.array([1, 1, 0, 0, 0, 0, 0, 0, 0, 0])
+    table = lift_table(y, np.arange(10, 0, -1).astype(float))
+    assert table.positives.tolist() == [1, 1, 0, 0, 0, 0, 0, 0, 0, 0]
+    assert table.lift.iloc[0] == pytest.approx(5.0) and table.lift.iloc[2] == 0
+    assert table.cumulative_gain.tolist()[:3] == [0.5, 1.0, 1.0]
+
+
+def test_scores_come_in_batches_in_row_order():
+    frame = pd.DataFrame({"a": np.arange(7.0), "b": 1.0})
+    calls = []
+
+    def predict(X):
+        calls.append(len(X))
+        return X.a.to_numpy() * 2
+
+    assert cm.score_in_batches(predict, frame, ["a"], batch=3).tolist() == [0, 2, 4, 6, 8, 10, 12]
+    assert calls == [3, 3, 1]
+    assert cm.score_in_batches(predict, frame.iloc[:0], ["a"]).size == 0
+
+
+def test_target_share_is_the_category_column_or_zero():
+    features = pd.DataFrame({"cat__dermatology": [0.5, 0.0], "x": [1, 2]})
+    assert cm.with_target_share(features, "dermatology", ["cat__dermatology", "x"]).target_share.tolist() == [0.5, 0.0]
+    assert cm.with_target_share(features, "cardiology", ["cat__dermatology", "x"]).target_share.tolist() == [0.0, 0.0]
+
+
+def test_uplift_learns_from_the_same_category_only_with_both_arms_and_outcomes():
+    same = pd.DataFrame({"target_category": "skin", "arm": ["treatment", "control"] * 3, "converted": [1, 0, 0, 1, 0, 0]})
+    other = pd.DataFrame({"target_category": "heart", "arm": ["treatment", "control"], "converted": [1, 0]})
+    training = pd.concat([same, other], ignore_index=True)
+    rows, basis = cm.uplift_training_rows(training, "skin", min_rows=4)
+    assert basis == "same target category" and len(rows) == 6
+    rows, basis = cm.uplift_training_rows(training, "skin", min_rows=7)
+    assert basis == cm.POOLED and len(rows) == 8
+    assert cm.has_both_arms_and_outcomes(rows)
+    assert not cm.has_both_arms_and_outcomes(same[same.arm == "treatment"])
+    assert not cm.has_both_arms_and_outcomes(same.iloc[:0])
