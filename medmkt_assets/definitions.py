@@ -24,18 +24,30 @@ def build_resources(settings: Settings) -> dict:
         "warehouse": DuckDBResource(database=str(settings.warehouse),
                                     connection_config={"memory_limit": settings.duckdb_memory}),
         "pseudonym": PseudonymKey(),
-        "mlflow": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
+        "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
         "exports": ExportDir(path=str(settings.export_dir)),
         "quality": QualityDocs(path=str(settings.quality_dir)),
         "alerts": AlertFolder(path=str(settings.alert_dir)),
     }
 
 
+# Who answers for each stage (shown in the Dagster UI, used to route questions and alerts).
+OWNERS_BY_GROUP = {
+    "ingest": "team:data-engineering", "staging": "team:data-engineering",
+    "profiles": "team:data-science", "segments": "team:data-science", "rules": "team:data-science",
+    "recommend": "team:data-science", "campaigns": "team:marketing-analytics",
+}
+
+
+def _owned(spec: dg.AssetSpec) -> dg.AssetSpec:
+    return spec.replace_attributes(owners=[OWNERS_BY_GROUP.get(spec.group_name, "team:data-engineering")])
+
+
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.from_env()
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     return dg.Definitions(
-        assets=dg.load_assets_from_package_module(stages),
+        assets=dg.map_asset_specs(_owned, dg.load_assets_from_package_module(stages)),
         asset_checks=dg.load_asset_checks_from_package_module(stages),
         jobs=automation.jobs,
         schedules=automation.schedules,

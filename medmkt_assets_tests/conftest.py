@@ -62,7 +62,7 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
         "warehouse": DuckDBResource(database=str(warehouse),
                                     connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
-        "mlflow": MlflowTracker(tracking_uri=mlflow_uri),
+        "tracker": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
         "quality": QualityDocs(path=str(warehouse.parent / "quality")),
         "alerts": AlertFolder(path=str(warehouse.parent / "alerts")),

@@ -17,3 +17,7 @@ def test_the_production_definitions_load_with_every_resource_bound(tmp_path, mon
     assert defs.resources["sources"].source_format == "fhir"
     keys = {key.to_user_string() for key in repository.asset_graph.get_all_asset_keys()}
     assert {"ops/source_files", "raw/patients", "staging/orders", "marts/patient_profiles"} <= keys
+    owners = {key.to_user_string(): spec.owners for key, spec in
+              ((s.key, s) for a in defs.assets for s in a.specs)}
+    assert all(owners.values()), [k for k, v in owners.items() if not v]
+    assert owners["marts/recommendations"] == ["team:data-science"]

@@ -46,10 +46,10 @@ def test_order_metrics_count_exactly_the_bad_rows(con):
 
 
 def test_drift_and_row_count_change_against_the_previous_run(con):
-    record_baselines(con, "staging.orders")
+    record_baselines(con, "staging.orders", "run-1")
     con.execute("INSERT INTO staging.orders SELECT 'O9', i, 'k1', 'B', TIMESTAMP '2025-02-01', 1, 1.0, 'store' "
                 "FROM range(1, 21) r(i)")
-    observed = measure(con, staged_checks("orders"))
+    observed = measure(con, staged_checks("orders"), "run-2")
     # category mix went from x 2/3, y 1/3 (product Z is unknown) to x 2/23, y 21/23
     assert observed["category_mix_drift"] == pytest.approx(2 / 3 - 2 / 23)
     assert observed["row_count_change"] == pytest.approx(2.584963, abs=1e-4)  # log2(24 / 4)
@@ -97,3 +97,20 @@ def test_demo_run_publishes_data_docs_for_every_suite(demo_pipeline):
     html = index.read_text()
     for suite in ("staging.orders", "staging.patients", "features.patient_features"):
         assert suite in html
+
+
+def test_running_a_check_again_on_the_same_data_judges_it_against_the_same_baseline(con):
+    measure(con, staged_checks("orders"), "run-1")
+    record_baselines(con, "staging.orders", "run-1")
+    con.execute("INSERT INTO staging.orders SELECT 'O9', i, 'k1', 'B', TIMESTAMP '2025-02-01', 1, 1.0, 'store' "
+                "FROM range(1, 21) r(i)")
+    first = measure(con, staged_checks("orders"), "run-2")
+    record_baselines(con, "staging.orders", "run-2")
+    again = measure(con, staged_checks("orders"), "run-2")  # the check re-run alone, same materialization
+    record_baselines(con, "staging.orders", "run-2")
+    assert again == first and first["category_mix_drift"] == pytest.approx(2 / 3 - 2 / 23)
+    # the next materialization is judged against run-2, and only two materializations are kept
+    assert measure(con, staged_checks("orders"), "run-3")["category_mix_drift"] == 0
+    record_baselines(con, "staging.orders", "run-3")
+    kept = con.execute("SELECT DISTINCT materialization FROM ops.quality_baselines ORDER BY 1").fetchall()
+    assert kept == [("run-2",), ("run-3",)]

@@ -91,7 +91,8 @@ def _row_change(table: str) -> Check:
     return Check("row_count_change", "rows at most halved or doubled since the last run (|log2 ratio| ≤ 1)",
                  f"""SELECT CASE WHEN max(share) IS NULL THEN 0 ELSE
                             abs(log2(greatest((SELECT count(*) FROM {table}), 1) / greatest(max(share), 1))) END
-                     FROM ops.quality_baselines WHERE table_name = '{table}' AND metric = 'row_count'""",
+                     FROM ops.quality_baselines WHERE table_name = '{table}' AND metric = 'row_count'
+                       AND {_previous(table)}""",
                  max_allowed=ROW_CHANGE_MAX, severity="WARN")
 
 
@@ -107,13 +108,22 @@ def _volume(table: str, required: bool) -> list[Check]:
     return checks
 
 
+def _previous(table: str) -> str:
+    """Baseline rows of the table's previous materialization: the latest recorded for another one
+    than the materialization being judged (`SET VARIABLE medmkt_materialization`), so running a
+    check again on the same data judges it against the same baseline."""
+    return (f"materialization = (SELECT arg_max(materialization, recorded_at) FROM ops.quality_baselines "
+            f"WHERE table_name = '{table}' AND materialization IS DISTINCT FROM "
+            "getvariable('medmkt_materialization'))")
+
+
 def _drift(table: str, metric: str, bucket_sql: str, description: str) -> Check:
     """Total variation distance between the bucket mix now and at the previous run (0 on the first)."""
     return Check(f"{metric}_drift", description,
                  f"""WITH now AS ({bucket_sql}),
                      cur AS (SELECT bucket, n / sum(n) OVER () AS share FROM now),
                      before AS (SELECT bucket, share FROM ops.quality_baselines
-                                WHERE table_name = '{table}' AND metric = '{metric}')
+                                WHERE table_name = '{table}' AND metric = '{metric}' AND {_previous(table)})
                      SELECT CASE WHEN (SELECT count(*) FROM before) = 0 THEN 0 ELSE
                             0.5 * sum(abs(coalesce(cur.share, 0) - coalesce(before.share, 0))) END
                      FROM cur FULL OUTER JOIN before USING (bucket)""",
@@ -196,8 +206,10 @@ def feature_checks(table: str = "features.patient_features") -> list[Check]:
     ]
 
 
-def measure(con: duckdb.DuckDBPyConnection, checks: list[Check]) -> dict[str, float]:
-    """Each check's metric, computed in DuckDB."""
+def measure(con: duckdb.DuckDBPyConnection, checks: list[Check], materialization: str = "") -> dict[str, float]:
+    """Each check's metric, computed in DuckDB; drift and row-count change against the baseline
+    of the materialization before `materialization`."""
+    con.execute("SET VARIABLE medmkt_materialization = ?", [materialization])
     values = {}
     for check in checks:
         value = con.execute(check.sql).fetchone()[0]
@@ -205,20 +217,31 @@ def measure(con: duckdb.DuckDBPyConnection, checks: list[Check]) -> dict[str, fl
     return values
 
 
-def record_baselines(con: duckdb.DuckDBPyConnection, table: str) -> None:
-    """Remember this run's row count and mixes so the next run can measure drift against them."""
-    con.execute("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name VARCHAR, metric VARCHAR, "
-                "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP)")
-    con.execute("DELETE FROM ops.quality_baselines WHERE table_name = ?", [table])
-    con.execute(f"INSERT INTO ops.quality_baselines SELECT '{table}', 'row_count', NULL, count(*), now() FROM {table}")
+BASELINES_DDL = ("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name VARCHAR, metric VARCHAR, "
+                 "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP, materialization VARCHAR)")
+
+
+def record_baselines(con: duckdb.DuckDBPyConnection, table: str, materialization: str = "") -> None:
+    """Remember this materialization's row count and mixes for the next one to measure drift
+    against; only it and the one before it are kept (recording it again replaces it)."""
+    ensure_baselines(con)
+    con.execute("DELETE FROM ops.quality_baselines WHERE table_name = $t AND materialization IS DISTINCT FROM $m "
+                "AND materialization IS DISTINCT FROM (SELECT arg_max(materialization, recorded_at) FROM "
+                "ops.quality_baselines WHERE table_name = $t AND materialization IS DISTINCT FROM $m)",
+                {"t": table, "m": materialization})
+    con.execute("DELETE FROM ops.quality_baselines WHERE table_name = ? AND materialization IS NOT DISTINCT FROM ?",
+                [table, materialization])
+    con.execute(f"INSERT INTO ops.quality_baselines SELECT '{table}', 'row_count', NULL, count(*), now(), $m "
+                f"FROM {table}", {"m": materialization})
     for metric, bucket_sql in BASELINES.get(table, {}).items():
         con.execute(f"INSERT INTO ops.quality_baselines SELECT '{table}', '{metric}', bucket, n / sum(n) OVER (), "
-                    f"now() FROM ({bucket_sql})")
+                    f"now(), $m FROM ({bucket_sql})", {"m": materialization})
 
 
 def ensure_baselines(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name VARCHAR, metric VARCHAR, "
-                "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP)")
+    """The baselines table (warehouses from before materialization ids get the column)."""
+    con.execute(BASELINES_DDL)
+    con.execute("ALTER TABLE ops.quality_baselines ADD COLUMN IF NOT EXISTS materialization VARCHAR")
 
 
 @dataclass

@@ -191,7 +191,7 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
           dg.AssetKey(["staging", "diagnoses"])],
 )
 def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
-                      mlflow: MlflowTracker) -> dg.MaterializeResult:
+                      tracker: MlflowTracker) -> dg.MaterializeResult:
     """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
     with warehouse.get_connection() as con:
         features, columns, training, planned = _campaign_inputs(con)
@@ -199,8 +199,8 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                                                        "conditions": config.risk_conditions}).fetchall()
         diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
     campaign_scores, campaign_summary, campaign_links = _campaign_targets(
-        context, mlflow, config, features, columns, training, planned)
-    risk_scores, risk_summary, risk_links = _risk_targets(context, mlflow, config, features, columns, conditions,
+        context, tracker, config, features, columns, training, planned)
+    risk_scores, risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, conditions,
                                                           diagnosed)
     outputs, summary, links = campaign_scores + risk_scores, campaign_summary + risk_summary, \
         {**campaign_links, **risk_links}
@@ -223,7 +223,7 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
     deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
 def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
-                  mlflow: MlflowTracker) -> dg.MaterializeResult:
+                  tracker: MlflowTracker) -> dg.MaterializeResult:
     """Expected uplift per patient and planned campaign from a two-model (T-learner) on past treated and control arms."""
     with warehouse.get_connection() as con:
         features, columns, training, planned = _campaign_inputs(con)
@@ -240,7 +240,7 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
         qini = cm.cross_validated_qini(X, y, treated, rows.patient_key.to_numpy(), config.seed)
         model = TwoModelUplift(seed=config.seed).fit(X, y, treated)
         uplift = cm.score_in_batches(model.predict, cm.with_target_share(features, category, columns), model_columns)
-        url = _log_uplift(context, mlflow, campaign_id, basis, len(rows), qini, uplift)
+        url = _log_uplift(context, tracker, campaign_id, basis, len(rows), qini, uplift)
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "campaign_id": campaign_id,
                                      "expected_uplift": uplift, "model": "t_learner_logistic"}))
         summary.append({"campaign_id": campaign_id, "basis": basis, "qini_auc": round(qini, 5),

@@ -22,11 +22,15 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
         name=f"quality_{table.replace('.', '_')}", pool=WAREHOUSE_POOL,  # it writes ops.quality_baselines
         description=f"Great Expectations suite '{suite}': metrics computed in DuckDB, judged by GX.",
     )
-    def _checks(warehouse: DuckDBResource, quality: QualityDocs):
+    def _checks(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource, quality: QualityDocs):
+        # Baselines are keyed by the materialization judged: a check run again on the same data
+        # compares with the same previous materialization (re-running a check changes nothing).
+        event = context.instance.get_latest_materialization_event(asset_key)
+        materialization = event.run_id if event else ""
         with transaction(warehouse) as con:
             ensure_baselines(con)
-            observed = measure(con, checks)
-            record_baselines(con, table)
+            observed = measure(con, checks, materialization)
+            record_baselines(con, table, materialization)
         outcomes = validate(suite, checks, observed, quality.folder)
         docs = data_docs_index(quality.folder).resolve()
         for outcome in outcomes:

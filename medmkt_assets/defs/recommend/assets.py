@@ -58,7 +58,7 @@ SERVED_SQL = ("SELECT c.patient_key, f.rank, f.product_id, f.score, f.model "
           dg.AssetKey(["marts", "patient_profiles"]), dg.AssetKey(["marts", "patient_segments"])],
 )
 def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: DuckDBResource,
-                    mlflow: MlflowTracker) -> dg.MaterializeResult:
+                    tracker: MlflowTracker) -> dg.MaterializeResult:
     """Every model evaluated on a chronological holdout and a stratified split; the champion (NDCG@10) lists top-k for every patient."""
     with warehouse.get_connection() as con:
         con.execute(PATIENT_CODES_SQL)
@@ -71,13 +71,13 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     evaluation = sel.evaluate_candidates(models, rows, items, k=config.k, holdout_days=config.holdout_days,
                                          split_ratio=config.split_ratio, seed=config.seed,
                                          eval_users=config.eval_users)
-    runs = _log_candidates(context, mlflow, config, models, evaluation, len(interactions), len(products),
+    runs = _log_candidates(context, tracker, config, models, evaluation, len(interactions), len(products),
                            min(config.selection_users, len(patients)))
     champion_label = sel.pick_champion(evaluation.table, config.k)
     champion = next(m for m in sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
                     if sel.label(m) == champion_label)  # a fresh instance, refitted on every history
     policy = sel.serving_policy(champion, interactions, items, item_text, segments, config.new_item_slots)
-    with mlflow.resume(runs[champion_label]):
+    with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         tracking.log_frame(evaluation.table, "evaluation.csv")
         version = tracking.log_recommender(champion, REGISTERED_NAME)
@@ -98,13 +98,13 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         "dagster/row_count": n, "patients_covered": covered, "champion": champion_label,
         "registered_model": f"{REGISTERED_NAME} v{version} (alias champion)",
         "evaluation": dg.MetadataValue.md(evaluation.table.round(4).to_markdown(index=False)),
-        "mlflow_run": dg.MetadataValue.url(mlflow.run_url(runs[champion_label])),
+        "mlflow_run": dg.MetadataValue.url(tracker.run_url(runs[champion_label])),
         "served_by": dg.MetadataValue.md(served.astype(int).rename_axis("model").rename("rows").reset_index()
                                          .to_markdown(index=False)),
     })
 
 
-def _log_candidates(context: dg.AssetExecutionContext, mlflow: MlflowTracker, config: RecommenderConfig,
+def _log_candidates(context: dg.AssetExecutionContext, tracker: MlflowTracker, config: RecommenderConfig,
                     models: list, evaluation, interactions: int, products: int, selection_users: int) -> dict:
     """One MLflow run per candidate with its parameters and metrics; returns the runs by label."""
     if evaluation.table.empty:
@@ -113,7 +113,7 @@ def _log_candidates(context: dg.AssetExecutionContext, mlflow: MlflowTracker, co
     runs = {}
     for model in models:
         name = sel.label(model)
-        with mlflow.start_run(context, "medmkt-recommenders", name, tags={"model_family": model.name}) as run:
+        with tracker.start_run(context, "medmkt-recommenders", name, tags={"model_family": model.name}) as run:
             log_params({"model": name, "k": config.k, "holdout_days": config.holdout_days,
                         "split_ratio": config.split_ratio, "seed": config.seed, "interactions": interactions,
                         "products": products, "selection_users": selection_users})

@@ -63,7 +63,7 @@ class RulesConfig(dg.Config):
     deps=[dg.AssetKey(["staging", t]) for t in ("orders", "products", "diagnoses", "patients")],
 )
 def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: DuckDBResource,
-                      mlflow: MlflowTracker) -> dg.MaterializeResult:
+                      tracker: MlflowTracker) -> dg.MaterializeResult:
     """FP-growth rules (arules semantics) over orders and over patients' whole histories, with lift and information measures."""
     found, timings, sampled = [], {}, {}
     for scope in config.scopes:
@@ -92,7 +92,7 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         sampled[scope] = bool(sample)
     rules = pd.concat(found, ignore_index=True)
 
-    with mlflow.start_run(context, "medmkt-association-rules", "fp_growth") as run:
+    with tracker.start_run(context, "medmkt-association-rules", "fp_growth") as run:
         log_params({**config.model_dump(exclude={"scopes"}), "scopes": ",".join(config.scopes)})
         log_params({f"sampled_{s}": v for s, v in sampled.items()})
         log_metrics({f"rules_{s}": float((rules.scope == s).sum()) for s in config.scopes}
@@ -103,7 +103,7 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
             part = rules[rules.scope == scope]
             if len(part):
                 tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
-        url = mlflow.run_url(run)
+        url = tracker.run_url(run)
 
     with transaction(warehouse) as con:
         con.register("rules_frame", rules)

@@ -34,7 +34,7 @@ def _band(age_years: float) -> str:
     pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE, deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
 def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: DuckDBResource,
-                     mlflow: MlflowTracker) -> dg.MaterializeResult:
+                     tracker: MlflowTracker) -> dg.MaterializeResult:
     """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
     with warehouse.get_connection() as con:
         features = con.execute("SELECT f.* FROM features.patient_features f "
@@ -62,7 +62,7 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     segments = pd.DataFrame({"patient_key": keys, "segment_id": result.labels.astype("int32"),
                              "segment_label": labels.reindex(result.labels).to_numpy(), "model": model_name})
 
-    with mlflow.start_run(context, "medmkt-segmentation", model_name) as run:
+    with tracker.start_run(context, "medmkt-segmentation", model_name) as run:
         log_params({"k_min": config.k_min, "k_max": config.k_max, "sample_size": config.sample_size,
                                "seed": config.seed, "method": result.method, "features": len(features.columns)})
         log_metrics(result.metrics)
@@ -75,7 +75,7 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
         tracking.log_frame(result.k_scan, "k_scan.csv")
         tracking.log_frame(result.comparison, "method_comparison.csv")
         version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
-        run_url = mlflow.run_url(run)
+        run_url = tracker.run_url(run)
 
     with transaction(warehouse) as con:
         con.register("segments_frame", segments)
@@ -102,7 +102,7 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     deps=[dg.AssetKey(["marts", "patient_segments"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
 def segment_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
-                    mlflow: MlflowTracker) -> dg.MaterializeResult:
+                    tracker: MlflowTracker) -> dg.MaterializeResult:
     """Size, profile means, top categories, channel and campaign response per segment; small cells hidden."""
     with transaction(warehouse) as con:
         con.execute(SEGMENT_SUMMARY_SQL)
@@ -118,7 +118,7 @@ def segment_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource
     event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "patient_segments"]))
     run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None
     if run_id is not None:
-        with mlflow.resume(str(run_id.value)) as run:
+        with tracker.resume(str(run_id.value)) as run:
             tracking.log_frame(published, "segment_summary.csv")
-            metadata["mlflow_run"] = dg.MetadataValue.url(mlflow.run_url(run))
+            metadata["mlflow_run"] = dg.MetadataValue.url(tracker.run_url(run))
     return dg.MaterializeResult(metadata=metadata)
