@@ -182,3 +182,14 @@ def test_upper_case_file_names_are_found(tmp_path):
     con = duckdb.connect()
     export = SyntheaExport(con, tmp_path)
     assert len(_rows(con, export, "orders")) == 2
+
+
+def test_header_case_does_not_matter(tmp_path):
+    """Exports re-saved by other tools (or Synthea 1.x's ID) change the header case, not the meaning."""
+    lowered = {name: body.split("\n", 1)[0].lower() + "\n" + body.split("\n", 1)[1]
+               for name, body in LAYOUTS["3.0"].items()}
+    con = duckdb.connect()
+    export = SyntheaExport(con, _write(tmp_path, lowered))
+    insurance = {r["patient_id"]: r["insurance_type"] for r in _rows(con, export, "patients")}
+    assert insurance == EXPECTED_INSURANCE and export.notes["layout"] == "Synthea 3.x"
+    assert len(_rows(con, export, "orders")) == 4

@@ -50,7 +50,9 @@ ITEM_REQUIRED = ("PATIENT", "CODE")
 
 
 def _col(have: set[str], name: str, fallback: str = "NULL") -> str:
-    return quote_ident(name) if name in have else f"CAST({fallback} AS VARCHAR)"
+    """The column if the file has it (names compared upper-cased, as DuckDB binds them
+    case-insensitively), else the fallback."""
+    return quote_ident(name) if name.upper() in have else f"CAST({fallback} AS VARCHAR)"
 
 
 class SyntheaExport:
@@ -71,7 +73,7 @@ class SyntheaExport:
                 missing.append(f"{name}.csv ({'absent' if path is None else 'empty'})")
                 continue
             self.paths[name] = path
-            self.columns[name] = set(columns_of(con, path))
+            self.columns[name] = {c.upper() for c in columns_of(con, path)}  # Synthea 1.x wrote ID
             self.scans[name] = scan_sql(path, con)
         if "patients" not in self.paths:
             raise SourceError(f"{source_dir / 'patients.csv'}: not found or empty; a Synthea export needs "
@@ -80,7 +82,7 @@ class SyntheaExport:
         for item in ITEM_FILES:
             if item.name in self.paths:
                 self._require(item.name, ITEM_REQUIRED, "who received what")
-                if not any(d in self.columns[item.name] for d in item.dates):
+                if not any(d.upper() in self.columns[item.name] for d in item.dates):
                     raise SourceError(f"{self.paths[item.name]} has no {' or '.join(item.dates)}; "
                                       "expected the date each item was given")
         if "encounters" in self.paths:
@@ -98,7 +100,7 @@ class SyntheaExport:
 
     def _require(self, name: str, columns: tuple[str, ...], why: str) -> None:
         for column in columns:
-            if column not in self.columns[name]:
+            if column.upper() not in self.columns[name]:
                 raise SourceError(f"{self.paths[name]} has no column {column}; a Synthea {name}.csv needs "
                                   f"{', '.join(columns)} ({why}). Is this a Synthea 2.x/3.x export?")
 
@@ -111,7 +113,7 @@ class SyntheaExport:
 
     def _plan_insurance(self) -> str:
         """Decide where insurance comes from; returns a sentence for the metadata."""
-        self.payer_events = None
+        self.payer_events = None  # (file, column ordering the events) insurance is read from
         transitions = self.columns.get("payer_transitions", set())
         encounters = self.columns.get("encounters", set())
         if "payers" not in self.paths:
@@ -181,7 +183,7 @@ class SyntheaExport:
             if item.name not in self.paths:
                 continue
             path, has = self.paths[item.name], self.columns[item.name]
-            date = next(d for d in item.dates if d in has)
+            date = next(d for d in item.dates if d.upper() in has)
             quantity = _col(has, item.quantity, "'1'") if item.quantity else "'1'"
             parts.append(f"""
                 SELECT '{item.prefix}:' || CODE AS product_id, {_col(has, 'DESCRIPTION', 'CODE')} AS name,
