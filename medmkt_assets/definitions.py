@@ -6,7 +6,9 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets import defs as stages
 from medmkt_assets.defs import automation
-from medmkt_assets.defs.resources import AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
+from medmkt_assets.defs.resources import (
+    AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+)
 from medmkt_assets.settings import DEFAULTS, Settings
 
 
@@ -21,8 +23,8 @@ def build_resources(settings: Settings) -> dict:
         ),
         # DuckDB would take 80 % of the machine for its buffers; a cap (spilling to disk
         # beyond it) leaves room for the models that share the process.
-        "warehouse": DuckDBResource(database=str(settings.warehouse),
-                                    connection_config={"memory_limit": settings.duckdb_memory}),
+        "warehouse": Warehouse(engine=DuckDBResource(database=str(settings.warehouse),
+                                                     connection_config={"memory_limit": settings.duckdb_memory})),
         "pseudonym": PseudonymKey(),
         "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
         "exports": ExportDir(path=str(settings.export_dir)),

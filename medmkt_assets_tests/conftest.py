@@ -8,7 +8,9 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles
+from medmkt_assets.defs.resources import (
+    AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+)
 from medmkt_assets.settings import DEFAULTS
 
 TEST_KEY = "test-key-0123456789"
@@ -59,8 +61,8 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
     return {
         "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
         # the production buffer cap: a reader that needs more than the warehouse allows fails here too
-        "warehouse": DuckDBResource(database=str(warehouse),
-                                    connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
+        "warehouse": Warehouse(engine=DuckDBResource(
+            database=str(warehouse), connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]})),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "tracker": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),

@@ -143,14 +143,16 @@ def _hold_and_write(path: str, label: str, hold: float) -> None:
 
     from dagster_duckdb import DuckDBResource
 
-    with DuckDBResource(database=path).get_connection() as con:
+    from medmkt_assets.defs.resources import Warehouse
+
+    with Warehouse(engine=DuckDBResource(database=path)).session() as con:
         con.execute("CREATE TABLE IF NOT EXISTS writes (label VARCHAR)")
         con.execute("INSERT INTO writes VALUES (?)", [label])
         time.sleep(hold)
 
 
 def test_two_writers_at_once_both_succeed(tmp_path):
-    """DuckDB allows one writing process: the second waits (resource backoff) instead of failing."""
+    """DuckDB allows one writing process: the second waits (the Warehouse resource's engine backs off)."""
     import multiprocessing
 
     path = str(tmp_path / "w.duckdb")

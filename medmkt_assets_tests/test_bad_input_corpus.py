@@ -61,8 +61,9 @@ def test_engine_errors_name_the_problem_but_mask_cell_values():
 
 def test_raw_previews_show_no_identifier_free_text_or_unknown_column():
     from medmkt_assets.defs.warehouse import preview
+    from medmkt_assets.lib.warehouse import Session
 
-    con = duckdb.connect()
+    con = Session(duckdb.connect())
     con.execute("CREATE SCHEMA raw")
     con.execute("CREATE TABLE raw.surveys AS SELECT 'P1' AS patient_id, '5' AS satisfaction, "
                 "'call Zhang San at 13800138000' AS comment, 'X123' AS national_id, 'a.csv' AS _source_file")

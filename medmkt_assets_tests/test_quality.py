@@ -5,7 +5,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.quality.checks import _suite_checks
-from medmkt_assets.defs.resources import QualityDocs
+from medmkt_assets.defs.resources import QualityDocs, Warehouse
 from medmkt_assets.lib.quality import (
     Check, data_docs_index, ensure_baselines, measure, record_baselines, staged_checks, validate,
 )
@@ -71,8 +71,8 @@ def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):
     key = dg.AssetKey(["staging", "toy"])
 
     @dg.asset(key=key)
-    def toy(warehouse: DuckDBResource) -> None:
-        with warehouse.get_connection() as con:
+    def toy(warehouse: Warehouse) -> None:
+        with warehouse.session() as con:
             con.execute("CREATE SCHEMA IF NOT EXISTS staging; CREATE SCHEMA IF NOT EXISTS ops")
             con.execute("CREATE OR REPLACE TABLE staging.toy AS SELECT * FROM (VALUES (1), (1), (2)) t(id)")
 
@@ -83,7 +83,7 @@ def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):
     gate = _suite_checks(key, "staging.toy", [Check("id_unique", "ids unique", "SELECT count(*) - count(DISTINCT id) "
                                                                                 "FROM staging.toy")])
     result = dg.materialize([toy, model, gate], raise_on_error=False, resources={
-        "warehouse": DuckDBResource(database=str(tmp_path / "w.duckdb")),
+        "warehouse": Warehouse(engine=DuckDBResource(database=str(tmp_path / "w.duckdb"))),
         "quality": QualityDocs(path=str(tmp_path / "quality"))})
     evaluations = result.get_asset_check_evaluations()
     assert [(e.check_name, e.passed) for e in evaluations] == [("id_unique", False)]

@@ -7,11 +7,14 @@ from typing import Iterator
 
 import dagster as dg
 import mlflow
+from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from medmkt_assets.lib import tracking
 from medmkt_assets.lib.pseudonym import DEVELOPMENT_KEY
 from medmkt_assets.lib.sources import SOURCE_SUFFIXES, find_source_file
+from medmkt_assets.lib.staging import ensure_schemas
+from medmkt_assets.lib.warehouse import Session
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -66,6 +69,26 @@ class SourceFiles(dg.ConfigurableResource):
         """Every file that makes up the table: the main file, then accepted batches."""
         main = self.locate(table)
         return ([main] if main else []) + self.batches(table)
+
+
+class Warehouse(dg.ConfigurableResource):
+    """The warehouse every asset reads and writes, as lib.warehouse sessions (the engine's
+    connections come from dagster-duckdb, which retries while another process holds the file)."""
+
+    engine: DuckDBResource
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        with self.engine.get_connection() as connection:
+            yield Session(connection)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """All-or-nothing writes: a failed asset leaves the previous tables untouched."""
+        with self.session() as session:
+            ensure_schemas(session)
+            with session.transaction():
+                yield session
 
 
 class PseudonymKey(dg.ConfigurableResource):

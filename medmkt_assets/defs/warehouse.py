@@ -1,14 +1,9 @@
 """Small helpers every asset uses to write the warehouse safely and describe the result."""
 
-from contextlib import contextmanager
-from typing import Iterator
-
 import dagster as dg
-import duckdb
-from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.lib.schema import NOT_FOR_PREVIEW
-from medmkt_assets.lib.staging import ensure_schemas
+from medmkt_assets.lib.warehouse import Session
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
 # run step at a time because DuckDB allows a single writing process.
@@ -19,45 +14,19 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 REFRESH_WHEN_INPUTS_CHANGE = dg.AutomationCondition.eager()
 
 
-@contextmanager
-def transaction(warehouse: DuckDBResource) -> Iterator[duckdb.DuckDBPyConnection]:
-    """All-or-nothing writes: a failed asset leaves the previous tables untouched."""
-    with warehouse.get_connection() as con:
-        ensure_schemas(con)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            yield con
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-        con.execute("COMMIT")
-
-
-def write_frame(con: duckdb.DuckDBPyConnection, frame, table: str, append: bool = False,
-                query: str = "SELECT * FROM frame") -> None:
-    """Create (or append to) `table` from a pandas frame, seen as `frame` by `query` (which may
-    join, filter or order it)."""
-    con.register("frame", frame)
-    try:
-        statement = f"INSERT INTO {table} " if append else f"CREATE OR REPLACE TABLE {table} AS "
-        con.execute(statement + query)
-    finally:
-        con.unregister("frame")
-
-
-def row_count(con: duckdb.DuckDBPyConnection, table: str) -> int:
+def row_count(con: Session, table: str) -> int:
     return con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
 
 
-def preview(con: duckdb.DuckDBPyConnection, table: str, limit: int = 5,
+def preview(con: Session, table: str, limit: int = 5,
             only: tuple[str, ...] | None = None) -> dg.MetadataValue:
     """A markdown preview without identifiers, pseudonyms or free text about patients.
 
     `only` restricts it to known columns: raw tables keep unknown extra source columns,
     which could be anything (a national id, a mobile number), so they are never shown.
     """
-    columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()
-               if r[0] not in NOT_FOR_PREVIEW and not r[0].startswith("_") and (only is None or r[0] in only)]
+    columns = [c for c in con.describe(table)
+               if c not in NOT_FOR_PREVIEW and not c.startswith("_") and (only is None or c in only)]
     if not columns:
         return dg.MetadataValue.md("(no columns to preview)")
     quoted = ", ".join(f'"{c}"' for c in columns[:12])

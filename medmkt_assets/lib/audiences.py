@@ -15,10 +15,10 @@ import json
 import os
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
-from medmkt_assets.lib.sources import sql_literal
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import Session
 
 CONTACT_FIELD = {"sms": "phone", "call": "phone", "wechat": "phone", "email": "email", "app_push": None}
 CURRENT_DRUG_DAYS = 180
@@ -102,7 +102,7 @@ def write_private_json(path: Path, payload: dict) -> None:
     os.chmod(path, 0o600)
 
 
-def export_frame(con: duckdb.DuckDBPyConnection, campaign_id: str, channel: str | None) -> pd.DataFrame:
+def export_frame(con: Session, campaign_id: str, channel: str | None) -> pd.DataFrame:
     """The contact group of one audience with the contact field its channel needs (from restricted only)."""
     field = CONTACT_FIELD.get(channel or "", None)
     contact = f", r.{field} AS {field}" if field else ""

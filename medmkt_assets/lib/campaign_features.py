@@ -7,15 +7,14 @@ table, so the rows a model is trained on and the rows it scores have the same co
 """
 from __future__ import annotations
 
-import duckdb
-
 from medmkt_assets.lib.features import build_patient_features, feature_columns
-from medmkt_assets.lib.sources import sql_literal
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import Session
 
 TRAINING_TABLE = "features.campaign_training"
 
 
-def vocabulary_of(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, list[str]]:
+def vocabulary_of(con: Session, table: str) -> dict[str, list[str]]:
     columns = feature_columns(con, table)
     return {prefix: [c.split("__", 1)[1] for c in columns if c.startswith(f"{prefix}__")]
             for prefix in ("cat", "ch", "cond")}
@@ -27,7 +26,7 @@ def target_share_sql(target_category: str | None, columns: list[str]) -> str:
     return column if column in columns else "0.0"
 
 
-def build_campaign_training(con: duckdb.DuckDBPyConnection, current_features: str = "features.patient_features",
+def build_campaign_training(con: Session, current_features: str = "features.patient_features",
                             table: str = TRAINING_TABLE) -> int:
     """Write one row per contact of every campaign that has contacts; returns the number of campaigns."""
     vocabulary = vocabulary_of(con, current_features)

@@ -5,10 +5,9 @@ direct identifier (as a column or as a value) fails loudly where it is made.
 """
 from __future__ import annotations
 
-import duckdb
-
 from medmkt_assets.lib.schema import DIRECT_IDENTIFIERS, PRIVATE_SCHEMA_PREFIXES, SMALL_CELL_MAX
-from medmkt_assets.lib.sources import quote_ident
+from medmkt_assets.lib.sql import quote_ident
+from medmkt_assets.lib.warehouse import Session
 
 MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "patient_profiles": ("patient_key", "age_band", "gender", "region", "recency_days", "frequency", "monetary",
@@ -29,7 +28,7 @@ PEOPLE_COUNT_COLUMNS = ("patients", "treated", "control")
 IDENTIFYING_VALUES = ("patient_id", "full_name", "phone", "email", "address")
 
 
-def _columns(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, str], dict[str, str]]:
+def _columns(con: Session) -> dict[tuple[str, str], dict[str, str]]:
     found: dict[tuple[str, str], dict[str, str]] = {}
     for schema, table, column, dtype in con.execute(
             "SELECT table_schema, table_name, column_name, data_type FROM information_schema.columns "
@@ -42,7 +41,7 @@ def is_private(schema: str) -> bool:
     return schema.startswith(PRIVATE_SCHEMA_PREFIXES)
 
 
-def privacy_findings(con: duckdb.DuckDBPyConnection) -> list[str]:
+def privacy_findings(con: Session) -> list[str]:
     """Identifier columns, identifier values, malformed keys and small people counts outside private schemas."""
     findings = []
     tables = _columns(con)
@@ -79,7 +78,7 @@ def privacy_findings(con: duckdb.DuckDBPyConnection) -> list[str]:
     return findings
 
 
-def shape_findings(con: duckdb.DuckDBPyConnection, tables: tuple[str, ...] = tuple(MART_COLUMNS)) -> list[str]:
+def shape_findings(con: Session, tables: tuple[str, ...] = tuple(MART_COLUMNS)) -> list[str]:
     """Missing marts tables or columns, and coverage of the per-patient tables."""
     findings = []
     columns = _columns(con)

@@ -8,10 +8,9 @@ Only patient_key identifies a row; age is kept as the middle of its 10-year band
 """
 from __future__ import annotations
 
-import duckdb
-
 from medmkt_assets.lib.profiles import age_band_sql
-from medmkt_assets.lib.sources import sql_literal
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import Session
 
 MAX_CATEGORIES = 20
 MAX_CONDITIONS = 10
@@ -26,7 +25,7 @@ def _slug(expr: str) -> str:
     return f"regexp_replace(lower(trim(CAST({expr} AS VARCHAR))), '[^a-z0-9]+', '_', 'g')"
 
 
-def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: str | None = None,
+def build_patient_features(con: Session, table: str, cutoff: str | None = None,
                            patients_sql: str = "SELECT patient_key FROM staging.patients",
                            vocabulary: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Write `table` (one row per patient of `patients_sql`) from history strictly before `cutoff`.
@@ -119,6 +118,6 @@ def build_patient_features(con: duckdb.DuckDBPyConnection, table: str, cutoff: s
     return vocabulary
 
 
-def feature_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def feature_columns(con: Session, table: str) -> list[str]:
     """The model-input columns of a feature table (everything but the key)."""
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "patient_key"]

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources import SOURCE_SUFFIXES, SourceError, load_raw_table
+from medmkt_assets.lib.warehouse import scratch
 
 ACCEPTED, REJECTED, DUPLICATES = "_accepted", "_rejected", "_duplicates"
 NATIVE = "export"  # the folder of batches in the source's own format
@@ -74,7 +73,7 @@ def probe(table: str, path: Path) -> str | None:
     if table == NATIVE:
         from medmkt_assets.lib.adapters.fhir import probe_file  # the only format with native batches
         return probe_file(path)
-    con = duckdb.connect()
+    con = scratch()
     try:
         load_raw_table(con, SOURCE_TABLES[table], [path], "probe")
         return None

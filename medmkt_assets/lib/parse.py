@@ -5,6 +5,7 @@ becomes NULL so the staging rules can send the row to quarantine with a reason.
 """
 from __future__ import annotations
 
+from medmkt_assets.lib.sql import sql_list
 from medmkt_assets.lib.pseudonym import clean_id_sql
 
 # Unambiguous non-ISO date spellings seen in exports; day/month-ambiguous forms such as
@@ -67,20 +68,17 @@ def boolean(expr: str) -> str:
             f"WHEN {t} IN ('false', 'f', '0', 'no', 'n', '否') THEN false END")
 
 
-def _in(values: tuple[str, ...]) -> str:
-    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
-
 
 def gender(expr: str) -> str:
     """F, M or U (contract: female/male/f/m/女/男 accepted, anything else U)."""
     t = lower_text(expr)
-    return f"CASE WHEN {t} IN ({_in(_GENDER['F'])}) THEN 'F' WHEN {t} IN ({_in(_GENDER['M'])}) THEN 'M' ELSE 'U' END"
+    return f"CASE WHEN {t} IN ({sql_list(_GENDER['F'])}) THEN 'F' WHEN {t} IN ({sql_list(_GENDER['M'])}) THEN 'M' ELSE 'U' END"
 
 
 def mapped(expr: str, synonyms: dict[str, tuple[str, ...]], other: str | None = "other") -> str:
     """Map spelling variants onto canonical values; unknown non-blank values → `other`."""
     t = f"replace(replace({lower_text(expr)}, ' ', '_'), '-', '_')"
-    cases = " ".join(f"WHEN {t} IN ({_in(tuple(v.replace(' ', '_').replace('-', '_') for v in vals))}) "
+    cases = " ".join(f"WHEN {t} IN ({sql_list(tuple(v.replace(' ', '_').replace('-', '_') for v in vals))}) "
                      f"THEN '{canon}'" for canon, vals in synonyms.items())
     fallback = f"'{other}'" if other else "NULL"
     return f"CASE WHEN {t} IS NULL THEN NULL {cases} ELSE {fallback} END"

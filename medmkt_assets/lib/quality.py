@@ -13,13 +13,14 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import duckdb
 import pandas as pd
 
+from medmkt_assets.lib.sql import sql_list
 from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES, GENDERS,
     FUTURE_TOLERANCE, ORDER_CHANNELS, PRODUCT_KINDS, SOURCE_TABLES,
 )
+from medmkt_assets.lib.warehouse import Session
 
 DRIFT_MAX = 0.2           # total variation distance between this and the previous mix
 ROW_CHANGE_MAX = 1.0      # |log2(rows now / rows before)|: at most halved or doubled
@@ -46,9 +47,6 @@ class Check:
         high = f"≤ {self.max_allowed:g}" if self.max_allowed is not None else ""
         return " and ".join(x for x in (low, high) if x)
 
-
-def _in(values) -> str:
-    return ", ".join(f"'{v}'" for v in values)
 
 
 def _count(table: str, condition: str) -> str:
@@ -78,8 +76,8 @@ def _patient_ref(table: str) -> Check:
 def _in_set(table: str, column: str, values, allow_null: bool = True) -> Check:
     null = f" AND {column} IS NOT NULL" if allow_null else ""
     return Check(f"{column}_accepted", f"{column} in {{{', '.join(values)}}}",
-                 _count(table, f"{column} NOT IN ({_in(values)}){null}" if allow_null
-                        else f"{column} IS NULL OR {column} NOT IN ({_in(values)})"))
+                 _count(table, f"{column} NOT IN ({sql_list(values)}){null}" if allow_null
+                        else f"{column} IS NULL OR {column} NOT IN ({sql_list(values)})"))
 
 
 def _not_future(table: str, column: str) -> Check:
@@ -206,7 +204,7 @@ def feature_checks(table: str = "features.patient_features") -> list[Check]:
     ]
 
 
-def measure(con: duckdb.DuckDBPyConnection, checks: list[Check], materialization: str = "") -> dict[str, float]:
+def measure(con: Session, checks: list[Check], materialization: str = "") -> dict[str, float]:
     """Each check's metric, computed in DuckDB; drift and row-count change against the baseline
     of the materialization before `materialization`."""
     con.execute("SET VARIABLE medmkt_materialization = ?", [materialization])
@@ -221,7 +219,7 @@ BASELINES_DDL = ("CREATE TABLE IF NOT EXISTS ops.quality_baselines (table_name V
                  "bucket VARCHAR, share DOUBLE, recorded_at TIMESTAMP, materialization VARCHAR)")
 
 
-def record_baselines(con: duckdb.DuckDBPyConnection, table: str, materialization: str = "") -> None:
+def record_baselines(con: Session, table: str, materialization: str = "") -> None:
     """Remember this materialization's row count and mixes for the next one to measure drift
     against; only it and the one before it are kept (recording it again replaces it)."""
     ensure_baselines(con)
@@ -238,7 +236,7 @@ def record_baselines(con: duckdb.DuckDBPyConnection, table: str, materialization
                     f"now(), $m FROM ({bucket_sql})", {"m": materialization})
 
 
-def ensure_baselines(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_baselines(con: Session) -> None:
     """The baselines table (warehouses from before materialization ids get the column)."""
     con.execute(BASELINES_DDL)
     con.execute("ALTER TABLE ops.quality_baselines ADD COLUMN IF NOT EXISTS materialization VARCHAR")

@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.schema import SourceTable
+from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.warehouse import Session, WarehouseError
 
 SOURCE_SUFFIXES = (".csv", ".parquet")
 
@@ -47,21 +47,6 @@ def find_source_file(source_dir: Path, table: str) -> Path | None:
         names = ", ".join(p.name for p in matches)
         raise SourceError(f"{source_dir}: more than one file for table '{table}' ({names}); keep one")
     return matches[0] if matches else None
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def sql_literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether `schema.name` exists in the warehouse."""
-    schema, name = table.split(".")
-    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
-                            "AND table_name = ?", [schema, name]).fetchall()[0][0])
 
 
 def scan_sql(path: Path, parallel: bool = True) -> str:
@@ -119,7 +104,7 @@ def utf8_copy(path: Path) -> Path:
                       "(save the export as UTF-8 CSV, or as Parquet)")
 
 
-def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, landing: str) -> tuple[str, RawLoad]:
+def _land_file(con: Session, spec: SourceTable, path: Path, landing: str) -> tuple[str, RawLoad]:
     """Copy one file into a temp table and return a SELECT mapping it onto the contract columns."""
     if path.stat().st_size == 0:
         raise SourceError(f"{path}: the file is empty (expected a header row with columns "
@@ -132,12 +117,12 @@ def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, la
         # preserved), then number the rows in that order.
         try:
             con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan_sql(readable)}")
-        except duckdb.Error as exc:
+        except WarehouseError as exc:
             if "parallel=false" not in str(exc):  # quoted line breaks need the serial CSV reader
                 raise
             con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan_sql(readable, False)}")
         described = con.execute(f"DESCRIBE {landing}").fetchall()
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         raise SourceError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({_first_line(exc)})") from exc
     finally:
         if readable != path:
@@ -175,7 +160,7 @@ def _land_file(con: duckdb.DuckDBPyConnection, spec: SourceTable, path: Path, la
     return sql, RawLoad(spec.name, [str(path)], 0, extras, missing_optional)
 
 
-def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, paths: list[Path],
+def load_raw_table(con: Session, spec: SourceTable, paths: list[Path],
                    target: str) -> RawLoad:
     """(Re)create `target` from the files (in order), or as an empty table when there are none.
 
@@ -197,7 +182,7 @@ def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, paths: lis
                     + " UNION ALL BY NAME ".join(f"(SELECT *, {i} AS _medmkt_file_no FROM ({s}))"
                                                  for i, s in enumerate(selects))
                     + ") ORDER BY _medmkt_file_no, _source_row")
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         raise SourceError(f"{paths[0]}: could not be loaded ({_first_line(exc)})") from exc
     finally:
         for i in range(len(paths)):
@@ -208,7 +193,7 @@ def load_raw_table(con: duckdb.DuckDBPyConnection, spec: SourceTable, paths: lis
     return RawLoad(spec.name, [str(p) for p in paths], rows, extras, missing)
 
 
-def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, select_sql: str | None,
+def load_raw_from_select(con: Session, spec: SourceTable, select_sql: str | None,
                          target: str, label: str) -> RawLoad:
     """(Re)create `target` from an adapter's SELECT that yields the contract columns as text
     plus `_source_file` and `_source_row` (None: the format has no such table)."""
@@ -217,7 +202,7 @@ def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, sele
         return RawLoad(spec.name, [], 0)
     try:
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {select_sql}")
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         raise SourceError(f"{label}: could not be mapped onto table {spec.name} ({_first_line(exc)})") from exc
     have = {r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()}
     missing = [c for c in spec.columns if c not in have]
@@ -227,7 +212,7 @@ def load_raw_from_select(con: duckdb.DuckDBPyConnection, spec: SourceTable, sele
     return RawLoad(spec.name, [label], rows, [], missing)
 
 
-def append_batches(con: duckdb.DuckDBPyConnection, spec: SourceTable, batches: list[Path], target: str,
+def append_batches(con: Session, spec: SourceTable, batches: list[Path], target: str,
                    load: RawLoad) -> RawLoad:
     """Append canonical batch files (the drop zone's accepted batches) to an existing raw table."""
     if not batches:

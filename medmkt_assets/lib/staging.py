@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import duckdb
-
-from medmkt_assets.lib.sources import sql_literal, table_exists
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import table_exists
+from medmkt_assets.lib.warehouse import Session
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class StagingResult:
     batch_rows: int | None = None  # set when only one appended batch was staged
 
 
-def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
+def stage_table(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
     """(Re)write staging.<t>, quarantine.<t> (and restricted.<t>) from every row of raw_table."""
     raw_columns = _columns(con, raw_table)
     _parse(con, spec, raw_table, "TRUE", _needed_expressions(con, spec, raw_table, "TRUE"))
@@ -49,7 +49,7 @@ def stage_table(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     return _result(con, spec, raw_table)
 
 
-def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str,
+def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
                 batch_file: str) -> StagingResult | None:
     """Stage only the rows of one batch file just appended to raw_table, or return None.
 
@@ -86,7 +86,7 @@ def stage_batch(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: st
     return result
 
 
-def _needed_expressions(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str,
+def _needed_expressions(con: Session, spec: StagingSpec, raw_table: str,
                         where: str) -> dict[str, str]:
     expressions = dict(spec.parsed)
     for name, (condition, costly) in spec.parsed_if_needed.items():
@@ -95,7 +95,7 @@ def _needed_expressions(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_t
     return expressions
 
 
-def _parse(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str, where: str,
+def _parse(con: Session, spec: StagingSpec, raw_table: str, where: str,
            expressions: dict[str, str]) -> None:
     """Parse once into _medmkt_parsed, in load order (`_raw_order`), with an empty `_reason`.
 
@@ -107,7 +107,7 @@ def _parse(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str, wh
                 f"CAST(NULL AS VARCHAR) AS _reason FROM {raw_table} r WHERE {where}")
 
 
-def _judge(con: duckdb.DuckDBPyConnection, spec: StagingSpec, already_staged: bool) -> None:
+def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
     """Set `_reason` on the rejected rows of _medmkt_parsed: the first failing rule, else a
     duplicate key (of an earlier row here, or, if already_staged, of a staged row).
 
@@ -148,7 +148,7 @@ def _judge(con: duckdb.DuckDBPyConnection, spec: StagingSpec, already_staged: bo
     con.execute("DROP TABLE _medmkt_rejected")
 
 
-def _publish(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_columns: list[str], append: bool) -> None:
+def _publish(con: Session, spec: StagingSpec, raw_columns: list[str], append: bool) -> None:
     """Write _medmkt_parsed's verdicts to quarantine, staging (and restricted): replace or append."""
     into = (lambda t: f"INSERT INTO {t}") if append else (lambda t: f"CREATE OR REPLACE TABLE {t} AS")
     con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_columns)}")
@@ -168,7 +168,7 @@ def _staged(select_list: tuple[str, ...]) -> str:
     return f"SELECT {', '.join(select_list)} FROM _medmkt_parsed WHERE _reason IS NULL ORDER BY _raw_order"
 
 
-def _result(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -> StagingResult:
+def _result(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
     (raw_rows,) = con.execute(f"SELECT count(*) FROM {raw_table}").fetchall()[0]
     (staged,) = con.execute(f"SELECT count(*) FROM staging.{spec.table}").fetchall()[0]
     reasons = dict(con.execute(f"SELECT _reason, count(*) FROM quarantine.{spec.table} "
@@ -176,10 +176,10 @@ def _result(con: duckdb.DuckDBPyConnection, spec: StagingSpec, raw_table: str) -
     return StagingResult(spec.table, raw_rows, staged, sum(reasons.values()), reasons)
 
 
-def _columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+def _columns(con: Session, table: str) -> list[str]:
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
 
 
-def ensure_schemas(con: duckdb.DuckDBPyConnection) -> None:
+def ensure_schemas(con: Session) -> None:
     for schema in ("raw", "restricted", "quarantine", "staging", "features", "marts", "ops"):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")

@@ -19,7 +19,7 @@ from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES,
     FUTURE_TOLERANCE, SOURCE_TABLES,
 )
-from medmkt_assets.lib.sources import sql_literal
+from medmkt_assets.lib.sql import sql_list
 from medmkt_assets.lib.staging import StagingSpec
 
 PREFIX = "_s_"
@@ -89,10 +89,6 @@ def table_spec(table: str, **fields) -> TableSpec:
 
 
 # Rule building blocks ------------------------------------------------------------------
-
-def one_of(values: tuple[str, ...]) -> str:
-    return ", ".join(sql_literal(v) for v in values)
-
 
 def known(table: str, key: str, expr: str) -> str:
     return f"EXISTS (SELECT 1 FROM staging.{table} k WHERE k.{key} = {expr})"
@@ -198,7 +194,7 @@ SPECS = (
                 "target_category": P.category("target_category"), "start_date": P.date("start_date"),
                 "end_date": P.date("end_date"), "cost_per_contact": P.number("cost_per_contact")},
         rules=(("{campaign_id} IS NULL", "campaign_id is missing or blank"),
-               (f"{{purpose}} IS NULL OR {{purpose}} NOT IN ({one_of(CAMPAIGN_PURPOSES)})",
+               (f"{{purpose}} IS NULL OR {{purpose}} NOT IN ({sql_list(CAMPAIGN_PURPOSES)})",
                 f"purpose must be one of {', '.join(CAMPAIGN_PURPOSES)}"),
                ("{raw_channel} IS NOT NULL AND {channel} IS NULL",
                 f"channel must be one of {', '.join(CAMPAIGN_CHANNELS)}"),
@@ -219,7 +215,7 @@ SPECS = (
                 "converted_at": P.timestamp("converted_at"), "revenue": P.number("revenue")},
         rules=(("{campaign_id} IS NULL", "campaign_id is missing or blank"),
                MISSING_PATIENT,
-               (f"{{arm}} IS NULL OR {{arm}} NOT IN ({one_of(CONTACT_ARMS)})", "arm must be treatment or control"),
+               (f"{{arm}} IS NULL OR {{arm}} NOT IN ({sql_list(CONTACT_ARMS)})", "arm must be treatment or control"),
                (invalid("converted"), "converted is not a boolean"),
                (invalid("contacted_at"), "contacted_at is not a valid timestamp"),
                (invalid("converted_at"), "converted_at is not a valid timestamp"),
@@ -240,7 +236,7 @@ SPECS = (
                 "status": P.lower_text("status"), "recorded_at": P.timestamp("recorded_at")},
         rules=(MISSING_PATIENT,
                ("{purpose} IS NULL", "purpose is missing"),
-               (f"{{status}} IS NULL OR {{status}} NOT IN ({one_of(CONSENT_STATUSES)})",
+               (f"{{status}} IS NULL OR {{status}} NOT IN ({sql_list(CONSENT_STATUSES)})",
                 "status must be granted or revoked"),
                ("{recorded_at} IS NULL", "recorded_at is missing or not a valid timestamp"),
                (in_future("recorded_at"), "recorded_at is in the future"),
@@ -267,9 +263,9 @@ SPECS = (
                 "category": P.category("category"), "query": P.text("query")},
         rules=(("{occurred_at} IS NULL", "occurred_at is missing or not a valid timestamp"),
                (in_future("occurred_at"), "occurred_at is in the future"),
-               (f"{{event_type}} IS NULL OR {{event_type}} NOT IN ({one_of(EVENT_TYPES)})",
+               (f"{{event_type}} IS NULL OR {{event_type}} NOT IN ({sql_list(EVENT_TYPES)})",
                 f"event_type must be one of {', '.join(EVENT_TYPES)}"),
-               (f"{{source}} IS NOT NULL AND {{source}} NOT IN ({one_of(EVENT_SOURCES)})",
+               (f"{{source}} IS NOT NULL AND {{source}} NOT IN ({sql_list(EVENT_SOURCES)})",
                 f"source must be one of {', '.join(EVENT_SOURCES)}"),
                (f"{{patient_key}} IS NOT NULL AND NOT {known('patients', 'patient_key', '{patient_key}')}",
                 "unknown patient_id (not in patients)")),

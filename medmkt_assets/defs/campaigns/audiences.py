@@ -2,11 +2,10 @@
 from datetime import datetime, timezone
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from medmkt_assets.defs.resources import ExportDir
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.resources import ExportDir, Warehouse
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
 from medmkt_assets.lib.audiences import audience_sql, export_frame, write_private_csv, write_private_json
 from medmkt_assets.lib.suppression import hide_complement, is_small_cell
 
@@ -23,10 +22,10 @@ class AudienceConfig(dg.Config):
                                                "patient_profiles")]
     + [dg.AssetKey(["staging", t]) for t in ("consents", "campaigns", "orders", "products")],
 )
-def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehouse: DuckDBResource,
+def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehouse: Warehouse,
               exports: ExportDir) -> dg.MaterializeResult:
     """Consent-aware audiences per planned campaign, ranked by expected uplift, with a holdout; exported as 0600 CSVs."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         planned = con.execute(
             "SELECT campaign_id, purpose, channel, target_category, name FROM staging.campaigns k WHERE NOT EXISTS "
             "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
@@ -49,9 +48,7 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
         # the reasons of one campaign add up to every profiled patient: hide a lone small cell's sibling too
         hidden = hide_complement(counts.n.apply(is_small_cell), counts.n, counts[["campaign_id"]])
         exclusions = counts.assign(patients=counts.n.astype("Float64").mask(hidden), suppressed=hidden)
-        con.register("exclusions_frame", exclusions.drop(columns=["n"]))
-        con.execute("CREATE OR REPLACE TABLE marts.audience_exclusions AS SELECT * FROM exclusions_frame")
-        con.unregister("exclusions_frame")
+        con.write_frame(exclusions.drop(columns=["n"]), "marts.audience_exclusions")
         run_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest = {"run_id": context.run.run_id, "written_at": run_at, "campaigns": []}
         for cid, purpose, channel, category, name in planned:

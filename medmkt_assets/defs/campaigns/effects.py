@@ -1,8 +1,8 @@
 """marts.campaign_effects and marts.campaign_effects_by_group (issue 8)."""
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, transaction
+from medmkt_assets.defs.resources import Warehouse
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL
 from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects
 
 ARM_TOTALS = """
@@ -41,17 +41,15 @@ COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_
     key=["marts", "campaign_effects"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
-def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: DuckDBResource) -> dg.MaterializeResult:
+def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
     """Uplift of each campaign's treated arm over its random control arm, with a 95% CI (Newcombe), p-value and ROI."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         arms = con.execute(BY_CAMPAIGN_SQL).fetchdf()
         effects = suppress_effects(campaign_effects(arms)) if len(arms) else arms.assign(**{c: None for c in COLUMNS})
         effects["ci_method"] = "Newcombe hybrid score (method 10), 95%"
         published = effects[["campaign_id", "name", "purpose", "channel", "target_category", "start_date",
                              *COLUMNS, "ci_method"]]
-        con.register("effects_frame", published)
-        con.execute("CREATE OR REPLACE TABLE marts.campaign_effects AS SELECT * FROM effects_frame")
-        con.unregister("effects_frame")
+        con.write_frame(published, "marts.campaign_effects")
     if published.empty:
         context.log.warning("No campaign contacts in the source: campaign_effects is empty.")
     shown = published[["campaign_id", "treated", "control", "uplift", "uplift_ci_low", "uplift_ci_high",
@@ -68,16 +66,14 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: DuckDBRe
     deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"]),
           dg.AssetKey(["marts", "patient_segments"])],
 )
-def campaign_effects_by_group(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def campaign_effects_by_group(warehouse: Warehouse) -> dg.MaterializeResult:
     """The same effect measures per campaign and segment, and per channel across campaigns; small cells hidden."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         arms = con.execute(BY_GROUP_SQL).fetchdf()
         effects = (suppress_effects(campaign_effects(arms), partition=["campaign_id", "group_type"]) if len(arms)
                    else arms.assign(**{c: None for c in COLUMNS}))
         published = effects[["campaign_id", "group_type", "group_value", *COLUMNS]]
-        con.register("effects_frame", published)
-        con.execute("CREATE OR REPLACE TABLE marts.campaign_effects_by_group AS SELECT * FROM effects_frame")
-        con.unregister("effects_frame")
+        con.write_frame(published, "marts.campaign_effects_by_group")
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(published),
         "suppressed_cells": int(published.suppressed.fillna(False).sum()) if len(published) else 0,

@@ -4,13 +4,12 @@ from dataclasses import dataclass
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from mlflow import log_metrics, log_params, set_tags
 from pydantic import Field
 
-from medmkt_assets.defs.resources import MlflowTracker
+from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import (
-    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction, write_frame,
+    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count,
 )
 from medmkt_assets.lib import campaign_models as cm
 from medmkt_assets.lib import plots, tracking
@@ -58,9 +57,9 @@ class PropensityConfig(dg.Config):
     deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["staging", "campaigns"]),
           dg.AssetKey(["staging", "campaign_contacts"])],
 )
-def campaign_training(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def campaign_training(warehouse: Warehouse) -> dg.MaterializeResult:
     """Every past campaign contact with features as of the campaign's start (nothing after it leaks in)."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         campaigns = build_campaign_training(con, CURRENT_FEATURES)
         n = row_count(con, TRAINING_TABLE)
         by_campaign = con.execute(f"SELECT campaign_id, arm, count(*) AS contacts, avg(converted) AS conversion "
@@ -190,10 +189,10 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
     deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"]),
           dg.AssetKey(["staging", "diagnoses"])],
 )
-def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
+def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: Warehouse,
                       tracker: MlflowTracker) -> dg.MaterializeResult:
     """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
-    with warehouse.get_connection() as con:
+    with warehouse.session() as con:
         features, columns, training, planned = _campaign_inputs(con)
         conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
                                                        "conditions": config.risk_conditions}).fetchall()
@@ -206,8 +205,8 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
         {**campaign_links, **risk_links}
     scores = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(SCORES_COLUMNS)
     scores["already_diagnosed"] = scores["already_diagnosed"].astype("boolean")
-    with transaction(warehouse) as con:
-        write_frame(con, scores, "marts.propensity_scores", query="SELECT * FROM frame ORDER BY target, patient_key")
+    with warehouse.transaction() as con:
+        con.write_frame(scores, "marts.propensity_scores", query="SELECT * FROM frame ORDER BY target, patient_key")
         n = row_count(con, "marts.propensity_scores")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
@@ -222,10 +221,10 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
     pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
-def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: DuckDBResource,
+def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: Warehouse,
                   tracker: MlflowTracker) -> dg.MaterializeResult:
     """Expected uplift per patient and planned campaign from a two-model (T-learner) on past treated and control arms."""
-    with warehouse.get_connection() as con:
+    with warehouse.session() as con:
         features, columns, training, planned = _campaign_inputs(con)
     outputs, summary = [], []
     for campaign_id, category, _ in planned:
@@ -246,8 +245,8 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
         summary.append({"campaign_id": campaign_id, "basis": basis, "qini_auc": round(qini, 5),
                         "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
     frame = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(UPLIFT_COLUMNS)
-    with transaction(warehouse) as con:
-        write_frame(con, frame, "marts.uplift_scores", query="SELECT * FROM frame ORDER BY campaign_id, patient_key")
+    with warehouse.transaction() as con:
+        con.write_frame(frame, "marts.uplift_scores", query="SELECT * FROM frame ORDER BY campaign_id, patient_key")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),

@@ -4,15 +4,14 @@ from pathlib import Path
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import SourceFiles
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count, transaction
+from medmkt_assets.defs.resources import SourceFiles, Warehouse
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count
 from medmkt_assets.lib.adapters import open_adapter
 from medmkt_assets.lib.incoming import sha256
 from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources import (
-    RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table, table_exists,
+    RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table,
 )
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
@@ -42,10 +41,10 @@ def _canonical_inventory(context: dg.AssetExecutionContext, sources: SourceFiles
 
 @dg.asset(key=SOURCE_INVENTORY, group_name="ingest", kinds={"duckdb", "file"}, pool=WAREHOUSE_POOL)
 def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
-                 warehouse: DuckDBResource) -> dg.MaterializeResult:
+                 warehouse: Warehouse) -> dg.MaterializeResult:
     """Inventory of the source files (path, size, content hash); demo data is generated when the default folder is empty."""
     notes: dict[str, str] = {}
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         if sources.source_format == "canonical":
             rows = _canonical_inventory(context, sources)
         else:
@@ -61,10 +60,7 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
         inventory = pd.DataFrame(rows, columns=["table", "file"])
         inventory["bytes"] = [Path(f).stat().st_size for f in inventory["file"]]
         inventory["sha256"] = [sha256(Path(f)) for f in inventory["file"]]
-        con.register("inventory_df", inventory)
-        con.execute("CREATE OR REPLACE TABLE ops.source_files AS "
-                    "SELECT *, now() AS inventoried_at FROM inventory_df")
-        con.unregister("inventory_df")
+        con.write_frame(inventory, "ops.source_files", query="SELECT *, now() AS inventoried_at FROM frame")
     # One id for this exact set of inputs (content hashes only): MLflow runs carry it as a tag,
     # so a reviewer can tell runs on the same data from runs on new data.
     snapshot = hashlib.sha256("\n".join(sorted(inventory["sha256"])).encode()).hexdigest()[:16]
@@ -103,7 +99,7 @@ def _load_export_table(con, sources: SourceFiles, table: str) -> tuple[RawLoad, 
 
 def _loaded_without(con, table: str, batch: Path) -> bool:
     """raw.<table> exists and does not hold the batch yet (else a full reload is the safe path)."""
-    return table_exists(con, f"raw.{table}") and con.execute(f"SELECT count(*) FROM raw.{table} WHERE _source_file = ?",
+    return con.table_exists(f"raw.{table}") and con.execute(f"SELECT count(*) FROM raw.{table} WHERE _source_file = ?",
                                         [str(batch)]).fetchall()[0][0] == 0
 
 
@@ -117,10 +113,10 @@ def _raw_asset(table: str) -> dg.AssetsDefinition:
                     f"{' (required)' if spec.required else ' (optional: empty when absent)'}.",
     )
     def _asset(context: dg.AssetExecutionContext, sources: SourceFiles,
-               warehouse: DuckDBResource) -> dg.MaterializeResult:
+               warehouse: Warehouse) -> dg.MaterializeResult:
         notes: dict[str, str] = {}
         try:
-            with transaction(warehouse) as con:
+            with warehouse.transaction() as con:
                 batch = sources.batch_of_run(context.run.tags, table)
                 if batch is not None and _loaded_without(con, table, batch):
                     # a run the file sensor started for one new batch: append it, do not reload everything

@@ -1,9 +1,9 @@
 """marts.patient_profiles and marts.demand_trends (contract section 4)."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, preview, row_count, transaction
+from medmkt_assets.defs.resources import Warehouse
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, preview, row_count
 from medmkt_assets.lib.features import build_patient_features, feature_columns
 from medmkt_assets.lib.suppression import suppress_frame
 from medmkt_assets.lib.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
@@ -17,9 +17,9 @@ def _staging(*tables: str) -> list[dg.AssetKey]:
     key=["marts", "patient_profiles"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events", "consents"),
 )
-def patient_profiles(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def patient_profiles(warehouse: Warehouse) -> dg.MaterializeResult:
     """Patient 360: one row per valid patient with RFM, top category, channel, conditions, surveys, digital use and consent."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         con.execute(PATIENT_PROFILES_SQL)
         n = row_count(con, "marts.patient_profiles")
         buyers, as_of = con.execute(
@@ -40,9 +40,9 @@ def patient_profiles(warehouse: DuckDBResource) -> dg.MaterializeResult:
     key=["marts", "demand_trends"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders"),
 )
-def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def demand_trends(warehouse: Warehouse) -> dg.MaterializeResult:
     """Monthly orders, patients and revenue per region and category; cells of 1-10 patients suppressed."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         con.execute(DEMAND_TRENDS_SQL)
         n = row_count(con, "marts.demand_trends")
         suppressed = con.execute("SELECT count(*) FROM marts.demand_trends WHERE suppressed").fetchall()[0][0]
@@ -62,9 +62,9 @@ def demand_trends(warehouse: DuckDBResource) -> dg.MaterializeResult:
     key=["features", "patient_features"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events"),
 )
-def patient_features(warehouse: DuckDBResource) -> dg.MaterializeResult:
+def patient_features(warehouse: Warehouse) -> dg.MaterializeResult:
     """Model-ready features per patient (RFM, category and channel shares, conditions, surveys, digital use)."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         vocabulary = build_patient_features(con, "features.patient_features")
         n = row_count(con, "features.patient_features")
         columns = feature_columns(con, "features.patient_features")

@@ -1,9 +1,8 @@
 """Asset checks from the quality suites: one Dagster check per gate, ERROR gates blocking."""
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import QualityDocs
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, transaction
+from medmkt_assets.defs.resources import QualityDocs, Warehouse
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL
 from medmkt_assets.lib.quality import (
     Check, data_docs_index, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
 )
@@ -22,12 +21,12 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
         name=f"quality_{table.replace('.', '_')}", pool=WAREHOUSE_POOL,  # it writes ops.quality_baselines
         description=f"Great Expectations suite '{suite}': metrics computed in DuckDB, judged by GX.",
     )
-    def _checks(context: dg.AssetCheckExecutionContext, warehouse: DuckDBResource, quality: QualityDocs):
+    def _checks(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, quality: QualityDocs):
         # Baselines are keyed by the materialization judged: a check run again on the same data
         # compares with the same previous materialization (re-running a check changes nothing).
         event = context.instance.get_latest_materialization_event(asset_key)
         materialization = event.run_id if event else ""
-        with transaction(warehouse) as con:
+        with warehouse.transaction() as con:
             ensure_baselines(con)
             observed = measure(con, checks, materialization)
             record_baselines(con, table, materialization)

@@ -1,13 +1,12 @@
 """marts.recommendations and marts.recommendation_evaluation (issue 7)."""
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from mlflow import log_metrics, log_params, set_tags
 from pydantic import Field
 
-from medmkt_assets.defs.resources import MlflowTracker
+from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import (
-    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction, write_frame,
+    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count,
 )
 from medmkt_assets.lib import recommender_selection as sel
 from medmkt_assets.lib import tracking
@@ -57,10 +56,10 @@ SERVED_SQL = ("SELECT c.patient_key, f.rank, f.product_id, f.score, f.model "
     deps=[dg.AssetKey(["staging", "orders"]), dg.AssetKey(["staging", "products"]),
           dg.AssetKey(["marts", "patient_profiles"]), dg.AssetKey(["marts", "patient_segments"])],
 )
-def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: DuckDBResource,
+def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: Warehouse,
                     tracker: MlflowTracker) -> dg.MaterializeResult:
     """Every model evaluated on a chronological holdout and a stratified split; the champion (NDCG@10) lists top-k for every patient."""
-    with warehouse.get_connection() as con:
+    with warehouse.session() as con:
         con.execute(PATIENT_CODES_SQL)
         interactions, products = con.execute(INTERACTIONS_SQL).fetchdf(), con.execute(PRODUCTS_SQL).fetchdf()
         patients = con.execute("SELECT user_id, segment_label FROM _rec_patients ORDER BY user_id").fetchdf()
@@ -84,14 +83,14 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
                              config.max_per_category, config.new_item_slots)
     served = pd.Series(dtype="int64")
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(RECOMMENDATIONS_DDL)
         for batch in sel.serve(policy, patients.user_id, products, interactions, segments, rules, champion_label,
                                config.serve_batch):
             served = served.add(batch.model.value_counts(), fill_value=0)
-            write_frame(con, batch, "marts.recommendations", append=True, query=SERVED_SQL)
-        write_frame(con, evaluation.table, "marts.recommendation_evaluation")
+            con.write_frame(batch, "marts.recommendations", append=True, query=SERVED_SQL)
+        con.write_frame(evaluation.table, "marts.recommendation_evaluation")
         n = row_count(con, "marts.recommendations")
         covered = con.execute("SELECT count(DISTINCT patient_key) FROM marts.recommendations").fetchone()[0]
     return dg.MaterializeResult(metadata={

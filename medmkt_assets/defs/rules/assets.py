@@ -3,12 +3,11 @@ import time
 
 import dagster as dg
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from mlflow import log_metrics, log_params
 from pydantic import Field
 
-from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.resources import MlflowTracker, Warehouse
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.rules import mine_rules
 from medmkt_assets.lib.schema import SMALL_CELL_MAX
@@ -33,6 +32,12 @@ BASKET_ITEMS_SQL = {
 }
 # A seeded simple random sample of patients, when there are more than the configured size.
 PATIENT_SAMPLE = "USING SAMPLE reservoir({size} ROWS) REPEATABLE (7)"
+
+
+# Rule item lists as VARCHAR[] (pandas hands over Python lists), ordered for readers.
+RULES_TABLE_SQL = ("SELECT rule_id, CAST(antecedents AS VARCHAR[]) AS antecedents, "
+                   "CAST(consequents AS VARCHAR[]) AS consequents, * EXCLUDE (rule_id, antecedents, consequents) "
+                   "FROM frame ORDER BY scope, rule_id")
 
 
 class RulesConfig(dg.Config):
@@ -62,7 +67,7 @@ class RulesConfig(dg.Config):
     key=["marts", "association_rules"], group_name="rules", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", t]) for t in ("orders", "products", "diagnoses", "patients")],
 )
-def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: DuckDBResource,
+def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: Warehouse,
                       tracker: MlflowTracker) -> dg.MaterializeResult:
     """FP-growth rules (arules semantics) over orders and over patients' whole histories, with lift and information measures."""
     found, timings, sampled = [], {}, {}
@@ -71,7 +76,7 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
             raise dg.Failure(f"Unknown rule scope {scope!r}: use 'basket' and/or 'patient'.")
         started = time.perf_counter()
         sample = ""
-        with warehouse.get_connection() as con:
+        with warehouse.session() as con:
             if scope == "patient" and 0 < config.patient_sample_size < row_count(con, "staging.patients"):
                 sample = PATIENT_SAMPLE.format(size=config.patient_sample_size)
             baskets = con.execute(BASKET_ITEMS_SQL[scope].format(sample=sample)).fetchdf()
@@ -105,12 +110,8 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
                 tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
         url = tracker.run_url(run)
 
-    with transaction(warehouse) as con:
-        con.register("rules_frame", rules)
-        con.execute("CREATE OR REPLACE TABLE marts.association_rules AS SELECT rule_id, "
-                    "CAST(antecedents AS VARCHAR[]) AS antecedents, CAST(consequents AS VARCHAR[]) AS consequents, "
-                    "* EXCLUDE (rule_id, antecedents, consequents) FROM rules_frame ORDER BY scope, rule_id")
-        con.unregister("rules_frame")
+    with warehouse.transaction() as con:
+        con.write_frame(rules, "marts.association_rules", query=RULES_TABLE_SQL)
         n = row_count(con, "marts.association_rules")
     top = (rules.sort_values("lift", ascending=False).head(15)
            .assign(rule=lambda f: f.antecedents.map(", ".join) + " → " + f.consequents.map(", ".join))

@@ -2,12 +2,11 @@
 import dagster as dg
 import numpy as np
 import pandas as pd
-from dagster_duckdb import DuckDBResource
 from mlflow import log_metrics, log_params
 from pydantic import Field
 
-from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count, transaction
+from medmkt_assets.defs.resources import MlflowTracker, Warehouse
+from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import label_segments, segment_patients
@@ -33,10 +32,10 @@ def _band(age_years: float) -> str:
     key=["marts", "patient_segments"], group_name="segments", kinds={"duckdb", "scikitlearn", "mlflow"},
     pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE, deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"])],
 )
-def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: DuckDBResource,
+def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: Warehouse,
                      tracker: MlflowTracker) -> dg.MaterializeResult:
     """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
-    with warehouse.get_connection() as con:
+    with warehouse.session() as con:
         features = con.execute("SELECT f.* FROM features.patient_features f "
                                "SEMI JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key").fetchdf()
     keys = features.pop("patient_key")
@@ -44,12 +43,10 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     if buyers < MIN_BUYERS:
         context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
                             buyers, MIN_BUYERS)
-        with transaction(warehouse) as con:
-            con.register("keys_frame", keys.to_frame())
-            con.execute("CREATE OR REPLACE TABLE marts.patient_segments AS SELECT patient_key, "
-                        "CAST(0 AS INTEGER) AS segment_id, 'all patients' AS segment_label, "
-                        "'single_segment' AS model FROM keys_frame")
-            con.unregister("keys_frame")
+        with warehouse.transaction() as con:
+            con.write_frame(keys.to_frame(), "marts.patient_segments",
+                            query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
+                                  "'all patients' AS segment_label, 'single_segment' AS model FROM frame")
         return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
                                               "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
@@ -77,10 +74,8 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
         version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
         run_url = tracker.run_url(run)
 
-    with transaction(warehouse) as con:
-        con.register("segments_frame", segments)
-        con.execute("CREATE OR REPLACE TABLE marts.patient_segments AS SELECT * FROM segments_frame")
-        con.unregister("segments_frame")
+    with warehouse.transaction() as con:
+        con.write_frame(segments, "marts.patient_segments")
         n = row_count(con, "marts.patient_segments")
     context.log.info("Segmented %d patients into %d segments with %s (silhouette %.3f).",
                      n, len(labels), model_name, result.metrics["silhouette"])
@@ -101,10 +96,10 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     key=["marts", "segment_summary"], group_name="segments", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["marts", "patient_segments"]), dg.AssetKey(["staging", "campaign_contacts"])],
 )
-def segment_summary(context: dg.AssetExecutionContext, warehouse: DuckDBResource,
+def segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse,
                     tracker: MlflowTracker) -> dg.MaterializeResult:
     """Size, profile means, top categories, channel and campaign response per segment; small cells hidden."""
-    with transaction(warehouse) as con:
+    with warehouse.transaction() as con:
         con.execute(SEGMENT_SUMMARY_SQL)
         published = con.execute("SELECT * FROM marts.segment_summary ORDER BY segment_id").fetchdf()
         table = con.execute("SELECT segment_id, segment_label, patients, round(avg_monetary, 1) AS avg_monetary, "

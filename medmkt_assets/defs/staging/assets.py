@@ -1,10 +1,9 @@
 """One staging asset per source table, plus its row-accounting check."""
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
-from medmkt_assets.defs.resources import PseudonymKey, SourceFiles
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count, transaction
+from medmkt_assets.defs.resources import PseudonymKey, SourceFiles, Warehouse
+from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count
 from medmkt_assets.lib.schema import SOURCE_TABLES
 from medmkt_assets.lib.staging import stage_batch, stage_table
 from medmkt_assets.lib.staging_specs import build_specs
@@ -29,11 +28,11 @@ def _staging_asset(table: str) -> dg.AssetsDefinition:
                     "with a _reason" + (" (identifiers kept only in restricted.patients)" if table == "patients" else "")
                     + ".",
     )
-    def _asset(context: dg.AssetExecutionContext, warehouse: DuckDBResource, pseudonym: PseudonymKey,
+    def _asset(context: dg.AssetExecutionContext, warehouse: Warehouse, pseudonym: PseudonymKey,
                sources: SourceFiles) -> dg.MaterializeResult:
         spec = build_specs(pseudonym.key(context.log))[table]
         batch = sources.batch_of_run(context.run.tags, table)
-        with transaction(warehouse) as con:
+        with warehouse.transaction() as con:
             # a run the file sensor started for one batch stages just that batch when it can
             result = batch and stage_batch(con, spec, f"raw.{table}", str(batch))
             if not result:
@@ -62,8 +61,8 @@ def _row_accounting_check(table: str) -> dg.AssetChecksDefinition:
         asset=dg.AssetKey(["staging", table]), name="check_row_accounting", blocking=True, pool=WAREHOUSE_POOL,
         description=f"raw.{table} rows = staging.{table} rows + quarantine.{table} rows: no row is lost.",
     )
-    def _check(warehouse: DuckDBResource) -> dg.AssetCheckResult:
-        with warehouse.get_connection() as con:
+    def _check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        with warehouse.session() as con:
             raw = row_count(con, f"raw.{table}")
             staged = row_count(con, f"staging.{table}")
             quarantined = row_count(con, f"quarantine.{table}")

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.adapters.common import ExportAdapter
+from medmkt_assets.lib.warehouse import Session
 
 EXPORT_FORMATS = ("synthea", "fhir", "omop", "mapped")
 
 
-def open_adapter(con: duckdb.DuckDBPyConnection, source_format: str, source_dir: Path,
+def open_adapter(con: Session, source_format: str, source_dir: Path,
                  mapping: str, native_batches: list[Path] = ()) -> ExportAdapter:
     """The adapter for a non-canonical MEDMKT_SOURCE_FORMAT; raises SourceError when unusable.
     `native_batches`: accepted drop-zone files in the export's own format (FHIR only)."""

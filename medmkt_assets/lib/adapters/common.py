@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-import duckdb
-
-from medmkt_assets.lib.sources import SourceError, sql_literal
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import Session, WarehouseError
 
 
 class ExportAdapter(Protocol):
@@ -88,7 +88,7 @@ def find_table_file(folder: Path, table: str, suffixes: tuple[str, ...] = (".csv
     return matches[0] if matches else None
 
 
-def csv_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def csv_options(con: Session, path: Path) -> str:
     """read_csv options fixing the delimiter and quoting as DuckDB's strict sniffer sees them.
 
     Why: with strict_mode=false and null_padding=true (kept so ragged rows still load) the
@@ -97,7 +97,7 @@ def csv_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
     """
     try:
         rows = con.execute("SELECT Delimiter, Quote, Escape FROM sniff_csv(?)", [str(path)]).fetchall()
-    except duckdb.Error:
+    except WarehouseError:
         return ""  # let read_csv's own (lenient) sniffing try
     delim, quote, escape = ("" if v == "(empty)" else v for v in rows[0])
     escape = escape or quote  # no escape seen in the sniffed rows: a doubled quote (RFC 4180) later on
@@ -105,7 +105,7 @@ def csv_options(con: duckdb.DuckDBPyConnection, path: Path) -> str:
 
 
 
-def scan_sql(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> str:
+def scan_sql(path: Path, con: Session | None = None) -> str:
     """A table function reading every column of a CSV (delimiter sniffed, and with `con` the
     quoting too, see csv_options) or Parquet file as text, with `_source_row`, the 1-based data
     row in the file (a serial CSV read keeps file order)."""
@@ -118,18 +118,18 @@ def scan_sql(path: Path, con: duckdb.DuckDBPyConnection | None = None) -> str:
             f"parallel=false{options}))")
 
 
-def columns_of(con: duckdb.DuckDBPyConnection, path: Path) -> list[str]:
+def columns_of(con: Session, path: Path) -> list[str]:
     """The header of a CSV or Parquet file; an unreadable file is refused naming it."""
     if path.stat().st_size == 0:
         return []
     try:
         return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(path, con)}").fetchall()
                 if r[0] != "_source_row"]
-    except duckdb.Error as exc:  # DuckDB's message may quote a line of data: name the kind only
+    except WarehouseError as exc:  # DuckDB's message may quote a line of data: name the kind only
         raise SourceError(f"{path}: cannot be read as CSV with a header row ({type(exc).__name__})") from exc
 
 
-def is_empty(con: duckdb.DuckDBPyConnection, path: Path) -> bool:
+def is_empty(con: Session, path: Path) -> bool:
     """A file with no bytes or only a header row."""
     if path.stat().st_size == 0:
         return True

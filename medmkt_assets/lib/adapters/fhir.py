@@ -59,10 +59,10 @@ import json
 import re
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.adapters.common import category_sql
-from medmkt_assets.lib.sources import SourceError, sql_literal
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.warehouse import Session, WarehouseError, scratch
 
 # DuckDB sizes its read buffers by maximum_object_size (per thread): a fixed 512 MB ran out of
 # memory under the warehouse's 4 GB cap, so the bound is the largest file read, at least 16 MB.
@@ -219,13 +219,13 @@ def _used_list() -> str:
     return ", ".join(sql_literal(t) for t in USED_TYPES)
 
 
-def _load_ndjson(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no: int) -> str | None:
+def _load_ndjson(con: Session, table: str, path: Path, file_no: int) -> str | None:
     """Append one NDJSON file's resources; returns why the file was skipped, or None when loaded."""
     lines = f"{table}_lines"
     try:
         con.execute(NDJSON_LINES_SQL.format(lines=lines, path=sql_literal(str(path)), delim=sql_literal(chr(30)),
                                             max_bytes=_object_bound([path])))
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         found = re.search(r"Line: (\d+)", str(exc))
         where = f"line {found.group(1)} " if found else ""
         raise SourceError(f"{path}: {where}cannot be read as UTF-8 NDJSON text ({_engine_error(exc)})") from exc
@@ -248,15 +248,15 @@ def _load_ndjson(con: duckdb.DuckDBPyConnection, table: str, path: Path, file_no
         con.execute(f"DROP TABLE IF EXISTS {lines}")
 
 
-def _refuse_unreadable_json(paths: list[Path], exc: duckdb.Error) -> None:
+def _refuse_unreadable_json(paths: list[Path], exc: WarehouseError) -> None:
     """The batch read failed: read the files one at a time, on a connection of its own (the
     caller's transaction is aborted), to name the bad file and line."""
-    con = duckdb.connect()
+    con = scratch()
     for path in paths:
         try:
             con.execute(f"SELECT count(*) FROM read_json_objects({sql_literal(str(path))}, format = 'auto', "
                         f"maximum_object_size = {_object_bound([path])})").fetchall()
-        except duckdb.Error as file_exc:
+        except WarehouseError as file_exc:
             line = _json_error_line(path)
             if line is not None:
                 raise SourceError(f"{path}: line {line} is not valid JSON (expected a FHIR Bundle)") from file_exc
@@ -264,7 +264,7 @@ def _refuse_unreadable_json(paths: list[Path], exc: duckdb.Error) -> None:
     raise SourceError(f"{paths[0].parent}: the *.json files cannot be read together ({_engine_error(exc)})") from exc
 
 
-def _load_json(con: duckdb.DuckDBPyConnection, table: str, numbered: list[tuple[int, Path]]) -> dict[Path, str]:
+def _load_json(con: Session, table: str, numbered: list[tuple[int, Path]]) -> dict[Path, str]:
     """Append the Bundle entries (or single resources) of every .json file in one read; returns the
     skipped files with why."""
     if not numbered:
@@ -274,7 +274,7 @@ def _load_json(con: duckdb.DuckDBPyConnection, table: str, numbered: list[tuple[
     try:
         con.execute(JSON_READ_SQL.format(docs=docs, paths="[" + ", ".join(sql_literal(str(p)) for p in paths) + "]",
                                          max_bytes=_object_bound(paths)))
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         _refuse_unreadable_json(paths, exc)
     try:
         con.execute(JSON_DOCS_SQL.format(docs=docs, files=", ".join(f"({n}, {sql_literal(str(p))})"
@@ -296,7 +296,7 @@ class FhirExport:
     """Loads a FHIR export folder once into a temp table of resources and yields the canonical
     SELECT for each table (see the module docstring for the mapping)."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path, batches: list[Path] = ()):
+    def __init__(self, con: Session, source_dir: Path, batches: list[Path] = ()):
         """`batches`: NDJSON / Bundle files the drop-zone sensor accepted (an incremental `_since`
         export, say), read after the folder's own files."""
         self.dir = Path(source_dir)
@@ -595,7 +595,7 @@ def probe_file(path: Path) -> str | None:
     """Why one NDJSON or Bundle file (a drop-zone batch) cannot be read as FHIR, or None."""
     if not path.name.lower().endswith((*NDJSON_SUFFIXES, BUNDLE_SUFFIX)):
         return f"{path}: not a FHIR file ({EXPECTED})"
-    con = duckdb.connect()
+    con = scratch()
     try:
         con.execute(REF_MACRO)
         con.execute(RESOURCES_DDL.format(table="_probe"))

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import yaml
 
 from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError, quote_ident, sql_literal
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.warehouse import Session, WarehouseError
 
 ENCODINGS = ("utf-8", "utf-16", "latin-1")
 
@@ -31,7 +32,7 @@ ENCODINGS = ("utf-8", "utf-16", "latin-1")
 class MappedExport:
     """Reads and validates the mapping once; yields the canonical SELECT for each table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, mapping_path: str | Path):
+    def __init__(self, con: Session, mapping_path: str | Path):
         self.path = Path(mapping_path)
         if not str(mapping_path) or not self.path.is_file():
             raise SourceError(f"MEDMKT_SOURCE_MAPPING={mapping_path!r}: mapping file not found")
@@ -77,13 +78,13 @@ class MappedExport:
         return (f"(SELECT *, row_number() OVER () AS _source_row FROM "
                 f"read_csv({sql_literal(str(file))}, {', '.join(options)}))")
 
-    def _validate(self, con: duckdb.DuckDBPyConnection, table: str, entry: dict) -> set[str]:
+    def _validate(self, con: Session, table: str, entry: dict) -> set[str]:
         file = self._file(table, entry)
         if not file.is_file():
             raise SourceError(f"{self.path}: table '{table}': file {file} not found")
         try:
             have = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {self._scan(table)}").fetchall()}
-        except duckdb.Error as exc:
+        except WarehouseError as exc:
             raise SourceError(f"{file}: cannot be read ({str(exc).splitlines()[0]})") from exc
         for canonical, source in (entry.get("columns") or {}).items():
             if canonical not in SOURCE_TABLES[table].columns:

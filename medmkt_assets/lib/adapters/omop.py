@@ -43,10 +43,10 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.adapters.common import category_sql, csv_options, find_table_file, scan_sql
-from medmkt_assets.lib.sources import SourceError, quote_ident, sql_literal
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.warehouse import Session, WarehouseError
 
 SUFFIXES = (".csv", ".csv.gz", ".parquet")
 
@@ -277,7 +277,7 @@ def _birth_date_sql() -> str:
             f"{year}, coalesce(nullif({month}, 0), 1), coalesce(nullif({day}, 0), 1)) END)")
 
 
-def _reader(con: duckdb.DuckDBPyConnection, path: Path) -> str:
+def _reader(con: Session, path: Path) -> str:
     """The table function reading every column of a CDM file (CSV as text, Parquet with its types)."""
     if path.suffix.lower() == ".parquet":
         return f"read_parquet({sql_literal(str(path))})"
@@ -292,7 +292,7 @@ def _numbered(path: Path, reader: str) -> str:
     return f"(SELECT *, CAST(row_number() OVER () AS BIGINT) AS _source_row FROM {reader})"
 
 
-def _read_header(con: duckdb.DuckDBPyConnection, path: Path, reader: str) -> tuple[dict[str, str], bool]:
+def _read_header(con: Session, path: Path, reader: str) -> tuple[dict[str, str], bool]:
     """The file's columns (lower-case → its spelling, first wins) and whether it has a data row,
     without scanning the whole file; an unreadable file is refused naming it (not quoting
     DuckDB's message, which may show a line of data)."""
@@ -301,7 +301,7 @@ def _read_header(con: duckdb.DuckDBPyConnection, path: Path, reader: str) -> tup
     try:
         columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {reader}").fetchall()]
         has_rows = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {reader} LIMIT 1)").fetchall()[0][0] > 0
-    except duckdb.Error as exc:
+    except WarehouseError as exc:
         raise SourceError(f"{path}: cannot be read as an OMOP CDM table (expected a CSV with a header row, "
                           f"comma- or tab-separated, or Parquet; DuckDB: {type(exc).__name__})") from exc
     header: dict[str, str] = {}
@@ -313,7 +313,7 @@ def _read_header(con: duckdb.DuckDBPyConnection, path: Path, reader: str) -> tup
 class OmopExport:
     """Validates a folder of OMOP CDM tables once and yields the canonical SELECT for each table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path):
+    def __init__(self, con: Session, source_dir: Path):
         self.dir = Path(source_dir)
         self.paths: dict[str, Path] = {}             # tables with at least one row
         self.headers: dict[str, dict[str, str]] = {}  # table → lower-case column → the file's spelling
@@ -331,7 +331,7 @@ class OmopExport:
 
     # --- validation -------------------------------------------------------------------
 
-    def _open(self, con: duckdb.DuckDBPyConnection, spec: CdmTable) -> None:
+    def _open(self, con: Session, spec: CdmTable) -> None:
         """Find one table's file, check its required columns and note whether it has rows."""
         path = find_table_file(self.dir, spec.name, SUFFIXES)
         if path is None:
@@ -358,7 +358,7 @@ class OmopExport:
         raise SourceError(f"{self.dir}: no person table (person.csv, PERSON.csv or person.parquet); an OMOP "
                           "CDM export needs one (is MEDMKT_SOURCE_DIR the folder of CDM tables?)")
 
-    def _version(self, con: duckdb.DuckDBPyConnection, cdm_source: Path | None) -> str | None:
+    def _version(self, con: Session, cdm_source: Path | None) -> str | None:
         """CDM_SOURCE.cdm_version when it says (e.g. 'v5.4.0'), else the version-specific columns."""
         by_columns = next((version for table, column, version in VERSION_COLUMNS
                            if column in self.headers.get(table, {})), None)

@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
-
 from medmkt_assets.lib.adapters.common import category_sql, columns_of, find_table_file, is_empty, scan_sql
-from medmkt_assets.lib.sources import SourceError, quote_ident, sql_literal
+from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.warehouse import Session
 
 CHANNEL_BY_CLASS = {"virtual": "online", "home": "phone"}  # every other encounter class is a clinic visit
 # Payer names Synthea uses for public programmes (when payers.csv has no OWNERSHIP column).
@@ -58,7 +58,7 @@ def _col(have: set[str], name: str, fallback: str = "NULL") -> str:
 class SyntheaExport:
     """Validates an export folder once and yields the canonical SELECT for each table."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, source_dir: Path):
+    def __init__(self, con: Session, source_dir: Path):
         self.dir = source_dir
         if not source_dir.is_dir():
             raise SourceError(f"{source_dir}: not a folder; MEDMKT_SOURCE_DIR should be a Synthea export's csv folder")
