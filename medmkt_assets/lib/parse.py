@@ -68,7 +68,6 @@ def boolean(expr: str) -> str:
             f"WHEN {t} IN ('false', 'f', '0', 'no', 'n', '否') THEN false END")
 
 
-
 def gender(expr: str) -> str:
     """F, M or U (contract: female/male/f/m/女/男 accepted, anything else U)."""
     t = lower_text(expr)
