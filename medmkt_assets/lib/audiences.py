@@ -84,6 +84,32 @@ def audience_sql(campaign_id: str, purpose: str, channel: str | None, target_cat
     """
 
 
+# Planned campaigns: defined, nobody contacted yet (the ones audiences and scores are built for).
+PLANNED_CAMPAIGNS_SQL = ("SELECT campaign_id, purpose, channel, target_category, name FROM staging.campaigns k "
+                         "WHERE NOT EXISTS (SELECT 1 FROM staging.campaign_contacts c "
+                         "WHERE c.campaign_id = k.campaign_id) ORDER BY campaign_id")
+EMPTY_JUDGED_SQL = ("SELECT CAST(NULL AS VARCHAR) AS campaign_id, CAST(NULL AS VARCHAR) AS patient_key, "
+                    "CAST(NULL AS INTEGER) AS segment_id, CAST(NULL AS VARCHAR) AS segment_label, "
+                    "CAST(NULL AS DOUBLE) AS expected_uplift, CAST(NULL AS DOUBLE) AS score, "
+                    "CAST(NULL AS VARCHAR) AS _exclusion, CAST(NULL AS BIGINT) AS audience_rank, "
+                    "CAST(NULL AS VARCHAR) AS audience_group LIMIT 0")
+AUDIENCES_SQL = ("CREATE OR REPLACE TABLE marts.audiences AS SELECT * EXCLUDE (_exclusion) FROM _audience_judged "
+                 "WHERE _exclusion IS NULL ORDER BY campaign_id, audience_rank")
+REASON_COUNTS_SQL = ("SELECT campaign_id, coalesce(_exclusion, 'selected: ' || audience_group) AS reason, "
+                     "count(*) AS n FROM _audience_judged GROUP BY ALL ORDER BY ALL")
+
+
+def judge_audiences(con: Session, planned: list[tuple], audience_share: float, max_size: int,
+                    holdout_share: float) -> None:
+    """`_audience_judged`: every profiled patient per planned campaign, selected or with the reason
+    it was left out; marts.audiences keeps the selected."""
+    parts = [audience_sql(cid, purpose, channel, category, audience_share, max_size, holdout_share)
+             for cid, purpose, channel, category, _ in planned]
+    judged = " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts) if parts else EMPTY_JUDGED_SQL
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _audience_judged AS {judged}")
+    con.execute(AUDIENCES_SQL)
+
+
 def write_private_csv(path: Path, frame: pd.DataFrame) -> None:
     """Write a CSV readable by its owner only (mode 0600), replacing any previous file."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -245,3 +245,24 @@ def label_segments(profile_means: pd.DataFrame) -> pd.Series:
     duplicated = labels.duplicated(keep=False)
     labels[duplicated] = labels[duplicated] + " #" + labels.index[duplicated].astype(str)
     return labels
+
+
+def _band(age_years: float) -> str:
+    """The 10-year band of a band's middle age (features keep age as the middle of its band)."""
+    if pd.isna(age_years):
+        return "unknown"
+    return "90+" if age_years >= 90 else f"{int(age_years) - 5}-{int(age_years) + 4}"
+
+
+def segment_table(keys: pd.Series, features: pd.DataFrame, labels_by_row: np.ndarray,
+                  model_name: str) -> tuple[pd.DataFrame, pd.Series]:
+    """marts.patient_segments rows and the label of each segment (from the segment's mean
+    profile, with its most common age band)."""
+    grouped = features.assign(segment_id=labels_by_row).groupby("segment_id")
+    means = grouped.mean(numeric_only=True)
+    means["age_band"] = grouped.age_years.agg(lambda a: a.mode().iloc[0] if a.notna().any() else np.nan).map(_band)
+    labels = label_segments(means)
+    segments = pd.DataFrame({"patient_key": keys, "segment_id": labels_by_row.astype("int32"),
+                             "segment_label": labels.reindex(labels_by_row).to_numpy(), "model": model_name})
+    return segments, labels
+

@@ -6,7 +6,9 @@ from pydantic import Field
 
 from medmkt_assets.defs.resources import ExportDir, Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
-from medmkt_assets.lib.audiences import audience_sql, export_frame, write_private_csv, write_private_json
+from medmkt_assets.lib.audiences import (
+    PLANNED_CAMPAIGNS_SQL, REASON_COUNTS_SQL, export_frame, judge_audiences, write_private_csv, write_private_json,
+)
 from medmkt_assets.lib.suppression import hide_complement, is_small_cell
 
 
@@ -26,41 +28,14 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
               exports: ExportDir) -> dg.MaterializeResult:
     """Consent-aware audiences per planned campaign, ranked by expected uplift, with a holdout; exported as 0600 CSVs."""
     with warehouse.transaction() as con:
-        planned = con.execute(
-            "SELECT campaign_id, purpose, channel, target_category, name FROM staging.campaigns k WHERE NOT EXISTS "
-            "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
-            "ORDER BY campaign_id").fetchall()
-        parts = [audience_sql(cid, purpose, channel, category, config.audience_share, config.max_size,
-                              config.holdout_share) for cid, purpose, channel, category, _ in planned]
-        if parts:
-            con.execute("CREATE OR REPLACE TEMP TABLE _audience_judged AS "
-                        + " UNION ALL ".join(f"SELECT * FROM ({p})" for p in parts))
-        else:
-            con.execute("CREATE OR REPLACE TEMP TABLE _audience_judged AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
-                        "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS INTEGER) AS segment_id, "
-                        "CAST(NULL AS VARCHAR) AS segment_label, CAST(NULL AS DOUBLE) AS expected_uplift, "
-                        "CAST(NULL AS DOUBLE) AS score, CAST(NULL AS VARCHAR) AS _exclusion, "
-                        "CAST(NULL AS BIGINT) AS audience_rank, CAST(NULL AS VARCHAR) AS audience_group LIMIT 0")
-        con.execute("CREATE OR REPLACE TABLE marts.audiences AS SELECT * EXCLUDE (_exclusion) FROM _audience_judged "
-                    "WHERE _exclusion IS NULL ORDER BY campaign_id, audience_rank")
-        counts = con.execute("SELECT campaign_id, coalesce(_exclusion, 'selected: ' || audience_group) AS reason, "
-                             "count(*) AS n FROM _audience_judged GROUP BY ALL ORDER BY ALL").fetchdf()
+        planned = con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()
+        judge_audiences(con, planned, config.audience_share, config.max_size, config.holdout_share)
+        counts = con.execute(REASON_COUNTS_SQL).fetchdf()
         # the reasons of one campaign add up to every profiled patient: hide a lone small cell's sibling too
         hidden = hide_complement(counts.n.apply(is_small_cell), counts.n, counts[["campaign_id"]])
         exclusions = counts.assign(patients=counts.n.astype("Float64").mask(hidden), suppressed=hidden)
         con.write_frame(exclusions.drop(columns=["n"]), "marts.audience_exclusions")
-        run_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        manifest = {"run_id": context.run.run_id, "written_at": run_at, "campaigns": []}
-        for cid, purpose, channel, category, name in planned:
-            frame = export_frame(con, cid, channel)
-            path = exports.folder / f"audience_{cid}.csv"
-            write_private_csv(path, frame)
-            manifest["campaigns"].append({
-                "campaign_id": cid, "name": name, "purpose": purpose, "channel": channel,
-                "target_category": category, "file": path.name, "exported": len(frame),
-                "counts": {r.reason: int(r.n) for r in counts.itertuples() if r.campaign_id == cid},
-            })
-        write_private_json(exports.folder / "audience_manifest.json", manifest)
+        manifest = _export(context, con, exports, planned, counts)
         n = row_count(con, "marts.audiences")
         table = con.execute("SELECT campaign_id, reason, patients FROM marts.audience_exclusions "
                             "ORDER BY ALL").fetchdf()
@@ -72,3 +47,21 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
         "files": ", ".join(c["file"] for c in manifest["campaigns"]) or "(none)",
         "selection_and_exclusions": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(none)"),
     })
+
+
+def _export(context: dg.AssetExecutionContext, con, exports: ExportDir, planned: list[tuple], counts) -> dict:
+    """One owner-only CSV per planned campaign (contact details only here) and a manifest of counts."""
+    run_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest = {"run_id": context.run.run_id, "written_at": run_at, "campaigns": []}
+    for cid, purpose, channel, category, name in planned:
+        frame = export_frame(con, cid, channel)
+        path = exports.folder / f"audience_{cid}.csv"
+        write_private_csv(path, frame)
+        manifest["campaigns"].append({
+            "campaign_id": cid, "name": name, "purpose": purpose, "channel": channel,
+            "target_category": category, "file": path.name, "exported": len(frame),
+            "counts": {r.reason: int(r.n) for r in counts.itertuples() if r.campaign_id == cid},
+        })
+    write_private_json(exports.folder / "audience_manifest.json", manifest)
+    return manifest
+

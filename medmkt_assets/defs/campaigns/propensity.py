@@ -13,6 +13,7 @@ from medmkt_assets.defs.warehouse import (
 )
 from medmkt_assets.lib import campaign_models as cm
 from medmkt_assets.lib import plots, tracking
+from medmkt_assets.lib.audiences import PLANNED_CAMPAIGNS_SQL
 from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training
 from medmkt_assets.lib.features import feature_columns
 from medmkt_assets.lib.propensity import (
@@ -24,10 +25,6 @@ from medmkt_assets.lib.suppression import suppress_frame
 CURRENT_FEATURES = "features.patient_features"
 PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
                          "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
-# Planned campaigns: defined, but nobody contacted yet.
-PLANNED_CAMPAIGNS_SQL = ("SELECT campaign_id, target_category, channel FROM staging.campaigns k WHERE NOT EXISTS "
-                         "(SELECT 1 FROM staging.campaign_contacts c WHERE c.campaign_id = k.campaign_id) "
-                         "ORDER BY campaign_id")
 # The most common conditions among profiled patients, with enough patients on both sides.
 RISK_CONDITIONS_SQL = """
 SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d
@@ -127,7 +124,8 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
 def _campaign_inputs(con) -> tuple[pd.DataFrame, list[str], pd.DataFrame, list[tuple]]:
     """Every profiled patient's current features, the feature columns, past contacts, planned campaigns."""
     return (con.execute(PROFILED_FEATURES_SQL).fetchdf(), feature_columns(con, CURRENT_FEATURES),
-            con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf(), con.execute(PLANNED_CAMPAIGNS_SQL).fetchall())
+            con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf(),
+            [(cid, category, channel) for cid, _, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()])
 
 
 def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,

@@ -75,41 +75,11 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         if scope not in BASKET_ITEMS_SQL:
             raise dg.Failure(f"Unknown rule scope {scope!r}: use 'basket' and/or 'patient'.")
         started = time.perf_counter()
-        sample = ""
-        with warehouse.session() as con:
-            if scope == "patient" and 0 < config.patient_sample_size < row_count(con, "staging.patients"):
-                sample = PATIENT_SAMPLE.format(size=config.patient_sample_size)
-            baskets = con.execute(BASKET_ITEMS_SQL[scope].format(sample=sample)).fetchdf()
-        n_baskets = max(int(baskets.basket_id.nunique()), 1)
-        min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
-        rules = mine_rules(baskets, min_support, getattr(config, f"{scope}_min_confidence"),
-                           max_len=getattr(config, f"{scope}_max_len"), single_consequent=config.single_consequent,
-                           min_lift=config.min_lift, prune_redundant=config.prune_redundant)
-        if len(rules) > config.max_rules:
-            context.log.warning("%s scope: %d rules; publishing the %d with the highest lift.", scope, len(rules),
-                                config.max_rules)
-            rules = rules.head(config.max_rules)  # mine_rules sorts by lift, confidence, support
+        rules, sampled[scope] = _mine_scope(context, config, warehouse, scope)
         timings[scope] = time.perf_counter() - started
-        rules["rule_id"] = scope[0].upper() + rules.rule_id
-        found.append(rules.assign(scope=scope))
-        context.log.info("%s scope: %d rules from %d baskets%s (min support %.5f) in %.1f s", scope, len(rules),
-                         n_baskets, " (a random sample of patients)" if sample else "", min_support, timings[scope])
-        sampled[scope] = bool(sample)
+        found.append(rules)
     rules = pd.concat(found, ignore_index=True)
-
-    with tracker.start_run(context, "medmkt-association-rules", "fp_growth") as run:
-        log_params({**config.model_dump(exclude={"scopes"}), "scopes": ",".join(config.scopes)})
-        log_params({f"sampled_{s}": v for s, v in sampled.items()})
-        log_metrics({f"rules_{s}": float((rules.scope == s).sum()) for s in config.scopes}
-                    | {f"seconds_{s}": t for s, t in timings.items()})
-        tracking.log_frame(rules.assign(antecedents=rules.antecedents.map("|".join),
-                                        consequents=rules.consequents.map("|".join)), "association_rules.csv")
-        for scope in config.scopes:
-            part = rules[rules.scope == scope]
-            if len(part):
-                tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
-        url = tracker.run_url(run)
-
+    url = _log_rules(context, tracker, config, rules, sampled, timings)
     with warehouse.transaction() as con:
         con.write_frame(rules, "marts.association_rules", query=RULES_TABLE_SQL)
         n = row_count(con, "marts.association_rules")
@@ -125,3 +95,44 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         "top_rules_by_lift": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(no rules)"),
         "mlflow_run": dg.MetadataValue.url(url),
     })
+
+
+def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: Warehouse,
+                scope: str) -> tuple[pd.DataFrame, bool]:
+    """One scope's rules (at most max_rules, by lift) and whether its baskets were a patient sample."""
+    sample = ""
+    with warehouse.session() as con:
+        if scope == "patient" and 0 < config.patient_sample_size < row_count(con, "staging.patients"):
+            sample = PATIENT_SAMPLE.format(size=config.patient_sample_size)
+        baskets = con.execute(BASKET_ITEMS_SQL[scope].format(sample=sample)).fetchdf()
+    n_baskets = max(int(baskets.basket_id.nunique()), 1)
+    min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
+    rules = mine_rules(baskets, min_support, getattr(config, f"{scope}_min_confidence"),
+                       max_len=getattr(config, f"{scope}_max_len"), single_consequent=config.single_consequent,
+                       min_lift=config.min_lift, prune_redundant=config.prune_redundant)
+    if len(rules) > config.max_rules:
+        context.log.warning("%s scope: %d rules; publishing the %d with the highest lift.", scope, len(rules),
+                            config.max_rules)
+        rules = rules.head(config.max_rules)  # mine_rules sorts by lift, confidence, support
+    rules["rule_id"] = scope[0].upper() + rules.rule_id
+    context.log.info("%s scope: %d rules from %d baskets%s (min support %.5f)", scope, len(rules), n_baskets,
+                     " (a random sample of patients)" if sample else "", min_support)
+    return rules.assign(scope=scope), bool(sample)
+
+
+def _log_rules(context: dg.AssetExecutionContext, tracker: MlflowTracker, config: RulesConfig, rules: pd.DataFrame,
+               sampled: dict[str, bool], timings: dict[str, float]) -> str:
+    """The rules run: settings, counts and timings per scope, the rules table and a scatter per scope."""
+    with tracker.start_run(context, "medmkt-association-rules", "fp_growth") as run:
+        log_params({**config.model_dump(exclude={"scopes"}), "scopes": ",".join(config.scopes)})
+        log_params({f"sampled_{s}": v for s, v in sampled.items()})
+        log_metrics({f"rules_{s}": float((rules.scope == s).sum()) for s in config.scopes}
+                    | {f"seconds_{s}": t for s, t in timings.items()})
+        tracking.log_frame(rules.assign(antecedents=rules.antecedents.map("|".join),
+                                        consequents=rules.consequents.map("|".join)), "association_rules.csv")
+        for scope in config.scopes:
+            part = rules[rules.scope == scope]
+            if len(part):
+                tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
+        return tracker.run_url(run)
+

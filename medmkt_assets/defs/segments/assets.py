@@ -1,6 +1,5 @@
 """marts.patient_segments and marts.segment_summary (contract section 4, issue 5)."""
 import dagster as dg
-import numpy as np
 import pandas as pd
 from mlflow import log_metrics, log_params
 from pydantic import Field
@@ -9,7 +8,7 @@ from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
-from medmkt_assets.lib.segments import label_segments, segment_patients
+from medmkt_assets.lib.segments import segment_patients, segment_table
 
 MODEL_NAME = "medmkt-segmentation"
 MIN_BUYERS = 20  # fewer patients with orders than this cannot be clustered meaningfully
@@ -20,12 +19,6 @@ class SegmentationConfig(dg.Config):
     k_max: int = Field(default=8, description="Largest number of segments tried.")
     sample_size: int = Field(default=10_000, description="Patients sampled for silhouettes and plots.")
     seed: int = Field(default=42, description="Random seed for sampling and clustering.")
-
-
-def _band(age_years: float) -> str:
-    if pd.isna(age_years):
-        return "unknown"
-    return "90+" if age_years >= 90 else f"{int(age_years) - 5}-{int(age_years) + 4}"
 
 
 @dg.asset(
@@ -41,39 +34,11 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     keys = features.pop("patient_key")
     buyers = int((features.frequency > 0).sum())
     if buyers < MIN_BUYERS:
-        context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
-                            buyers, MIN_BUYERS)
-        with warehouse.transaction() as con:
-            con.write_frame(keys.to_frame(), "marts.patient_segments",
-                            query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
-                                  "'all patients' AS segment_label, 'single_segment' AS model FROM frame")
-        return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
-                                              "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
+        return _single_segment(context, warehouse, keys, buyers)
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
-    means = features.assign(segment_id=result.labels).groupby("segment_id").mean(numeric_only=True)
-    modal_age = features.assign(segment_id=result.labels).groupby("segment_id").age_years.agg(
-        lambda a: a.mode().iloc[0] if a.notna().any() else np.nan)
-    means["age_band"] = modal_age.map(_band)
-    labels = label_segments(means)
     model_name = f"{result.method}_k{result.k}"
-    segments = pd.DataFrame({"patient_key": keys, "segment_id": result.labels.astype("int32"),
-                             "segment_label": labels.reindex(result.labels).to_numpy(), "model": model_name})
-
-    with tracker.start_run(context, "medmkt-segmentation", model_name) as run:
-        log_params({"k_min": config.k_min, "k_max": config.k_max, "sample_size": config.sample_size,
-                               "seed": config.seed, "method": result.method, "features": len(features.columns)})
-        log_metrics(result.metrics)
-        tracking.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
-                            "elbow.png")
-        tracking.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
-                            "silhouette.png")
-        tracking.log_figure(plots.projection_plot(result.sample_transformed, result.sample_labels,
-                                                  labels.to_dict()), "projection.png")
-        tracking.log_frame(result.k_scan, "k_scan.csv")
-        tracking.log_frame(result.comparison, "method_comparison.csv")
-        version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
-        run_url = tracker.run_url(run)
-
+    segments, labels = segment_table(keys, features, result.labels, model_name)
+    run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
     with warehouse.transaction() as con:
         con.write_frame(segments, "marts.patient_segments")
         n = row_count(con, "marts.patient_segments")
@@ -86,10 +51,42 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
         "stability_ari": result.metrics["stability_ari"],
         "elbow_k": int(result.metrics["elbow_k"]),
         "method_comparison": dg.MetadataValue.md(result.comparison.to_markdown(index=False)),
-        "mlflow_run": dg.MetadataValue.url(run_url),
+        "mlflow_run": dg.MetadataValue.url(tracker.run_url(run)),
         "mlflow_run_id": run.info.run_id,
         "registered_model": f"{MODEL_NAME} v{version} (alias champion)",
     })
+
+
+def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, keys: pd.Series,
+                    buyers: int) -> dg.MaterializeResult:
+    """Too few buyers to cluster: everyone in one segment, and the metadata says why."""
+    context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
+                        buyers, MIN_BUYERS)
+    with warehouse.transaction() as con:
+        con.write_frame(keys.to_frame(), "marts.patient_segments",
+                        query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
+                              "'all patients' AS segment_label, 'single_segment' AS model FROM frame")
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
+                                          "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
+
+
+def _log_segmentation(context: dg.AssetExecutionContext, tracker: MlflowTracker, config: SegmentationConfig,
+                      result, labels: pd.Series, features: pd.DataFrame, model_name: str):
+    """The segmentation run: parameters, metrics, elbow/silhouette/projection plots, the registered model."""
+    with tracker.start_run(context, "medmkt-segmentation", model_name) as run:
+        log_params({"k_min": config.k_min, "k_max": config.k_max, "sample_size": config.sample_size,
+                    "seed": config.seed, "method": result.method, "features": len(features.columns)})
+        log_metrics(result.metrics)
+        tracking.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
+                            "elbow.png")
+        tracking.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
+                            "silhouette.png")
+        tracking.log_figure(plots.projection_plot(result.sample_transformed, result.sample_labels,
+                                                  labels.to_dict()), "projection.png")
+        tracking.log_frame(result.k_scan, "k_scan.csv")
+        tracking.log_frame(result.comparison, "method_comparison.csv")
+        version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
+    return run, version
 
 
 @dg.asset(
