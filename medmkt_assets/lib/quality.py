@@ -273,9 +273,18 @@ def validate(suite_name: str, checks: list[Check], observed: dict[str, float], q
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
     frame = pd.DataFrame([{c.name: observed[c.name] for c in checks}])
     result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    context.build_data_docs()
+    _build_docs_for(context, suite_name)
     verdict = {r.expectation_config.kwargs["column"]: bool(r.success) for r in result.results}
     return [Outcome(c, observed[c.name], verdict.get(c.name, False)) for c in checks]
+
+
+def _build_docs_for(context, suite_name: str) -> None:
+    """Render this suite's newest result and the index (re-rendering every stored result each
+    time grew with the history: a second per check after a few runs)."""
+    keys = [k for k in context.validation_results_store.list_keys()
+            if k.expectation_suite_identifier.name == suite_name]
+    newest = max(keys, key=lambda k: k.run_id.run_time, default=None)
+    context.build_data_docs(resource_identifiers=[newest] if newest else None)
 
 
 def data_docs_index(quality_dir: Path) -> Path:

@@ -247,20 +247,14 @@ def label_segments(profile_means: pd.DataFrame) -> pd.Series:
     return labels
 
 
-def _band(age_years: float) -> str:
-    """The 10-year band of a band's middle age (features keep age as the middle of its band)."""
-    if pd.isna(age_years):
-        return "unknown"
-    return "90+" if age_years >= 90 else f"{int(age_years) - 5}-{int(age_years) + 4}"
-
-
-def segment_table(keys: pd.Series, features: pd.DataFrame, labels_by_row: np.ndarray,
+def segment_table(keys: pd.Series, features: pd.DataFrame, age_bands: pd.Series, labels_by_row: np.ndarray,
                   model_name: str) -> tuple[pd.DataFrame, pd.Series]:
     """marts.patient_segments rows and the label of each segment (from the segment's mean
-    profile, with its most common age band)."""
-    grouped = features.assign(segment_id=labels_by_row).groupby("segment_id")
-    means = grouped.mean(numeric_only=True)
-    means["age_band"] = grouped.age_years.agg(lambda a: a.mode().iloc[0] if a.notna().any() else np.nan).map(_band)
+    profile, with its most common known age band from the profiles)."""
+    means = features.assign(segment_id=labels_by_row).groupby("segment_id").mean(numeric_only=True)
+    known = age_bands.where(age_bands != "unknown")
+    means["age_band"] = known.groupby(labels_by_row).agg(
+        lambda bands: bands.mode().iloc[0] if bands.notna().any() else "unknown")
     labels = label_segments(means)
     segments = pd.DataFrame({"patient_key": keys, "segment_id": labels_by_row.astype("int32"),
                              "segment_label": labels.reindex(labels_by_row).to_numpy(), "model": model_name})

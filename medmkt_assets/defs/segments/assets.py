@@ -11,6 +11,9 @@ from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import segment_patients, segment_table
 
 MODEL_NAME = "medmkt-segmentation"
+# The model inputs, plus each patient's age band from the profile (it labels the segments).
+SEGMENT_INPUTS_SQL = ("SELECT f.*, p.age_band AS _age_band FROM features.patient_features f "
+                      "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
 MIN_BUYERS = 20  # fewer patients with orders than this cannot be clustered meaningfully
 
 
@@ -29,15 +32,14 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
                      tracker: MlflowTracker) -> dg.MaterializeResult:
     """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
     with warehouse.session() as con:
-        features = con.execute("SELECT f.* FROM features.patient_features f "
-                               "SEMI JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key").fetchdf()
-    keys = features.pop("patient_key")
+        features = con.execute(SEGMENT_INPUTS_SQL).fetchdf()
+    keys, age_bands = features.pop("patient_key"), features.pop("_age_band")
     buyers = int((features.frequency > 0).sum())
     if buyers < MIN_BUYERS:
         return _single_segment(context, warehouse, keys, buyers)
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
     model_name = f"{result.method}_k{result.k}"
-    segments, labels = segment_table(keys, features, result.labels, model_name)
+    segments, labels = segment_table(keys, features, age_bands, result.labels, model_name)
     run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
     with warehouse.transaction() as con:
         con.write_frame(segments, "marts.patient_segments")
