@@ -54,8 +54,8 @@ def source_files(context: dg.AssetExecutionContext, sources: SourceFiles,
             except SourceError as exc:
                 raise dg.Failure(description=str(exc)) from None
             rows = [{"table": None, "file": str(p)} for p in adapter.files]
-            rows += [{"table": t, "file": str(p)} for t in SOURCE_TABLES if adapter.select(t) is None
-                     for p in _side_files(sources, t)]
+            rows += [{"table": t, "file": str(p)} for t in SOURCE_TABLES  # side files, then canonical batches
+                     for p in (_side_files(sources, t) if adapter.select(t) is None else []) + sources.batches(t)]
             notes = adapter.notes
         inventory = pd.DataFrame(rows, columns=["table", "file"])
         inventory["bytes"] = [Path(f).stat().st_size for f in inventory["file"]]
