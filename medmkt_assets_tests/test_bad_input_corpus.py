@@ -121,7 +121,8 @@ def test_a_file_that_is_not_csv_is_refused_with_its_line(tmp_path):
 def _stage(workdir, tables: dict[str, str]) -> duckdb.DuckDBPyConnection:
     write_tiny_source(workdir["source"], {**TINY_SOURCE, **tables})
     result = materialize_all(build_definitions(Settings.from_env()),
-                             make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]), STAGE)
+                             make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]), STAGE,
+                             checks=False)
     assert result.success
     return duckdb.connect(str(workdir["warehouse"]), read_only=True)
 
@@ -163,7 +164,8 @@ def test_a_failed_run_leaves_the_warehouse_as_it_was(workdir, pseudonym_env):
     con.close()
     (workdir["source"] / "orders.csv").write_text("order_id,product_id\nX,A\n")  # patient_id missing
     result = materialize_all(build_definitions(Settings.from_env()),
-                             make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]), STAGE)
+                             make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]), STAGE,
+                             checks=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "orders.csv: required column 'patient_id' is missing" in str(failure.event_specific_data.error.message)

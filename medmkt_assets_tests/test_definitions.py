@@ -21,3 +21,22 @@ def test_the_production_definitions_load_with_every_resource_bound(tmp_path, mon
               ((s.key, s) for a in defs.assets for s in a.specs)}
     assert all(owners.values()), [k for k, v in owners.items() if not v]
     assert owners["marts/recommendations"] == ["team:data-science"]
+
+
+def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):
+    """dagster-duckdb closes its connection only when the body succeeds; the Warehouse closes it always."""
+    import duckdb
+    import pytest
+    from dagster_duckdb import DuckDBResource
+
+    from medmkt_assets.defs.resources import Warehouse
+
+    path = str(tmp_path / "w.duckdb")
+    warehouse = Warehouse(engine=DuckDBResource(database=path, connection_config={"memory_limit": "1GB"}))
+    with pytest.raises(RuntimeError):
+        with warehouse.transaction() as con:
+            con.execute("CREATE TABLE ops.t AS SELECT 1 AS x")
+            raise RuntimeError("the step fails")
+    reader = duckdb.connect(path, read_only=True)  # another configuration: refused while a connection is open
+    assert reader.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone()[0] == 0
+    reader.close()

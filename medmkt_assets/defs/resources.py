@@ -80,7 +80,10 @@ class Warehouse(dg.ConfigurableResource):
     @contextmanager
     def session(self) -> Iterator[Session]:
         with self.engine.get_connection() as connection:
-            yield Session(connection)
+            try:
+                yield Session(connection)
+            finally:  # dagster-duckdb closes only when the body succeeds: a failed step kept the file open
+                connection.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
