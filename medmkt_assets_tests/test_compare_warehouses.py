@@ -1,0 +1,26 @@
+"""The warehouse comparison used to show a refactor leaves the output unchanged."""
+from __future__ import annotations
+
+import duckdb
+
+from medmkt_assets.bench.compare import differences
+
+
+def _warehouse(path, value: float, extra: bool = False) -> str:
+    con = duckdb.connect(str(path))
+    con.execute("CREATE SCHEMA marts; CREATE SCHEMA ops")
+    con.execute(f"CREATE TABLE marts.t AS SELECT * FROM (VALUES (2, 'b'), (1, 'a')) v(id, name), "
+                f"(SELECT {value} AS score)")
+    con.execute("CREATE TABLE ops.ignored AS SELECT now() AS at")  # run bookkeeping is not output
+    if extra:
+        con.execute("CREATE TABLE marts.new AS SELECT 1 AS x")
+    con.close()
+    return str(path)
+
+
+def test_same_output_in_any_row_order_is_equal_and_a_changed_cell_is_not(tmp_path):
+    old = _warehouse(tmp_path / "old.duckdb", 0.5)
+    assert differences(old, _warehouse(tmp_path / "same.duckdb", 0.5)) == []
+    assert differences(old, _warehouse(tmp_path / "changed.duckdb", 0.25)) == ["marts.t: columns differ: ['score']"]
+    assert differences(old, _warehouse(tmp_path / "more.duckdb", 0.5, extra=True)) == [
+        f"marts.new: only in {tmp_path / 'more.duckdb'}"]
