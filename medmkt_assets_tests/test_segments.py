@@ -4,7 +4,6 @@ from __future__ import annotations
 import duckdb
 import numpy as np
 import pandas as pd
-import pytest
 from sklearn.metrics import adjusted_rand_score
 
 from medmkt_assets.lib.pseudonym import pseudonymize
