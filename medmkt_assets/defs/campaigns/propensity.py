@@ -116,7 +116,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
             oof = evaluation.out_of_fold[evaluation.champion]
             fairness = pd.concat([auc_by_group(y, oof, g).assign(dimension=name) for name, g in by_group.items()])
             tracking.log_frame(fairness, "auc_by_group.csv")
-            log_metrics({f"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
+            log_metrics({"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
         version = tracking.log_model(champion, X.head(200), registered)
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
