@@ -104,7 +104,6 @@ def csv_options(con: Session, path: Path) -> str:
     return f", delim={sql_literal(delim)}, quote={sql_literal(quote)}, escape={sql_literal(escape)}"
 
 
-
 def scan_sql(path: Path, con: Session | None = None) -> str:
     """A table function reading every column of a CSV (delimiter sniffed, and with `con` the
     quoting too, see csv_options) or Parquet file as text, with `_source_row`, the 1-based data
