@@ -56,3 +56,29 @@ def test_uri_helpers():
     assert str(sqlite_path("sqlite:///data/mlflow/mlflow.db")) == "data/mlflow/mlflow.db"
     assert sqlite_path("http://host:5000") is None and artifact_root("http://host:5000") is None
     assert run_url("http://x/", "1", "abc") == "http://x/#/experiments/1/runs/abc"
+
+
+def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path):
+    """models:/…@champion loaded with pyfunc answers per patient_key, as the fitted model does."""
+    import pandas as pd
+
+    from medmkt_assets.lib.recommenders import ItemKNN
+    from medmkt_assets.lib.tracking import ensure_experiment, log_recommender
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    interactions = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 4, 4], "item_id": list("abcdabcd"),
+                                 "weight": 1.0, "timestamp": pd.Timestamp("2025-01-01")})
+    model = ItemKNN("cosine").fit(interactions)
+    users = pd.DataFrame({"user_id": [1, 2, 3, 4], "patient_key": ["k1", "k2", "k3", "k4"]})
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(uri, "medmkt-test")):
+        log_recommender(model, "medmkt-test-recommender", users)
+    served = mlflow.pyfunc.load_model("models:/medmkt-test-recommender@champion").predict(
+        pd.DataFrame({"patient_key": ["k2", "k1", "never-seen"]}))
+    lists = served.groupby("patient_key").product_id.apply(list)
+    direct = model.recommend(pd.Index([1, 2]), k=10).groupby("user_id").item_id.apply(list)
+    assert lists["k1"] == direct[1] and lists["k2"] == direct[2]
+    assert lists["k1"] != lists["k2"]                        # not one popularity list for everyone
+    assert set(lists["k1"]).isdisjoint({"a", "b"})           # what k1 already bought is not offered again
+    assert len(lists["never-seen"]) > 0                      # an unknown patient still gets products
+    assert list(served.columns) == ["patient_key", "rank", "product_id", "score"]

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import mlflow
 import mlflow.pyfunc
-import pandas as pd
 import mlflow.sklearn
+import numpy as np
+import pandas as pd
 from mlflow.tracking import MlflowClient
 
 
@@ -91,34 +92,53 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
 
 
 class PickledRecommender(mlflow.pyfunc.PythonModel):
-    """MLflow wrapper: input rows with user_id, output their top-10 lists."""
+    """MLflow wrapper: rows with `patient_key` in, each patient's top-k list out (k 10, or the
+    `k` parameter). The model was fitted on integer codes that change every run: the codes of
+    this run's patients travel with it (users.parquet), so a served patient is the patient the
+    model knew; a patient it never saw gets the popular products."""
 
     def load_context(self, context):
         import pickle
 
         with open(context.artifacts["model"], "rb") as handle:
             self.model = pickle.load(handle)
+        self.codes = pd.read_parquet(context.artifacts["users"]).set_index("patient_key").user_id
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
-        return self.model.recommend(model_input["user_id"].astype(str), k=10)
+        keys = model_input["patient_key"].astype(str).reset_index(drop=True)
+        codes = self.codes.reindex(keys).to_numpy(dtype="float64")
+        # patients the model never saw get distinct negative codes (never a real one): unknown, popular items
+        unknown = np.isnan(codes)
+        codes[unknown] = -1 - np.flatnonzero(unknown)
+        codes = codes.astype("int64")
+        recs = self.model.recommend(pd.Index(codes), k=int((params or {}).get("k", 10)))
+        recs["patient_key"] = recs.user_id.map(dict(zip(codes, keys)))
+        return recs[["patient_key", "rank", "item_id", "score"]].rename(columns={"item_id": "product_id"})
 
 
-def log_recommender(model, registered_name: str, promote: bool = True, alias: str = "champion") -> str:
-    """Log a fitted recommender as a pyfunc model (pickled beside it), register and alias it."""
+def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
+                    alias: str = "champion") -> str:
+    """Log a fitted recommender as a pyfunc model (pickled beside it, with `users`: the run's
+    user_id code of each patient_key), register and alias it."""
     import pickle
     import tempfile
 
     from mlflow.models import infer_signature
 
     with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "recommender.pkl"
+        path, users_path = Path(folder) / "recommender.pkl", Path(folder) / "users.parquet"
         path.write_bytes(pickle.dumps(model))
-        example = pd.DataFrame({"user_id": [str(model.users_[0])]}) if len(model.users_) else None
-        signature = infer_signature(example, model.recommend(example.user_id, k=10)) if example is not None else None
+        users[["patient_key", "user_id"]].to_parquet(users_path, index=False)
+        python_model = PickledRecommender()
+        signature = None
+        if len(users):
+            example = users[["patient_key"]].head(1)
+            python_model.model, python_model.codes = model, users.set_index("patient_key").user_id
+            signature = infer_signature(example, python_model.predict(None, example))
         info = mlflow.pyfunc.log_model(name="model", python_model=PickledRecommender(),
-                                       artifacts={"model": str(path)}, signature=signature,
+                                       artifacts={"model": str(path), "users": str(users_path)}, signature=signature,
                                        registered_model_name=registered_name,
-                                       pip_requirements=[f"mlflow=={mlflow.__version__}"])
+                                       pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
     version = str(info.registered_model_version)
     if promote:
         promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)

@@ -62,7 +62,8 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     with warehouse.session() as con:
         con.execute(PATIENT_CODES_SQL)
         interactions, products = con.execute(INTERACTIONS_SQL).fetchdf(), con.execute(PRODUCTS_SQL).fetchdf()
-        patients = con.execute("SELECT user_id, segment_label FROM _rec_patients ORDER BY user_id").fetchdf()
+        patients = con.execute("SELECT user_id, segment_label, patient_key FROM _rec_patients "
+                               "ORDER BY user_id").fetchdf()
     items, item_text, segments = pd.Index(products.item_id), products.set_index("item_id").text, \
         patients.set_index("user_id").segment_label
     rows = sel.training_rows(interactions, patients.user_id, config.selection_users, config.seed)
@@ -79,7 +80,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         tracking.log_frame(evaluation.table, "evaluation.csv")
-        version = tracking.log_recommender(champion, REGISTERED_NAME)
+        version = tracking.log_recommender(champion, REGISTERED_NAME, patients[["patient_key", "user_id"]])
     rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
                              config.max_per_category, config.new_item_slots)
     served = pd.Series(dtype="int64")
