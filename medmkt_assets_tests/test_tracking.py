@@ -82,3 +82,6 @@ def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path)
     assert set(lists["k1"]).isdisjoint({"a", "b"})           # what k1 already bought is not offered again
     assert len(lists["never-seen"]) > 0                      # an unknown patient still gets products
     assert list(served.columns) == ["patient_key", "rank", "product_id", "score"]
+    model_uri = "models:/medmkt-test-recommender@champion"
+    two = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"patient_key": ["k1"]}), params={"k": 1})
+    assert two.product_id.tolist() == direct[1][:1]

@@ -134,7 +134,7 @@ def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: b
         if len(users):
             example = users[["patient_key"]].head(1)
             python_model.model, python_model.codes = model, users.set_index("patient_key").user_id
-            signature = infer_signature(example, python_model.predict(None, example))
+            signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
         info = mlflow.pyfunc.log_model(name="model", python_model=PickledRecommender(),
                                        artifacts={"model": str(path), "users": str(users_path)}, signature=signature,
                                        registered_model_name=registered_name,
