@@ -24,6 +24,9 @@ def test_tracker_tags_runs_and_links_them(tmp_path):
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("medmkt-test")
     assert experiment.artifact_location == f"{artifact_root(uri)}/medmkt-test"
+    # the UI opens it as a model-development experiment (not an empty GenAI traces page), described
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+    assert experiment.tags["mlflow.note.content"]
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.data.metrics == {"auc": 0.75}
     assert run.data.tags["dagster.run_id"] == result.run_id

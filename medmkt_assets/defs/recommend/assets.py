@@ -113,7 +113,8 @@ def _log_candidates(context: dg.AssetExecutionContext, tracker: MlflowTracker, c
     runs = {}
     for model in models:
         name = sel.label(model)
-        with tracker.start_run(context, "medmkt-recommenders", name, tags={"model_family": model.name}) as run:
+        with tracker.start_run(context, "medmkt-recommenders", name,
+                               tags={"model_family": model.name, "champion": "false"}) as run:  # the winner: true
             log_params({"model": name, "k": config.k, "holdout_days": config.holdout_days,
                         "split_ratio": config.split_ratio, "seed": config.seed, "interactions": interactions,
                         "products": products, "selection_users": selection_users})
