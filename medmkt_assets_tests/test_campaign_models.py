@@ -62,3 +62,15 @@ def test_uplift_learns_from_the_same_category_only_with_both_arms_and_outcomes()
     assert cm.has_both_arms_and_outcomes(rows)
     assert not cm.has_both_arms_and_outcomes(same[same.arm == "treatment"])
     assert not cm.has_both_arms_and_outcomes(same.iloc[:0])
+
+
+def test_auc_by_group_hides_small_groups_and_the_sibling_that_would_reveal_them():
+    from medmkt_assets.lib.propensity import suppress_groups
+
+    fairness = pd.DataFrame({"dimension": ["gender", "gender", "gender", "age_band", "age_band"],
+                             "group": ["F", "M", "U", "30-39", "40-49"], "rows": [120, 7, 300, 200, 227],
+                             "auc": [0.7, 0.9, 0.72, 0.71, 0.69]})
+    shown = suppress_groups(fairness)
+    assert shown.suppressed.tolist() == [True, True, False, False, False]  # M (7) and its smallest sibling F
+    assert shown.rows.isna().tolist() == [True, True, False, False, False]
+    assert shown.auc.isna().tolist() == [True, True, False, False, False]

@@ -57,13 +57,14 @@ def calibration_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
     return figure
 
 
-def gain_plot(gains: dict[str, pd.DataFrame]):
-    """Cumulative share of positives captured by decile, one line per model."""
+def gain_plot(gains: dict[str, pd.DataFrame], ranked: str = "patients contacted", positives: str = "conversions"):
+    """Cumulative share of positives captured by decile, one line per model (axes named for the
+    target: conversions of contacted patients, or patients with a condition)."""
     figure, axis = plt.subplots(figsize=(5, 4))
     axis.plot([0, 1], [0, 1], color="grey", linestyle="--", label="random")
     for name, table in gains.items():
         axis.plot(np.r_[0, table.decile / 10], np.r_[0, table.cumulative_gain], marker="o", label=name)
-    axis.set(xlabel="share of patients contacted (by score)", ylabel="share of conversions", title="Gain")
+    axis.set(xlabel=f"share of {ranked} (by score)", ylabel=f"share of {positives}", title="Gain")
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure

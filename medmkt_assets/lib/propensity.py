@@ -22,6 +22,8 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 from sklearn.tree import DecisionTreeClassifier
 
+from medmkt_assets.lib.suppression import hide_complement, is_small_cell
+
 MODEL_NAMES = ("logistic_regression", "decision_tree", "linear_svm", "gradient_boosting")
 
 
@@ -135,6 +137,16 @@ def auc_by_group(y: np.ndarray, score: np.ndarray, groups: pd.Series, min_rows: 
         rows.append({"group": group, "rows": len(part),
                      "auc": roc_auc_score(part.y, part.score) if ok else np.nan})
     return pd.DataFrame(rows)
+
+
+def suppress_groups(fairness: pd.DataFrame) -> pd.DataFrame:
+    """auc_by_group rows fit to publish: a group of 1-10 patients shows neither its size nor its
+    AUC, nor does the sibling its size could be had from (a dimension's rows add up to the
+    training rows, which are logged)."""
+    small = fairness["rows"].apply(is_small_cell)
+    hidden = hide_complement(small, fairness["rows"], fairness[["dimension"]])
+    return fairness.assign(rows=fairness["rows"].astype("Float64").mask(hidden),
+                           auc=fairness["auc"].astype("Float64").mask(hidden), suppressed=hidden)
 
 
 class TwoModelUplift:

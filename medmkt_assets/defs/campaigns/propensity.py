@@ -18,7 +18,7 @@ from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_t
 from medmkt_assets.lib.features import feature_columns
 from medmkt_assets.lib.propensity import (
     TwoModelUplift, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
-    stratified_cap, training_rows_for,
+    stratified_cap, suppress_groups, training_rows_for,
 )
 from medmkt_assets.lib.suppression import suppress_frame
 
@@ -110,11 +110,14 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
     registered = f"medmkt-propensity-{target.replace(':', '-')}"
     with tracker.resume(champion_run):
         tracking.log_figure(plots.calibration_plot(curves), "calibration.png")
-        tracking.log_figure(plots.gain_plot(gains), "gain.png")
+        risk = target.startswith("risk:")
+        tracking.log_figure(plots.gain_plot(gains, "patients" if risk else "patients contacted",
+                                            "patients with the condition" if risk else "conversions"), "gain.png")
         tracking.log_frame(evaluation.scorecard, "scorecard.csv")
         if by_group:
             oof = evaluation.out_of_fold[evaluation.champion]
-            fairness = pd.concat([auc_by_group(y, oof, g).assign(dimension=name) for name, g in by_group.items()])
+            fairness = suppress_groups(pd.concat([auc_by_group(y, oof, g).assign(dimension=name)
+                                                  for name, g in by_group.items()], ignore_index=True))
             tracking.log_frame(fairness, "auc_by_group.csv")
             log_metrics({"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
         version = tracking.log_model(champion, X.head(200), registered)
