@@ -88,3 +88,21 @@ def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path)
     model_uri = "models:/medmkt-test-recommender@champion"
     two = mlflow.pyfunc.load_model(model_uri).predict(pd.DataFrame({"patient_key": ["k1"]}), params={"k": 1})
     assert two.product_id.tolist() == direct[1][:1]
+
+
+def test_registered_versions_say_what_they_are_and_why_they_won(tmp_path):
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    from medmkt_assets.lib.tracking import ensure_experiment, log_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    X = pd.DataFrame({"a": np.arange(20.0)})
+    model = LogisticRegression().fit(X, (X.a > 9).astype(int))
+    mlflow.set_tracking_uri(uri)
+    with mlflow.start_run(experiment_id=ensure_experiment(uri, "medmkt-test")):
+        version = log_model(model, X.head(5), "medmkt-test-model", what="Toy model.", why="It won on AUC 1.0.")
+    client = MlflowClient(uri)
+    assert client.get_registered_model("medmkt-test-model").description == "Toy model."
+    assert client.get_model_version("medmkt-test-model", version).description == "It won on AUC 1.0."

@@ -83,12 +83,30 @@ def log_figure(figure, artifact_file: str) -> None:
     plt.close(figure)
 
 
+def log_dataset(frame: pd.DataFrame, name: str, context: str = "training") -> None:
+    """Name the rows a run learned from (the MLflow UI's Dataset column): schema, row count and a
+    digest of a bounded sample, never the rows themselves."""
+    import mlflow.data
+
+    mlflow.log_input(mlflow.data.from_pandas(frame, name=name), context=context)
+
+
 def log_frame(frame, artifact_file: str) -> None:
     """Log a small table as a CSV artifact of the active run."""
     mlflow.log_text(frame.to_csv(index=False), artifact_file)
 
 
-def log_model(model, example, registered_name: str, promote: bool = True, alias: str = "champion") -> str:
+def describe_version(registered_name: str, version: str, what: str, why: str) -> None:
+    """Registry descriptions a reviewer reads: what the model is, and why this version is the champion."""
+    client = MlflowClient(mlflow.get_tracking_uri())
+    if what:
+        client.update_registered_model(registered_name, description=what)
+    if why:
+        client.update_model_version(registered_name, version, description=why)
+
+
+def log_model(model, example, registered_name: str, promote: bool = True, alias: str = "champion",
+              what: str = "", why: str = "") -> str:
     """Log a scikit-learn compatible model with its signature, register it, optionally alias it.
 
     Requirements are given explicitly so logging does not re-import the environment. The
@@ -109,6 +127,7 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
         skops_trusted_types=trusted,
     )
     version = str(info.registered_model_version)
+    describe_version(registered_name, version, what, why)
     if promote:
         promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)
     return version
@@ -140,7 +159,7 @@ class PickledRecommender(mlflow.pyfunc.PythonModel):
 
 
 def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
-                    alias: str = "champion") -> str:
+                    alias: str = "champion", what: str = "", why: str = "") -> str:
     """Log a fitted recommender as a pyfunc model (pickled beside it, with `users`: the run's
     user_id code of each patient_key), register and alias it."""
     import pickle
@@ -163,6 +182,7 @@ def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: b
                                        registered_model_name=registered_name,
                                        pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
     version = str(info.registered_model_version)
+    describe_version(registered_name, version, what, why)
     if promote:
         promote_champion(mlflow.get_tracking_uri(), registered_name, version, alias)
     return version

@@ -95,6 +95,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                                      "champion": str(row.model == evaluation.champion).lower()}) as run:
             log_params({**params, "target": target, "model": row.model, "training_rows": len(y),
                         "features": X.shape[1], "folds": row.folds})
+            tracking.log_dataset(X, f"{target} training rows")
             log_metrics({k: float(getattr(row, k)) for k in ("auc", "pr_auc", "brier", "log_loss",
                                                               "top_decile_lift", "base_rate")
                          if pd.notna(getattr(row, k))})
@@ -120,7 +121,13 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                                                   for name, g in by_group.items()], ignore_index=True))
             tracking.log_frame(fairness, "auc_by_group.csv")
             log_metrics({"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
-        version = tracking.log_model(champion, X.head(200), registered)
+        won = evaluation.scorecard.set_index("model").loc[evaluation.champion]
+        version = tracking.log_model(
+            champion, X.head(200), registered,
+            what=f"{'Risk of ' + target[5:] if target.startswith('risk:') else 'P(convert | contacted) for ' + target}:"
+                 " predict_proba over the patient features.",
+            why=f"{evaluation.champion}: cross-validated AUC {won.auc:.3f}, PR-AUC {won.pr_auc:.3f}, "
+                f"Brier {won.brier:.3f} ({len(y)} rows; every family in scorecard.csv).")
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
 

@@ -71,7 +71,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     evaluation = sel.evaluate_candidates(models, rows, items, k=config.k, holdout_days=config.holdout_days,
                                          split_ratio=config.split_ratio, seed=config.seed,
                                          eval_users=config.eval_users)
-    runs = _log_candidates(context, tracker, config, models, evaluation, len(interactions), len(products),
+    runs = _log_candidates(context, tracker, config, models, evaluation, rows, len(interactions), len(products),
                            min(config.selection_users, len(patients)))
     champion_label = sel.pick_champion(evaluation.table, config.k)
     champion = next(m for m in sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
@@ -80,7 +80,11 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         tracking.log_frame(evaluation.table, "evaluation.csv")
-        version = tracking.log_recommender(champion, REGISTERED_NAME, patients[["patient_key", "user_id"]])
+        version = tracking.log_recommender(
+            champion, REGISTERED_NAME, patients[["patient_key", "user_id"]],
+            what="Next-best-offer recommender: predict(patient_key) → that patient's top-k products (params k).",
+            why=f"{champion_label}: best holdout NDCG@{config.k} of {len(models)} candidates "
+                f"(evaluation.csv; segment popularity is reported, never champion).")
     rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
                              config.max_per_category, config.new_item_slots)
     served = pd.Series(dtype="int64")
@@ -105,7 +109,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
 
 
 def _log_candidates(context: dg.AssetExecutionContext, tracker: MlflowTracker, config: RecommenderConfig,
-                    models: list, evaluation, interactions: int, products: int, selection_users: int) -> dict:
+                    models: list, evaluation, rows, interactions: int, products: int, selection_users: int) -> dict:
     """One MLflow run per candidate with its parameters and metrics; returns the runs by label."""
     if evaluation.table.empty:
         context.log.warning("Too little order history to hold any out: models are not evaluated; "
@@ -119,5 +123,6 @@ def _log_candidates(context: dg.AssetExecutionContext, tracker: MlflowTracker, c
                         "split_ratio": config.split_ratio, "seed": config.seed, "interactions": interactions,
                         "products": products, "selection_users": selection_users})
             log_metrics(evaluation.metrics[name])
+            tracking.log_dataset(rows, "order lines the candidates were compared on")
             runs[name] = run
     return runs

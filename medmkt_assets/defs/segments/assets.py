@@ -79,6 +79,7 @@ def _log_segmentation(context: dg.AssetExecutionContext, tracker: MlflowTracker,
         log_params({"k_min": config.k_min, "k_max": config.k_max, "sample_size": config.sample_size,
                     "seed": config.seed, "method": result.method, "features": len(features.columns)})
         log_metrics(result.metrics)
+        tracking.log_dataset(features, "profiled patients' features")
         tracking.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
                             "elbow.png")
         tracking.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
@@ -87,7 +88,11 @@ def _log_segmentation(context: dg.AssetExecutionContext, tracker: MlflowTracker,
                                                   labels.to_dict()), "projection.png")
         tracking.log_frame(result.k_scan, "k_scan.csv")
         tracking.log_frame(result.comparison, "method_comparison.csv")
-        version = tracking.log_model(result.model, features.head(200), MODEL_NAME)
+        version = tracking.log_model(
+            result.model, features.head(200), MODEL_NAME,
+            what="Patient segments: predict(patient features) → segment id (labels in segment_summary.csv).",
+            why=f"{model_name}: silhouette {result.metrics['silhouette']:.3f}, stability ARI "
+                f"{result.metrics['stability_ari']:.3f} (method_comparison.csv).")
     return run, version
 
 
