@@ -74,3 +74,34 @@ def test_auc_by_group_hides_small_groups_and_the_sibling_that_would_reveal_them(
     assert shown.suppressed.tolist() == [True, True, False, False, False]  # M (7) and its smallest sibling F
     assert shown.rows.isna().tolist() == [True, True, False, False, False]
     assert shown.auc.isna().tolist() == [True, True, False, False, False]
+
+
+@pytest.mark.parametrize("ranks_audience, expected", [(True, ["k1", "k2", "k3"]), (False, ["k3", "k2", "k1"])])
+def test_audiences_rank_by_uplift_only_when_its_model_beat_random(ranks_audience, expected):
+    import duckdb
+
+    from medmkt_assets.lib.audiences import judge_audiences
+
+    con = duckdb.connect()
+    for schema in ("marts", "restricted", "staging"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    con.execute("CREATE TABLE marts.patient_profiles AS SELECT * FROM (VALUES ('k1', false, TIMESTAMP '2026-06-30'), "
+                "('k2', false, TIMESTAMP '2026-06-30'), ('k3', false, TIMESTAMP '2026-06-30')) t(patient_key, is_deceased, as_of)")
+    con.execute("CREATE TABLE restricted.patients AS SELECT patient_key, '+86 138' AS phone, 'a@b.c' AS email "
+                "FROM marts.patient_profiles")
+    con.execute("CREATE TABLE marts.patient_segments AS SELECT patient_key, 0 AS segment_id, 'all' AS segment_label "
+                "FROM marts.patient_profiles")
+    con.execute("CREATE TABLE marts.uplift_scores AS SELECT * FROM (VALUES ('k1', 'C9', 0.30), ('k2', 'C9', 0.20), "
+                "('k3', 'C9', 0.10)) t(patient_key, campaign_id, expected_uplift)")
+    con.execute("CREATE TABLE marts.propensity_scores AS SELECT * FROM (VALUES ('k1', 'C9', 0.1), ('k2', 'C9', 0.2), "
+                "('k3', 'C9', 0.3)) t(patient_key, target, score)")
+    con.execute(f"CREATE TABLE marts.uplift_models AS SELECT 'C9' AS campaign_id, {ranks_audience} AS ranks_audience")
+    con.execute("CREATE TABLE staging.consents AS SELECT patient_key, 'marketing' AS purpose, 'all' AS channel, "
+                "'granted' AS status, TIMESTAMP '2026-01-01' AS recorded_at FROM marts.patient_profiles")
+    con.execute("CREATE TABLE staging.orders (patient_key VARCHAR, product_id VARCHAR, ordered_at TIMESTAMP)")
+    con.execute("CREATE TABLE staging.products (product_id VARCHAR, kind VARCHAR, category VARCHAR)")
+    judge_audiences(con, [("C9", "marketing", "sms", "skin", "Skin offer")], audience_share=1.0, max_size=0,
+                    holdout_share=0.0)
+    audience = con.execute("SELECT patient_key, ranked_by FROM marts.audiences ORDER BY audience_rank").fetchall()
+    assert [k for k, _ in audience] == expected
+    assert {r for _, r in audience} == {"expected uplift" if ranks_audience else "propensity score"}

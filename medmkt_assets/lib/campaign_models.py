@@ -52,13 +52,26 @@ def has_both_arms_and_outcomes(rows: pd.DataFrame) -> bool:
     return not rows.empty and rows.arm.nunique() == 2 and rows.converted.nunique() == 2
 
 
-def cross_validated_qini(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
-                         seed: int) -> float:
-    """Qini AUC of out-of-fold T-learner uplift (4 folds grouped by patient, stratified by arm and outcome)."""
+def cross_validated_uplift(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
+                           seed: int) -> np.ndarray:
+    """Out-of-fold T-learner uplift (4 folds grouped by patient, stratified by arm and outcome): what
+    the Qini of a planned campaign's model is judged on."""
     oof = np.full(len(y), np.nan)
     for train, test in folds(y * 2 + treated, patients, None, n_splits=4, seed=seed):
         oof[test] = TwoModelUplift(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
-    return qini_auc(y, treated, oof)
+    return oof
+
+
+def cross_validated_qini(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
+                         seed: int) -> float:
+    """Qini AUC of out-of-fold T-learner uplift."""
+    return qini_auc(y, treated, cross_validated_uplift(X, y, treated, patients, seed))
+
+
+def ranks_by_uplift(qini: float) -> bool:
+    """Whether audiences may be ranked by this model's expected uplift: only when, on past
+    contacts it did not learn from, targeting by it beat random targeting (Qini above 0)."""
+    return bool(np.isfinite(qini) and qini > 0)
 
 
 def empty_frame(columns: dict[str, str]) -> pd.DataFrame:

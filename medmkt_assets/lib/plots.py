@@ -68,3 +68,16 @@ def gain_plot(gains: dict[str, pd.DataFrame], ranked: str = "patients contacted"
     axis.legend(fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def qini_plot(curve: pd.DataFrame):
+    """Incremental conversions when targeting by uplift against random targeting (out of fold)."""
+    figure, axis = plt.subplots(figsize=(5, 4))
+    axis.plot(curve.share_targeted, curve.random, color="grey", linestyle="--", label="random")
+    axis.plot(curve.share_targeted, curve.qini, label="by expected uplift")
+    axis.set(xlabel="share of past contacts targeted (by expected uplift)", ylabel="incremental conversions",
+             title="Qini curve")
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    return figure
+
