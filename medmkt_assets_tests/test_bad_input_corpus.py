@@ -53,9 +53,9 @@ def test_a_file_without_header_row_is_refused_without_quoting_its_first_row(tmp_
 
 
 def test_engine_errors_name_the_problem_but_mask_cell_values():
-    from medmkt_assets.lib.sources import _first_line
+    from medmkt_assets.lib.sources import masked_error
 
-    masked = _first_line(duckdb.ConversionException("Could not convert string 'P000123' to INT32\nLINE 1: ..."))
+    masked = masked_error(duckdb.ConversionException("Could not convert string 'P000123' to INT32\nLINE 1: ..."))
     assert masked == "Could not convert string '…' to INT32"
 
 

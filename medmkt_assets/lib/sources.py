@@ -35,18 +35,22 @@ class RawLoad:
     missing_optional_columns: list[str] = field(default_factory=list)
 
 
-def find_source_file(source_dir: Path, table: str) -> Path | None:
-    """`<table>.csv` or `<table>.parquet` in source_dir, names matched case-insensitively."""
-    if not source_dir.is_dir():
+def find_table_file(folder: Path, table: str, suffixes: tuple[str, ...] = SOURCE_SUFFIXES) -> Path | None:
+    """`<table><suffix>` in folder, the name matched case-insensitively (PERSON.csv, person.csv);
+    more than one match is refused, naming the files."""
+    if not folder.is_dir():
         return None
-    matches = sorted(
-        p for p in source_dir.iterdir()
-        if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES and p.stem.lower() == table
-    )
+    matches = sorted(p for p in folder.iterdir() if p.is_file() and any(
+        p.name.lower() == f"{table}{suffix}" for suffix in suffixes))
     if len(matches) > 1:
         names = ", ".join(p.name for p in matches)
-        raise SourceError(f"{source_dir}: more than one file for table '{table}' ({names}); keep one")
+        raise SourceError(f"{folder}: more than one file for table '{table}' ({names}); keep one")
     return matches[0] if matches else None
+
+
+def find_source_file(source_dir: Path, table: str) -> Path | None:
+    """`<table>.csv` or `<table>.parquet` in source_dir, names matched case-insensitively."""
+    return find_table_file(source_dir, table, SOURCE_SUFFIXES)
 
 
 def scan_sql(path: Path, parallel: bool = True) -> str:
@@ -123,7 +127,7 @@ def _land_file(con: Session, spec: SourceTable, path: Path, landing: str) -> tup
             con.execute(f"CREATE OR REPLACE TEMP TABLE {landing} AS SELECT * FROM {scan_sql(readable, False)}")
         described = con.execute(f"DESCRIBE {landing}").fetchall()
     except WarehouseError as exc:
-        raise SourceError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({_first_line(exc)})") from exc
+        raise SourceError(f"{path}: cannot be read as {path.suffix.lstrip('.')} ({masked_error(exc)})") from exc
     finally:
         if readable != path:
             readable.unlink(missing_ok=True)
@@ -183,7 +187,7 @@ def load_raw_table(con: Session, spec: SourceTable, paths: list[Path],
                                                  for i, s in enumerate(selects))
                     + ") ORDER BY _medmkt_file_no, _source_row")
     except WarehouseError as exc:
-        raise SourceError(f"{paths[0]}: could not be loaded ({_first_line(exc)})") from exc
+        raise SourceError(f"{paths[0]}: could not be loaded ({masked_error(exc)})") from exc
     finally:
         for i in range(len(paths)):
             con.execute(f"DROP TABLE IF EXISTS _medmkt_load_{i}")
@@ -203,7 +207,7 @@ def load_raw_from_select(con: Session, spec: SourceTable, select_sql: str | None
     try:
         con.execute(f"CREATE OR REPLACE TABLE {target} AS {select_sql}")
     except WarehouseError as exc:
-        raise SourceError(f"{label}: could not be mapped onto table {spec.name} ({_first_line(exc)})") from exc
+        raise SourceError(f"{label}: could not be mapped onto table {spec.name} ({masked_error(exc)})") from exc
     have = {r[0] for r in con.execute(f"DESCRIBE {target}").fetchall()}
     missing = [c for c in spec.columns if c not in have]
     for column in missing:
@@ -230,7 +234,7 @@ def append_batches(con: Session, spec: SourceTable, batches: list[Path], target:
                    sorted(set(load.extra_columns) | set(batch.extra_columns)), load.missing_optional_columns)
 
 
-def _first_line(exc: Exception) -> str:
+def masked_error(exc: Exception) -> str:
     """The engine's first error line with quoted values masked: DuckDB quotes the offending
     cell ("Could not convert string 'P000123' to INT32"), which may be an identifier. Names are
     masked too (in a file without a header row they are a patient's values): adapters check the

@@ -75,19 +75,6 @@ def category_of(name: str, fallback: str = "other") -> str:
     return fallback
 
 
-def find_table_file(folder: Path, table: str, suffixes: tuple[str, ...] = (".csv",)) -> Path | None:
-    """`<table><suffix>` in folder, the name matched case-insensitively (PERSON.csv, person.csv);
-    more than one match is refused, naming the files."""
-    if not folder.is_dir():
-        return None
-    matches = sorted(p for p in folder.iterdir() if p.is_file() and any(
-        p.name.lower() == f"{table}{s}" for s in suffixes))
-    if len(matches) > 1:
-        raise SourceError(f"{folder}: more than one file for table '{table}' "
-                          f"({', '.join(p.name for p in matches)}); keep one")
-    return matches[0] if matches else None
-
-
 def csv_options(con: Session, path: Path) -> str:
     """read_csv options fixing the delimiter and quoting as DuckDB's strict sniffer sees them.
 
@@ -117,19 +104,15 @@ def scan_sql(path: Path, con: Session | None = None) -> str:
             f"parallel=false{options}))")
 
 
-def columns_of(con: Session, path: Path) -> list[str]:
-    """The header of a CSV or Parquet file; an unreadable file is refused naming it."""
+def read_header(con: Session, path: Path) -> tuple[str, list[str], bool]:
+    """The file's scan (quoting sniffed once), its columns and whether it has a data row; an empty
+    file has none of either, an unreadable one is refused naming it."""
     if path.stat().st_size == 0:
-        return []
+        return "", [], False
+    scan = scan_sql(path, con)
     try:
-        return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan_sql(path, con)}").fetchall()
-                if r[0] != "_source_row"]
+        columns = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall() if r[0] != "_source_row"]
+        has_rows = con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan} LIMIT 1)").fetchall()[0][0] > 0
     except WarehouseError as exc:  # DuckDB's message may quote a line of data: name the kind only
         raise SourceError(f"{path}: cannot be read as CSV with a header row ({type(exc).__name__})") from exc
-
-
-def is_empty(con: Session, path: Path) -> bool:
-    """A file with no bytes or only a header row."""
-    if path.stat().st_size == 0:
-        return True
-    return con.execute(f"SELECT count(*) FROM (SELECT 1 FROM {scan_sql(path, con)} LIMIT 1)").fetchall()[0][0] == 0
+    return scan, columns, has_rows

@@ -60,7 +60,7 @@ import re
 from pathlib import Path
 
 from medmkt_assets.lib.adapters.common import category_sql
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sources import SourceError, masked_error
 from medmkt_assets.lib.sql import sql_literal
 from medmkt_assets.lib.warehouse import Session, WarehouseError, scratch
 
@@ -177,13 +177,6 @@ SELECT file_no, path, n, json_extract_string(res, '$.resourceType'),
 FROM resources"""
 
 
-def _engine_error(exc: Exception) -> str:
-    """The engine's first error line with quoted text masked: it may quote a cell value."""
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    return re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", first)[:200]
-
-
 def _json_error_line(path: Path) -> int | None:
     """1-based line of the first JSON syntax error in a .json file (error path only: DuckDB
     reports a byte offset or a record number, not a line)."""
@@ -228,7 +221,7 @@ def _load_ndjson(con: Session, table: str, path: Path, file_no: int) -> str | No
     except WarehouseError as exc:
         found = re.search(r"Line: (\d+)", str(exc))
         where = f"line {found.group(1)} " if found else ""
-        raise SourceError(f"{path}: {where}cannot be read as UTF-8 NDJSON text ({_engine_error(exc)})") from exc
+        raise SourceError(f"{path}: {where}cannot be read as UTF-8 NDJSON text ({masked_error(exc)})") from exc
     try:
         numbered = NUMBERED_LINES.format(lines=lines)
         bad_json, not_object, typed, untyped = con.execute(NDJSON_CHECK_SQL.format(numbered=numbered)).fetchall()[0]
@@ -260,8 +253,8 @@ def _refuse_unreadable_json(paths: list[Path], exc: WarehouseError) -> None:
             line = _json_error_line(path)
             if line is not None:
                 raise SourceError(f"{path}: line {line} is not valid JSON (expected a FHIR Bundle)") from file_exc
-            raise SourceError(f"{path}: cannot be read as JSON ({_engine_error(file_exc)})") from file_exc
-    raise SourceError(f"{paths[0].parent}: the *.json files cannot be read together ({_engine_error(exc)})") from exc
+            raise SourceError(f"{path}: cannot be read as JSON ({masked_error(file_exc)})") from file_exc
+    raise SourceError(f"{paths[0].parent}: the *.json files cannot be read together ({masked_error(exc)})") from exc
 
 
 def _load_json(con: Session, table: str, numbered: list[tuple[int, Path]]) -> dict[Path, str]:

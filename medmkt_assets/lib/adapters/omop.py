@@ -43,8 +43,8 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from medmkt_assets.lib.adapters.common import category_sql, csv_options, find_table_file, scan_sql
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.adapters.common import category_sql, csv_options, scan_sql
+from medmkt_assets.lib.sources import SourceError, find_table_file
 from medmkt_assets.lib.sql import quote_ident, sql_literal
 from medmkt_assets.lib.warehouse import Session, WarehouseError
 

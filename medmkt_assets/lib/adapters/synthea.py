@@ -18,8 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from medmkt_assets.lib.adapters.common import category_sql, columns_of, find_table_file, is_empty, scan_sql
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.adapters.common import category_sql, read_header
+from medmkt_assets.lib.sources import SourceError, find_table_file
 from medmkt_assets.lib.sql import quote_ident, sql_literal
 from medmkt_assets.lib.warehouse import Session
 
@@ -68,13 +68,13 @@ class SyntheaExport:
         missing: list[str] = []
         for name in ("patients", "encounters", "conditions", "payers", "payer_transitions",
                      *(item.name for item in ITEM_FILES)):
-            path = find_table_file(source_dir, name)
-            if path is None or is_empty(con, path):
+            path = find_table_file(source_dir, name, (".csv",))
+            scan, columns, has_rows = read_header(con, path) if path is not None else ("", [], False)
+            if not has_rows:
                 missing.append(f"{name}.csv ({'absent' if path is None else 'empty'})")
                 continue
-            self.paths[name] = path
-            self.columns[name] = {c.upper() for c in columns_of(con, path)}  # Synthea 1.x wrote ID
-            self.scans[name] = scan_sql(path, con)
+            self.paths[name], self.scans[name] = path, scan
+            self.columns[name] = {c.upper() for c in columns}  # Synthea 1.x wrote ID
         if "patients" not in self.paths:
             raise SourceError(f"{source_dir / 'patients.csv'}: not found or empty; a Synthea export needs "
                               "patients.csv (is MEDMKT_SOURCE_DIR the export's csv folder?)")
