@@ -8,6 +8,8 @@ Only patient_key identifies a row; age is kept as the middle of its 10-year band
 """
 from __future__ import annotations
 
+import re
+
 from medmkt_assets.lib.profiles import age_band_sql
 from medmkt_assets.lib.sql import sql_literal
 from medmkt_assets.lib.warehouse import Session
@@ -19,6 +21,11 @@ LOG_COLUMNS = ("recency_days", "frequency", "monetary", "avg_order_value", "dist
                "order_lines")
 BASE_COLUMNS = ("age_years", "is_female", "has_orders", *LOG_COLUMNS, "satisfaction", "has_survey",
                 "chronic_conditions")
+
+
+def column_slug(value: str) -> str:
+    """The column-name part `_slug` makes of a value, computed in Python."""
+    return re.sub(r"[^a-z0-9]+", "_", str(value).strip(" ").lower())
 
 
 def _slug(expr: str) -> str:

@@ -96,29 +96,89 @@ def score_metrics(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
 
 @dataclass
 class Evaluation:
-    scorecard: pd.DataFrame                   # one row per model: metrics
+    scorecard: pd.DataFrame                   # one row per model: metrics, their fold spread, the gap to the best
     out_of_fold: dict[str, np.ndarray]        # model -> out-of-fold scores (NaN where never tested)
     champion: str
+    why: str                                  # why the champion won, in words
+    validation: str                           # how the folds were made
+
+
+def split_description(period: np.ndarray | None, splits: list) -> str:
+    """How a model was validated, for MLflow and metadata."""
+    if period is not None and len(np.unique(period)) >= 2 and len(splits) and \
+            all(np.max(period[tr]) < np.min(period[te]) for tr, te in splits):
+        return f"time-ordered: {len(splits)} fold(s), each trained on earlier periods and tested on the next"
+    return f"grouped stratified {len(splits)}-fold (no two periods to order)"
+
+
+def auc_gap_noise(y: np.ndarray, best: np.ndarray, other: np.ndarray, draws: int = 100,
+                  seed: int = 42) -> tuple[float, float]:
+    """AUC(best) - AUC(other) on the same rows, and the paired-bootstrap standard error of that gap."""
+    gap = roc_auc_score(y, best) - roc_auc_score(y, other)
+    rng = np.random.default_rng(seed)
+    gaps = []
+    for _ in range(draws):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() != y[rows].max():
+            gaps.append(roc_auc_score(y[rows], best[rows]) - roc_auc_score(y[rows], other[rows]))
+    return float(gap), float(np.std(gaps, ddof=1)) if len(gaps) > 1 else float("nan")
+
+
+def choose_champion(y: np.ndarray, out_of_fold: dict[str, np.ndarray], scorecard: pd.DataFrame,
+                    seed: int = 42) -> tuple[pd.DataFrame, str, str]:
+    """The simplest model (MODEL_NAMES order: logistic regression first) whose AUC is within one
+    standard error of the best AUC; a more complex model wins only by more than the noise.
+
+    The gap to the best is paired (same rows, bootstrapped together), so models that err on the
+    same rows are not mistaken for different. Returns the scorecard with gap columns, the champion
+    and the reason in words.
+    """
+    best = str(scorecard.sort_values(["auc", "pr_auc"], ascending=False).model.iloc[0])
+    tested = ~np.isnan(out_of_fold[best])
+    gaps = {m: auc_gap_noise(y[tested], out_of_fold[best][tested], out_of_fold[m][tested], seed=seed)
+            if m != best else (0.0, 0.0) for m in scorecard.model}
+    card = scorecard.assign(auc_gap_to_best=[gaps[m][0] for m in scorecard.model],
+                            auc_gap_se=[gaps[m][1] for m in scorecard.model])
+    card["within_noise"] = card.auc_gap_to_best <= card.auc_gap_se.fillna(0)
+    simplest = [m for m in MODEL_NAMES if m in set(card.model[card.within_noise])]
+    champion = simplest[0]
+    row = card.set_index("model").loc[champion]
+    if champion == best:
+        beaten = card[card.model != best]
+        why = (f"{best} has the best AUC ({row.auc:.3f}) and beats every simpler model by more than the noise"
+               if (beaten.model.map(MODEL_NAMES.index) < MODEL_NAMES.index(best)).any() else
+               f"{best} has the best AUC ({row.auc:.3f}) and is the simplest candidate")
+    else:
+        top = card.set_index("model").loc[best]
+        why = (f"{champion} is the simplest model within the noise of the best AUC: {best} {top.auc:.3f} vs "
+               f"{row.auc:.3f}, a gap of {row.auc_gap_to_best:.3f} against a standard error of {row.auc_gap_se:.3f}")
+    why += f"; PR-AUC {row.pr_auc:.3f}, log loss {row.log_loss:.4f}, Brier {row.brier:.4f}"
+    return card, champion, why
 
 
 def evaluate_models(X: pd.DataFrame, y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None,
                     models: tuple[str, ...] = MODEL_NAMES, seed: int = 42, n_splits: int = 4) -> Evaluation:
-    """Cross-validate every model family on the same folds; the champion has the best AUC."""
+    """Cross-validate every model family on the same folds, with the fold-to-fold spread of each
+    metric, and choose the champion with `choose_champion`."""
     y = np.asarray(y).astype(int)
     splits = folds(y, np.asarray(groups), period, n_splits=n_splits, seed=seed)
     rows, oof = [], {}
     for name in models:
         scores = np.full(len(y), np.nan)
+        per_fold = []
         for train, test in splits:
             model = make_model(name, seed).fit(X.iloc[train], y[train])
             scores[test] = model.predict_proba(X.iloc[test])[:, 1]
+            per_fold.append(score_metrics(y[test], scores[test]))
         tested = ~np.isnan(scores)
+        spread = pd.DataFrame(per_fold)[["auc", "log_loss"]].std(ddof=1) if len(per_fold) > 1 else None
         rows.append({"model": name, "folds": len(splits), "tested_rows": int(tested.sum()),
-                     **score_metrics(y[tested], scores[tested])})
+                     **score_metrics(y[tested], scores[tested]),
+                     "auc_fold_sd": float(spread.auc) if spread is not None else float("nan"),
+                     "log_loss_fold_sd": float(spread.log_loss) if spread is not None else float("nan")})
         oof[name] = scores
-    scorecard = pd.DataFrame(rows)
-    champion = str(scorecard.sort_values(["auc", "pr_auc"], ascending=False).model.iloc[0])
-    return Evaluation(scorecard, oof, champion)
+    scorecard, champion, why = choose_champion(y, oof, pd.DataFrame(rows), seed)
+    return Evaluation(scorecard, oof, champion, why, split_description(period, splits))
 
 
 def calibration(y: np.ndarray, score: np.ndarray, bins: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -15,6 +15,9 @@ from medmkt_assets.lib import campaign_models as cm
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.audiences import PLANNED_CAMPAIGNS_SQL
 from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training
+from medmkt_assets.lib.disease_risk import (
+    RISK_CONDITIONS_SQL, RISK_ROWS_SQL, RISK_TRAINING_TABLE, build_risk_training, risk_model_columns,
+)
 from medmkt_assets.lib.features import feature_columns
 from medmkt_assets.lib.propensity import (
     TwoModelUplift, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
@@ -25,13 +28,6 @@ from medmkt_assets.lib.suppression import suppress_frame
 CURRENT_FEATURES = "features.patient_features"
 PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
                          "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
-# The most common conditions among profiled patients, with enough patients on both sides.
-RISK_CONDITIONS_SQL = """
-SELECT condition_code, count(DISTINCT d.patient_key) AS patients FROM staging.diagnoses d
-SEMI JOIN marts.patient_profiles p USING (patient_key) GROUP BY 1
-HAVING count(DISTINCT d.patient_key) BETWEEN $min_positives
-       AND (SELECT count(*) FROM marts.patient_profiles) - $min_positives
-ORDER BY 2 DESC, 1 LIMIT $conditions"""
 DIAGNOSED_SQL = "SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses"
 SCORES_COLUMNS = {"patient_key": "str", "target": "str", "score": "float", "model": "str",
                   "already_diagnosed": "boolean"}
@@ -44,10 +40,20 @@ UPLIFT_MODELS_SQL = ("SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, CAST(b
                      "FROM frame ORDER BY campaign_id")
 
 
+class RiskTrainingConfig(dg.Config):
+    horizon_days: int = Field(default=365, description=(
+        "Disease risk is the risk of a new diagnosis within this many days after an index date."))
+    index_dates: int = Field(default=2, description=(
+        "Index dates, one horizon apart, ending one horizon before the data's as-of time: the latest tests "
+        "a model trained on the earlier ones (temporal validation); the published model learns from all."))
+
+
 class PropensityConfig(dg.Config):
-    risk_conditions: int = Field(default=3, description="Most common conditions that get a disease-risk model.")
+    risk_conditions: int = Field(default=3, description="Conditions with the most new diagnoses that get a "
+                                                        "disease-risk model.")
     min_positives: int = Field(default=30, description=(
-        "Fewest positive (and negative) examples a target needs to be modelled."))
+        "Fewest positive examples a target needs to be modelled (for disease risk: new diagnoses over all "
+        "index windows)."))
     min_campaign_rows: int = Field(default=1000, description=(
         "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
         "campaign is used and the patient's share of spend in the target category carries the difference."))
@@ -74,6 +80,28 @@ def campaign_training(warehouse: Warehouse) -> dg.MaterializeResult:
     })
 
 
+@dg.asset(
+    key=["features", "risk_training"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
+    automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
+    deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"]),
+          dg.AssetKey(["staging", "diagnoses"])],
+)
+def risk_training(config: RiskTrainingConfig, warehouse: Warehouse) -> dg.MaterializeResult:
+    """Per index date, every patient who could get a new diagnosis after it, with features from before it."""
+    with warehouse.transaction() as con:
+        dates = build_risk_training(con, config.horizon_days, config.index_dates)
+        n = row_count(con, RISK_TRAINING_TABLE)
+        by_index = con.execute(f"SELECT CAST(index_date AS DATE) AS index_date, CAST(horizon_end AS DATE) "
+                               f"AS horizon_end, count(*) AS patients FROM {RISK_TRAINING_TABLE} "
+                               "GROUP BY ALL ORDER BY 1").fetchdf()
+    by_index = suppress_frame(by_index, "patients")
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": n,
+        "horizon_days": config.horizon_days, "index_dates": ", ".join(d.date().isoformat() for d in dates),
+        "by_index_date": dg.MetadataValue.md(by_index.to_markdown(index=False)),
+    })
+
+
 @dataclass(frozen=True)
 class FittedTarget:
     champion: object               # the refitted champion pipeline
@@ -84,9 +112,9 @@ class FittedTarget:
 
     def summary(self, target: str, basis: str) -> dict:
         """The row this target adds to the asset's `targets` table."""
-        scores = self.evaluation.scorecard.set_index("model").loc[self.evaluation.champion, ["auc", "pr_auc", "brier"]]
+        scores = self.evaluation.scorecard.set_index("model").loc[self.evaluation.champion, ["auc", "pr_auc", "brier"]].astype(float)
         return {"target": target, "basis": basis, "model": self.evaluation.champion,
-                **scores.round(4).to_dict(), "registered": self.registered}
+                **scores.round(4).to_dict(), "registered": self.registered, "why": self.evaluation.why}
 
 
 def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y: np.ndarray,
@@ -100,10 +128,12 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                                tags={"target": target, "model_family": row.model,
                                      "champion": str(row.model == evaluation.champion).lower()}) as run:
             log_params({**params, "target": target, "model": row.model, "training_rows": len(y),
-                        "features": X.shape[1], "folds": row.folds})
+                        "features": X.shape[1], "folds": row.folds, "validation": evaluation.validation})
+            set_tags({"champion_reason": evaluation.why})
             tracking.log_dataset(X, f"{target} training rows")
             log_metrics({k: float(getattr(row, k)) for k in ("auc", "pr_auc", "brier", "log_loss",
-                                                              "top_decile_lift", "base_rate")
+                                                              "top_decile_lift", "base_rate", "auc_fold_sd",
+                                                              "log_loss_fold_sd", "auc_gap_to_best", "auc_gap_se")
                          if pd.notna(getattr(row, k))})
             scores = evaluation.out_of_fold[row.model]
             tested = ~np.isnan(scores)
@@ -127,13 +157,13 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                                                   for name, g in by_group.items()], ignore_index=True))
             tracking.log_frame(fairness, "auc_by_group.csv")
             log_metrics({"auc_min_group": float(fairness.auc.min())} if fairness.auc.notna().any() else {})
-        won = evaluation.scorecard.set_index("model").loc[evaluation.champion]
         version = tracking.log_model(
             champion, X.head(200), registered,
-            what=f"{'Risk of ' + target[5:] if target.startswith('risk:') else 'P(convert | contacted) for ' + target}:"
-                 " predict_proba over the patient features.",
-            why=f"{evaluation.champion}: cross-validated AUC {won.auc:.3f}, PR-AUC {won.pr_auc:.3f}, "
-                f"Brier {won.brier:.3f} ({len(y)} rows; every family in scorecard.csv).")
+            what=(f"Risk of a new {target[5:]} diagnosis within the horizon, for a patient without it"
+                  if risk else f"P(convert | contacted) for planned campaign {target}")
+                 + ": predict_proba over the patient features the signature names.",
+            why=f"{evaluation.why} ({len(y)} rows, validation {evaluation.validation}; every family in "
+                "scorecard.csv).")
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
 
@@ -170,28 +200,30 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
 
 
 def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
-                  columns: list[str], conditions: list[tuple], diagnosed: pd.DataFrame):
-    """The risk of each common condition; a patient who already has it is not scored (contract)."""
+                  columns: list[str], training: dict[str, pd.DataFrame], diagnosed: pd.DataFrame):
+    """The risk of a new diagnosis of each condition within the horizon; a patient who already has
+    it is not scored (contract). Trained and validated on the index-date rows of features.risk_training."""
     outputs, summary, links = [], [], {}
-    risk_columns = [c for c in columns if not c.startswith("cond__") and c != "chronic_conditions"]
-    for code, positives in conditions:
-        target = f"risk:{code}"
-        already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
-        y_all = already.astype(int)
-        keep = stratified_cap(y_all, config.max_training_rows, config.seed)
-        sample = features.iloc[keep]
+    for code, rows in training.items():
+        target, model_columns = f"risk:{code}", risk_model_columns(columns, code)
+        y = rows.new_diagnosis.to_numpy()
         fit = _fit_target(
-            context, tracker, target, sample[risk_columns], y_all[keep], sample.patient_key.to_numpy(), None,
-            {"condition_code": code, "patients_with_condition": positives}, config.seed,
-            by_group={"gender": sample["_gender"].reset_index(drop=True),
-                      "age_band": sample["_age_band"].reset_index(drop=True)})
-        scores = cm.score_in_batches(cm.probabilities(fit.champion), features, risk_columns)
+            context, tracker, target, rows[model_columns], y, rows.patient_key.to_numpy(),
+            rows.index_date.to_numpy(),
+            {"condition_code": code, "new_diagnoses": int(y.sum()),
+             "horizon_days": int((rows.horizon_end - rows.index_date).dt.days.iloc[0]),
+             "index_dates": ", ".join(sorted({str(d.date()) for d in rows.index_date}))}, config.seed,
+            by_group={"gender": rows["_gender"].reset_index(drop=True),
+                      "age_band": rows["_age_band"].reset_index(drop=True)})
+        already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
+        scores = cm.score_in_batches(cm.probabilities(fit.champion), features, model_columns)
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
                                      "score": np.where(already, np.nan, scores), "model": fit.evaluation.champion,
                                      "already_diagnosed": already}))
         links[target] = fit.run_url
         worst = fit.fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fit.fairness is not None else None
-        summary.append({**fit.summary(target, f"{positives} diagnosed patients"),
+        summary.append({**fit.summary(target, f"{int(y.sum())} new diagnoses at {rows.index_date.nunique()} "
+                                              "index dates"),
                         "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
                                           f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
     return outputs, summary, links
@@ -200,8 +232,8 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
 @dg.asset(
     key=["marts", "propensity_scores"], group_name="campaigns", kinds={"duckdb", "scikitlearn", "mlflow"},
     pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
-    deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["marts", "patient_profiles"]),
-          dg.AssetKey(["staging", "diagnoses"])],
+    deps=[dg.AssetKey(["features", "campaign_training"]), dg.AssetKey(["features", "risk_training"]),
+          dg.AssetKey(["marts", "patient_profiles"]), dg.AssetKey(["staging", "diagnoses"])],
 )
 def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: Warehouse,
                       tracker: MlflowTracker) -> dg.MaterializeResult:
@@ -210,10 +242,13 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
         features, columns, training, planned = _campaign_inputs(con)
         conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
                                                        "conditions": config.risk_conditions}).fetchall()
+        risk_training = {code: con.execute(RISK_ROWS_SQL, {"code": code, "seed": config.seed,
+                                                           "max_rows": config.max_training_rows}).fetchdf()
+                         for code, _ in conditions}
         diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
     campaign_scores, campaign_summary, campaign_links = _campaign_targets(
         context, tracker, config, features, columns, training, planned)
-    risk_scores, risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, conditions,
+    risk_scores, risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, risk_training,
                                                           diagnosed)
     outputs, summary, links = campaign_scores + risk_scores, campaign_summary + risk_summary, \
         {**campaign_links, **risk_links}
