@@ -6,6 +6,7 @@ import json
 import duckdb
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from medmkt_assets.demo_data import generate
 from medmkt_assets.demo_data import world as W
@@ -111,3 +112,54 @@ def test_bad_rows_are_planted_and_described(demo):
     assert {t: len(r) for t, r in planted.items()} == manifest["bad_rows"]
     assert all(row["_why"] for rows in planted.values() for row in rows)
     assert "not-a-date" in set(_read(out, "orders").ordered_at)
+
+
+def _incident(out) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """incident.json, the incident-risk truth, and the incident diagnoses (one per patient)."""
+    incident = json.loads((out / "_truth" / "incident.json").read_text())
+    truth = pd.read_csv(out / "_truth" / "incident_risk.csv", dtype={"patient_id": str})
+    diagnoses = _read(out, "diagnoses")
+    return incident, truth, diagnoses[diagnoses.condition_code == incident["condition_code"]]
+
+
+def test_incident_truth_scores_every_living_patient_still_without_the_disease(demo):
+    out, _ = demo
+    incident, truth, cases = _incident(out)
+    assert (incident["condition_code"], incident["marker_name"]) == (W.INCIDENT[0], W.INCIDENT[2])
+    patients = _read(out, "patients").assign(patient_id=lambda f: f.patient_id.str.strip())
+    segments = pd.read_csv(out / "_truth" / "patient_segments.csv", dtype={"patient_id": str})
+    living = set(patients.patient_id[patients.death_date == ""]) & set(segments.patient_id)
+    assert not truth.patient_id.duplicated().any() and not cases.patient_id.duplicated().any()
+    assert set(truth.patient_id) == living - set(cases.patient_id)
+    assert (truth.condition_code == W.INCIDENT[0]).all()
+
+
+def test_incident_risk_is_a_few_percent_a_year_and_ranks_next_years_cases(demo):
+    out, _ = demo
+    _, truth, _ = _incident(out)
+    assert 0.02 < truth.yearly_risk.mean() < 0.06
+    assert set(truth.diagnosed_next_year) == {0, 1}
+    assert roc_auc_score(truth.diagnosed_next_year, truth.yearly_risk) > 0.65
+
+
+def test_incident_diagnoses_fall_between_the_first_onset_and_the_window_end(demo):
+    out, _ = demo
+    _, _, cases = _incident(out)
+    assert len(cases) > 300
+    assert (cases.condition_name == W.INCIDENT[1]).all()
+    assert cases.diagnosed_at.between(str(W.INCIDENT_SINCE), str(W.SNAPSHOT)).all()
+
+
+def test_the_diagnosis_leaks_into_the_orders_after_it(demo):
+    out, _ = demo
+    incident, _, cases = _incident(out)
+    orders = _read(out, "orders")
+    orders = orders[orders.patient_id.isin(cases.patient_id)]
+    assert not orders.duplicated(["order_id", "product_id"]).any()
+    baskets = (orders.assign(marker=orders.product_id == incident["marker_product"])
+               .groupby(["order_id", "patient_id", "ordered_at"]).marker.any().reset_index()
+               .merge(cases[["patient_id", "diagnosed_at"]], on="patient_id"))
+    after = baskets.ordered_at.str[:10] > baskets.diagnosed_at
+    before = baskets.ordered_at.str[:10] < baskets.diagnosed_at
+    assert baskets.marker[after].mean() > 0.45
+    assert baskets.marker[after].mean() > 5 * baskets.marker[before].mean()

@@ -60,8 +60,8 @@ def _wait_with_timeout(proc: subprocess.Popen, timeout: float):
     raise TimeoutError
 
 
-# About 20 order lines per patient, the volume the benchmark is specified at (the demo default is 12.6).
-ORDER_VOLUME = 1.6
+# About 20 order lines per patient, the volume the benchmark is specified at (the demo default is 14.0).
+ORDER_VOLUME = 1.43
 
 
 def bench_size(patients: int, root: Path, keep: bool) -> list[dict]:

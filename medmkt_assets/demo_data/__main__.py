@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-bad-rows", action="store_true",
                         help="leave out the planted bad rows (exports never carry them)")
     parser.add_argument("--order-volume", type=float, default=1.0,
-                        help="scale of orders per patient (1.0: about 12.6 order lines per patient, 1.6: about 20)")
+                        help="scale of orders per patient (1.0: about 14 order lines per patient, 1.43: about 20)")
     args = parser.parse_args(argv)
     try:
         layout = layout_for(args.format, args.flavour)

@@ -3,7 +3,8 @@
 Patients are generated in chunks; each chunk draws its orders, diagnoses, campaign
 contacts, consents, surveys and events with numpy and is appended to the table files,
 so memory stays bounded at any size. What the analytics should find (segments, bundles,
-campaign uplifts, planned-campaign propensities) is written to `<out>/_truth/`.
+campaign uplifts, planned-campaign propensities, the incident disease's yearly risk) is
+written to `<out>/_truth/`.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from medmkt_assets.lib.schema import SOURCE_TABLES
 SECONDS_PER_DAY = 86_400
 N_CATEGORIES = len(W.CATEGORIES)
 CAMPAIGN_CHANNEL_FOR_CONSENT = ("sms", "email", "app_push", "call", "wechat")
+NEVER = np.iinfo(np.int64).max  # onset of a patient who never gets the incident disease
 
 
 def _draw_rows(probabilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -110,9 +112,10 @@ def build_catalog(n_products: int, rng: np.random.Generator) -> Catalog:
 class DemoWorld:
     """Draws one chunk of patients and everything that hangs off them."""
 
-    def __init__(self, catalog: Catalog, rng: np.random.Generator, order_volume: float = 1.0):
+    def __init__(self, catalog: Catalog, rng: np.random.Generator, seed: int, order_volume: float = 1.0):
         self.catalog = catalog
         self.rng = rng
+        self.seed = seed
         self.order_volume = order_volume
         self.segment_share = np.array([s[1] for s in W.SEGMENTS])
         self.category_mix = np.array([[s[3].get(c, 0.0) for c in W.CATEGORIES] for s in W.SEGMENTS])
@@ -125,6 +128,9 @@ class DemoWorld:
         self.window_end = _seconds(W.WINDOW_END)
         self.bundle_of = {b["_a"]: (b["_b"], b["probability"]) for b in catalog.bundles}
         self.campaign_expected = {c[0]: [0.0, 0] for c in W.PAST_CAMPAIGNS}
+        named = np.flatnonzero(catalog.products.name.to_numpy() == W.INCIDENT[2])
+        # a catalog too small to hold the marker stem uses its first cardiology product
+        self.marker = int(named[0]) if len(named) else W.CATEGORIES.index("cardiology") * catalog.per_category
 
     # -- patients ----------------------------------------------------------------------
     def patients(self, first: int, n: int) -> dict:
@@ -148,10 +154,28 @@ class DemoWorld:
         affinity /= affinity.sum(axis=1, keepdims=True)
         activity = rng.gamma(2.0, 0.5, n)
         deceased = (seg == 1) & (rng.random(n) < 0.02)
+        risk, onset, incident_rng = self.incident_onsets(first, age, female, conditions, deceased)
         return {"first": first, "n": n, "seg": seg, "age": age, "female": female, "birth": birth,
                 "registered": registered, "conditions": conditions, "affinity": affinity,
-                "activity": activity, "deceased": deceased,
-                "patient_id": _ids("MRN", np.arange(first + 1, first + n + 1), 8)}
+                "activity": activity, "deceased": deceased, "incident_risk": risk, "onset": onset,
+                "incident_rng": incident_rng, "patient_id": _ids("MRN", np.arange(first + 1, first + n + 1), 8)}
+
+    def incident_onsets(self, first: int, age: np.ndarray, female: np.ndarray, conditions: np.ndarray,
+                        deceased: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.random.Generator]:
+        """True yearly risk of W.INCIDENT, onset seconds, and the generator the incident draws come from.
+
+        That generator is the chunk's own, so every draw of self.rng, and with it every other
+        planted truth, stays exactly what it was before the incident disease was added.
+        """
+        _, _, _, intercept, per_decade, female_weight, weights = W.INCIDENT
+        weight = np.array([weights.get(c[0], 0.0) for c in W.CONDITIONS])
+        logit = intercept + per_decade * (age - 60) / 10 + female_weight * female + conditions @ weight
+        risk = 1 / (1 + np.exp(-logit))
+        rng = np.random.default_rng([self.seed, first, 7919])
+        years = rng.exponential(1 / -np.log1p(-risk))  # yearly hazard -ln(1-r): P(onset within a year) = r
+        onset = _seconds(W.INCIDENT_SINCE) + (years * 365 * SECONDS_PER_DAY).astype(np.int64)
+        onset[deceased & (onset > self.window_end)] = NEVER
+        return risk, onset, rng
 
     def patient_rows(self, p: dict) -> pd.DataFrame:
         rng, n = self.rng, p["n"]
@@ -221,6 +245,19 @@ class DemoWorld:
         quantity = 1 + rng.poisson(0.35 * price_mult)
         discount = np.where(price_mult > 1.5, 1.0, rng.choice([1.0, 0.9, 0.8], len(o), p=[.7, .2, .1]))
         facility = np.char.add("FAC", np.char.zfill(rng.integers(1, 40, n).astype(str), 3))
+        # the planted leak, drawn after every self.rng draw: orders placed after onset gain the
+        # marker product (unless they hold it already) as their last line
+        irng = p["incident_rng"]
+        holds = np.zeros(n, bool)
+        holds[o[pr == self.marker]] = True
+        leak = np.flatnonzero((at > p["onset"][owner]) & ~holds & (irng.random(n) < W.INCIDENT_LEAK))
+        leak_mult = np.array([s[6] for s in W.SEGMENTS])[p["seg"][owner[leak]]]
+        added = (leak, np.full(len(leak), self.marker), np.bincount(o, minlength=n)[leak] + 1,
+                 1 + irng.poisson(0.35 * leak_mult),
+                 np.where(leak_mult > 1.5, 1.0, irng.choice([1.0, 0.9, 0.8], len(leak), p=[.7, .2, .1])))
+        merged = np.argsort(np.concatenate([o, leak]), kind="stable")  # each order's own lines first
+        o, pr, line_no, quantity, discount = (np.concatenate([old, new])[merged] for old, new
+                                              in zip((o, pr, line_no, quantity, discount), added))
         return pd.DataFrame({
             "order_id": _ids("O", first_order + o + 1, 9), "line_no": line_no,
             "patient_id": p["patient_id"][owner[o]], "product_id": cat.products.product_id.to_numpy()[pr],
@@ -234,10 +271,14 @@ class DemoWorld:
     def diagnoses(self, p: dict) -> pd.DataFrame:
         who, which = np.nonzero(p["conditions"])
         at = self.rng.integers(_seconds(np.datetime64("2012-01-01")), self.window_end, len(who))
-        return pd.DataFrame({
+        ill = np.flatnonzero(p["onset"] <= self.window_end)  # incident cases, diagnosed at onset
+        return pd.concat([pd.DataFrame({
             "patient_id": p["patient_id"][who], "condition_code": np.array([c[0] for c in W.CONDITIONS])[which],
             "condition_name": np.array([c[1] for c in W.CONDITIONS])[which], "diagnosed_at": _to_date(at).astype(str),
-        })
+        }), pd.DataFrame({
+            "patient_id": p["patient_id"][ill], "condition_code": W.INCIDENT[0], "condition_name": W.INCIDENT[1],
+            "diagnosed_at": _to_date(p["onset"][ill]).astype(str),
+        })], ignore_index=True)
 
     def consents(self, p: dict) -> pd.DataFrame:
         rng, n = self.rng, p["n"]
@@ -346,6 +387,14 @@ class DemoWorld:
                                         "probability": np.round(prob, 5)}))
         return pd.concat(frames, ignore_index=True)
 
+    def incident_truth(self, p: dict) -> pd.DataFrame:
+        """Living patients still without W.INCIDENT at WINDOW_END: the population the disease-risk model scores."""
+        at_risk = ~p["deceased"] & (p["onset"] > self.window_end)
+        onset = p["onset"][at_risk]
+        return pd.DataFrame({"patient_id": p["patient_id"][at_risk], "condition_code": W.INCIDENT[0],
+                             "yearly_risk": np.round(p["incident_risk"][at_risk], 6),
+                             "diagnosed_next_year": (onset <= self.window_end + 365 * SECONDS_PER_DAY).astype(int)})
+
 
 def campaign_rows() -> pd.DataFrame:
     return pd.DataFrame([
@@ -404,8 +453,8 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
              order_volume: float = 1.0) -> dict:
     """Write every source table (and `_truth/`) into out_dir; returns the manifest.
 
-    order_volume scales each patient's expected number of orders (1.0: about 12.6 order
-    lines per patient; the benchmark uses 1.6 for about 20).
+    order_volume scales each patient's expected number of orders (1.0: about 14.0 order
+    lines per patient, 1.4 of them the incident disease's marker; 1.43: about 20).
     """
     if patients < 1:
         raise ValueError("patients must be at least 1")
@@ -417,10 +466,12 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     truth_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     catalog = build_catalog(products, rng)
-    world = DemoWorld(catalog, rng, order_volume)
+    world = DemoWorld(catalog, rng, seed, order_volume)
     writers = {name: TableWriter(out, name, spec.columns, fmt) for name, spec in SOURCE_TABLES.items()}
     truth_segments = TableWriter(truth_dir, "patient_segments", ("patient_id", "segment_id", "segment"), "csv")
     truth_planned = TableWriter(truth_dir, "planned_propensity", ("patient_id", "campaign_id", "probability"), "csv")
+    truth_incident = TableWriter(truth_dir, "incident_risk",
+                                 ("patient_id", "condition_code", "yearly_risk", "diagnosed_next_year"), "csv")
     writers["products"].write(catalog.products)
     writers["campaigns"].write(campaign_rows())
     next_order = 0
@@ -441,10 +492,11 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
                                            "segment": np.array([s[0] for s in W.SEGMENTS])[p["seg"]]}))
         planned = world.planned_truth(p)
         truth_planned.write(planned[np.tile(~p["deceased"], len(W.PLANNED_CAMPAIGNS))])
+        truth_incident.write(world.incident_truth(p))
     planted = bad_rows(patients) if with_bad_rows else {}
     for table, rows in planted.items():
         writers[table].write(pd.DataFrame([{k: v for k, v in r.items() if k != "_why"} for r in rows]))
-    for writer in (*writers.values(), truth_segments, truth_planned):
+    for writer in (*writers.values(), truth_segments, truth_planned, truth_incident):
         writer.close()
 
     campaigns = [{"campaign_id": c[0], "purpose": c[2], "channel": c[3], "target_category": c[4],
@@ -461,6 +513,14 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
         "segments": [s[0] for s in W.SEGMENTS], "seconds": round(time.perf_counter() - began, 2),
     }
     (truth_dir / "campaigns.json").write_text(json.dumps({"past": campaigns, "planned": planned}, indent=2))
+    code, name, _, intercept, per_decade, female, weights = W.INCIDENT
+    incident = {"condition_code": code, "condition_name": name,
+                "marker_product": catalog.products.product_id[world.marker],
+                "marker_name": catalog.products.name[world.marker], "leak_probability": W.INCIDENT_LEAK,
+                "onsets_since": str(W.INCIDENT_SINCE),
+                "yearly_risk_logit": {"intercept": intercept, "age_minus_60_per_decade": per_decade,
+                                      "female": female, "conditions": weights}}
+    (truth_dir / "incident.json").write_text(json.dumps(incident, indent=2))
     (truth_dir / "bundles.json").write_text(json.dumps(bundles, indent=2, ensure_ascii=False))
     (truth_dir / "bad_rows.json").write_text(json.dumps(planted, indent=2, ensure_ascii=False))
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -1,4 +1,4 @@
-"""The fixed demo world: segments, categories, products, bundles, conditions, campaigns.
+"""The fixed demo world: segments, categories, products, bundles, conditions, the incident disease, campaigns.
 
 Everything the analytics should discover is planted here, so tests can check the
 pipeline against the generator's own truth.
@@ -40,6 +40,20 @@ CONDITIONS = (
     ("M17", "Osteoarthritis of knee", "orthopedics", (.00, .30, .00, .08, .02)),
 )
 CONDITION_BOOST = 3.0
+
+# The incident disease the disease-risk model is judged on, with its true yearly risk
+# r = sigmoid(intercept + age_per_decade*(age-60)/10 + female*is_female + Σ weight*has_condition)
+# over the prevalent CONDITIONS above. Onsets are exponential with yearly hazard -ln(1-r)
+# from INCIDENT_SINCE, so a patient without it at WINDOW_END gets it within the next 365
+# days with chance exactly r. Mean r is about 4 % over all patients (AUC about 0.79 against
+# one year's new cases); among those still without it at WINDOW_END, after ten years of
+# onsets took the riskiest, about 2.4 % (AUC about 0.75).
+# ICD-10 code, name, marker product stem, intercept, age per decade, female, {condition: weight}
+INCIDENT = ("N18", "Chronic kidney disease", "Losartan 50 mg tablets", -3.2, 0.45, -0.2, {"E11": 0.6, "I10": 0.5})
+INCIDENT_SINCE = np.datetime64("2016-07-01")
+# The planted leak: chance that an order placed after onset also holds the marker product,
+# bought because of the diagnosis; a model fed post-index purchases would find it.
+INCIDENT_LEAK = 0.6
 
 # per category: (kind, price median) and product name stems
 CATALOG = {
