@@ -6,7 +6,9 @@ import pandas as pd
 import pytest
 
 from medmkt_assets.lib import campaign_models as cm
-from medmkt_assets.lib.propensity import lift_table, qini_auc, stratified_cap
+from medmkt_assets.lib.propensity import (
+    _auc, auc_gap_noise, choose_champion, folds, lift_table, qini_auc, stratified_cap,
+)
 
 
 def test_qini_auc_rewards_a_right_ranking_and_penalizes_a_reversed_one():
@@ -105,3 +107,82 @@ def test_audiences_rank_by_uplift_only_when_its_model_beat_random(ranks_audience
     audience = con.execute("SELECT patient_key, ranked_by FROM marts.audiences ORDER BY audience_rank").fetchall()
     assert [k for k, _ in audience] == expected
     assert {r for _, r in audience} == {"expected uplift" if ranks_audience else "propensity score"}
+
+
+def test_proxy_scores_rank_by_past_response_and_category_affinity():
+    features = pd.DataFrame({"patient_key": ["a", "b", "c", "d"], "cat__skin": [0.0, 0.0, 0.5, 0.5],
+                             "monetary": [1.0, 1.0, 1.0, 1.0]})
+    contacts = pd.DataFrame({"patient_key": ["a", "a", "b", "b", "c", "d"],
+                             "arm": ["treatment"] * 4 + ["control", "treatment"],
+                             "converted": [1, 1, 0, 0, 1, 0]})
+    scores = cm.proxy_scores(features, "skin", ["cat__skin", "monetary"], contacts)
+    overall = 2 / 5  # converted treated contacts / treated contacts (c converted as a control)
+    prior = cm.PROXY_PRIOR_CONTACTS
+    response = np.array([(2 + prior * overall) / (2 + prior), (0 + prior * overall) / (2 + prior),
+                         overall, (0 + prior * overall) / (1 + prior)])  # c was only a control
+    affinity = (1 + np.array([0, 0, 0.5, 0.5])) / 1.25
+    np.testing.assert_allclose(scores, np.clip(response * affinity, 0, 1))
+    assert scores[0] > scores[1] and scores[2] > scores[3]
+    # no campaign ever converted anyone: the category share alone ranks
+    np.testing.assert_allclose(cm.proxy_scores(features, "skin", ["cat__skin"], contacts.assign(converted=0)),
+                               [0, 0, 0.5, 0.5])
+    # a category that is no feature column: everyone's affinity is equal
+    assert np.allclose(cm.proxy_scores(features, "eyes", ["cat__skin"], contacts), response)
+
+
+def _scored(n: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    signal = rng.normal(size=n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * signal - 2)))).astype(int)
+    return rng, signal, y
+
+
+def _card(y, oof):
+    from sklearn.metrics import average_precision_score, roc_auc_score
+    return pd.DataFrame([{"model": m, "auc": roc_auc_score(y, s), "pr_auc": average_precision_score(y, s),
+                          "brier": 0.1, "log_loss": 0.3} for m, s in oof.items()])
+
+
+def test_the_simpler_model_wins_unless_a_complex_one_is_better_beyond_the_noise():
+    rng, signal, y = _scored(4000)
+    noise, other = rng.normal(0, 0.9, len(y)), rng.normal(0, 0.9, len(y))
+    logistic = 2 * signal + noise
+    for shrink, expected in ((0.97, "logistic_regression"), (0.5, "gradient_boosting")):
+        complex_ = 2 * signal + (0.8 * noise + 0.6 * other) * shrink  # less noise: a better model
+        oof = {"logistic_regression": logistic, "gradient_boosting": complex_}
+        card, champion, why = choose_champion(y, oof, _card(y, oof))
+        assert card.set_index("model").auc.idxmax() == "gradient_boosting"
+        assert champion == expected, why
+        assert ("within the noise" if expected == "logistic_regression" else "more than the noise") in why
+
+
+def test_the_subsampled_bootstrap_gives_the_full_bootstrap_error():
+    rng, signal, y = _scored(20_000, seed=8)
+    a = signal + rng.normal(0, 1.0, len(y))
+    b = signal + rng.normal(0, 1.2, len(y))
+    gap, se_sampled = auc_gap_noise(y, a, b, max_rows=4000)
+    _, se_full = auc_gap_noise(y, a, b, max_rows=len(y), draws=60)
+    assert gap > 0 and se_sampled == pytest.approx(se_full, rel=0.35)
+
+
+def test_grouped_folds_keep_each_patient_in_one_fold_and_the_class_balance():
+    rng = np.random.default_rng(4)
+    patients = rng.integers(0, 900, 3000)
+    y = (rng.random(3000) < 0.1).astype(int)
+    splits = folds(y, patients, None, n_splits=4, seed=1)
+    assert len(splits) == 4
+    assert sorted(np.concatenate([test for _, test in splits])) == list(range(3000))
+    for train, test in splits:
+        assert not set(patients[train]) & set(patients[test])
+        assert abs(y[test].mean() - y.mean()) < 0.03
+    # ordered periods: train on the earlier, test on the next
+    period = np.repeat([1, 2, 3], 1000)
+    assert [(set(period[tr]), set(period[te])) for tr, te in folds(y, patients, period)] == [
+        ({1}, {2}), ({1, 2}, {3})]
+
+
+def test_the_rank_auc_is_roc_auc_with_ties():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(2)
+    y, score = (rng.random(500) < 0.3).astype(int), np.round(rng.random(500), 1)
+    assert _auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)

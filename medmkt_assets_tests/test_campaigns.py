@@ -5,6 +5,7 @@ import json
 import shutil
 import stat
 
+import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -192,3 +193,50 @@ def test_every_model_family_gives_calibrated_probabilities(family):
     observed = pd.Series(y[3000:]).groupby(bins).mean()
     predicted = pd.Series(p).groupby(bins).mean()
     assert (observed - predicted).abs().max() < 0.1
+
+
+def test_a_planned_campaign_without_past_contacts_gets_flagged_proxy_scores(demo_pipeline, tmp_path, monkeypatch):
+    """Only a handful of past contacts left: no model can be trained, yet every patient is scored,
+    by the documented proxy, and the rows say so."""
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.lib.campaign_models import PROXY_MODEL
+    from medmkt_assets.settings import Settings
+
+    from .conftest import make_resources, materialize_all
+
+    copy = tmp_path / "w.duckdb"
+    shutil.copy(demo_pipeline["warehouse"], copy)
+    with duckdb.connect(str(copy)) as con:
+        con.execute("DELETE FROM features.campaign_training WHERE patient_key NOT IN "
+                    "(SELECT patient_key FROM features.campaign_training ORDER BY patient_key LIMIT 50)")
+    monkeypatch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", demo_pipeline["key"])
+    resources = make_resources(demo_pipeline["source"], copy, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    result = materialize_all(build_definitions(Settings.from_env()), resources,
+                             dg.AssetSelection.assets(["marts", "propensity_scores"]), checks=False)
+    assert result.success
+    con = duckdb.connect(str(copy), read_only=True)
+    planned = con.execute("SELECT target, model, count(*), count(score), min(score), max(score) "
+                          "FROM marts.propensity_scores WHERE target NOT LIKE 'risk:%' GROUP BY ALL").fetchall()
+    profiled = con.execute("SELECT count(*) FROM marts.patient_profiles").fetchone()[0]
+    assert {p[0] for p in planned} == {"C007", "C008"}
+    for target, model, rows, scored, low, high in planned:
+        assert model == PROXY_MODEL and rows == scored == profiled and 0 <= low < high <= 1, target
+
+
+def test_disease_risk_ranks_next_year_new_diagnoses_near_the_truth(demo_pipeline):
+    """The planted incident disease (N18): among patients without it, the published risk ranks next
+    year's new diagnoses almost as well as the true yearly risk does, and is calibrated in the large.
+    (A model of "has it at any time" learns the Losartan bought after diagnosis and ranks no better
+    than chance here.)"""
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    scores = con.execute("SELECT patient_key, score, already_diagnosed FROM marts.propensity_scores "
+                         "WHERE target = 'risk:N18'").fetchdf()
+    truth = pd.read_csv(demo_pipeline["truth"] / "incident_risk.csv", dtype={"patient_id": str})
+    truth["patient_key"] = truth.patient_id.str.strip().map(lambda p: pseudonymize(p, demo_pipeline["key"]))
+    joined = truth.merge(scores, on="patient_key")
+    assert len(joined) == len(truth) and not joined.already_diagnosed.any()
+    achievable = roc_auc_score(joined.diagnosed_next_year, joined.yearly_risk)
+    auc = roc_auc_score(joined.diagnosed_next_year, joined.score)
+    assert auc > 0.65 and auc > achievable - 0.08, (auc, achievable)
+    assert joined.score.corr(joined.yearly_risk, method="spearman") > 0.5
+    assert abs(joined.score.mean() - joined.yearly_risk.mean()) < 0.01

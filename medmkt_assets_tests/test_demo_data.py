@@ -35,7 +35,7 @@ def test_every_contract_table_is_written_with_its_columns(demo):
 def test_same_seed_same_bytes_other_seed_other_data(tmp_path):
     a = generate(tmp_path / "a", patients=300, seed=5)
     b = generate(tmp_path / "b", patients=300, seed=5)
-    c = generate(tmp_path / "c", patients=300, seed=6)
+    generate(tmp_path / "c", patients=300, seed=6)
     assert a["rows"] == b["rows"]
     assert (tmp_path / "a" / "orders.csv").read_bytes() == (tmp_path / "b" / "orders.csv").read_bytes()
     assert (tmp_path / "a" / "orders.csv").read_bytes() != (tmp_path / "c" / "orders.csv").read_bytes()

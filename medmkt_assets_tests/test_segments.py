@@ -99,7 +99,9 @@ def test_demo_segmentation_run_holds_plots_and_the_summary(demo_pipeline):
 
     client = MlflowClient(f"sqlite:///{demo_pipeline['root'] / 'mlflow' / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("medmkt-segmentation")
-    (run,) = client.search_runs([experiment.experiment_id])
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(r.data.tags["method"] for r in runs) == ["kmeans", "ward"]  # one run per method
+    (run,) = [r for r in runs if r.data.tags["champion"] == "true"]
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"elbow.png", "silhouette.png", "projection.png", "segment_summary.csv"} <= artifacts
     assert run.data.tags["data_snapshot"] not in ("", "unknown")

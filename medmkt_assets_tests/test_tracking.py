@@ -106,3 +106,25 @@ def test_registered_versions_say_what_they_are_and_why_they_won(tmp_path):
     client = MlflowClient(uri)
     assert client.get_registered_model("medmkt-test-model").description == "Toy model."
     assert client.get_model_version("medmkt-test-model", version).description == "It won on AUC 1.0."
+
+
+def test_a_logged_dataset_names_every_row_by_digest_never_by_value(tmp_path):
+    import json
+
+    import pandas as pd
+
+    from medmkt_assets.lib.tracking import log_dataset
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    frame = pd.DataFrame({"age_years": [35.0, 45.0] * 1500, "monetary": range(3000)})
+    digests = []
+    for changed in (frame, frame.assign(monetary=frame.monetary.where(frame.index != 2999, -1))):
+        with mlflow.start_run() as run:
+            log_dataset(changed, "C007 training rows")
+        (given,) = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+        assert given.dataset.name == "C007 training rows"
+        assert json.loads(given.dataset.profile)["num_rows"] == 3000
+        assert {c["name"] for c in json.loads(given.dataset.schema)["mlflow_colspec"]} == {"age_years", "monetary"}
+        assert [(t.key, t.value) for t in given.tags] == [("mlflow.data.context", "training")]
+        digests.append(given.dataset.digest)
+    assert digests[0] != digests[1]  # the last row changed: so did the digest

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
-from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
@@ -61,8 +61,18 @@ def folds(y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None, n
             if splits:
                 return splits
     n_splits = int(max(2, min(n_splits, np.bincount(y.astype(int)).min())))
-    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(y)), y, groups))
+    # Stratified by each patient's highest label, every patient's rows in one fold: what
+    # sklearn's StratifiedGroupKFold aims at, without its per-group loop (1 s per call at 30,000 patients).
+    keys, group_of = np.unique(groups, return_inverse=True)
+    label = np.zeros(len(keys), int)
+    np.maximum.at(label, group_of, y.astype(int))
+    order = np.random.default_rng(seed).permutation(len(keys))
+    fold_of_group = np.empty(len(keys), int)
+    for value in np.unique(label):
+        members = order[label[order] == value]
+        fold_of_group[members] = np.arange(len(members)) % n_splits
+    fold = fold_of_group[group_of]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_splits)]
 
 
 def lift_table(y: np.ndarray, score: np.ndarray, bins: int = 10) -> pd.DataFrame:
@@ -111,17 +121,34 @@ def split_description(period: np.ndarray | None, splits: list) -> str:
     return f"grouped stratified {len(splits)}-fold (no two periods to order)"
 
 
-def auc_gap_noise(y: np.ndarray, best: np.ndarray, other: np.ndarray, draws: int = 100,
-                  seed: int = 42) -> tuple[float, float]:
-    """AUC(best) - AUC(other) on the same rows, and the paired-bootstrap standard error of that gap."""
+def _auc(y: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC as the Mann-Whitney statistic (ties count half, as in roc_auc_score), without the
+    input checks that make roc_auc_score slow inside a bootstrap."""
+    positives = y == 1
+    n1 = positives.sum()
+    return float((rankdata(score)[positives].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
+
+
+def auc_gap_noise(y: np.ndarray, best: np.ndarray, other: np.ndarray, draws: int = 100, seed: int = 42,
+                  max_rows: int = 5000) -> tuple[float, float]:
+    """AUC(best) - AUC(other) on the same rows, and the paired-bootstrap standard error of that gap.
+
+    The bootstrap runs on a sample of at most max_rows rows (class shares kept) and its spread is
+    scaled by sqrt(sample / rows) (a standard error shrinks with the square root of the rows):
+    100 draws over 30,000 rows would take seconds per model for the same answer.
+    """
     gap = roc_auc_score(y, best) - roc_auc_score(y, other)
+    sample = stratified_cap(y, max_rows, seed)
+    y_s, best_s, other_s = y[sample], best[sample], other[sample]
     rng = np.random.default_rng(seed)
     gaps = []
     for _ in range(draws):
-        rows = rng.integers(0, len(y), len(y))
-        if y[rows].min() != y[rows].max():
-            gaps.append(roc_auc_score(y[rows], best[rows]) - roc_auc_score(y[rows], other[rows]))
-    return float(gap), float(np.std(gaps, ddof=1)) if len(gaps) > 1 else float("nan")
+        rows = rng.integers(0, len(y_s), len(y_s))
+        if y_s[rows].min() != y_s[rows].max():
+            gaps.append(_auc(y_s[rows], best_s[rows]) - _auc(y_s[rows], other_s[rows]))
+    if len(gaps) < 2:
+        return float(gap), float("nan")
+    return float(gap), float(np.std(gaps, ddof=1) * np.sqrt(len(sample) / len(y)))
 
 
 def choose_champion(y: np.ndarray, out_of_fold: dict[str, np.ndarray], scorecard: pd.DataFrame,

@@ -1,6 +1,7 @@
 """MLflow plumbing that needs no Dagster: backend folders, experiments, run links."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -85,10 +86,20 @@ def log_figure(figure, artifact_file: str) -> None:
 
 def log_dataset(frame: pd.DataFrame, name: str, context: str = "training") -> None:
     """Name the rows a run learned from (the MLflow UI's Dataset column): schema, row count and a
-    digest of a bounded sample, never the rows themselves."""
-    import mlflow.data
+    digest of every row, never the rows themselves. The schema is read from the first rows:
+    MLflow's own inference checks every cell for missing values (20 s for five 30,000-row targets)."""
+    import hashlib
 
-    mlflow.log_input(mlflow.data.from_pandas(frame, name=name), context=context)
+    import mlflow.data
+    from mlflow.entities import Dataset, DatasetInput, InputTag
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:8]
+    head = mlflow.data.from_pandas(frame.head(1000), name=name, digest=digest)._to_mlflow_entity()
+    entity = Dataset(name=name, digest=digest, source_type=head.source_type, source=head.source, schema=head.schema,
+                     profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}))
+    MlflowClient().log_inputs(mlflow.active_run().info.run_id, datasets=[
+        DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])])
 
 
 def log_frame(frame, artifact_file: str) -> None:

@@ -182,9 +182,14 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
         rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
         model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
         if rows.empty:
-            context.log.warning("Planned campaign %s: no past campaign to learn from; scored as unknown (skipped).",
-                                campaign_id)
-            summary.append({"target": campaign_id, "basis": basis, "model": None})
+            context.log.warning("Planned campaign %s: no past campaign to learn from (%s); scored by the proxy "
+                                "(past response to any campaign x affinity for %s), model = %s.",
+                                campaign_id, basis, category, cm.PROXY_MODEL)
+            outputs.append(pd.DataFrame({
+                "patient_key": features.patient_key, "target": campaign_id,
+                "score": cm.proxy_scores(features, category, columns, training), "model": cm.PROXY_MODEL,
+                "already_diagnosed": pd.NA}))
+            summary.append({"target": campaign_id, "basis": f"{basis}: proxy score", "model": cm.PROXY_MODEL})
             continue
         rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)]
         fit = _fit_target(context, tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
