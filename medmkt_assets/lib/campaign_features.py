@@ -45,7 +45,8 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
         share = target_share_sql(target, feature_columns(con, part))
         parts.append(
             f"SELECT c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
-            f"c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, {share} AS target_share "
+            f"c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, {share} AS target_share, "
+            f"{share} * f.monetary AS target_spend "
             f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
             f"JOIN {part} f USING (patient_key) WHERE c.campaign_id = {sql_literal(campaign_id)}")
     if parts:
@@ -55,7 +56,8 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
                     "CAST(NULL AS DATE) AS start_date, CAST(NULL AS VARCHAR) AS target_category, "
                     "CAST(NULL AS VARCHAR) AS campaign_channel, CAST(NULL AS VARCHAR) AS arm, "
                     "CAST(NULL AS INTEGER) AS converted, CAST(NULL AS DOUBLE) AS revenue, "
-                    "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share LIMIT 0")
+                    "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share, "
+                    "CAST(NULL AS DOUBLE) AS target_spend LIMIT 0")
     for i in range(len(campaigns)):
         con.execute(f"DROP TABLE IF EXISTS _campaign_features_{i}")
     return len(campaigns)

@@ -33,10 +33,13 @@ def probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
 
 
 def with_target_share(features: pd.DataFrame, category: str, columns: list[str]) -> pd.DataFrame:
-    """The features plus `target_share`: the patient's share of spend in the campaign's category
-    (0 where the category has no feature column), which pooled models condition on."""
+    """The features plus `target_share`, the patient's share of spend in the campaign's category (0
+    where the category has no feature column), and `target_spend`, what they spent in it: pooled
+    models condition on them, and the spend carries affinity times activity, which a linear
+    model cannot form from the two apart."""
     share = target_share_sql(category, columns)
-    return features.assign(target_share=features[share] if share in features else 0.0)
+    shares = features[share] if share in features else 0.0
+    return features.assign(target_share=shares, target_spend=shares * features["monetary"])
 
 
 def uplift_training_rows(training: pd.DataFrame, category: str, min_rows: int) -> tuple[pd.DataFrame, str]:

@@ -311,10 +311,17 @@ def stratified_cap(y: np.ndarray, max_rows: int, seed: int = 42) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
+# What a pooled model may learn from: how much, how often and how recently a patient buys and
+# engages. Age, sex, channel, category and condition columns say who bought in the pooled
+# campaigns' categories (women for a women's-health campaign) and would mislead a model for another.
+POOLED_COLUMNS = ("has_orders", "recency_days", "frequency", "monetary", "avg_order_value", "distinct_products",
+                  "digital_events", "order_lines", "satisfaction", "has_survey")
+
+
 def campaign_model_columns(columns: list[str], pooled: bool) -> list[str]:
-    """Inputs of a campaign model: everything plus the target-category share, or, when past
+    """Inputs of a campaign model: everything plus the target-category share and spend, or, when past
     campaigns of other categories are pooled, only what means the same for every category
     (category and condition columns would teach the model the old campaigns' categories)."""
     if pooled:
-        columns = [c for c in columns if not c.startswith(("cat__", "cond__"))]
-    return [*columns, "target_share"]
+        columns = [c for c in columns if c in POOLED_COLUMNS]
+    return [*columns, "target_share", "target_spend"]

@@ -117,12 +117,14 @@ def describe_version(registered_name: str, version: str, what: str, why: str) ->
 
 
 def log_model(model, example, registered_name: str, promote: bool = True, alias: str = "champion",
-              what: str = "", why: str = "") -> str:
+              what: str = "", why: str = "", predict_fn: str = "predict") -> str:
     """Log a scikit-learn compatible model with its signature, register it, optionally alias it.
 
-    Requirements are given explicitly so logging does not re-import the environment. The
-    model is stored with skops (MLflow's safe format); our own classes in it are declared
-    trusted, and only those. Returns the registered version.
+    `predict_fn` is what `mlflow.pyfunc.load_model(...).predict` calls: "predict_proba" for a
+    classifier whose published score is a probability (the served answer is then the
+    warehouse's). Requirements are given explicitly so logging does not re-import the
+    environment. The model is stored with skops (MLflow's safe format); our own classes in it
+    are declared trusted, and only those. Returns the registered version.
     """
     import sklearn
     import skops.io
@@ -131,9 +133,10 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
     trusted = [t for t in skops.io.get_untrusted_types(data=skops.io.dumps(model))
                if t.startswith(("medmkt_assets.", "numpy.", "scipy.", "sklearn."))]
 
-    signature = infer_signature(example, model.predict(example))
+    signature = infer_signature(example, getattr(model, predict_fn)(example))
     info = mlflow.sklearn.log_model(
         model, name="model", signature=signature, registered_model_name=registered_name,
+        pyfunc_predict_fn=predict_fn,
         pip_requirements=[f"scikit-learn=={sklearn.__version__}", f"mlflow=={mlflow.__version__}"],
         skops_trusted_types=trusted,
     )

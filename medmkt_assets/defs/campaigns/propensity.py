@@ -161,9 +161,10 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
             champion, X.head(200), registered,
             what=(f"Risk of a new {target[5:]} diagnosis within the horizon, for a patient without it"
                   if risk else f"P(convert | contacted) for planned campaign {target}")
-                 + ": predict_proba over the patient features the signature names.",
+                 + ": served predict returns [P(no), P(yes)] for rows of the patient features the signature names"
+                 + ("." if risk else " (target_share = the patient's share of spend in the campaign's category)."),
             why=f"{evaluation.why} ({len(y)} rows, validation {evaluation.validation}; every family in "
-                "scorecard.csv).")
+                "scorecard.csv).", predict_fn="predict_proba")
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
 
