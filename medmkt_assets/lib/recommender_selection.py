@@ -6,7 +6,7 @@ Patients arrive as small integer `user_id` codes (the warehouse maps them back t
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator
 
 import pandas as pd
@@ -142,3 +142,35 @@ def serve(policy: Hybrid, user_ids: pd.Series, products: pd.DataFrame, interacti
         final = final.rename(columns={"item_id": "product_id"})
         final["model"] = final.model.where(final.model != policy.main.name, champion_label)
         yield final[["user_id", "rank", "product_id", "score", "model"]]
+
+
+@dataclass
+class ServedRecommender:
+    """Everything marts.recommendations is served from, as one object: the fitted policy, the
+    business rules, the catalogue and the segment of each user. The registered MLflow model is
+    this object, so a patient served from MLflow gets exactly the list the warehouse published."""
+    policy: Hybrid
+    products: pd.DataFrame
+    segments: pd.Series                 # user_id -> segment label
+    rules: ServingRules
+    champion_label: str
+    bought: pd.DataFrame                # (user_id, item_id) pairs; empty unless exclude_seen is off
+
+    @classmethod
+    def build(cls, policy: Hybrid, products: pd.DataFrame, segments: pd.Series, rules: ServingRules,
+              champion_label: str, interactions: pd.DataFrame) -> "ServedRecommender":
+        bought = interactions[["user_id", "item_id"]].drop_duplicates() if not rules.exclude_seen \
+            else interactions[["user_id", "item_id"]].iloc[:0]
+        return cls(policy, products, segments, rules, champion_label, bought.reset_index(drop=True))
+
+    def batches(self, user_ids: pd.Series, batch_size: int, k: int | None = None) -> Iterator[pd.DataFrame]:
+        """Top-k lists (user_id, rank, product_id, score, model), batch_size users at a time."""
+        rules = self.rules if k is None else replace(self.rules, k=k)
+        return serve(self.policy, user_ids, self.products, self.bought, self.segments, rules, self.champion_label,
+                     batch_size)
+
+    def recommend(self, user_ids, k: int | None = None) -> pd.DataFrame:
+        """One frame for these users, in the recommenders' column names (item_id)."""
+        users = pd.Series(list(user_ids))
+        lists = list(self.batches(users, max(len(users), 1), k))
+        return pd.concat(lists, ignore_index=True).rename(columns={"product_id": "item_id"})

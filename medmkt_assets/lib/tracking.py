@@ -147,18 +147,15 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
     return version
 
 
-class PickledRecommender(mlflow.pyfunc.PythonModel):
+class RecommenderModel(mlflow.pyfunc.PythonModel):
     """MLflow wrapper: rows with `patient_key` in, each patient's top-k list out (k 10, or the
     `k` parameter). The model was fitted on integer codes that change every run: the codes of
-    this run's patients travel with it (users.parquet), so a served patient is the patient the
-    model knew; a patient it never saw gets the popular products."""
+    this run's patients travel with it, so a served patient is the patient the model knew; a
+    patient it never saw gets the popular products. MLflow serializes the wrapper with the model
+    inside (python_model serialization), nothing is pickled by hand."""
 
-    def load_context(self, context):
-        import pickle
-
-        with open(context.artifacts["model"], "rb") as handle:
-            self.model = pickle.load(handle)
-        self.codes = pd.read_parquet(context.artifacts["users"]).set_index("patient_key").user_id
+    def __init__(self, model, codes: pd.Series):
+        self.model, self.codes = model, codes
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         keys = model_input["patient_key"].astype(str).reset_index(drop=True)
@@ -169,32 +166,24 @@ class PickledRecommender(mlflow.pyfunc.PythonModel):
         codes = codes.astype("int64")
         recs = self.model.recommend(pd.Index(codes), k=int((params or {}).get("k", 10)))
         recs["patient_key"] = recs.user_id.map(dict(zip(codes, keys)))
-        return recs[["patient_key", "rank", "item_id", "score"]].rename(columns={"item_id": "product_id"})
+        columns = ["patient_key", "rank", "item_id", "score", *(["model"] if "model" in recs else [])]
+        return recs[columns].rename(columns={"item_id": "product_id"})
 
 
 def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
                     alias: str = "champion", what: str = "", why: str = "") -> str:
-    """Log a fitted recommender as a pyfunc model (pickled beside it, with `users`: the run's
-    user_id code of each patient_key), register and alias it."""
-    import pickle
-    import tempfile
-
+    """Log a fitted recommender (with `users`: the run's user_id code of each patient_key) as a
+    pyfunc model, register and alias it."""
     from mlflow.models import infer_signature
 
-    with tempfile.TemporaryDirectory() as folder:
-        path, users_path = Path(folder) / "recommender.pkl", Path(folder) / "users.parquet"
-        path.write_bytes(pickle.dumps(model))
-        users[["patient_key", "user_id"]].to_parquet(users_path, index=False)
-        python_model = PickledRecommender()
-        signature = None
-        if len(users):
-            example = users[["patient_key"]].head(1)
-            python_model.model, python_model.codes = model, users.set_index("patient_key").user_id
-            signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
-        info = mlflow.pyfunc.log_model(name="model", python_model=PickledRecommender(),
-                                       artifacts={"model": str(path), "users": str(users_path)}, signature=signature,
-                                       registered_model_name=registered_name,
-                                       pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
+    python_model = RecommenderModel(model, users.set_index("patient_key").user_id)
+    signature = None
+    if len(users):
+        example = users[["patient_key"]].head(1)
+        signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
+    info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
+                                   registered_model_name=registered_name,
+                                   pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
     version = str(info.registered_model_version)
     describe_version(registered_name, version, what, why)
     if promote:

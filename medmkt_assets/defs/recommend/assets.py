@@ -77,22 +77,24 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     champion = next(m for m in sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
                     if sel.label(m) == champion_label)  # a fresh instance, refitted on every history
     policy = sel.serving_policy(champion, interactions, items, item_text, segments, config.new_item_slots)
+    rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
+                             config.max_per_category, config.new_item_slots)
+    server = sel.ServedRecommender.build(policy, products, segments, rules, champion_label, interactions)
     with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         tracking.log_frame(evaluation.table, "evaluation.csv")
         version = tracking.log_recommender(
-            champion, REGISTERED_NAME, patients[["patient_key", "user_id"]],
-            what="Next-best-offer recommender: predict(patient_key) → that patient's top-k products (params k).",
+            server, REGISTERED_NAME, patients[["patient_key", "user_id"]],
+            what="Next-best-offer recommender: predict(patient_key) → that patient's top-k products (params k), "
+                 "under the same business rules and fallbacks as marts.recommendations, with the part that "
+                 "picked each row (model).",
             why=f"{champion_label}: best holdout NDCG@{config.k} of {len(models)} candidates "
                 f"(evaluation.csv; segment popularity is reported, never champion).")
-    rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
-                             config.max_per_category, config.new_item_slots)
     served = pd.Series(dtype="int64")
     with warehouse.transaction() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(RECOMMENDATIONS_DDL)
-        for batch in sel.serve(policy, patients.user_id, products, interactions, segments, rules, champion_label,
-                               config.serve_batch):
+        for batch in server.batches(patients.user_id, config.serve_batch):
             served = served.add(batch.model.value_counts(), fill_value=0)
             con.write_frame(batch, "marts.recommendations", append=True, query=SERVED_SQL)
         con.write_frame(evaluation.table, "marts.recommendation_evaluation")
