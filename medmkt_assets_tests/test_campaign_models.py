@@ -188,3 +188,18 @@ def test_the_rank_auc_is_roc_auc_with_ties():
     rng = np.random.default_rng(2)
     y, score = (rng.random(500) < 0.3).astype(int), np.round(rng.random(500), 1)
     assert _auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)
+
+
+def test_both_uplift_learners_find_a_planted_effect_and_the_better_one_wins():
+    rng = np.random.default_rng(6)
+    n = 6000
+    X = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n)})
+    treated = rng.random(n) < 0.7
+    effect = np.where(X.a > 0, 0.25, 0.0)               # only patients with a > 0 respond to contact
+    y = (rng.random(n) < 0.1 + 0.05 * (X.b > 0) + effect * treated).astype(int)
+    patients = np.arange(n)
+    best, qini, oof = cm.best_uplift_learner(X, y, treated, patients, seed=1)
+    assert set(qini) == {"t_learner_logistic", "x_learner_ridge"} and best == max(qini, key=qini.get)
+    for name, scores in oof.items():
+        assert qini[name] > 0.01, name
+        assert np.corrcoef(scores, effect)[0, 1] > 0.6, name

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medmkt_assets.lib.campaign_features import target_share_sql
-from medmkt_assets.lib.propensity import TwoModelUplift, folds, qini_auc
+from medmkt_assets.lib.propensity import UPLIFT_LEARNERS, TwoModelUplift, folds, qini_auc
 
 SCORE_BATCH = 200_000
 POOLED = "all past campaigns"
@@ -56,19 +56,24 @@ def has_both_arms_and_outcomes(rows: pd.DataFrame) -> bool:
 
 
 def cross_validated_uplift(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
-                           seed: int) -> np.ndarray:
-    """Out-of-fold T-learner uplift (4 folds grouped by patient, stratified by arm and outcome): what
-    the Qini of a planned campaign's model is judged on."""
+                           seed: int, learner: type = TwoModelUplift) -> np.ndarray:
+    """Out-of-fold uplift of `learner` (4 folds grouped by patient, stratified by arm and outcome):
+    what the Qini of a planned campaign's model is judged on."""
     oof = np.full(len(y), np.nan)
     for train, test in folds(y * 2 + treated, patients, None, n_splits=4, seed=seed):
-        oof[test] = TwoModelUplift(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
+        oof[test] = learner(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
     return oof
 
 
-def cross_validated_qini(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
-                         seed: int) -> float:
-    """Qini AUC of out-of-fold T-learner uplift."""
-    return qini_auc(y, treated, cross_validated_uplift(X, y, treated, patients, seed))
+def best_uplift_learner(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
+                        seed: int) -> tuple[str, dict[str, float], dict[str, np.ndarray]]:
+    """Every learner of UPLIFT_LEARNERS judged by its out-of-fold Qini; the T-learner (the simpler)
+    unless another beats it. Returns the winner, each learner's Qini and out-of-fold uplift."""
+    oof = {name: cross_validated_uplift(X, y, treated, patients, seed, learner)
+           for name, learner in UPLIFT_LEARNERS.items()}
+    qini = {name: qini_auc(y, treated, scores) for name, scores in oof.items()}
+    best = max(qini, key=lambda name: (qini[name], name == TwoModelUplift.name))
+    return best, qini, oof
 
 
 def ranks_by_uplift(qini: float) -> bool:

@@ -15,7 +15,7 @@ from scipy.stats import rankdata
 from sklearn.calibration import CalibratedClassifierCV, calibration_curve
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -243,6 +243,8 @@ class TwoModelUplift:
     strongly regularized logistic regression: a difference of two noisy models is noisier.
     """
 
+    name = "t_learner_logistic"
+
     def __init__(self, C: float = 0.05, seed: int = 42):
         self.C = C
         self.seed = seed
@@ -259,6 +261,41 @@ class TwoModelUplift:
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         return self.treated_.predict_proba(X)[:, 1] - self.control_.predict_proba(X)[:, 1]
+
+
+class XLearnerUplift:
+    """X-learner (Kunzel et al., 2019): the T-learner's two outcome models impute each contact's
+    own effect (a treated patient's outcome minus what the control model expected, and the other
+    way round), two ridge regressions learn those effects, and the share of treated contacts
+    weighs them. It borrows strength from the larger arm when the control arm is small.
+    """
+
+    name = "x_learner_ridge"
+
+    def __init__(self, C: float = 0.05, alpha: float = 10.0, seed: int = 42):
+        self.C, self.alpha, self.seed = C, alpha, seed
+
+    def _effect_model(self) -> Pipeline:
+        return make_pipeline(SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler(),
+                             Ridge(alpha=self.alpha))
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, treated: np.ndarray) -> "XLearnerUplift":
+        y, treated = np.asarray(y).astype(float), np.asarray(treated).astype(bool)
+        outcomes = TwoModelUplift(self.C, self.seed).fit(X, y, treated)
+        imputed_treated = y[treated] - outcomes.control_.predict_proba(X[treated])[:, 1]
+        imputed_control = outcomes.treated_.predict_proba(X[~treated])[:, 1] - y[~treated]
+        self.effect_treated_ = self._effect_model().fit(X[treated], imputed_treated)
+        self.effect_control_ = self._effect_model().fit(X[~treated], imputed_control)
+        self.share_treated_ = float(treated.mean())
+        return self
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        # randomized arms: the propensity is the constant treated share
+        return (self.share_treated_ * self.effect_control_.predict(X)
+                + (1 - self.share_treated_) * self.effect_treated_.predict(X))
+
+
+UPLIFT_LEARNERS = {TwoModelUplift.name: TwoModelUplift, XLearnerUplift.name: XLearnerUplift}
 
 
 def qini_curve(y: np.ndarray, treated: np.ndarray, uplift: np.ndarray) -> pd.DataFrame:

@@ -42,7 +42,8 @@ EXPERIMENT_DESCRIPTIONS = {
                            "champion by holdout NDCG@10 serves marts.recommendations and is registered.",
     "medmkt-propensity": "P(convert | contacted) per planned campaign and disease-risk models, one run per target "
                          "and model family; the champion per target is registered.",
-    "medmkt-uplift": "T-learner uplift per planned campaign with its Qini on past treated and control arms.",
+    "medmkt-uplift": "T- and X-learner uplift per planned campaign, each with its out-of-fold Qini on past treated "
+                     "and control arms; the champion (tag) scores the audience.",
 }
 # The MLflow 3 UI opens an experiment by its kind: without it, on an empty GenAI traces page.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}

@@ -20,8 +20,8 @@ from medmkt_assets.lib.disease_risk import (
 )
 from medmkt_assets.lib.features import feature_columns
 from medmkt_assets.lib.propensity import (
-    TwoModelUplift, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
-    qini_auc, qini_curve, stratified_cap, suppress_groups, training_rows_for,
+    UPLIFT_LEARNERS, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
+    qini_curve, stratified_cap, suppress_groups, training_rows_for,
 )
 from medmkt_assets.lib.suppression import suppress_frame
 
@@ -33,9 +33,11 @@ SCORES_COLUMNS = {"patient_key": "str", "target": "str", "score": "float", "mode
                   "already_diagnosed": "boolean"}
 UPLIFT_COLUMNS = {"patient_key": "str", "campaign_id": "str", "expected_uplift": "float", "model": "str"}
 # Per planned campaign: the uplift model's Qini on past contacts and whether audiences may rank by it.
-UPLIFT_MODEL_COLUMNS = {"campaign_id": "str", "basis": "str", "qini_auc": "float", "ranks_audience": "bool",
+UPLIFT_MODEL_COLUMNS = {"campaign_id": "str", "basis": "str", "model": "str", "qini_auc": "float",
+                        "ranks_audience": "bool",
                         "mean_expected_uplift": "float", "mlflow": "str"}
 UPLIFT_MODELS_SQL = ("SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, CAST(basis AS VARCHAR) AS basis, "
+                     "CAST(model AS VARCHAR) AS model, "
                      "CAST(qini_auc AS DOUBLE) AS qini_auc, CAST(ranks_audience AS BOOLEAN) AS ranks_audience "
                      "FROM frame ORDER BY campaign_id")
 
@@ -291,18 +293,22 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
         rows = rows.iloc[stratified_cap(rows.converted.to_numpy() * 2 + (rows.arm == "treatment").to_numpy(),
                                         config.max_training_rows, config.seed)].reset_index(drop=True)
         X, y, treated = rows[model_columns], rows.converted.to_numpy(), (rows.arm == "treatment").to_numpy()
-        oof = cm.cross_validated_uplift(X, y, treated, rows.patient_key.to_numpy(), config.seed)
-        qini = qini_auc(y, treated, oof)
-        model = TwoModelUplift(seed=config.seed).fit(X, y, treated)
+        learner, qinis, oof = cm.best_uplift_learner(X, y, treated, rows.patient_key.to_numpy(), config.seed)
+        qini = qinis[learner]
+        model = UPLIFT_LEARNERS[learner](seed=config.seed).fit(X, y, treated)
         uplift = cm.score_in_batches(model.predict, cm.with_target_share(features, category, columns), model_columns)
-        url = _log_uplift(context, tracker, campaign_id, basis, len(rows), qini_curve(y, treated, oof), uplift)
+        url = None
+        for name, scores in oof.items():
+            link = _log_uplift(context, tracker, campaign_id, name, name == learner, basis, len(rows),
+                               qini_curve(y, treated, scores), uplift if name == learner else None)
+            url = link if name == learner else url
         if not cm.ranks_by_uplift(qini):
             context.log.warning("Planned campaign %s: the uplift model's Qini on past contacts is %.4f (no better "
                                 "than random targeting): its audience is ranked by propensity instead.", campaign_id,
                                 qini)
         outputs.append(pd.DataFrame({"patient_key": features.patient_key, "campaign_id": campaign_id,
-                                     "expected_uplift": uplift, "model": "t_learner_logistic"}))
-        summary.append({"campaign_id": campaign_id, "basis": basis, "qini_auc": round(qini, 5),
+                                     "expected_uplift": uplift, "model": learner}))
+        summary.append({"campaign_id": campaign_id, "basis": basis, "model": learner, "qini_auc": round(qini, 5),
                         "ranks_audience": cm.ranks_by_uplift(qini),
                         "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
     frame = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(UPLIFT_COLUMNS)
@@ -317,16 +323,15 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
     })
 
 
-def _log_uplift(context, tracker: MlflowTracker, campaign_id: str, basis: str, rows: int, curve: pd.DataFrame,
-                uplift: np.ndarray) -> str:
-    """One MLflow run per planned campaign's uplift model with its out-of-fold Qini curve; returns its link."""
+def _log_uplift(context, tracker: MlflowTracker, campaign_id: str, learner: str, champion: bool, basis: str,
+                rows: int, curve: pd.DataFrame, uplift: np.ndarray | None) -> str:
+    """One MLflow run per planned campaign and uplift learner with its out-of-fold Qini curve; returns its link."""
     qini = float((curve.qini - curve.random).mean() / max(len(curve), 1))
-    with tracker.start_run(context, "medmkt-uplift", f"{campaign_id} · t_learner",
-                           tags={"target": campaign_id, "champion": "true"}) as run:
-        log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": rows,
-                    "base_model": "logistic_regression"})
-        log_metrics({"qini_auc": qini, "mean_expected_uplift": float(uplift.mean())})
-        set_tags({"method": "two-model (T-learner)", "ranks_audience": str(cm.ranks_by_uplift(qini)).lower()})
+    with tracker.start_run(context, "medmkt-uplift", f"{campaign_id} · {learner}",
+                           tags={"target": campaign_id, "champion": str(champion).lower(), "method": learner}) as run:
+        log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": rows, "learner": learner})
+        log_metrics({"qini_auc": qini, **({"mean_expected_uplift": float(uplift.mean())} if uplift is not None else {})})
+        set_tags({"ranks_audience": str(champion and cm.ranks_by_uplift(qini)).lower()})
         step = max(len(curve) // 200, 1)  # about 200 points: enough to draw, no row-level detail
         tracking.log_frame(curve.iloc[::step].round(4), "qini_curve.csv")
         tracking.log_figure(plots.qini_plot(curve.iloc[::step]), "qini_curve.png")
