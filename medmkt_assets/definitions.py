@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 from medmkt_assets import defs as stages
 from medmkt_assets.defs import automation
 from medmkt_assets.defs.resources import (
-    AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+    AlertFolder, ExportDir, InsightSnapshot, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
 )
 from medmkt_assets.settings import DEFAULTS, Settings
 
@@ -28,7 +28,8 @@ def build_resources(settings: Settings) -> dict:
         "pseudonym": PseudonymKey(),
         "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
         "exports": ExportDir(path=str(settings.export_dir)),
-        "quality": QualityDocs(path=str(settings.quality_dir)),
+        "quality": QualityDocs(path=str(settings.quality_dir), docs_url=settings.quality_docs_url),
+        "insight": InsightSnapshot(path=str(settings.insight_snapshot)),
         "alerts": AlertFolder(path=str(settings.alert_dir)),
     }
 

@@ -17,6 +17,9 @@ DEFAULTS = {
     "MEDMKT_ALERT_DIR": "data/alerts",
     "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
     "MEDMKT_DUCKDB_MEMORY": "4GB",
+    "MEDMKT_INSIGHT_SNAPSHOT": "data/insight/insight.duckdb",
+    "MEDMKT_QUALITY_DOCS_URL": "http://127.0.0.1:8765",
+    "MEDMKT_APP_PORT": "8501",
 }
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
 
@@ -40,6 +43,9 @@ class Settings:
     quality_dir: Path
     alert_dir: Path
     duckdb_memory: str
+    insight_snapshot: Path     # the read-only copy of marts/ops the insight app reads
+    quality_docs_url: str      # where `make dev` serves the Data Docs over HTTP
+    app_port: int
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -58,4 +64,7 @@ class Settings:
             quality_dir=Path(env("MEDMKT_QUALITY_DIR")),
             alert_dir=Path(env("MEDMKT_ALERT_DIR")),
             duckdb_memory=env("MEDMKT_DUCKDB_MEMORY"),
+            insight_snapshot=Path(env("MEDMKT_INSIGHT_SNAPSHOT")),
+            quality_docs_url=env("MEDMKT_QUALITY_DOCS_URL"),
+            app_port=int(env("MEDMKT_APP_PORT")),
         )

@@ -9,7 +9,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import (
-    AlertFolder, ExportDir, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+    AlertFolder, ExportDir, InsightSnapshot, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
 )
 from medmkt_assets.settings import DEFAULTS
 
@@ -68,6 +68,7 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
         "quality": QualityDocs(path=str(warehouse.parent / "quality")),
         "alerts": AlertFolder(path=str(warehouse.parent / "alerts")),
+        "insight": InsightSnapshot(path=str(warehouse.parent / "insight" / "insight.duckdb")),
     }
 
 

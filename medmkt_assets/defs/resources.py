@@ -162,9 +162,22 @@ class QualityDocs(dg.ConfigurableResource):
     """Where Great Expectations keeps suites, results and the Data Docs site (MEDMKT_QUALITY_DIR)."""
 
     path: str = Field(description="Folder of the GX project and its Data Docs.")
+    docs_url: str = Field(default="http://127.0.0.1:8765", description=(
+        "Where `make dev` serves the Data Docs site over HTTP (MEDMKT_QUALITY_DOCS_URL); check metadata links there."))
 
     @property
     def folder(self) -> Path:
+        return Path(self.path)
+
+
+class InsightSnapshot(dg.ConfigurableResource):
+    """The read-only copy of the published marts and ops tables the insight app reads
+    (MEDMKT_INSIGHT_SNAPSHOT), replaced whole at the end of a run."""
+
+    path: str = Field(description="DuckDB file of the snapshot.")
+
+    @property
+    def file(self) -> Path:
         return Path(self.path)
 
 
