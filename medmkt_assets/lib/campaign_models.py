@@ -82,11 +82,6 @@ def ranks_by_uplift(qini: float) -> bool:
     return bool(np.isfinite(qini) and qini > 0)
 
 
-def empty_frame(columns: dict[str, str]) -> pd.DataFrame:
-    """An empty frame with these column dtypes (a table with no targets still has its shape)."""
-    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
-
-
 PROXY_MODEL = "proxy_affinity_response"
 PROXY_PRIOR_CONTACTS = 5  # past contacts a patient's own response rate needs to outweigh everyone's
 
@@ -111,3 +106,45 @@ def proxy_scores(features: pd.DataFrame, category: str | None, columns: list[str
     if overall == 0:  # no campaign has ever converted anyone: affinity alone ranks
         return np.clip(share, 0, 1)
     return np.clip(response * affinity, 0, 1)
+
+
+class ScoreColumns:
+    """Per-patient scores of several targets, kept as arrays in the patients' key order and
+    written in one statement. Millions of rows with a 64-character key each cost more to
+    hand to the engine than to compute; here each row carries only its position, and the
+    engine joins the keys back (`keyed_sql`)."""
+
+    def __init__(self, patients: int):
+        self.patients = patients
+        self.targets: list[str] = []
+        self.models: list[str] = []
+        self.scores: list[np.ndarray] = []
+        self.flags: list[np.ndarray | None] = []
+
+    def add(self, target: str, model: str, scores: np.ndarray, flag: np.ndarray | None = None) -> None:
+        if len(scores) != self.patients:
+            raise ValueError(f"{target}: {len(scores)} scores for {self.patients} patients")
+        self.targets.append(target)
+        self.models.append(model)
+        self.scores.append(np.asarray(scores, dtype="float64"))
+        self.flags.append(flag)
+
+    def frame(self) -> pd.DataFrame:
+        """row (position in key order), target, score, model, flag (NA where a target has none)."""
+        n, count = self.patients, len(self.targets)
+        flags = [np.asarray(f, dtype="float64") if f is not None else np.full(n, np.nan) for f in self.flags]
+        flag = np.concatenate(flags) if count else np.empty(0)
+        return pd.DataFrame({
+            "row": np.tile(np.arange(n, dtype="int64"), count),
+            "target": pd.Categorical(np.repeat(self.targets, n)),
+            "score": np.concatenate(self.scores) if count else np.empty(0),
+            "model": pd.Categorical(np.repeat(self.models, n)),
+            "flag": pd.arrays.BooleanArray(flag == 1, np.isnan(flag)),
+        })
+
+    @staticmethod
+    def keyed_sql(keys_sql: str, columns: str) -> str:
+        """SELECT `columns` over `frame` joined to the patient keys by position: `keys_sql` must list
+        patient_key in the order the scores were computed in (here: ORDER BY patient_key)."""
+        return (f"SELECT {columns} FROM frame f JOIN (SELECT patient_key, row_number() OVER (ORDER BY patient_key) - 1 "
+                f"AS row FROM ({keys_sql})) k USING (row) ORDER BY f.target, f.row")

@@ -29,9 +29,15 @@ CURRENT_FEATURES = "features.patient_features"
 PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
                          "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
 DIAGNOSED_SQL = "SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses"
-SCORES_COLUMNS = {"patient_key": "str", "target": "str", "score": "float", "model": "str",
-                  "already_diagnosed": "boolean"}
-UPLIFT_COLUMNS = {"patient_key": "str", "campaign_id": "str", "expected_uplift": "float", "model": "str"}
+# The scores are computed in this key order; the engine joins the keys back by position.
+PROFILED_KEYS_SQL = ("SELECT patient_key FROM features.patient_features "
+                     "SEMI JOIN marts.patient_profiles USING (patient_key)")
+SCORES_SQL = cm.ScoreColumns.keyed_sql(
+    PROFILED_KEYS_SQL, "k.patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAST(f.model AS VARCHAR) AS model, "
+                       "f.flag AS already_diagnosed")
+UPLIFT_SQL = cm.ScoreColumns.keyed_sql(
+    PROFILED_KEYS_SQL, "k.patient_key, CAST(f.target AS VARCHAR) AS campaign_id, f.score AS expected_uplift, "
+                       "CAST(f.model AS VARCHAR) AS model")
 # Per planned campaign: the uplift model's Qini on past contacts and whether audiences may rank by it.
 UPLIFT_MODEL_COLUMNS = {"campaign_id": "str", "basis": "str", "model": "str", "qini_auc": "float",
                         "ranks_audience": "bool",
@@ -178,9 +184,9 @@ def _campaign_inputs(con) -> tuple[pd.DataFrame, list[str], pd.DataFrame, list[t
 
 
 def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
-                      columns: list[str], training: pd.DataFrame, planned: list[tuple]):
-    """P(convert | contacted) for each planned campaign: score frames, summary rows, MLflow links."""
-    outputs, summary, links = [], [], {}
+                      columns: list[str], training: pd.DataFrame, planned: list[tuple], outputs: cm.ScoreColumns):
+    """P(convert | contacted) for each planned campaign, added to `outputs`; summary rows, MLflow links."""
+    summary, links = [], {}
     for campaign_id, category, channel in planned:
         rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
         model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
@@ -188,10 +194,7 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
             context.log.warning("Planned campaign %s: no past campaign to learn from (%s); scored by the proxy "
                                 "(past response to any campaign x affinity for %s), model = %s.",
                                 campaign_id, basis, category, cm.PROXY_MODEL)
-            outputs.append(pd.DataFrame({
-                "patient_key": features.patient_key, "target": campaign_id,
-                "score": cm.proxy_scores(features, category, columns, training), "model": cm.PROXY_MODEL,
-                "already_diagnosed": pd.NA}))
+            outputs.add(campaign_id, cm.PROXY_MODEL, cm.proxy_scores(features, category, columns, training))
             summary.append({"target": campaign_id, "basis": f"{basis}: proxy score", "model": cm.PROXY_MODEL})
             continue
         rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)]
@@ -200,18 +203,18 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
                           {"basis": basis, "target_category": category, "channel": channel}, config.seed)
         scores = cm.score_in_batches(cm.probabilities(fit.champion), cm.with_target_share(features, category, columns),
                                      model_columns)
-        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": campaign_id, "score": scores,
-                                     "model": fit.evaluation.champion, "already_diagnosed": pd.NA}))
+        outputs.add(campaign_id, fit.evaluation.champion, scores)
         links[campaign_id] = fit.run_url
         summary.append(fit.summary(campaign_id, basis))
-    return outputs, summary, links
+    return summary, links
 
 
 def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
-                  columns: list[str], training: dict[str, pd.DataFrame], diagnosed: pd.DataFrame):
-    """The risk of a new diagnosis of each condition within the horizon; a patient who already has
-    it is not scored (contract). Trained and validated on the index-date rows of features.risk_training."""
-    outputs, summary, links = [], [], {}
+                  columns: list[str], training: dict[str, pd.DataFrame], diagnosed: pd.DataFrame,
+                  outputs: cm.ScoreColumns):
+    """The risk of a new diagnosis of each condition within the horizon, added to `outputs`; a patient
+    who already has it is not scored (contract). Trained and validated on features.risk_training."""
+    summary, links = [], {}
     for code, rows in training.items():
         target, model_columns = f"risk:{code}", risk_model_columns(columns, code)
         y = rows.new_diagnosis.to_numpy()
@@ -225,16 +228,14 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
                       "age_band": rows["_age_band"].reset_index(drop=True)})
         already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
         scores = cm.score_in_batches(cm.probabilities(fit.champion), features, model_columns)
-        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "target": target,
-                                     "score": np.where(already, np.nan, scores), "model": fit.evaluation.champion,
-                                     "already_diagnosed": already}))
+        outputs.add(target, fit.evaluation.champion, np.where(already, np.nan, scores), flag=already)
         links[target] = fit.run_url
         worst = fit.fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fit.fairness is not None else None
         summary.append({**fit.summary(target, f"{int(y.sum())} new diagnoses at {rows.index_date.nunique()} "
                                               "index dates"),
                         "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
                                           f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
-    return outputs, summary, links
+    return summary, links
 
 
 @dg.asset(
@@ -254,16 +255,14 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                                                            "max_rows": config.max_training_rows}).fetchdf()
                          for code, _ in conditions}
         diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
-    campaign_scores, campaign_summary, campaign_links = _campaign_targets(
-        context, tracker, config, features, columns, training, planned)
-    risk_scores, risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, risk_training,
-                                                          diagnosed)
-    outputs, summary, links = campaign_scores + risk_scores, campaign_summary + risk_summary, \
-        {**campaign_links, **risk_links}
-    scores = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(SCORES_COLUMNS)
-    scores["already_diagnosed"] = scores["already_diagnosed"].astype("boolean")
+    outputs = cm.ScoreColumns(len(features))
+    campaign_summary, campaign_links = _campaign_targets(context, tracker, config, features, columns, training,
+                                                         planned, outputs)
+    risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, risk_training, diagnosed,
+                                             outputs)
+    summary, links = campaign_summary + risk_summary, {**campaign_links, **risk_links}
     with warehouse.transaction() as con:
-        con.write_frame(scores, "marts.propensity_scores", query="SELECT * FROM frame ORDER BY target, patient_key")
+        con.write_frame(outputs.frame(), "marts.propensity_scores", query=SCORES_SQL)
         n = row_count(con, "marts.propensity_scores")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
@@ -280,10 +279,11 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
 )
 def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, warehouse: Warehouse,
                   tracker: MlflowTracker) -> dg.MaterializeResult:
-    """Expected uplift per patient and planned campaign from a two-model (T-learner) on past treated and control arms."""
+    """Expected uplift per patient and planned campaign from the better of a T- and an X-learner (out-of-fold
+    Qini) on past treated and control arms."""
     with warehouse.session() as con:
         features, columns, training, planned = _campaign_inputs(con)
-    outputs, summary = [], []
+    outputs, summary = cm.ScoreColumns(len(features)), []
     for campaign_id, category, _ in planned:
         rows, basis = cm.uplift_training_rows(training, category, config.min_campaign_rows)
         model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
@@ -306,19 +306,18 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
             context.log.warning("Planned campaign %s: the uplift model's Qini on past contacts is %.4f (no better "
                                 "than random targeting): its audience is ranked by propensity instead.", campaign_id,
                                 qini)
-        outputs.append(pd.DataFrame({"patient_key": features.patient_key, "campaign_id": campaign_id,
-                                     "expected_uplift": uplift, "model": learner}))
+        outputs.add(campaign_id, learner, uplift)
         summary.append({"campaign_id": campaign_id, "basis": basis, "model": learner, "qini_auc": round(qini, 5),
                         "ranks_audience": cm.ranks_by_uplift(qini),
                         "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
-    frame = pd.concat(outputs, ignore_index=True) if outputs else cm.empty_frame(UPLIFT_COLUMNS)
     models = pd.DataFrame(summary, columns=list(UPLIFT_MODEL_COLUMNS)).astype(UPLIFT_MODEL_COLUMNS)
     with warehouse.transaction() as con:
-        con.write_frame(frame, "marts.uplift_scores", query="SELECT * FROM frame ORDER BY campaign_id, patient_key")
+        con.write_frame(outputs.frame(), "marts.uplift_scores", query=UPLIFT_SQL)
         con.write_frame(models, "marts.uplift_models", query=UPLIFT_MODELS_SQL)
+        n = row_count(con, "marts.uplift_scores")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": len(frame),
+        "dagster/row_count": n,
         "models": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(no planned campaigns)"),
     })
 
