@@ -26,9 +26,11 @@ def build_resources(settings: Settings) -> dict:
         "warehouse": Warehouse(engine=DuckDBResource(database=str(settings.warehouse),
                                                      connection_config={"memory_limit": settings.duckdb_memory})),
         "pseudonym": PseudonymKey(),
-        "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui),
+        # The MLflow UI and Data Docs addresses in links are read where each run executes
+        # (MEDMKT_MLFLOW_UI, MEDMKT_QUALITY_DOCS_URL), not fixed when this module is loaded.
+        "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri),
         "exports": ExportDir(path=str(settings.export_dir)),
-        "quality": QualityDocs(path=str(settings.quality_dir), docs_url=settings.quality_docs_url),
+        "quality": QualityDocs(path=str(settings.quality_dir)),
         "insight": InsightSnapshot(path=str(settings.insight_snapshot)),
         "alerts": AlertFolder(path=str(settings.alert_dir)),
     }

@@ -55,6 +55,23 @@ def test_a_renamed_copy_is_not_ingested_twice_but_a_changed_file_is(tmp_path):
     assert (tmp_path / "incoming" / "_duplicates" / "orders" / "day1 (copy).csv").exists()
 
 
+def test_runs_say_what_started_them(tmp_path):
+    _drop(tmp_path, "day1.csv")
+    (request,) = _tick(tmp_path, _tick(tmp_path)[1])[0]
+    assert request.tags["medmkt/trigger"] == "sensor:incoming_files"
+    assert request.tags["medmkt/batch_file"].endswith("_day1.csv")  # what the sensor saw: the file, no row of it
+    defs = build_definitions(Settings.from_env())
+    for schedule in defs.schedules:  # Dagster adds dagster/schedule_name; the request carries the trigger
+        (scheduled,) = schedule.evaluate_tick(dg.build_schedule_context()).run_requests
+        assert scheduled.tags["medmkt/trigger"] == f"schedule:{schedule.name}"
+    sensors = {s.name: s for s in defs.sensors}
+    assert sensors["refresh_downstream"].run_tags["medmkt/trigger"] == "sensor:refresh_downstream"
+    # a launch by hand (UI launchpad, `dagster job launch`) gets the job's default; requests override it
+    for job in defs.jobs:
+        resolved = defs.resolve_job_def(job.name)
+        assert resolved.tags["medmkt/trigger"] == resolved.run_tags["medmkt/trigger"] == "manual"
+
+
 def test_half_written_files_wait(tmp_path):
     _drop(tmp_path, "big.csv.tmp")
     _drop(tmp_path, ".hidden.csv")

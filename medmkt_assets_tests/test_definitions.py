@@ -21,6 +21,17 @@ def test_the_production_definitions_load_with_every_resource_bound(tmp_path, mon
               ((s.key, s) for a in defs.assets for s in a.specs)}
     assert all(owners.values()), [k for k, v in owners.items() if not v]
     assert owners["marts/recommendations"] == ["team:data-science"]
+    # the marts' own checks: privacy failures block what reads the table, coverage gaps only report
+    checks = {(spec.asset_key.to_user_string(), spec.name): spec.blocking
+              for definition in defs.asset_checks for spec in definition.check_specs}
+    for mart in ("segment_summary", "campaign_effects", "campaign_effects_by_group", "audience_exclusions",
+                 "demand_trends"):
+        assert checks[(f"marts/{mart}", "small_cells_hidden")] is True
+    assert checks[("marts/audiences", "audience_patients_eligible")] is True
+    for mart in ("patient_segments", "recommendations", "propensity_scores"):
+        assert checks[(f"marts/{mart}", "covers_every_profiled_patient")] is False
+    # links are not fixed at load: the MLflow UI and Data Docs addresses are read where each run executes
+    assert defs.resources["tracker"].ui_url == "" and defs.resources["quality"].docs_url == ""
 
 
 def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):

@@ -7,7 +7,7 @@ from dagster_duckdb import DuckDBResource
 from medmkt_assets.defs.quality.checks import _suite_checks
 from medmkt_assets.defs.resources import QualityDocs, Warehouse
 from medmkt_assets.lib.quality import (
-    Check, data_docs_index, ensure_baselines, measure, record_baselines, staged_checks, validate,
+    Check, data_docs_index, data_docs_root, ensure_baselines, measure, record_baselines, staged_checks, validate,
 )
 
 
@@ -55,16 +55,22 @@ def test_drift_and_row_count_change_against_the_previous_run(con):
     assert observed["row_count_change"] == pytest.approx(2.584963, abs=1e-4)  # log2(24 / 4)
 
 
-def test_gx_judges_thresholds_and_writes_data_docs(tmp_path):
+def test_gx_judges_thresholds_and_writes_data_docs(tmp_path, capfd):
     checks = [Check("dupes", "no duplicates", "SELECT 0"), Check("drift", "small drift", "SELECT 0", 0.2, None, "WARN"),
               Check("rows", "has rows", "SELECT 0", None, 1, "WARN"), Check("many", "has rows", "SELECT 0", None, 1)]
     outcomes = validate("staging.demo", checks, {"dupes": 2.0, "drift": 0.1, "rows": 0.0, "many": 7.0},
-                        tmp_path / "quality")
+                        tmp_path / "quality", run_name="run-1")
     assert [(o.check.name, o.passed) for o in outcomes] == [("dupes", False), ("drift", True), ("rows", False),
                                                           ("many", True)]
     assert checks[2].allowed == "≥ 1" and checks[1].allowed == "≤ 0.2"
     index = data_docs_index(tmp_path / "quality")
     assert index.exists() and "staging.demo" in index.read_text()
+    # each outcome names this validation's result page, a path under the site root that is served
+    (report,) = {o.report for o in outcomes}
+    assert report.startswith("validations/staging/demo/run-1/") and report.endswith(".html")
+    page = data_docs_root(tmp_path / "quality") / report
+    assert page.is_file() and "dupes" in page.read_text()
+    assert "Calculating Metrics" not in capfd.readouterr().err  # no tqdm bars in the run logs
 
 
 def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):
@@ -84,10 +90,14 @@ def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):
                                                                                 "FROM staging.toy")])
     result = dg.materialize([toy, model, gate], raise_on_error=False, resources={
         "warehouse": Warehouse(engine=DuckDBResource(database=str(tmp_path / "w.duckdb"))),
-        "quality": QualityDocs(path=str(tmp_path / "quality"))})
+        "quality": QualityDocs(path=str(tmp_path / "quality"), docs_url="http://docs.local:8765/")})
     evaluations = result.get_asset_check_evaluations()
     assert [(e.check_name, e.passed) for e in evaluations] == [("id_unique", False)]
     assert evaluations[0].metadata["observed"].value == 1.0
+    # the link opens this run's result page on the Data Docs server
+    link = evaluations[0].metadata["data_docs"].url
+    assert link.startswith(f"http://docs.local:8765/validations/staging/toy/{result.run_id}/")
+    assert (data_docs_root(tmp_path / "quality") / link.removeprefix("http://docs.local:8765/")).is_file()
     materialized = {e.asset_key for e in result.all_events if e.is_step_materialization}
     assert key in materialized and dg.AssetKey("model") not in materialized
 
@@ -114,3 +124,11 @@ def test_running_a_check_again_on_the_same_data_judges_it_against_the_same_basel
     record_baselines(con, "staging.orders", "run-3")
     kept = con.execute("SELECT DISTINCT materialization FROM ops.quality_baselines ORDER BY 1").fetchall()
     assert kept == [("run-2",), ("run-3",)]
+
+
+def test_data_docs_links_follow_the_server_address_set_where_the_run_executes(monkeypatch):
+    docs = QualityDocs(path="q")
+    monkeypatch.delenv("MEDMKT_QUALITY_DOCS_URL", raising=False)
+    assert docs.page_url("index.html") == "http://127.0.0.1:8765/index.html"  # the documented default
+    monkeypatch.setenv("MEDMKT_QUALITY_DOCS_URL", "http://reports.example:9000/")
+    assert docs.page_url("index.html") == "http://reports.example:9000/index.html"

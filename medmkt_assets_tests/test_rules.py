@@ -383,3 +383,23 @@ def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed):
     expected = dict(zip(plain.itemsets, np.rint(plain.support * len(dense)).astype(int)))
     assert dict(zip(ours.itemsets, ours["count"])) == {k: v for k, v in expected.items() if v >= 9}
     assert any(len(s) >= 2 for s in ours.itemsets) and (sizes == 1).sum() > 100
+
+
+def test_rules_in_the_metadata_read_as_names_with_their_codes():
+    from medmkt_assets.defs.rules.assets import ITEM_NAMES_SQL, _readable
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA staging")
+    con.execute("CREATE TABLE staging.products AS SELECT * FROM (VALUES ('P002', 'Metformin 500 mg tablets'), "
+                "('P011', 'Strips | 50'), ('P012', NULL)) t(product_id, name)")
+    con.execute("CREATE TABLE staging.diagnoses AS SELECT * FROM (VALUES ('k1', 'E11', 'Type 2 diabetes'), "
+                "('k2', 'E11', 'Type 2 diabetes')) t(patient_key, condition_code, condition_name)")
+    items = ["P002", "P011", "P012", "category:diabetes_care", "condition:E11", "condition:Z99"]
+    names = dict(con.execute(ITEM_NAMES_SQL, {"items": items}).fetchall())
+    assert names == {"P002": "Metformin 500 mg tablets (P002)", "P011": "Strips | 50 (P011)", "P012": "P012",
+                     "category:diabetes_care": "category: diabetes care",
+                     "condition:E11": "diagnosis: Type 2 diabetes (E11)", "condition:Z99": "diagnosis: Z99"}
+    rules = pd.DataFrame({"antecedents": [["P002", "condition:E11"], []], "consequents": [["P011"], ["P002"]]})
+    assert _readable(rules, names).tolist() == [
+        "Metformin 500 mg tablets (P002) + diagnosis: Type 2 diabetes (E11) → Strips / 50 (P011)",
+        "{} → Metformin 500 mg tablets (P002)"]

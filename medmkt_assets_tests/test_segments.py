@@ -7,8 +7,9 @@ import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
 from medmkt_assets.lib.pseudonym import pseudonymize
+from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import (
-    MicroWard, choose_k, choose_method, elbow_k, label_segments, segment_patients,
+    MicroWard, choose_k, choose_method, elbow_k, label_segments, segment_patients, segment_table,
 )
 
 
@@ -108,25 +109,45 @@ def test_demo_segmentation_run_holds_plots_and_the_summary(demo_pipeline):
     assert client.get_model_version_by_alias("medmkt-segmentation", "champion").run_id == run.info.run_id
 
 
-def test_segment_summary_hides_small_segments_and_their_complement(tmp_path):
-    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+def _summary_world(con, segments: pd.DataFrame, channel: str = "store") -> None:
+    """marts.patient_segments as given; every member's profile the same, preferring `channel`."""
     for schema in ("marts", "features", "staging"):
         con.execute(f"CREATE SCHEMA {schema}")
-    sizes = {0: 50, 1: 30, 2: 4}
-    rows = [(f"{s}-{i}", s) for s, n in sizes.items() for i in range(n)]
-    con.execute("CREATE TABLE marts.patient_segments (patient_key VARCHAR, segment_id INT, segment_label VARCHAR)")
-    con.executemany("INSERT INTO marts.patient_segments VALUES (?, ?, 'x')", rows)
-    con.execute("""CREATE TABLE marts.patient_profiles AS SELECT patient_key, '30-39' AS age_band, 'F' AS gender,
+    con.register("segments", segments)
+    con.execute("CREATE TABLE marts.patient_segments AS SELECT * FROM segments")
+    con.execute(f"""CREATE TABLE marts.patient_profiles AS SELECT patient_key, '30-39' AS age_band, 'F' AS gender,
         10 AS recency_days, 2 AS frequency, 100.0 AS monetary, 50.0 AS avg_order_value, 3 AS digital_events,
-        4.0 AS avg_satisfaction, 0 AS chronic_conditions, true AS marketing_consent, 'store' AS preferred_channel
+        4.0 AS avg_satisfaction, 0 AS chronic_conditions, true AS marketing_consent, '{channel}' AS preferred_channel
         FROM marts.patient_segments""")
     con.execute("CREATE TABLE features.patient_features AS SELECT patient_key, 3 AS digital_events "
                 "FROM marts.patient_segments")
     con.execute("CREATE TABLE staging.orders (patient_key VARCHAR, product_id VARCHAR, quantity INT, unit_price DOUBLE)")
     con.execute("CREATE TABLE staging.products (product_id VARCHAR, category VARCHAR)")
     con.execute("CREATE TABLE staging.campaign_contacts (patient_key VARCHAR, arm VARCHAR, converted BOOLEAN)")
-    from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
     con.execute(SEGMENT_SUMMARY_SQL)
+
+
+def test_segment_summary_hides_small_segments_and_their_complement(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    sizes = {0: 50, 1: 30, 2: 4}
+    _summary_world(con, pd.DataFrame(
+        [(f"{s}-{i}", s, "x", "checkup", "app") for s, n in sizes.items() for i in range(n)],
+        columns=["patient_key", "segment_id", "segment_label", "distinctive_category", "distinctive_channel"]))
     summary = con.execute("SELECT segment_id, patients, avg_monetary, suppressed FROM marts.segment_summary "
                           "ORDER BY 1").fetchall()
     assert summary == [(0, 50, 100.0, False), (1, None, None, True), (2, None, None, True)]
+
+
+def test_the_summary_shows_the_labels_distinctive_channel_beside_the_most_common_one():
+    # segment 1 orders in store more than anywhere else, but by phone far more than the others do
+    features = pd.DataFrame({"monetary": [100.0] * 24, "cat__checkup": [0.5] * 12 + [0.2] * 12,
+                             "cat__dermatology": [0.5] * 12 + [0.8] * 12,
+                             "ch__store": [0.9] * 12 + [0.6] * 12, "ch__phone": [0.1] * 12 + [0.4] * 12})
+    keys = pd.Series([f"k{i}" for i in range(24)])
+    segments, labels = segment_table(keys, features, pd.Series(["40-49"] * 24), np.repeat([0, 1], 12), "kmeans_k2")
+    assert labels[1] == "mid value · dermatology · phone · 40-49"
+    con = duckdb.connect()
+    _summary_world(con, segments, channel="store")
+    row = con.execute("SELECT segment_label, preferred_channel, distinctive_channel, distinctive_category "
+                      "FROM marts.segment_summary WHERE segment_id = 1").fetchone()
+    assert row == (labels[1], "store", "phone", "dermatology")

@@ -55,6 +55,28 @@ def test_runs_carry_the_data_snapshot_of_the_source_inventory(tmp_path):
     assert run.data.tags["data_snapshot"] == "0123456789abcdef"
 
 
+def test_run_links_follow_the_mlflow_ui_address_set_where_the_run_executes(tmp_path, monkeypatch):
+    from medmkt_assets.definitions import build_resources
+    from medmkt_assets.settings import Settings
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.delenv("MEDMKT_MLFLOW_UI", raising=False)
+    tracker = build_resources(Settings.from_env())["tracker"]  # the code location loads without the variable
+
+    @dg.asset
+    def toy_model(context: dg.AssetExecutionContext, mlflow_tracker: MlflowTracker) -> dg.MaterializeResult:
+        with mlflow_tracker.start_run(context, experiment="medmkt-test", run_name="toy") as run:
+            return dg.MaterializeResult(metadata={"mlflow_run": dg.MetadataValue.url(mlflow_tracker.run_url(run))})
+
+    def link() -> str:
+        result = dg.materialize([toy_model], resources={"mlflow_tracker": tracker})
+        return result.asset_materializations_for_node("toy_model")[0].metadata["mlflow_run"].url
+
+    assert link().startswith("http://127.0.0.1:5000/#/experiments/")  # the documented default
+    monkeypatch.setenv("MEDMKT_MLFLOW_UI", "http://mlflow.elsewhere:5001")  # a UI started with another address
+    assert link().startswith("http://mlflow.elsewhere:5001/#/experiments/")
+
+
 def test_uri_helpers():
     assert str(sqlite_path("sqlite:///data/mlflow/mlflow.db")) == "data/mlflow/mlflow.db"
     assert sqlite_path("http://host:5000") is None and artifact_root("http://host:5000") is None

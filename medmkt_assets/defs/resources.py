@@ -15,6 +15,7 @@ from medmkt_assets.lib.pseudonym import DEVELOPMENT_KEY
 from medmkt_assets.lib.sources import SOURCE_SUFFIXES, find_source_file
 from medmkt_assets.lib.staging import ensure_schemas
 from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.settings import env
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -122,7 +123,15 @@ class MlflowTracker(dg.ConfigurableResource):
     """One MLflow run per model fit, tagged with the Dagster run and asset that made it."""
 
     tracking_uri: str = Field(description="MLflow backend (MLFLOW_TRACKING_URI).")
-    ui_url: str = Field(default="http://127.0.0.1:5000", description="Base URL of the MLflow UI for links.")
+    ui_url: str = Field(default="", description=(
+        "Base URL of the MLflow UI for run links; empty: MEDMKT_MLFLOW_UI as set where the run executes "
+        "(default http://127.0.0.1:5000), so links follow the UI without reloading the code location."))
+
+    @property
+    def ui(self) -> str:
+        """The MLflow UI address for links, read when the run executes (dg.EnvVar would fail every
+        run where the variable is unset; the documented default applies instead)."""
+        return self.ui_url or env("MEDMKT_MLFLOW_UI")
 
     @contextmanager
     def start_run(self, context: dg.AssetExecutionContext, experiment: str, run_name: str,
@@ -145,7 +154,7 @@ class MlflowTracker(dg.ConfigurableResource):
             yield resumed
 
     def run_url(self, run: mlflow.ActiveRun) -> str:
-        return tracking.run_url(self.ui_url, run.info.experiment_id, run.info.run_id)
+        return tracking.run_url(self.ui, run.info.experiment_id, run.info.run_id)
 
 
 class ExportDir(dg.ConfigurableResource):
@@ -162,12 +171,22 @@ class QualityDocs(dg.ConfigurableResource):
     """Where Great Expectations keeps suites, results and the Data Docs site (MEDMKT_QUALITY_DIR)."""
 
     path: str = Field(description="Folder of the GX project and its Data Docs.")
-    docs_url: str = Field(default="http://127.0.0.1:8765", description=(
-        "Where `make dev` serves the Data Docs site over HTTP (MEDMKT_QUALITY_DOCS_URL); check metadata links there."))
+    docs_url: str = Field(default="", description=(
+        "Where `make dev` serves the Data Docs site over HTTP; check metadata links there. Empty: "
+        "MEDMKT_QUALITY_DOCS_URL as set where the run executes (default http://127.0.0.1:8765)."))
 
     @property
     def folder(self) -> Path:
         return Path(self.path)
+
+    @property
+    def site(self) -> str:
+        """The Data Docs server's address, read when the run executes (as MlflowTracker.ui)."""
+        return self.docs_url or env("MEDMKT_QUALITY_DOCS_URL")
+
+    def page_url(self, page: str) -> str:
+        """The address of a Data Docs page, given as a URL path relative to the site root."""
+        return f"{self.site.rstrip('/')}/{page}"
 
 
 class InsightSnapshot(dg.ConfigurableResource):

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
+from datetime import datetime, timezone
 from pathlib import Path
+from urllib.parse import quote, urlparse
+from urllib.request import url2pathname
 
 import pandas as pd
 
@@ -22,6 +25,7 @@ from medmkt_assets.lib.schema import (
 )
 from medmkt_assets.lib.warehouse import Session
 
+DATA_DOCS_SITE = "local_site"   # the GX file context's default Data Docs site
 DRIFT_MAX = 0.2           # total variation distance between this and the previous mix
 ROW_CHANGE_MAX = 1.0      # |log2(rows now / rows before)|: at most halved or doubled
 
@@ -247,15 +251,24 @@ class Outcome:
     check: Check
     observed: float
     passed: bool
+    report: str  # the Data Docs page of the validation that judged it (URL path from the site root)
 
 
-def validate(suite_name: str, checks: list[Check], observed: dict[str, float], quality_dir: Path) -> list[Outcome]:
-    """Judge the metrics with a Great Expectations suite, store the result and rebuild the Data Docs."""
+def validate(suite_name: str, checks: list[Check], observed: dict[str, float], quality_dir: Path,
+             run_name: str | None = None) -> list[Outcome]:
+    """Judge the metrics with a Great Expectations suite, store the result and rebuild the Data Docs.
+
+    `run_name` (the Dagster run id) names the validation run, so its result page, which each
+    outcome points to, sits under that name in the site."""
     import great_expectations as gx
     import great_expectations.expectations as gxe
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.base import ProgressBarsConfig
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="file", project_root_dir=str(quality_dir))
+    # GX draws a tqdm bar per metric calculation on stderr, which Dagster keeps in the run logs.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = _get_or(lambda: context.data_sources.get("medmkt_metrics"),
                      lambda: context.data_sources.add_pandas("medmkt_metrics"))
     asset = _get_or(lambda: source.get_asset(suite_name), lambda: source.add_dataframe_asset(name=suite_name))
@@ -272,23 +285,33 @@ def validate(suite_name: str, checks: list[Check], observed: dict[str, float], q
         for c in checks]))
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite_name, data=batch, suite=suite))
     frame = pd.DataFrame([{c.name: observed[c.name] for c in checks}])
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
-    _build_docs_for(context, suite_name)
+    run_id = RunIdentifier(run_name=run_name, run_time=datetime.now(timezone.utc))
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY", run_id=run_id)
+    report = _build_docs_for(context, suite_name, run_id, quality_dir)
     verdict = {r.expectation_config.kwargs["column"]: bool(r.success) for r in result.results}
-    return [Outcome(c, observed[c.name], verdict.get(c.name, False)) for c in checks]
+    return [Outcome(c, observed[c.name], verdict.get(c.name, False), report) for c in checks]
 
 
-def _build_docs_for(context, suite_name: str) -> None:
-    """Render this suite's newest result and the index (re-rendering every stored result each
-    time grew with the history: a second per check after a few runs)."""
-    keys = [k for k in context.validation_results_store.list_keys()
-            if k.expectation_suite_identifier.name == suite_name]
-    newest = max(keys, key=lambda k: k.run_id.run_time, default=None)
-    context.build_data_docs(resource_identifiers=[newest] if newest else None)
+def _build_docs_for(context, suite_name: str, run_id, quality_dir: Path) -> str:
+    """Render this validation's result page and the index (re-rendering every stored result each
+    time grew with the history: a second per check after a few runs); the page's URL path from
+    the site root."""
+    (key,) = [k for k in context.validation_results_store.list_keys()
+              if k.expectation_suite_identifier.name == suite_name and k.run_id == run_id]
+    context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[key])
+    (site,) = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
+    page = Path(url2pathname(urlparse(site["site_url"]).path)).resolve()
+    return quote(page.relative_to(data_docs_root(quality_dir).resolve()).as_posix())
+
+
+def data_docs_root(quality_dir: Path) -> Path:
+    """The folder to serve as the Data Docs site root: index.html, and validations/... pages
+    that link to each other and to static/ by relative paths."""
+    return quality_dir / "gx" / "uncommitted" / "data_docs" / DATA_DOCS_SITE
 
 
 def data_docs_index(quality_dir: Path) -> Path:
-    return quality_dir / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"
+    return data_docs_root(quality_dir) / "index.html"
 
 
 def _get_or(get, create):

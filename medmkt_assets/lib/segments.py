@@ -221,27 +221,39 @@ def _value_tier(monetary: pd.Series) -> pd.Series:
                                ["no purchases yet", "high value", "low value"], "mid value"), index=monetary.index)
 
 
-def label_segments(profile_means: pd.DataFrame) -> pd.Series:
-    """Readable labels from what sets each segment apart, e.g. 'high value · diabetes care · store · 70-79'.
+def _distinctive(profile_means: pd.DataFrame, prefix: str) -> pd.Series:
+    """Per segment, the value (column slug after `<prefix>__`) whose share is highest relative to
+    the average segment's share: what sets the segment apart, which need not be what most of its
+    patients use (marts.segment_summary shows that beside it as preferred_channel / top_categories)."""
+    columns = [c for c in profile_means.columns if c.startswith(f"{prefix}__")]
+    if not columns:
+        return pd.Series(None, index=profile_means.index, dtype=object)
+    lifted = profile_means[columns] / profile_means[columns].mean().replace(0, np.nan)
+    return lifted.fillna(0).idxmax(axis=1).str.split("__").str[1]
+
+
+def label_parts(profile_means: pd.DataFrame) -> pd.DataFrame:
+    """What a segment's label says: value tier, distinctive category and channel (None for a
+    segment without purchases) and age band.
 
     `profile_means` is indexed by segment with columns monetary, the `cat__`/`ch__` shares
-    and age_band (the modal band). Labels are made unique by appending the segment id.
+    and age_band (the modal band).
     """
-    cats = [c for c in profile_means.columns if c.startswith("cat__")]
-    chans = [c for c in profile_means.columns if c.startswith("ch__")]
-    # what distinguishes a segment is its share relative to the average segment
-    def top(columns: list[str]) -> pd.Series:
-        if not columns:
-            return pd.Series("", index=profile_means.index)
-        lifted = profile_means[columns] / profile_means[columns].mean().replace(0, np.nan)
-        return lifted.fillna(0).idxmax(axis=1).str.split("__").str[1].str.replace("_", " ")
-    tier = _value_tier(profile_means["monetary"])
-    parts = pd.DataFrame({"tier": tier, "category": top(cats), "channel": top(chans),
-                          "age": profile_means.get("age_band", pd.Series("", index=profile_means.index))})
     buyers = profile_means["monetary"] > 0
-    labels = parts.apply(lambda r: " · ".join(x for x in (r.tier, r.category, r.channel, r.age) if x), axis=1)
-    if (~buyers).any():
-        labels[~buyers] = parts.loc[~buyers].apply(lambda r: " · ".join(x for x in (r.tier, r.age) if x), axis=1)
+    return pd.DataFrame({
+        "tier": _value_tier(profile_means["monetary"]),
+        "category": _distinctive(profile_means, "cat").where(buyers, None),
+        "channel": _distinctive(profile_means, "ch").where(buyers, None),
+        "age": profile_means.get("age_band", pd.Series("", index=profile_means.index)),
+    })
+
+
+def label_segments(profile_means: pd.DataFrame) -> pd.Series:
+    """Readable labels from what sets each segment apart, e.g. 'high value · diabetes care · store · 70-79'
+    (see label_parts). Labels are made unique by appending the segment id."""
+    words = label_parts(profile_means).fillna("")
+    words["category"] = words.category.str.replace("_", " ")
+    labels = words.apply(lambda r: " · ".join(x for x in (r.tier, r.category, r.channel, r.age) if x), axis=1)
     duplicated = labels.duplicated(keep=False)
     labels[duplicated] = labels[duplicated] + " #" + labels.index[duplicated].astype(str)
     return labels
@@ -250,13 +262,17 @@ def label_segments(profile_means: pd.DataFrame) -> pd.Series:
 def segment_table(keys: pd.Series, features: pd.DataFrame, age_bands: pd.Series, labels_by_row: np.ndarray,
                   model_name: str) -> tuple[pd.DataFrame, pd.Series]:
     """marts.patient_segments rows and the label of each segment (from the segment's mean
-    profile, with its most common known age band from the profiles)."""
+    profile, with its most common known age band from the profiles). Each row also carries its
+    segment's distinctive category and channel, the label's own words, so marts.segment_summary
+    can show them beside the most common ones."""
     means = features.assign(segment_id=labels_by_row).groupby("segment_id").mean(numeric_only=True)
     known = age_bands.where(age_bands != "unknown")
     means["age_band"] = known.groupby(labels_by_row).agg(
         lambda bands: bands.mode().iloc[0] if bands.notna().any() else "unknown")
-    labels = label_segments(means)
+    labels, parts = label_segments(means), label_parts(means)
     segments = pd.DataFrame({"patient_key": keys, "segment_id": labels_by_row.astype("int32"),
-                             "segment_label": labels.reindex(labels_by_row).to_numpy(), "model": model_name})
+                             "segment_label": labels.reindex(labels_by_row).to_numpy(),
+                             "distinctive_category": parts.category.reindex(labels_by_row).to_numpy(),
+                             "distinctive_channel": parts.channel.reindex(labels_by_row).to_numpy(),
+                             "model": model_name})
     return segments, labels
-

@@ -3,7 +3,7 @@ import json
 
 import dagster as dg
 
-from medmkt_assets.defs.automation.jobs import incoming_batch_job
+from medmkt_assets.defs.automation.jobs import incoming_batch_job, triggered_by
 from medmkt_assets.defs.resources import AlertFolder, SourceFiles
 from medmkt_assets.lib import incoming
 from medmkt_assets.lib.alerts import FileAlertSink
@@ -44,8 +44,8 @@ def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, al
             run_key=f"{candidate.table}:{digest}",
             asset_selection=[dg.AssetKey(["ops", "source_files"])]
                             + [dg.AssetKey([layer, t]) for t in tables for layer in ("raw", "staging")],
-            tags={"medmkt/batch_table": candidate.table, "medmkt/batch_file": accepted.name,
-                  "medmkt/batch_sha256": digest},
+            tags={**triggered_by("sensor", "incoming_files"), "medmkt/batch_table": candidate.table,
+                  "medmkt/batch_file": accepted.name, "medmkt/batch_sha256": digest},
         ))
     context.update_cursor(json.dumps(waiting))
     if requests:
@@ -56,7 +56,7 @@ def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, al
 
 refresh_downstream = dg.AutomationConditionSensorDefinition(
     "refresh_downstream", target=dg.AssetSelection.all(), default_status=dg.DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=30, run_tags=triggered_by("sensor", "refresh_downstream"),
     description="Declarative automation: profiles, features and models refresh eagerly after their inputs change.")
 
 

@@ -33,6 +33,13 @@ FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id)
 GROUP BY ALL
 ORDER BY campaign_id, group_type, group_value
 """
+# The published rows as a reader wants them: which campaign (name, channel, purpose), which group.
+BY_GROUP_SHOWN_SQL = """
+SELECT g.campaign_id, k.name, k.channel, k.purpose, g.group_type, g.group_value, g.treated, g.control,
+       round(g.uplift, 4) AS uplift, round(g.uplift_ci_low, 4) AS uplift_ci_low,
+       round(g.uplift_ci_high, 4) AS uplift_ci_high, g.suppressed
+FROM marts.campaign_effects_by_group g LEFT JOIN staging.campaigns k USING (campaign_id)
+ORDER BY g.group_type DESC, g.campaign_id, g.group_value"""
 COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_rate", "uplift", "uplift_ci_low",
            "uplift_ci_high", "p_value", "cost", "incremental_conversions", "incremental_revenue", "roi", "suppressed")
 
@@ -52,8 +59,8 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: Warehous
         con.write_frame(published, "marts.campaign_effects")
     if published.empty:
         context.log.warning("No campaign contacts in the source: campaign_effects is empty.")
-    shown = published[["campaign_id", "treated", "control", "uplift", "uplift_ci_low", "uplift_ci_high",
-                       "p_value", "roi"]].round(4)
+    shown = published[["campaign_id", "name", "channel", "purpose", "treated", "control", "uplift", "uplift_ci_low",
+                       "uplift_ci_high", "p_value", "roi"]].round(4)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(published),
         "effects": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no campaigns with contacts)"),
@@ -74,7 +81,10 @@ def campaign_effects_by_group(warehouse: Warehouse) -> dg.MaterializeResult:
                    else arms.assign(**{c: None for c in COLUMNS}))
         published = effects[["campaign_id", "group_type", "group_value", *COLUMNS]]
         con.write_frame(published, "marts.campaign_effects_by_group")
+        shown = con.execute(BY_GROUP_SHOWN_SQL).fetchdf()
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(published),
         "suppressed_cells": int(published.suppressed.fillna(False).sum()) if len(published) else 0,
+        "effects_by_group": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown)
+                                                else "(no campaigns with contacts)"),
     })

@@ -4,7 +4,7 @@ import dagster as dg
 from medmkt_assets.defs.resources import QualityDocs, Warehouse
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL
 from medmkt_assets.lib.quality import (
-    Check, data_docs_index, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
+    Check, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
 )
 from medmkt_assets.lib.schema import SOURCE_TABLES
 
@@ -30,15 +30,14 @@ def _suite_checks(asset_key: dg.AssetKey, table: str, checks: list[Check]) -> dg
             ensure_baselines(con)
             observed = measure(con, checks, materialization)
             record_baselines(con, table, materialization)
-        outcomes = validate(suite, checks, observed, quality.folder)
-        docs = data_docs_index(quality.folder).resolve()
-        for outcome in outcomes:
+        for outcome in validate(suite, checks, observed, quality.folder, run_name=context.run.run_id):
             yield dg.AssetCheckResult(
                 asset_key=asset_key, check_name=outcome.check.name, passed=outcome.passed,
                 severity=SEVERITY[outcome.check.severity],
                 metadata={"observed": outcome.observed, "allowed": outcome.check.allowed,
                           "guards": outcome.check.description, "gx_suite": suite,
-                          "data_docs": dg.MetadataValue.url(docs.as_uri())},
+                          # this validation's result page over HTTP (a file:// link does not open from the UI)
+                          "data_docs": dg.MetadataValue.url(quality.page_url(outcome.report))},
             )
 
     return _checks

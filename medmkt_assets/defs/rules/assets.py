@@ -34,6 +34,22 @@ BASKET_ITEMS_SQL = {
 PATIENT_SAMPLE = "USING SAMPLE reservoir({size} ROWS) REPEATABLE (7)"
 
 
+# What a reader sees for each rule item, with its code kept: a product's name
+# ("Metformin 500 mg tablets (P002)"), "category: diabetes care", "diagnosis: <name> (E11)".
+ITEM_NAMES_SQL = """
+WITH items AS (SELECT DISTINCT unnest(CAST($items AS VARCHAR[])) AS item_id),
+conditions AS (
+    SELECT 'condition:' || condition_code AS item_id, min(condition_name) AS name FROM staging.diagnoses
+    WHERE 'condition:' || condition_code IN (SELECT item_id FROM items) GROUP BY 1
+)
+SELECT i.item_id, CASE
+    WHEN i.item_id LIKE 'category:%' THEN 'category: ' || replace(substr(i.item_id, 10), '_', ' ')
+    WHEN i.item_id LIKE 'condition:%' THEN 'diagnosis: ' || coalesce(c.name || ' (' || substr(i.item_id, 11) || ')',
+                                                                  substr(i.item_id, 11))
+    ELSE coalesce(p.name || ' (' || i.item_id || ')', i.item_id) END AS label
+FROM items i LEFT JOIN staging.products p ON p.product_id = i.item_id LEFT JOIN conditions c USING (item_id)"""
+TOP_RULES_PER_SCOPE = 10
+
 # Rule item lists as VARCHAR[] (pandas hands over Python lists), ordered for readers.
 RULES_TABLE_SQL = ("SELECT rule_id, CAST(antecedents AS VARCHAR[]) AS antecedents, "
                    "CAST(consequents AS VARCHAR[]) AS consequents, * EXCLUDE (rule_id, antecedents, consequents) "
@@ -80,12 +96,15 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         found.append(rules)
     rules = pd.concat(found, ignore_index=True)
     url = _log_rules(context, tracker, config, rules, sampled, timings)
+    top = (rules.sort_values(["scope", "lift"], ascending=[True, False], kind="stable")
+           .groupby("scope").head(TOP_RULES_PER_SCOPE))
     with warehouse.transaction() as con:
         con.write_frame(rules, "marts.association_rules", query=RULES_TABLE_SQL)
         n = row_count(con, "marts.association_rules")
-    top = (rules.sort_values("lift", ascending=False).head(15)
-           .assign(rule=lambda f: f.antecedents.map(", ".join) + " → " + f.consequents.map(", ".join))
-           [["scope", "rule", "support", "confidence", "lift", "mutual_information"]].round(4))
+        items = sorted({i for column in (top.antecedents, top.consequents) for row in column for i in row})
+        names = dict(con.execute(ITEM_NAMES_SQL, {"items": items}).fetchall())
+    top = top.assign(rule=_readable(top, names))[
+        ["scope", "rule_id", "rule", "support", "confidence", "lift", "mutual_information"]].round(4)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n,
         **{f"rules_{s}": int((rules.scope == s).sum()) for s in config.scopes},
@@ -95,6 +114,13 @@ def association_rules(context: dg.AssetExecutionContext, config: RulesConfig, wa
         "top_rules_by_lift": dg.MetadataValue.md(top.to_markdown(index=False) if len(top) else "(no rules)"),
         "mlflow_run": dg.MetadataValue.url(url),
     })
+
+
+def _readable(rules: pd.DataFrame, names: dict[str, str]) -> pd.Series:
+    """'A + B → C' in item names (arules' {} for an empty antecedent); a | would end a markdown cell."""
+    def side(items) -> str:
+        return " + ".join(names.get(i, i).replace("|", "/") for i in items) or "{}"
+    return rules.antecedents.map(side) + " → " + rules.consequents.map(side)
 
 
 def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehouse: Warehouse,

@@ -7,7 +7,7 @@ from pydantic import Field
 from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
 from medmkt_assets.lib import plots, tracking
-from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.segment_summary import COLUMN_NOTES, SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.segments import segment_patients, segment_table
 
 MODEL_NAME = "medmkt-segmentation"
@@ -67,7 +67,8 @@ def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, key
     with warehouse.transaction() as con:
         con.write_frame(keys.to_frame(), "marts.patient_segments",
                         query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
-                              "'all patients' AS segment_label, 'single_segment' AS model FROM frame")
+                              "'all patients' AS segment_label, CAST(NULL AS VARCHAR) AS distinctive_category, "
+                              "CAST(NULL AS VARCHAR) AS distinctive_channel, 'single_segment' AS model FROM frame")
     return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
                                           "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
 
@@ -113,17 +114,22 @@ def _log_segmentation(context: dg.AssetExecutionContext, tracker: MlflowTracker,
 )
 def segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse,
                     tracker: MlflowTracker) -> dg.MaterializeResult:
-    """Size, profile means, top categories, channel and campaign response per segment; small cells hidden."""
+    """Size, profile means, common and distinctive categories and channels, response per segment; small cells hidden."""
     with warehouse.transaction() as con:
         con.execute(SEGMENT_SUMMARY_SQL)
         published = con.execute("SELECT * FROM marts.segment_summary ORDER BY segment_id").fetchdf()
         table = con.execute("SELECT segment_id, segment_label, patients, round(avg_monetary, 1) AS avg_monetary, "
-                            "round(avg_frequency, 1) AS avg_frequency, top_categories, preferred_channel, "
+                            "round(avg_frequency, 1) AS avg_frequency, top_categories, distinctive_category, "
+                            "preferred_channel, distinctive_channel, "
                             "round(campaign_conversion_rate, 3) AS conversion_rate FROM marts.segment_summary "
                             "ORDER BY segment_id").fetchdf()
         hidden = con.execute("SELECT count(*) FROM marts.segment_summary WHERE suppressed").fetchall()[0][0]
+        columns = con.execute("DESCRIBE marts.segment_summary").fetchall()
     metadata = {"dagster/row_count": len(table), "suppressed_segments": hidden,
-                "summary": dg.MetadataValue.md(table.to_markdown(index=False))}
+                "summary": dg.MetadataValue.md(table.to_markdown(index=False)),
+                # which column is "most common" and which "sets the segment apart" (the label's words)
+                "dagster/column_schema": dg.TableSchema(columns=[
+                    dg.TableColumn(name, dtype, description=COLUMN_NOTES.get(name)) for name, dtype, *_ in columns])}
     # The summary belongs with the segmentation it describes: add it to that MLflow run.
     event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "patient_segments"]))
     run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None
