@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev demo-data bench clean
+.PHONY: setup run test dev app demo-data bench clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -26,8 +26,11 @@ run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo
 test: setup  ## run the test suite
 	$(BIN)/python -m pytest
 
-dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow UI on :5000
+dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow UI on :5000, Data Docs on :8765, insight app on :8501
 	$(BIN)/python -m medmkt_assets.cli dev
+
+app: setup  ## the insight app alone on :8501 (reads the snapshot the last run published)
+	$(BIN)/python -m medmkt_assets.app
 
 demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
 	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw
@@ -36,4 +39,4 @@ bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=
 	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000}
 
 clean:  ## remove generated data (warehouse, MLflow store, demo files, Dagster home)
-	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts .dagster_home
+	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts data/insight .dagster_home

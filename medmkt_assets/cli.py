@@ -6,9 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlparse
 
 import duckdb
 
+from medmkt_assets.lib.quality import data_docs_root
 from medmkt_assets.lib.tracking import artifact_root, prepare_backend
 from medmkt_assets.settings import Settings
 
@@ -30,7 +32,8 @@ def summary(settings: Settings) -> str:
     lines += [
         f"MLflow store: {settings.mlflow_tracking_uri}",
         f"Audience exports: {settings.export_dir.resolve()}",
-        "Next: `make dev` (Dagster UI http://127.0.0.1:3000, MLflow UI http://127.0.0.1:5000), "
+        f"Next: `make dev` (Dagster UI http://127.0.0.1:3000, MLflow UI {settings.mlflow_ui}, Data Docs "
+        f"{settings.quality_docs_url}, insight app http://127.0.0.1:{settings.app_port}), "
         f"`python ../shared/tools/check_contract.py {settings.warehouse}`, `make test`.",
     ]
     return "\n".join(lines)
@@ -40,8 +43,9 @@ def run(settings: Settings) -> int:
     prepare_backend(settings.mlflow_tracking_uri)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
     print(f"Materializing every asset from {settings.source_dir} ({settings.source_format}) ...", flush=True)
-    done = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "medmkt_assets.definitions",
-                           "--select", "*"])
+    # the named job, not an ad-hoc selection: the run carries medmkt/trigger = manual like a UI launch
+    done = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "medmkt_assets.definitions",
+                           "-j", "full_refresh"])
     if done.returncode != 0:
         print("The run failed: see the step failure above (it names the file, column and row).", file=sys.stderr)
         return done.returncode
@@ -50,22 +54,33 @@ def run(settings: Settings) -> int:
 
 
 def dev(settings: Settings) -> int:
+    """Dagster UI and daemon, with the MLflow UI, the Data Docs site and the insight app beside it."""
     prepare_backend(settings.mlflow_tracking_uri)
     mlflow_cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
                   "--host", "127.0.0.1", "--port", os.environ.get("MLFLOW_PORT", "5000")]
     root = artifact_root(settings.mlflow_tracking_uri)
     if root:
         mlflow_cmd += ["--default-artifact-root", root]
+    docs = data_docs_root(settings.quality_dir)
+    docs.mkdir(parents=True, exist_ok=True)
+    address = urlparse(settings.quality_docs_url)
+    docs_cmd = [sys.executable, "-m", "http.server", str(address.port or 80), "--bind", address.hostname or "127.0.0.1",
+                "--directory", str(docs)]
+    app_cmd = [sys.executable, "-m", "medmkt_assets.app"]
     dagster_cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
                    "-p", os.environ.get("DAGSTER_PORT", "3000")]
-    mlflow_ui = subprocess.Popen(mlflow_cmd)
+    helpers = [subprocess.Popen(cmd) for cmd in (mlflow_cmd, docs_cmd, app_cmd)]
+    print(f"Dagster http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')} · MLflow {settings.mlflow_ui} · "
+          f"Data Docs {settings.quality_docs_url} · insight app http://127.0.0.1:{settings.app_port}", flush=True)
     try:
         return subprocess.call(dagster_cmd)
     except KeyboardInterrupt:
         return 0
     finally:
-        mlflow_ui.terminate()
-        mlflow_ui.wait(timeout=30)
+        for process in helpers:
+            process.terminate()
+        for process in helpers:
+            process.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:

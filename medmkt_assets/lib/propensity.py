@@ -42,7 +42,7 @@ def make_model(name: str, seed: int = 42) -> Pipeline:
                              CalibratedClassifierCV(LinearSVC(C=0.1), method="sigmoid", cv=3))
     if name == "gradient_boosting":
         return make_pipeline(impute, HistGradientBoostingClassifier(
-            max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=40,
+            max_iter=100, learning_rate=0.1, max_leaf_nodes=15, min_samples_leaf=40,
             l2_regularization=1.0, random_state=seed))
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 

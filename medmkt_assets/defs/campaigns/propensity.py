@@ -66,6 +66,9 @@ class PropensityConfig(dg.Config):
         "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
         "campaign is used and the patient's share of spend in the target category carries the difference."))
     max_training_rows: int = Field(default=30_000, description="Training rows sampled (class balance kept) at scale.")
+    max_selection_rows: int = Field(default=12_000, description=(
+        "Rows (of the training rows, class balance kept) the model families are cross-validated on; the "
+        "champion is refitted on every training row."))
     seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
 
 
@@ -126,19 +129,27 @@ class FittedTarget:
 
 
 def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y: np.ndarray,
-                groups: np.ndarray, period: np.ndarray | None, params: dict, seed: int,
+                groups: np.ndarray, period: np.ndarray | None, params: dict, config: PropensityConfig,
                 by_group: dict[str, pd.Series] | None = None) -> FittedTarget:
-    """Cross-validate all model families for one target, log each as a run, register and refit the champion."""
+    """Cross-validate all model families for one target on at most `max_selection_rows` of the rows, log
+    each as a run, refit the champion on every row and register it."""
+    seed = config.seed
+    full_X, full_y = X, y
+    pick = stratified_cap(y, config.max_selection_rows, seed)
+    X, y, groups = X.iloc[pick], y[pick], groups[pick]
+    period = period[pick] if period is not None else None
+    by_group = {name: g.iloc[pick].reset_index(drop=True) for name, g in (by_group or {}).items()}
     evaluation = evaluate_models(X, y, groups, period, seed=seed)
     champion_run = None
     for row in evaluation.scorecard.itertuples():
         with tracker.start_run(context, "medmkt-propensity", f"{target} · {row.model}",
                                tags={"target": target, "model_family": row.model,
                                      "champion": str(row.model == evaluation.champion).lower()}) as run:
-            log_params({**params, "target": target, "model": row.model, "training_rows": len(y),
-                        "features": X.shape[1], "folds": row.folds, "validation": evaluation.validation})
+            log_params({**params, "target": target, "model": row.model, "training_rows": len(full_y),
+                        "selection_rows": len(y), "features": X.shape[1], "folds": row.folds,
+                        "validation": evaluation.validation})
             set_tags({"champion_reason": evaluation.why})
-            tracking.log_dataset(X, f"{target} training rows")
+            tracking.log_dataset(full_X, f"{target} training rows")
             log_metrics({k: float(getattr(row, k)) for k in ("auc", "pr_auc", "brier", "log_loss",
                                                               "top_decile_lift", "base_rate", "auc_fold_sd",
                                                               "log_loss_fold_sd", "auc_gap_to_best", "auc_gap_se")
@@ -150,7 +161,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                 champion_run = run
     curves = {m: calibration(y, s) for m, s in evaluation.out_of_fold.items()}
     gains = {m: lift_table(y[~np.isnan(s)], s[~np.isnan(s)]) for m, s in evaluation.out_of_fold.items()}
-    champion = make_model(evaluation.champion, seed).fit(X, y)
+    champion = make_model(evaluation.champion, seed).fit(full_X, full_y)
     fairness = None
     registered = f"medmkt-propensity-{target.replace(':', '-')}"
     with tracker.resume(champion_run):
@@ -172,7 +183,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
                  + ": served predict returns [P(no), P(yes)] for rows of the patient features the signature names"
                  + ("." if risk else " (target_share = the patient's share of spend in the campaign's category)."),
             why=f"{evaluation.why} ({len(y)} rows, validation {evaluation.validation}; every family in "
-                "scorecard.csv).", predict_fn="predict_proba")
+                f"scorecard.csv); refitted on {len(full_y)} rows.", predict_fn="predict_proba")
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
 
@@ -200,7 +211,7 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
         rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)]
         fit = _fit_target(context, tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
                           rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
-                          {"basis": basis, "target_category": category, "channel": channel}, config.seed)
+                          {"basis": basis, "target_category": category, "channel": channel}, config)
         scores = cm.score_in_batches(cm.probabilities(fit.champion), cm.with_target_share(features, category, columns),
                                      model_columns)
         outputs.add(campaign_id, fit.evaluation.champion, scores)
@@ -223,7 +234,7 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
             rows.index_date.to_numpy(),
             {"condition_code": code, "new_diagnoses": int(y.sum()),
              "horizon_days": int((rows.horizon_end - rows.index_date).dt.days.iloc[0]),
-             "index_dates": ", ".join(sorted({str(d.date()) for d in rows.index_date}))}, config.seed,
+             "index_dates": ", ".join(sorted({str(d.date()) for d in rows.index_date}))}, config,
             by_group={"gender": rows["_gender"].reset_index(drop=True),
                       "age_band": rows["_age_band"].reset_index(drop=True)})
         already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
