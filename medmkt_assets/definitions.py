@@ -40,7 +40,7 @@ def build_resources(settings: Settings) -> dict:
 OWNERS_BY_GROUP = {
     "ingest": "team:data-engineering", "staging": "team:data-engineering",
     "profiles": "team:data-science", "segments": "team:data-science", "rules": "team:data-science",
-    "recommend": "team:data-science", "campaigns": "team:marketing-analytics",
+    "recommend": "team:data-science", "campaigns": "team:marketing-analytics", "insight": "team:marketing-analytics",
 }
 
 

@@ -16,7 +16,7 @@ def triggered_by(kind: str, name: str) -> dict[str, str]:
 
 INGESTION = dg.AssetSelection.groups("ingest", "staging")
 FEATURES = dg.AssetSelection.groups("profiles")
-MODELS = dg.AssetSelection.groups("segments", "rules", "recommend", "campaigns")
+MODELS = dg.AssetSelection.groups("segments", "rules", "recommend", "campaigns", "insight")
 CAMPAIGN_REPORT = dg.AssetSelection.keys(
     dg.AssetKey(["marts", "campaign_effects"]), dg.AssetKey(["marts", "campaign_effects_by_group"]))
 
@@ -30,7 +30,8 @@ ingestion_job = dg.define_asset_job(
 model_retraining_job = dg.define_asset_job(
     "model_retraining", tags=MANUAL, selection=MODELS,
     description="Refit segments, association rules, recommenders, propensity/risk and uplift models; rebuild "
-                "audiences. Every fit is an MLflow run; champions are promoted by alias.")
+                "audiences; publish the insight app's snapshot. Every fit is an MLflow run; champions are promoted "
+                "by alias.")
 campaign_report_job = dg.define_asset_job(
     "campaign_report", tags=MANUAL, selection=CAMPAIGN_REPORT,
     description="Campaign effects (uplift with confidence intervals, ROI) overall, by segment and by channel.")

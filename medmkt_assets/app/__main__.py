@@ -1,0 +1,20 @@
+"""`python -m medmkt_assets.app [streamlit options]`: serve the insight app on MEDMKT_APP_PORT."""
+import os
+import sys
+from pathlib import Path
+
+from medmkt_assets.settings import Settings
+
+APP = Path(__file__).with_name("Home.py")
+
+
+def command(port: int, extra: list[str]) -> list[str]:
+    """`streamlit run` headless on 127.0.0.1 (the data is about patients: pass --server.address to share it)."""
+    return [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port),
+            "--server.address", "127.0.0.1", "--server.headless", "true",
+            "--browser.gatherUsageStats", "false", "--client.toolbarMode", "viewer", *extra]
+
+
+if __name__ == "__main__":
+    argv = command(Settings.from_env().app_port, sys.argv[1:])
+    os.execv(argv[0], argv)

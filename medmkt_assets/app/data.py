@@ -1,0 +1,256 @@
+"""What the insight app reads, and the pure steps from the snapshot's tables to what a page shows.
+
+The snapshot (lib/insight.py) is attached read-only to an in-memory session for each
+query, so the app never holds the file open while the pipeline renames a new one over it;
+cached tables are keyed by the file's identity and refresh with it. Nothing here computes a
+number the marts hid: totals add up published cells only, and a hidden cell renders as the
+hidden marker, never as a value.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import streamlit as st
+
+from medmkt_assets.app import i18n
+from medmkt_assets.lib.schema import SMALL_CELL_MAX
+from medmkt_assets.lib.sql import sql_list, sql_literal
+from medmkt_assets.lib.warehouse import scratch
+from medmkt_assets.settings import Settings
+
+PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
+# Segment means compared with the average segment on the segments page.
+PROFILE_MEASURES = {
+    "female_share": "col.female_share", "avg_recency_days": "col.recency", "avg_frequency": "col.frequency",
+    "avg_monetary": "col.monetary", "avg_order_value": "col.order_value", "avg_digital_events": "col.digital",
+    "avg_satisfaction": "col.satisfaction", "chronic_condition_share": "col.chronic",
+    "marketing_consent_share": "col.consent",
+}
+# Which part of the serving policy picked a row (lib.recommenders.Hybrid); anything else is the champion.
+REASONS = {"content": "reason.content", "popularity_by_segment": "reason.segment", "popularity": "reason.popular"}
+MEASURES = ("revenue", "orders", "patients")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The snapshot file the pipeline published (MEDMKT_INSIGHT_SNAPSHOT), opened read-only."""
+    path: Path
+
+    @classmethod
+    def from_settings(cls) -> "Snapshot":
+        return cls(Settings.from_env().insight_snapshot)
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    @property
+    def version(self) -> tuple[int, int, int]:
+        """The file's identity: a newly published snapshot is a new file (renamed over the old one)."""
+        stat = self.path.stat()
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+    def query(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        """`sql` over the snapshot's tables (as `snap.<table>`), on a fresh read-only attachment."""
+        con = scratch()
+        try:
+            con.execute(f"ATTACH {sql_literal(str(self.path))} AS snap (READ_ONLY)")
+            return con.query_df(sql, params)
+        finally:
+            con.close()
+
+    def table(self, name: str) -> pd.DataFrame:
+        """A whole (small) table, cached until the snapshot is replaced."""
+        return self.cached(f"SELECT * FROM snap.{name}")
+
+    def cached(self, sql: str) -> pd.DataFrame:
+        """A query's result, cached until the snapshot is replaced."""
+        return _cached_query(str(self.path), self.version, sql)
+
+    def patient(self, patient_key: str) -> tuple[str | None, pd.DataFrame]:
+        """One patient's segment label and recommendation list (the big tables are read per patient)."""
+        segment = self.query("SELECT segment_label FROM snap.marts_patient_segments WHERE patient_key = ?",
+                             [patient_key])
+        recs = self.query("SELECT rank, product_id, score, model FROM snap.marts_recommendations "
+                          "WHERE patient_key = ? ORDER BY rank", [patient_key])
+        return (segment.segment_label.iloc[0] if len(segment) else None), recs
+
+    def serving_model(self) -> str | None:
+        """The champion: the model behind the lists' rows other than the fallbacks' (REASONS)."""
+        top = self.cached(f"SELECT model FROM snap.marts_recommendations WHERE model NOT IN ({sql_list(REASONS)}) "
+                          "GROUP BY model ORDER BY count(*) DESC, model LIMIT 1")
+        return top.model.iloc[0] if len(top) else None
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _cached_query(path: str, version: tuple[int, int, int], sql: str) -> pd.DataFrame:
+    return Snapshot(Path(path)).query(sql)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Readable names for the codes in rules and lists: products, conditions."""
+    products: dict[str, str]
+    conditions: dict[str, str]
+
+    @classmethod
+    def of(cls, snapshot: Snapshot) -> "Names":
+        products = snapshot.table("marts_product_catalog")
+        conditions = snapshot.table("marts_condition_catalog")
+        return cls(dict(zip(products.product_id, products.name)),
+                   dict(zip(conditions.condition_code, conditions.condition_name)))
+
+    def item(self, item: str, lang: str) -> str:
+        """A rule item: a product's name, or 'Category: …' / 'Condition: E11 …' for patient-scope items."""
+        kind, _, value = item.partition(":")
+        if kind == "category" and value:
+            return i18n.t("item.category", lang, name=i18n.term(value, lang))
+        if kind == "condition" and value:
+            name = self.conditions.get(value)
+            return i18n.t("item.condition", lang, name=f"{value} {name}" if name else value)
+        return self.products.get(item, item)
+
+    def items(self, items, lang: str) -> str:
+        return " + ".join(self.item(i, lang) for i in items)
+
+
+def published_total(values: pd.Series, suppressed: pd.Series) -> float:
+    """The sum of the published cells only (a hidden cell is never estimated or back-filled)."""
+    return float(values[~suppressed.fillna(True).astype(bool)].fillna(0).sum())
+
+
+def relative_profile(summary: pd.DataFrame) -> pd.DataFrame:
+    """segment_id, measure, index: each published segment's mean against the patient-weighted
+    average of the published segments (100 = average); hidden segments are left out."""
+    shown = summary[~summary.suppressed.fillna(True).astype(bool)]
+    weights = shown.patients.astype(float)
+    rows = []
+    for measure in PROFILE_MEASURES:
+        values = shown[measure].astype(float)
+        known = values.notna()
+        average = (values[known] * weights[known]).sum() / weights[known].sum() if known.any() else float("nan")
+        index = 100 * values / average if average else values * float("nan")
+        rows.append(pd.DataFrame({"segment_id": shown.segment_id, "measure": measure, "index": index}))
+    return pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(columns=["segment_id", "measure", "index"])
+
+
+def filter_rules(rules: pd.DataFrame, scope: str, min_lift: float, min_confidence: float,
+                 product: str | None) -> pd.DataFrame:
+    """Rules of one scope above the thresholds (holding `product` on either side), highest lift first."""
+    keep = (rules.scope == scope) & (rules.lift >= min_lift) & (rules.confidence >= min_confidence)
+    if product:
+        def holds(items) -> bool:
+            return product in list(items)
+        keep &= rules.antecedents.map(holds) | rules.consequents.map(holds)
+    return rules[keep].sort_values(["lift", "confidence", "rule_id"], ascending=[False, False, True])
+
+
+def rule_products(rules: pd.DataFrame, scope: str) -> list[str]:
+    """Products (not categories or conditions) that appear in a scope's rules, for the product filter."""
+    part = rules[rules.scope == scope]
+    items = {i for side in (part.antecedents, part.consequents) for items in side for i in items}
+    return sorted(i for i in items if not i.startswith(("category:", "condition:")))
+
+
+def recommendation_reason(model: str) -> str:
+    """The text key saying why a product is on a patient's list."""
+    return REASONS.get(model, "reason.similar")
+
+
+def model_name(model: str, lang: str) -> str:
+    """A recommender candidate's label (lib.recommender_selection.label) in words."""
+    if model.startswith("ease_l"):
+        return i18n.t("model.ease", lang, value=model.removeprefix("ease_l"))
+    if model.startswith("itemknn"):
+        parts = model.split("_")[1:]
+        detail = i18n.join([i18n.term(p, lang) for p in parts if p != "decay"]
+                           + ([i18n.t("model.decay", lang)] if "decay" in parts else []), lang)
+        return i18n.t("model.itemknn", lang, detail=detail)
+    key = f"model.{model}"
+    return i18n.t(key, lang) if key in i18n.TEXT[lang] else model
+
+
+def metric_name(column: str, lang: str) -> str:
+    """precision_at_10 → 'Precision@10'; the other evaluation columns by their key."""
+    found = re.match(r"^(precision|recall|ndcg|map)_at_(\d+)$", column)
+    if found:
+        return i18n.t(f"metric.{found[1]}", lang, k=found[2])
+    return i18n.t(f"metric.{column}", lang)
+
+
+def evaluation_table(evaluation: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """The recommender comparison as display text: model in words, how it was tested, each metric."""
+    metrics = [c for c in evaluation.columns if c not in ("model", "split")]
+    return pd.DataFrame({
+        i18n.t("col.model", lang): evaluation.model.map(lambda m: model_name(m, lang)).to_list(),
+        i18n.t("col.split", lang): evaluation.split.map(lambda s: i18n.t(f"split.{s}", lang)).to_list(),
+        **{metric_name(c, lang): [i18n.number(v, lang, 3) if pd.notna(v) else "–" for v in evaluation[c]]
+           for c in metrics},
+    })
+
+
+def ranking_rows(evaluation: pd.DataFrame) -> pd.DataFrame:
+    """The rows the champion was picked on: the latest-orders holdout, else the random split."""
+    holdout = evaluation[evaluation.split == "holdout"]
+    return holdout if len(holdout) else evaluation[evaluation.split == "stratified"]
+
+
+def demand_selection(trends: pd.DataFrame, regions: list[str], categories: list[str],
+                     months: tuple) -> pd.DataFrame:
+    """The demand cells (published or hidden) in the chosen regions, categories and months."""
+    month = pd.to_datetime(trends.month)
+    return trends[trends.region.isin(regions) & trends.category.isin(categories)
+                  & month.between(pd.Timestamp(months[0]), pd.Timestamp(months[1]))]
+
+
+def demand_totals(cells: pd.DataFrame, by: list[str], measure: str) -> pd.DataFrame:
+    """Sums of the published cells per group; groups whose cells are all hidden are left out."""
+    published = cells[~cells.suppressed.fillna(True).astype(bool)]
+    return published.groupby(by, as_index=False)[measure].sum()
+
+
+# How a value of each kind renders (lang first); a missing value renders as "–".
+FORMATS: dict[str, Callable] = {
+    "text": lambda v, lang: str(v),
+    "term": lambda v, lang: i18n.term(v, lang),
+    "terms": lambda v, lang: i18n.term_list(v, lang),
+    "reason": lambda v, lang: i18n.reason(v, lang),
+    "segment": lambda v, lang: i18n.segment_label(v, lang),
+    "count": lambda v, lang: i18n.number(v, lang),   # of people: 1-10 render hidden (see `cell`)
+    "int": lambda v, lang: i18n.number(v, lang),
+    "decimal1": lambda v, lang: i18n.number(v, lang, 1),
+    "decimal2": lambda v, lang: i18n.number(v, lang, 2),
+    "decimal3": lambda v, lang: i18n.number(v, lang, 3),
+    "percent": lambda v, lang: i18n.percent(v, lang),
+    "percent2": lambda v, lang: i18n.percent(v, lang, 2),
+    "points": lambda v, lang: i18n.points(v, lang),
+    "money": lambda v, lang: i18n.money(v, lang),
+    "date": lambda v, lang: i18n.date(v, lang),
+    "month": lambda v, lang: i18n.month(v, lang),
+    "timestamp": lambda v, lang: i18n.timestamp(v, lang),
+    "yes_no": lambda v, lang: i18n.yes_no(v, lang),
+}
+
+
+def cell(value, kind: str, hidden: bool, lang: str) -> str:
+    """One table cell. A value the marts hid (missing in a suppressed row) and a count of 1-10
+    people render as the hidden marker, never as a number."""
+    missing = value is None or (not isinstance(value, (list, tuple)) and pd.isna(value))
+    if missing:
+        return i18n.t("hidden", lang) if hidden else "–"
+    if kind == "count" and 1 <= float(value) <= SMALL_CELL_MAX:
+        return i18n.t("hidden", lang)
+    return FORMATS[kind](value, lang)
+
+
+def format_table(frame: pd.DataFrame, columns: dict[str, tuple[str, str]], lang: str) -> pd.DataFrame:
+    """The frame as text for display: `columns` maps a column to (header text key, format kind)."""
+    hidden = (frame.suppressed.fillna(False).astype(bool) if "suppressed" in frame
+              else pd.Series(False, index=frame.index))
+    return pd.DataFrame({
+        i18n.t(header, lang): [cell(v, kind, h, lang) for v, h in zip(frame[column], hidden)]
+        for column, (header, kind) in columns.items()
+    })

@@ -1,0 +1,1 @@
+"""Insight stage: the name catalogues and the read-only snapshot the marketers' app reads."""

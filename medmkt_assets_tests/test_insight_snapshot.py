@@ -1,0 +1,284 @@
+"""The insight snapshot (lib/insight.py) and the app's pure parts: what is copied, atomically;
+every text in both languages; locale formatting; names for codes; hidden cells stay hidden."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+from medmkt_assets.app import data, i18n
+from medmkt_assets.lib.insight import (
+    CAMPAIGN_CATALOG_SQL,
+    CONDITION_CATALOG_SQL,
+    INFO_TABLE,
+    MANIFEST_TABLE,
+    PRODUCT_CATALOG_SQL,
+    SNAPSHOT_SQL,
+    SNAPSHOT_TABLES,
+    manifest_frame,
+    publish_snapshot,
+)
+from medmkt_assets.lib.schema import DIRECT_IDENTIFIERS
+from medmkt_assets.lib.warehouse import Session
+
+KEY_A, KEY_B = "a" * 64, "b" * 64
+APP = Path(data.__file__).parent
+
+# A warehouse holding every table the snapshot copies, and the ones it must never copy.
+WAREHOUSE_SQL = f"""
+CREATE SCHEMA marts; CREATE SCHEMA staging; CREATE SCHEMA restricted;
+CREATE TABLE staging.products AS SELECT * FROM (VALUES ('P1', 'Metformin', 'diabetes_care', 'drug', 'free text'),
+    ('P2', 'Glucose meter', 'diabetes_care', 'device', 'more text')) t(product_id, name, category, kind, description);
+CREATE TABLE staging.campaigns AS SELECT * FROM (VALUES
+    ('C1', 'Spring offer', 'marketing', 'sms', 'diabetes_care', DATE '2025-01-15', DATE '2025-02-15', 0.05),
+    ('C2', 'Summer plan', 'marketing', 'email', 'dermatology', DATE '2026-07-01', DATE '2026-07-31', 0.02))
+    t(campaign_id, name, purpose, channel, target_category, start_date, end_date, cost_per_contact);
+CREATE TABLE staging.campaign_contacts AS SELECT 'C1' AS campaign_id, '{KEY_A}' AS patient_key, 'treatment' AS arm;
+CREATE TABLE staging.diagnoses AS
+    SELECT printf('%064d', i) AS patient_key,
+           CASE WHEN i <= 11 THEN 'E11' ELSE 'Z99' END AS condition_code,
+           CASE WHEN i <= 11 THEN 'Type 2 diabetes' ELSE 'Rare thing' END AS condition_name
+    FROM range(1, 15) r(i);
+CREATE TABLE restricted.patients AS SELECT '{KEY_A}' AS patient_key, '+86 138' AS phone;
+CREATE TABLE marts.patient_profiles AS SELECT '{KEY_A}' AS patient_key, '70-79' AS age_band;
+CREATE TABLE marts.audiences AS SELECT 'C2' AS campaign_id, '{KEY_A}' AS patient_key;
+CREATE TABLE marts.propensity_scores AS SELECT '{KEY_A}' AS patient_key, 0.5 AS score;
+CREATE TABLE marts.uplift_scores AS SELECT '{KEY_A}' AS patient_key, 0.1 AS expected_uplift;
+CREATE TABLE marts.patient_segments AS SELECT * FROM (VALUES
+    ('{KEY_A}', 0, 'high value · diabetes care · store · 70-79', 'kmeans_k3'),
+    ('{KEY_B}', 1, 'no purchases yet · 30-39', 'kmeans_k3')) t(patient_key, segment_id, segment_label, model);
+CREATE TABLE marts.recommendations AS SELECT * FROM (VALUES ('{KEY_A}', 1, 'P2', 0.9, 'ease_l200'),
+    ('{KEY_A}', 2, 'P1', 0.5, 'content'), ('{KEY_B}', 1, 'P1', 0.7, 'popularity_by_segment'))
+    t(patient_key, rank, product_id, score, model);
+CREATE TABLE marts.segment_summary AS SELECT * FROM (VALUES
+    (0, 'high value · diabetes care · store · 70-79', 40.0, false),
+    (1, 'no purchases yet · 30-39', NULL, true)) t(segment_id, segment_label, patients, suppressed);
+CREATE TABLE marts.demand_trends AS SELECT DATE '2025-01-01' AS month, 'Beijing' AS region,
+    'diabetes_care' AS category, 30 AS orders, 20 AS patients, 100.0 AS revenue, false AS suppressed;
+CREATE TABLE marts.association_rules AS SELECT 'B1' AS rule_id, ['P1'] AS antecedents, ['P2'] AS consequents,
+    0.1 AS support, 0.6 AS confidence, 2.5 AS lift, 'basket' AS scope;
+CREATE TABLE marts.campaign_effects AS
+    SELECT 'C1' AS campaign_id, 100.0 AS treated, 0.03 AS uplift, false AS suppressed;
+CREATE TABLE marts.campaign_effects_by_group AS SELECT 'C1' AS campaign_id, 'segment' AS group_type, 'x' AS group_value;
+CREATE TABLE marts.audience_exclusions AS SELECT 'C2' AS campaign_id, 'deceased' AS reason, NULL AS patients,
+    true AS suppressed;
+CREATE TABLE marts.uplift_models AS SELECT 'C2' AS campaign_id, 'all past campaigns' AS basis,
+    't_learner_logistic' AS model, 0.01 AS qini_auc, true AS ranks_audience;
+CREATE TABLE marts.recommendation_evaluation AS SELECT 'ease_l200' AS model, 'holdout' AS split, 0.2 AS ndcg_at_10;
+{PRODUCT_CATALOG_SQL}; {CAMPAIGN_CATALOG_SQL}; {CONDITION_CATALOG_SQL};
+"""
+MANIFEST = {"run_id": "r1", "written_at": "2026-07-01T00:00:00+00:00", "campaigns": [
+    {"campaign_id": "C2", "name": "Summer plan", "purpose": "marketing", "channel": "email",
+     "target_category": "dermatology", "file": "audience_C2.csv", "exported": 500,
+     "counts": {"deceased": 5, "no marketing consent": 900, "selected: contact": 500, "selected: holdout": 55}}]}
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    con.execute(WAREHOUSE_SQL)
+    yield Session(con)
+    con.close()
+
+
+def _publish(session: Session, target: Path, run_id: str = "run-1") -> dict[str, int]:
+    published_at = datetime(2026, 7, 1, tzinfo=timezone.utc)
+    return publish_snapshot(session, target, manifest_frame(MANIFEST), run_id, published_at)
+
+
+def _tables(path: Path) -> dict[str, list[str]]:
+    con = duckdb.connect(str(path), read_only=True)
+    rows = con.execute("SELECT table_name, column_name FROM information_schema.columns ORDER BY ALL").fetchall()
+    con.close()
+    out: dict[str, list[str]] = {}
+    for table, column in rows:
+        out.setdefault(table, []).append(column)
+    return out
+
+
+def test_the_snapshot_holds_exactly_the_listed_tables_and_nothing_about_a_person(warehouse, tmp_path):
+    target = tmp_path / "insight" / "insight.duckdb"
+    counts = _publish(warehouse, target)
+    tables = _tables(target)
+    assert set(tables) == set(SNAPSHOT_TABLES)
+    assert set(counts) == set(SNAPSHOT_TABLES) - {INFO_TABLE}
+    assert sorted(tables["marts_patient_segments"]) == ["patient_key", "segment_id", "segment_label"]
+    assert sorted(tables["marts_product_catalog"]) == ["category", "kind", "name", "product_id"]
+    columns = {c for cs in tables.values() for c in cs}
+    assert not columns & (DIRECT_IDENTIFIERS | {"description", "comment", "query", "condition_name_raw"})
+    con = duckdb.connect(str(target), read_only=True)
+    assert con.execute("SELECT campaign_id, status FROM marts_campaign_catalog ORDER BY 1").fetchall() == [
+        ("C1", "past"), ("C2", "planned")]
+    # E11 has 11 patients; Z99 only 3: a rare code is not named
+    assert con.execute("SELECT condition_code FROM marts_condition_catalog").fetchall() == [("E11",)]
+    info = con.execute(f"SELECT run_id, table_name, row_count FROM {INFO_TABLE} ORDER BY table_name").fetchdf()
+    assert set(info.run_id) == {"run-1"} and dict(zip(info.table_name, info.row_count))["marts_recommendations"] == 3
+    manifest = con.execute(f"SELECT reason, patients, suppressed, ranked_by FROM {MANIFEST_TABLE} ORDER BY reason")
+    assert manifest.fetchall() == [("deceased", None, True, "expected uplift"),
+                                   ("no marketing consent", 900, False, "expected uplift"),
+                                   ("selected: contact", 500, False, "expected uplift"),
+                                   ("selected: holdout", None, True, "expected uplift")]
+    con.close()
+    assert [p.name for p in target.parent.iterdir()] == ["insight.duckdb"]  # no partial file left behind
+
+
+def test_a_failed_copy_leaves_the_previous_snapshot_whole_and_readable(warehouse, tmp_path):
+    target = tmp_path / "insight.duckdb"
+    _publish(warehouse, target, run_id="first")
+    reader = data.Snapshot(target)
+    assert reader.query(f"SELECT DISTINCT run_id FROM snap.{INFO_TABLE}").run_id.tolist() == ["first"]
+    warehouse.execute("DROP TABLE marts.uplift_models")  # the copy fails part-way through
+    with pytest.raises(duckdb.Error):
+        _publish(warehouse, target, run_id="second")
+    assert reader.query(f"SELECT DISTINCT run_id FROM snap.{INFO_TABLE}").run_id.tolist() == ["first"]
+    assert set(_tables(target)) == set(SNAPSHOT_TABLES)
+    assert [p.name for p in tmp_path.iterdir() if "insight" in p.name] == ["insight.duckdb"]
+    attached = warehouse.execute("SELECT database_name FROM duckdb_databases()").fetchall()
+    assert ("snap",) not in attached
+
+
+def test_the_app_reads_the_snapshot_read_only_and_one_patient_at_a_time(warehouse, tmp_path):
+    target = tmp_path / "insight.duckdb"
+    _publish(warehouse, target)
+    snap = data.Snapshot(target)
+    with pytest.raises(duckdb.Error):
+        snap.query("CREATE TABLE snap.x AS SELECT 1")
+    segment, recs = snap.patient(KEY_A)
+    assert segment.startswith("high value") and recs["rank"].tolist() == [1, 2]
+    nobody, none = snap.patient("c" * 64)
+    assert nobody is None and none.empty
+    assert snap.serving_model() == "ease_l200"
+
+
+def test_manifest_counts_are_suppressed_like_the_exclusions_and_never_name_anyone():
+    frame = manifest_frame(MANIFEST)
+    assert set(frame.columns) == {"campaign_id", "file", "written_at", "reason", "patients", "exported", "suppressed"}
+    hidden = dict(zip(frame.reason, frame.suppressed))
+    # 5 deceased is a small cell; it is the campaign's only one, so the smallest sibling (55) goes too
+    assert hidden == {"deceased": True, "no marketing consent": False, "selected: contact": False,
+                      "selected: holdout": True}
+    small = {**MANIFEST, "campaigns": [{**MANIFEST["campaigns"][0], "exported": 8,
+                                        "counts": {"deceased": 50, "selected: contact": 8, "selected: holdout": 3}}]}
+    assert manifest_frame(small).exported.isna().all()
+    assert manifest_frame(None).empty
+
+
+def test_every_text_exists_in_both_languages_with_the_same_placeholders():
+    assert set(i18n.TEXT["en"]) == set(i18n.TEXT["zh"])
+    assert set(i18n.TERMS["en"]) == set(i18n.TERMS["zh"])
+    for key, text in i18n.TEXT["en"].items():
+        assert set(re.findall(r"{(\w+)}", text)) == set(re.findall(r"{(\w+)}", i18n.TEXT["zh"][key])), key
+    used = set()
+    for source in APP.rglob("*.py"):
+        used |= set(re.findall(r"""\bt\(\s*["']([a-z_][a-z_.]*)["']""", source.read_text(encoding="utf-8")))
+    assert used and used <= set(i18n.TEXT["en"]), used - set(i18n.TEXT["en"])
+
+
+def test_segment_labels_translate_by_their_parts():
+    from medmkt_assets.lib.adapters.common import CATEGORY_KEYWORDS
+    from medmkt_assets.lib.schema import ORDER_CHANNELS
+    from medmkt_assets.lib.segments import label_segments
+    categories = [c for c, _ in CATEGORY_KEYWORDS]
+    means = pd.DataFrame({"monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
+                          "age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})
+    for i, category in enumerate(categories):
+        means[f"cat__{category}"] = [1.0 if j // 4 == i else 0.0 for j in range(len(means))]
+    for i, channel in enumerate(ORDER_CHANNELS):
+        means[f"ch__{channel}"] = [1.0 if j % len(ORDER_CHANNELS) == i else 0.0 for j in range(len(means))]
+    for label in label_segments(means):
+        chinese = i18n.segment_label(label, "zh")
+        assert not re.search(r"[A-Za-z]", chinese.replace("App", "")), (label, chinese)
+        assert "_" not in i18n.segment_label(label, "en")
+    assert (i18n.segment_label("high value · diabetes care · clinic · 70-79 #3", "zh")
+            == "高价值 · 糖尿病护理 · 诊所 · 70–79岁 #3")
+    assert i18n.segment_label("all patients", "zh") == "全部患者"
+    assert i18n.reason("no health education consent", "zh") == "无健康教育同意"
+    assert i18n.reason("no contact details for sms", "zh") == "缺少短信联系方式"
+    assert i18n.term_list("diabetes_care, cardiology", "zh") == "糖尿病护理、心血管"
+
+
+def test_numbers_money_and_dates_in_the_chosen_locale():
+    assert i18n.number(1234567, "en") == "1,234,567" and i18n.number(1234.56, "zh", 1) == "1,234.6"
+    assert i18n.money(1234.5, "en") == "CN¥1,234.50" and i18n.money(1234.5, "zh") == "¥1,234.50"
+    assert i18n.percent(0.1234, "en") == "12.3%" and i18n.points(0.032, "en") == "+3.2 pp"
+    assert i18n.points(-0.032, "zh") == "-3.2个百分点"
+    assert i18n.date("2025-01-15", "en") == "Jan 15, 2025" and i18n.date("2025-01-15", "zh") == "2025年1月15日"
+    assert i18n.month("2025-01-01", "zh") == "2025年1月" and i18n.month("2025-01-01", "en") == "Jan 2025"
+    title, body = i18n.missing_snapshot("data/insight/insight.duckdb")
+    assert "make run" in body and "请先运行" in body and "快照" in title
+
+
+def test_hidden_cells_render_as_the_marker_never_as_a_number():
+    frame = pd.DataFrame({"patients": [40.0, None, 7.0, None], "revenue": [100.0, None, 5.0, None],
+                          "suppressed": [False, True, False, False]})
+    spec = {"patients": ("col.patients", "count"), "revenue": ("col.revenue", "money")}
+    assert data.format_table(frame, spec, "en").to_dict("list") == {
+        "Patients": ["40", "<11", "<11", "–"], "Revenue (CNY)": ["CN¥100.00", "<11", "CN¥5.00", "–"]}
+    assert data.format_table(frame, spec, "zh")["患者数"].tolist() == ["40", "已隐藏", "已隐藏", "–"]
+    assert data.published_total(frame.patients, frame.suppressed) == 47.0
+
+
+def test_relative_profile_leaves_hidden_segments_out_of_the_average():
+    summary = pd.DataFrame({"segment_id": [0, 1, 2], "patients": [100.0, 300.0, None],
+                            "suppressed": [False, False, True],
+                            **{m: [1.0, 3.0, None] for m in data.PROFILE_MEASURES}})
+    relative = data.relative_profile(summary)
+    assert set(relative.segment_id) == {0, 1}
+    first = relative[relative.measure == "avg_monetary"].set_index("segment_id")["index"]
+    assert first[0] == pytest.approx(100 * 1 / 2.5) and first[1] == pytest.approx(100 * 3 / 2.5)
+
+
+def test_rule_items_get_names_and_rules_filter_by_scope_lift_confidence_and_product():
+    names = data.Names({"P1": "Metformin", "P2": "Glucose meter"}, {"E11": "Type 2 diabetes"})
+    assert names.items(["P1", "P2"], "en") == "Metformin + Glucose meter"
+    assert names.item("category:diabetes_care", "zh") == "品类：糖尿病护理"
+    assert names.item("condition:E11", "en") == "Condition: E11 Type 2 diabetes"
+    assert names.item("condition:Z99", "zh") == "疾病：Z99"
+    rules = pd.DataFrame({"rule_id": ["B1", "B2", "P1"], "scope": ["basket", "basket", "patient"],
+                          "antecedents": [["P1"], ["P2"], ["category:checkup"]],
+                          "consequents": [["P2"], ["P3"], ["P1"]],
+                          "lift": [2.0, 3.0, 4.0], "confidence": [0.6, 0.3, 0.9]})
+    assert data.filter_rules(rules, "basket", 1.0, 0.0, None).rule_id.tolist() == ["B2", "B1"]
+    assert data.filter_rules(rules, "basket", 1.0, 0.5, None).rule_id.tolist() == ["B1"]
+    assert data.filter_rules(rules, "basket", 1.0, 0.0, "P3").rule_id.tolist() == ["B2"]
+    assert data.rule_products(rules, "patient") == ["P1"]
+
+
+def test_recommendation_reasons_and_model_names():
+    assert data.recommendation_reason("ease_l200") == "reason.similar"
+    assert data.recommendation_reason("content") == "reason.content"
+    assert data.recommendation_reason("popularity_by_segment") == "reason.segment"
+    assert data.model_name("ease_l200", "en") == "EASE (λ = 200)"
+    assert data.model_name("itemknn_cosine_decay", "zh") == "与相同商品一起购买（余弦、近期购买权重更高）"
+    assert data.metric_name("ndcg_at_10", "en") == "NDCG@10" and data.metric_name("novelty", "zh") == "新颖度"
+
+
+def test_the_snapshot_asset_waits_for_every_asset_that_writes_what_it_copies(tmp_path, monkeypatch):
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.settings import Settings
+
+    monkeypatch.setenv("MEDMKT_WAREHOUSE", str(tmp_path / "warehouse.duckdb"))
+    graph = build_definitions(Settings.from_env()).get_repository_def().asset_graph
+    snapshot = graph.get(dg.AssetKey(["ops", "insight_snapshot"]))
+    assert snapshot.group_name == "insight"
+    assert all(graph.has(key) and not graph.get(key).is_external for key in snapshot.parent_keys)
+    copied = {t.removeprefix("marts_") for t in SNAPSHOT_SQL}
+    written_by = {"audience_exclusions": "audiences", "uplift_models": "uplift_scores",
+                  "recommendation_evaluation": "recommendations"}
+    assert {written_by.get(t, t) for t in copied} <= {key.path[-1] for key in snapshot.parent_keys}
+
+
+def test_without_a_snapshot_the_app_says_so_in_both_languages(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    missing = tmp_path / "insight" / "insight.duckdb"
+    monkeypatch.setenv("MEDMKT_INSIGHT_SNAPSHOT", str(missing))
+    app = AppTest.from_file(str(APP / "Home.py"), default_timeout=30).run()
+    assert not app.exception
+    message = app.error[0].value
+    assert str(missing) in message and "make run" in message and "请先运行" in message
