@@ -181,6 +181,14 @@ def test_grouped_folds_keep_each_patient_in_one_fold_and_the_class_balance():
     period = np.repeat([1, 2, 3], 1000)
     assert [(set(period[tr]), set(period[te])) for tr, te in folds(y, patients, period)] == [
         ({1}, {2}), ({1, 2}, {3})]
+    # an earlier period with too few of a class to train on is no fold; with none left, grouped folds
+    few = y.copy()
+    few[:1000] = 0
+    few[:3] = 1
+    assert [(set(period[tr]), set(period[te])) for tr, te in folds(few, patients, period)] == [({1, 2}, {3})]
+    only_early = np.where(period == 1, few, 0)
+    only_early[2500:2520] = 1
+    assert len(folds(only_early, patients, period, n_splits=4)) == 4  # 3 positives before period 3: grouped
 
 
 def test_the_rank_auc_is_roc_auc_with_ties():

@@ -47,6 +47,14 @@ def make_model(name: str, seed: int = 42) -> Pipeline:
     raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
 
 
+MIN_CLASS_ROWS = 10  # a training fold needs this many of each class (calibration splits it in 3)
+
+
+def _fold_trainable(y: np.ndarray) -> bool:
+    counts = np.bincount(y.astype(int), minlength=2)
+    return len(counts) == 2 and counts.min() >= MIN_CLASS_ROWS
+
+
 def folds(y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None, n_splits: int = 5,
           seed: int = 42) -> list[tuple[np.ndarray, np.ndarray]]:
     """Time-aware folds over periods (e.g. campaigns by start) when there are several, else grouped K-fold.
@@ -57,7 +65,8 @@ def folds(y: np.ndarray, groups: np.ndarray, period: np.ndarray | None = None, n
         ordered = np.sort(np.unique(period))
         if len(ordered) >= 2:
             splits = [(np.flatnonzero(period < p), np.flatnonzero(period == p)) for p in ordered[1:]]
-            splits = [(tr, te) for tr, te in splits if len(np.unique(y[tr])) == 2 and len(np.unique(y[te])) == 2]
+            splits = [(tr, te) for tr, te in splits
+                      if _fold_trainable(y[tr]) and len(np.unique(y[te])) == 2]
             if splits:
                 return splits
     n_splits = int(max(2, min(n_splits, np.bincount(y.astype(int)).min())))
@@ -321,7 +330,9 @@ def qini_auc(y: np.ndarray, treated: np.ndarray, uplift: np.ndarray) -> float:
 def training_rows_for(training: pd.DataFrame, target_category: str | None, channel: str | None,
                       min_rows: int = 200) -> tuple[pd.DataFrame, str]:
     """Treated contacts of past campaigns like the planned one: same category and channel, else same
-    category, else every past campaign (the target-share feature carries the category then)."""
+    category, else every past campaign (the target-share feature carries the category then); each
+    with at least min_rows contacts and 2 x MIN_CLASS_ROWS of each outcome (else cross-validation
+    has folds without a class)."""
     treated = training[training.arm == "treatment"]
     choices = (
         ("same target category and channel", (treated.target_category == target_category)
@@ -331,7 +342,8 @@ def training_rows_for(training: pd.DataFrame, target_category: str | None, chann
     )
     for basis, mask in choices:
         rows = treated[mask]
-        if len(rows) >= min_rows and rows.converted.nunique() == 2:
+        outcomes = np.bincount(rows.converted.astype(int), minlength=2)
+        if len(rows) >= min_rows and len(outcomes) == 2 and outcomes.min() >= 2 * MIN_CLASS_ROWS:
             return rows, basis
     return treated.iloc[:0], "no usable past campaign"
 
