@@ -134,11 +134,16 @@ class ScoreColumns:
         n, count = self.patients, len(self.targets)
         flags = [np.asarray(f, dtype="float64") if f is not None else np.full(n, np.nan) for f in self.flags]
         flag = np.concatenate(flags) if count else np.empty(0)
+        targets, models = sorted(self.targets), sorted(set(self.models))
         return pd.DataFrame({
             "row": np.tile(np.arange(n, dtype="int64"), count),
-            "target": pd.Categorical(np.repeat(self.targets, n)),
+            # categories from codes (sorted, so the table sorts by name): repeating the strings
+            # 5 million times would cost seconds
+            "target": pd.Categorical.from_codes(np.repeat([targets.index(t) for t in self.targets], n).astype(int),
+                                                categories=targets),
             "score": np.concatenate(self.scores) if count else np.empty(0),
-            "model": pd.Categorical(np.repeat(self.models, n)),
+            "model": pd.Categorical.from_codes(np.repeat([models.index(m) for m in self.models], n).astype(int),
+                                               categories=models),
             "flag": pd.arrays.BooleanArray(flag == 1, np.isnan(flag)),
         })
 

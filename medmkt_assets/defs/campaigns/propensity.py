@@ -65,7 +65,7 @@ class PropensityConfig(dg.Config):
     min_campaign_rows: int = Field(default=1000, description=(
         "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
         "campaign is used and the patient's share of spend in the target category carries the difference."))
-    max_training_rows: int = Field(default=30_000, description="Training rows sampled (class balance kept) at scale.")
+    max_training_rows: int = Field(default=20_000, description="Training rows sampled (class balance kept) at scale.")
     max_selection_rows: int = Field(default=12_000, description=(
         "Rows (of the training rows, class balance kept) the model families are cross-validated on; the "
         "champion is refitted on every training row."))
@@ -234,7 +234,7 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
             rows.index_date.to_numpy(),
             {"condition_code": code, "new_diagnoses": int(y.sum()),
              "horizon_days": int((rows.horizon_end - rows.index_date).dt.days.iloc[0]),
-             "index_dates": ", ".join(sorted({str(d.date()) for d in rows.index_date}))}, config,
+             "index_dates": ", ".join(sorted(str(d) for d in rows.index_date.dt.date.unique()))}, config,
             by_group={"gender": rows["_gender"].reset_index(drop=True),
                       "age_band": rows["_age_band"].reset_index(drop=True)})
         already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
