@@ -9,17 +9,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import duckdb
 import pytest
 
 from medmkt_assets.app import i18n
+from medmkt_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
@@ -28,24 +26,6 @@ ARTIFACTS = Path(os.environ.get("MEDMKT_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[1] / "data" / "test-artifacts")) / "insight"
 PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences")
 PSEUDONYM = re.compile(r"\b[0-9a-f]{64}\b")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
 def expected(warehouse: Path) -> dict:
@@ -86,14 +66,14 @@ def marts(demo_pipeline) -> dict:
 def app_url(demo_pipeline, tmp_path_factory):
     snapshot = demo_pipeline["root"] / "insight" / "insight.duckdb"
     assert snapshot.is_file(), "the demo pipeline did not publish the insight snapshot"
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path_factory.mktemp("insight_app") / "streamlit.log"
     env = {**os.environ, "MEDMKT_INSIGHT_SNAPSHOT": str(snapshot), "MEDMKT_APP_PORT": str(port)}
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "medmkt_assets.app", "--server.fileWatcherType", "none"],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            _wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
+            wait_http(f"http://127.0.0.1:{port}/_stcore/health", 60)
             yield f"http://127.0.0.1:{port}"
         finally:
             os.killpg(process.pid, signal.SIGTERM)

@@ -6,39 +6,20 @@ both); skipped otherwise, with the reason.
 """
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from medmkt_assets_tests.conftest import TEST_KEY, write_tiny_source
+from medmkt_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
 ARTIFACTS = Path(os.environ.get("MEDMKT_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "data" / "test-artifacts"))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(1)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
 
 
 @pytest.fixture
@@ -47,7 +28,7 @@ def dagster_dev(tmp_path):
     home.mkdir()
     shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
     source = write_tiny_source(tmp_path / "source")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDMKT_SOURCE_DIR": str(source),
            "MEDMKT_WAREHOUSE": str(tmp_path / "warehouse.duckdb"), "MEDMKT_PSEUDONYM_KEY": TEST_KEY,
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
@@ -58,7 +39,7 @@ def dagster_dev(tmp_path):
                                 "-h", "127.0.0.1", "-p", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/server_info", 180)
+        wait_http(f"http://127.0.0.1:{port}/server_info", 180)
         yield port
     finally:
         os.killpg(process.pid, 15)
