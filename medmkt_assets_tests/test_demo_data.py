@@ -163,3 +163,8 @@ def test_the_diagnosis_leaks_into_the_orders_after_it(demo):
     before = baskets.ordered_at.str[:10] < baskets.diagnosed_at
     assert baskets.marker[after].mean() > 0.45
     assert baskets.marker[after].mean() > 5 * baskets.marker[before].mean()
+
+
+def test_a_small_catalog_request_still_holds_every_named_product(tmp_path):
+    manifest = generate(tmp_path / "small", patients=200, seed=2, products=40)
+    assert manifest["products"] == 120  # every stem of every category: bundles and the marker are named ones

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Write demo source tables (and their truth in _truth/).")
     parser.add_argument("--patients", type=int, default=20_000)
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--products", type=int, default=120, help="catalog size (rounded up to a multiple of 10)")
+    parser.add_argument("--products", type=int, default=120, help="catalog size (rounded up to a multiple of 10, at least 120: every named product)")
     parser.add_argument("--out", default="data/raw")
     parser.add_argument("--format", choices=("csv", "parquet", *FLAVOURS), default="csv",
                         help="canonical csv/parquet, or the world written as a synthea, fhir or omop export")

@@ -73,8 +73,11 @@ def _kind(name: str) -> str:
 
 
 def build_catalog(n_products: int, rng: np.random.Generator) -> Catalog:
-    """`n_products` products spread evenly over the categories (a multiple of 10 is used)."""
-    per_category = max(len(next(iter(W.CATALOG.values()))), math.ceil(n_products / N_CATEGORIES))
+    """`n_products` products spread evenly over the categories (a multiple of 10 is used), at least
+    every named product of each category (the planted bundles and the incident disease's marker
+    are named products)."""
+    stems = max(len(stems) for _, _, stems in W.CATALOG.values())
+    per_category = max(stems, math.ceil(n_products / N_CATEGORIES))
     rows = []
     for c, category in enumerate(W.CATEGORIES):
         _, median, stems = W.CATALOG[category]
@@ -128,9 +131,8 @@ class DemoWorld:
         self.window_end = _seconds(W.WINDOW_END)
         self.bundle_of = {b["_a"]: (b["_b"], b["probability"]) for b in catalog.bundles}
         self.campaign_expected = {c[0]: [0.0, 0] for c in W.PAST_CAMPAIGNS}
-        named = np.flatnonzero(catalog.products.name.to_numpy() == W.INCIDENT[2])
-        # a catalog too small to hold the marker stem uses its first cardiology product
-        self.marker = int(named[0]) if len(named) else W.CATEGORIES.index("cardiology") * catalog.per_category
+        # the incident disease's marker: a named product, so every catalog holds it
+        self.marker = int(np.flatnonzero(catalog.products.name.to_numpy() == W.INCIDENT[2])[0])
 
     # -- patients ----------------------------------------------------------------------
     def patients(self, first: int, n: int) -> dict:
