@@ -192,12 +192,6 @@ def evaluation_table(evaluation: pd.DataFrame, lang: str) -> pd.DataFrame:
     })
 
 
-def ranking_rows(evaluation: pd.DataFrame) -> pd.DataFrame:
-    """The rows the champion was picked on: the latest-orders holdout, else the random split."""
-    holdout = evaluation[evaluation.split == "holdout"]
-    return holdout if len(holdout) else evaluation[evaluation.split == "stratified"]
-
-
 def demand_selection(trends: pd.DataFrame, regions: list[str], categories: list[str],
                      months: tuple) -> pd.DataFrame:
     """The demand cells (published or hidden) in the chosen regions, categories and months."""

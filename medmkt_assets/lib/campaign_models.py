@@ -101,7 +101,8 @@ def proxy_scores(features: pd.DataFrame, category: str | None, columns: list[str
     per_patient = treated.groupby("patient_key").converted.agg(["sum", "count"])
     history = per_patient.reindex(features.patient_key).fillna(0.0).to_numpy()
     response = (history[:, 0] + PROXY_PRIOR_CONTACTS * overall) / (history[:, 1] + PROXY_PRIOR_CONTACTS)
-    share = with_target_share(features, category, columns).target_share.to_numpy(dtype=float)
+    column = target_share_sql(category, columns)  # the share column alone: no copy of every feature
+    share = features[column].to_numpy(dtype=float) if column in features else np.zeros(len(features))
     affinity = (1 + share) / (1 + share.mean()) if len(share) else share
     if overall == 0:  # no campaign has ever converted anyone: affinity alone ranks
         return np.clip(share, 0, 1)

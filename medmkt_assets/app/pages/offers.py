@@ -3,6 +3,7 @@ import altair as alt
 import streamlit as st
 
 from medmkt_assets.app import charts, data, i18n, ui
+from medmkt_assets.lib.recommender_selection import ranking_split
 
 lang, snap = ui.lang(), ui.snapshot()
 names = data.Names.of(snap)
@@ -34,7 +35,7 @@ evaluation = snap.table("marts_recommendation_evaluation")
 champion = snap.serving_model()
 if champion:
     st.markdown(ui.escape(ui.t("offers.serving", model=data.model_name(champion, lang))))
-ranked = data.ranking_rows(evaluation)
+ranked = ranking_split(evaluation)
 if len(ranked):
     ndcg = next(c for c in ranked.columns if c.startswith("ndcg_at_"))
     ranked = ranked.assign(model_text=ranked.model.map(lambda m: data.model_name(m, lang)),
