@@ -266,6 +266,10 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                                                            "max_rows": config.max_training_rows}).fetchdf()
                          for code, _ in conditions}
         diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
+    if not conditions:
+        context.log.warning("No condition has %d new diagnoses in the index windows of %s: no disease-risk "
+                            "target this run (a model learnt from fewer would rank by chance).",
+                            config.min_positives, RISK_TRAINING_TABLE)
     outputs = cm.ScoreColumns(len(features))
     campaign_summary, campaign_links = _campaign_targets(context, tracker, config, features, columns, training,
                                                          planned, outputs)
