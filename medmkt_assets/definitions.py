@@ -23,8 +23,12 @@ def build_resources(settings: Settings) -> dict:
         ),
         # DuckDB would take 80 % of the machine for its buffers; a cap (spilling to disk
         # beyond it) leaves room for the models that share the process.
-        "warehouse": Warehouse(engine=DuckDBResource(database=str(settings.warehouse),
-                                                     connection_config={"memory_limit": settings.duckdb_memory})),
+        "warehouse": Warehouse(
+            engine=DuckDBResource(database=str(settings.warehouse),
+                                  connection_config={"memory_limit": settings.duckdb_memory}),
+            compute=settings.engine, spark_remote=settings.spark_remote, spark_master=settings.spark_master,
+            lakehouse=settings.lakehouse, spark_driver_memory=settings.spark_driver_memory,
+            spark_partitions=settings.spark_partitions),
         "pseudonym": PseudonymKey(),
         # The MLflow UI and Data Docs addresses in links are read where each run executes
         # (MEDMKT_MLFLOW_UI, MEDMKT_QUALITY_DOCS_URL), not fixed when this module is loaded.

@@ -20,7 +20,14 @@ DEFAULTS = {
     "MEDMKT_INSIGHT_SNAPSHOT": "data/insight/insight.duckdb",
     "MEDMKT_QUALITY_DOCS_URL": "http://127.0.0.1:8765",
     "MEDMKT_APP_PORT": "8501",
+    "MEDMKT_ENGINE": "duckdb",
+    "MEDMKT_SPARK_REMOTE": "",
+    "MEDMKT_SPARK_MASTER": "local[*]",
+    "MEDMKT_LAKEHOUSE": "data/lakehouse",
+    "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
+    "MEDMKT_SPARK_PARTITIONS": "8",
 }
+ENGINES = ("duckdb", "spark")
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
 
 
@@ -46,12 +53,21 @@ class Settings:
     insight_snapshot: Path     # the read-only copy of marts/ops the insight app reads
     quality_docs_url: str      # where `make dev` serves the Data Docs over HTTP
     app_port: int
+    engine: str                # duckdb (embedded) or spark
+    spark_remote: str          # a Spark Connect URL (sc://host:15002); empty: spark_master
+    spark_master: str
+    lakehouse: str             # where Spark keeps the tables (a folder every worker sees)
+    spark_driver_memory: str
+    spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
 
     @classmethod
     def from_env(cls) -> "Settings":
         fmt = env("MEDMKT_SOURCE_FORMAT").lower()
         if fmt not in SOURCE_FORMATS:
             raise ValueError(f"MEDMKT_SOURCE_FORMAT={fmt!r}: expected one of {', '.join(SOURCE_FORMATS)}")
+        engine = env("MEDMKT_ENGINE").lower()
+        if engine not in ENGINES:
+            raise ValueError(f"MEDMKT_ENGINE={engine!r}: expected one of {', '.join(ENGINES)}")
         return cls(
             source_dir=Path(env("MEDMKT_SOURCE_DIR")),
             source_format=fmt,
@@ -67,4 +83,10 @@ class Settings:
             insight_snapshot=Path(env("MEDMKT_INSIGHT_SNAPSHOT")),
             quality_docs_url=env("MEDMKT_QUALITY_DOCS_URL"),
             app_port=int(env("MEDMKT_APP_PORT")),
+            engine=engine,
+            spark_remote=env("MEDMKT_SPARK_REMOTE"),
+            spark_master=env("MEDMKT_SPARK_MASTER"),
+            lakehouse=env("MEDMKT_LAKEHOUSE"),
+            spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
+            spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
         )

@@ -73,18 +73,44 @@ class SourceFiles(dg.ConfigurableResource):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The warehouse every asset reads and writes, as lib.warehouse sessions (the engine's
-    connections come from dagster-duckdb, which retries while another process holds the file)."""
+    """The warehouse every asset reads and writes, as lib.warehouse sessions.
+
+    On DuckDB (the default) connections come from dagster-duckdb, which retries while another
+    process holds the file. On Spark (`compute="spark"`) a session runs the same statements on
+    Spark over the lakehouse's Parquet tables, and the DuckDB file holds views of them.
+    """
 
     engine: DuckDBResource
+    compute: str = Field(default="duckdb", description="duckdb or spark (MEDMKT_ENGINE).")
+    spark_remote: str = Field(default="", description="Spark Connect URL (MEDMKT_SPARK_REMOTE).")
+    spark_master: str = Field(default="local[*]", description="Spark master when no remote (MEDMKT_SPARK_MASTER).")
+    lakehouse: str = Field(default="data/lakehouse", description="Folder of the Parquet tables (MEDMKT_LAKEHOUSE).")
+    spark_driver_memory: str = Field(default="4g", description="Driver heap of a local Spark.")
+    spark_partitions: int = Field(default=8, description="Spark SQL shuffle partitions.")
 
     @contextmanager
     def session(self) -> Iterator[Session]:
+        if self.compute == "spark":
+            with self._spark_session() as session:
+                yield session
+            return
         with self.engine.get_connection() as connection:
             try:
                 yield Session(connection)
             finally:  # dagster-duckdb closes only when the body succeeds: a failed step kept the file open
                 connection.close()
+
+    @contextmanager
+    def _spark_session(self) -> Iterator[Session]:
+        from medmkt_assets.lib.lakehouse import Lakehouse
+        from medmkt_assets.lib.spark_warehouse import SparkWarehouseSession, spark_session
+
+        spark = spark_session(self.spark_master, self.spark_remote, self.spark_driver_memory, self.spark_partitions)
+        session = SparkWarehouseSession(spark, Lakehouse(self.lakehouse), Path(self.engine.database))
+        try:
+            yield session
+        finally:
+            session.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.warehouse import Session
 
 CONTACT_FIELD = {"sms": "phone", "call": "phone", "wechat": "phone", "email": "email", "app_push": None}
@@ -83,7 +83,7 @@ def audience_sql(campaign_id: str, purpose: str, channel: str | None, target_cat
                 WHEN eligible_rank > {size} THEN 'ranked below the audience cut-off' END AS _exclusion,
            eligible_rank AS audience_rank,
            CASE WHEN by_uplift THEN 'expected uplift' ELSE 'propensity score' END AS ranked_by,
-           CASE WHEN hash(patient_key || {cid}) % 10000 < {int(round(holdout_share * 10000))} THEN 'holdout'
+           CASE WHEN {stable_hash_sql('patient_key', cid)} % 10000 < {int(round(holdout_share * 10000))} THEN 'holdout'
                 ELSE 'contact' END AS audience_group
     FROM ranked
     """

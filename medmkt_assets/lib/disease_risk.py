@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 
 from medmkt_assets.lib.campaign_features import vocabulary_of
 from medmkt_assets.lib.features import build_patient_features, column_slug
-from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.warehouse import Session
 
 RISK_TRAINING_TABLE = "features.risk_training"
@@ -48,7 +48,7 @@ labelled AS (
   WHERE d.first_at IS NULL OR d.first_at >= r.index_date)
 SELECT l.*, p.gender AS _gender, p.age_band AS _age_band
 FROM labelled l JOIN marts.patient_profiles p USING (patient_key)
-WHERE hash(patient_key, index_date, $seed) % 1000000
+WHERE {stable_hash_sql('patient_key', 'index_date', '$seed')} % 1000000
       < 1000000.0 * $max_rows / greatest((SELECT count(*) FROM labelled), 1)
 ORDER BY index_date, patient_key"""
 

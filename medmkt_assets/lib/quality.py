@@ -10,6 +10,7 @@ distances only, never a patient identifier.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,7 +19,7 @@ from urllib.request import url2pathname
 
 import pandas as pd
 
-from medmkt_assets.lib.sql import sql_list
+from medmkt_assets.lib.sql import quote_ident, sql_list
 from medmkt_assets.lib.schema import (
     CAMPAIGN_CHANNELS, CAMPAIGN_PURPOSES, CONSENT_STATUSES, CONTACT_ARMS, EVENT_SOURCES, EVENT_TYPES, GENDERS,
     FUTURE_TOLERANCE, ORDER_CHANNELS, PRODUCT_KINDS, SOURCE_TABLES,
@@ -40,6 +41,9 @@ class Check:
     max_allowed: float | None = 0.0
     min_allowed: float | None = None
     severity: str = "ERROR"   # ERROR gates block downstream models; WARN only reports
+    # (table, column regex, failing test with {c}): `{any_column}` in `sql` becomes the OR of
+    # the test over the table's matching columns (a row fails when any of its columns does)
+    per_column: tuple[str, str, str] | None = None
 
     @property
     def blocking(self) -> bool:
@@ -198,14 +202,25 @@ def feature_checks(table: str = "features.patient_features") -> list[Check]:
         Check("one_row_per_patient", "as many rows as staged patients",
               f"SELECT abs((SELECT count(*) FROM {table}) - (SELECT count(*) FROM staging.patients))"),
         Check("finite_values", "no NaN or infinite feature value",
-              f"SELECT count(*) FROM {table} WHERE NOT (COLUMNS(* EXCLUDE (patient_key, satisfaction)) "
-              "BETWEEN -1e300 AND 1e300)"),
+              f"SELECT count(*) FROM {table} WHERE {{any_column}}",
+              per_column=(table, "^(?!(patient_key|satisfaction)$)", "NOT ({c} BETWEEN -1e300 AND 1e300)")),
         Check("shares_between_0_and_1", "category and channel shares within [0, 1]",
-              f"SELECT count(*) FROM {table} WHERE NOT (COLUMNS('^(cat|ch)__') BETWEEN 0 AND 1)"),
+              f"SELECT count(*) FROM {table} WHERE {{any_column}}",
+              per_column=(table, "^(cat|ch)__", "NOT ({c} BETWEEN 0 AND 1)")),
         Check("counts_not_negative", "frequency, spend and recency ≥ 0",
               _count(table, "frequency < 0 OR monetary < 0 OR recency_days < 0")),
         _row_change(table),
     ]
+
+
+def _expanded(con: Session, check: Check) -> str:
+    """The check's SQL with `{any_column}` spelled out over the table's columns (DuckDB's COLUMNS()
+    in a WHERE clause would AND the tests, so a row failed only when every column did)."""
+    if check.per_column is None:
+        return check.sql
+    table, pattern, failing = check.per_column
+    tests = [failing.format(c=quote_ident(c)) for c in con.describe(table) if re.search(pattern, c)]
+    return check.sql.replace("{any_column}", "(" + (" OR ".join(tests) or "false") + ")")
 
 
 def measure(con: Session, checks: list[Check], materialization: str = "") -> dict[str, float]:
@@ -214,7 +229,7 @@ def measure(con: Session, checks: list[Check], materialization: str = "") -> dic
     con.execute("SET VARIABLE medmkt_materialization = ?", [materialization])
     values = {}
     for check in checks:
-        value = con.execute(check.sql).fetchone()[0]
+        value = con.execute(_expanded(con, check)).fetchone()[0]
         values[check.name] = float(value) if value is not None else 0.0
     return values
 

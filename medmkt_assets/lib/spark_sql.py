@@ -1,0 +1,144 @@
+"""DuckDB SQL to Spark SQL: the pipeline's SQL is written once, in DuckDB's dialect.
+
+sqlglot transpiles most of it. What it cannot translate faithfully has an engine-specific
+variant here, next to the rule that picks it, and `test_spark_sql.py` proves the two engines
+agree on it:
+
+- parameters (`?`, `$name`) and `getvariable('name')` become literals (Spark Connect and
+  classic Spark bind parameters differently; literals behave the same on both);
+- `try_strptime(text, '%Y-%m-%d')` becomes `try_to_timestamp(text, 'yyyy-MM-dd')`;
+- the stable hash of lib.sql.stable_hash_sql (`CAST('0x' || left(md5(..), n) AS BIGINT)`)
+  becomes `conv(left(md5(..), n), 16, 10)`: DuckDB reads hex literals, Spark does not;
+- `hash(..)` (duplicate detection only, never stored) becomes Spark's own `hash`.
+
+Table references are rewritten by the caller (`rename_tables`), because where a table lives
+is the session's business, not the dialect's.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any, Callable
+
+import sqlglot
+from sqlglot import exp
+
+
+def parse(sql: str) -> exp.Expression:
+    """One DuckDB statement as a syntax tree."""
+    return sqlglot.parse_one(sql, read="duckdb")
+
+
+def literal(value: Any) -> exp.Expression:
+    """A Python value as a SQL literal (what a bound parameter would have been)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float, Decimal)):
+        return exp.Literal.number(value)
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[literal(v) for v in value])
+    if isinstance(value, dt.datetime):
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), "TIMESTAMP")
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), "DATE")
+    return exp.Literal.string(str(value))
+
+
+def bind(tree: exp.Expression, params: Any, variables: dict[str, Any]) -> exp.Expression:
+    """Replace `?` / `$name` placeholders and getvariable('name') with literals."""
+    positional = iter(params) if isinstance(params, (list, tuple)) else None
+    named = params if isinstance(params, dict) else {}
+
+    def substitute(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Placeholder):
+            name = node.name
+            if name and name != "?":
+                if name not in named:
+                    raise ValueError(f"no value bound for ${name}")
+                return literal(named[name])
+            if positional is None:
+                raise ValueError("a ? placeholder but no positional parameters")
+            return literal(next(positional))
+        if isinstance(node, exp.Anonymous) and node.name.lower() == "getvariable":
+            return literal(variables.get(node.expressions[0].name))
+        return node
+
+    return tree.transform(substitute)
+
+
+def _is_hex_cast(node: exp.Expression) -> exp.Expression | None:
+    """The hex digits of `CAST('0x' || digits AS <integer>)`, else None."""
+    if not (isinstance(node, exp.Cast) and node.to.is_type(*exp.DataType.INTEGER_TYPES)):
+        return None
+    inner = node.this.unnest()
+    if isinstance(inner, exp.DPipe) and isinstance(inner.this, exp.Literal) and inner.this.this.lower() == "0x":
+        return inner.expression
+    return None
+
+
+def _spark_variant(node: exp.Expression) -> exp.Expression:
+    """The engine-specific variants listed in the module docstring."""
+    if isinstance(node, exp.Anonymous):
+        name = node.name.lower()
+        if name in ("try_strptime", "strptime") and len(node.expressions) == 2:
+            text, fmt = node.expressions
+            spark_fmt = _spark_time_format(fmt.name)
+            function = "try_to_timestamp" if name == "try_strptime" else "to_timestamp"
+            return exp.Anonymous(this=function, expressions=[text, exp.Literal.string(spark_fmt)])
+        if name == "now":
+            return exp.CurrentTimestamp()
+    digits = _is_hex_cast(node)
+    if digits is not None:
+        return exp.cast(exp.Anonymous(this="conv", expressions=[
+            digits, exp.Literal.number(16), exp.Literal.number(10)]), node.to)
+    return node
+
+
+def _spark_time_format(duckdb_format: str) -> str:
+    """A strftime format (%Y-%m-%d) as a Spark datetime pattern (yyyy-MM-dd)."""
+    parts = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%y": "yy",
+             "%b": "MMM", "%B": "MMMM", "%f": "SSSSSS", "%z": "XX", "%-m": "M", "%-d": "d"}
+    out, i = [], 0
+    while i < len(duckdb_format):
+        two, three = duckdb_format[i:i + 2], duckdb_format[i:i + 3]
+        if three in parts:
+            out.append(parts[three])
+            i += 3
+        elif two in parts:
+            out.append(parts[two])
+            i += 2
+        elif duckdb_format[i].isalpha():
+            out.append(f"'{duckdb_format[i]}'")
+            i += 1
+        else:
+            out.append(duckdb_format[i])
+            i += 1
+    return "".join(out)
+
+
+def rename_tables(tree: exp.Expression, rename: Callable[[exp.Table], str | None]) -> exp.Expression:
+    """Point every table reference `rename` knows at a new name, keeping what the query calls it
+    (an unaliased `staging.orders` stays addressable as `orders`)."""
+    for table in list(tree.find_all(exp.Table)):
+        if not isinstance(table.this, exp.Identifier):
+            continue
+        target = rename(table)
+        if target is None:
+            continue
+        alias = table.alias or table.name
+        table.replace(exp.Table(this=exp.to_identifier(target, quoted=True),
+                                alias=exp.TableAlias(this=exp.to_identifier(alias))))
+    return tree
+
+
+def to_spark(tree: exp.Expression) -> str:
+    """Spark SQL for a (bound, renamed) DuckDB statement."""
+    return tree.transform(_spark_variant).sql(dialect="spark")
+
+
+def table_name(table: exp.Table) -> str:
+    """`schema.name` (or bare `name`) of a table reference."""
+    return f"{table.db}.{table.name}" if table.db else table.name
+
