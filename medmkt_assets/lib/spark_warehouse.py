@@ -235,7 +235,8 @@ class SparkWarehouseSession:
         for table in list(tree.find_all(exp.Table)):
             if isinstance(table.this, exp.Identifier) and (source := self._local_source(table)):
                 alias = table.alias or table.name
-                table.replace(exp.alias_(exp.maybe_parse(source, dialect="duckdb"), alias, table=True))
+                table.replace(exp.Table(this=exp.maybe_parse(source, dialect="duckdb"),
+                                        alias=exp.TableAlias(this=exp.to_identifier(alias))))
         return tree.sql(dialect="duckdb")
 
     def _database_command(self, tree: exp.Expression, sql: str, params: Any):
@@ -272,10 +273,18 @@ class SparkWarehouseSession:
                     f"SELECT coalesce(max(rowid) + 1, 0) FROM read_parquet({sql_literal(str(previous / '*.parquet'))})"
                 ).fetchall()[0][0]
                 order = f", rowid + {offset} AS rowid"
+            columns = "*"
+            if previous is not None:  # the new file in the table's column order (INSERT .. BY NAME)
+                landed = {r[0] for r in self._local.execute("DESCRIBE _medmkt_landing").fetchall()}
+                existing = self._local.execute(
+                    f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(previous / '*.parquet'))})").fetchall()
+                columns = ", ".join(quote_ident(name) if name in landed else
+                                    f"CAST(NULL AS {kind}) AS {quote_ident(name)}"
+                                    for name, kind, *_ in existing if name != ROWID)
             version = self._lake.new_version(table)
             version.mkdir()
             part = version / f"part-{uuid.uuid4().hex}.parquet"
-            self._local.execute(f"COPY (SELECT *{order} FROM _medmkt_landing) TO {sql_literal(str(part))} "
+            self._local.execute(f"COPY (SELECT {columns}{order} FROM _medmkt_landing) TO {sql_literal(str(part))} "
                                 "(FORMAT parquet)")
             if previous is not None:
                 _link_files(previous, version)
@@ -303,7 +312,26 @@ class SparkWarehouseSession:
         return spark_sql.to_spark(spark_sql.rename_tables(tree.copy(), self._spark_name))
 
     def _frame(self, tree: exp.Expression):
-        return self._spark.sql(self._sql(tree))
+        tree = tree.unnest() if isinstance(tree, exp.Subquery) and not tree.alias else tree
+        by_name = next((u for u in tree.find_all(exp.Union) if u.args.get("by_name")), None)
+        if by_name is None:
+            return self._spark.sql(self._sql(tree))
+        # Spark SQL has no UNION BY NAME: the DataFrame's unionByName (missing columns as NULL)
+        frame = self._frame(by_name.this).unionByName(self._frame(by_name.expression), allowMissingColumns=True)
+        if by_name.args.get("distinct"):
+            frame = frame.distinct()
+        view = f"_medmkt_union_{uuid.uuid4().hex[:8]}"
+        frame.createOrReplaceTempView(view)
+        self._views[view] = Path(view)
+        rest = exp.select("*").from_(view)
+        for modifier in ("order", "limit", "offset"):
+            if by_name.args.get(modifier) is not None:
+                rest.set(modifier, by_name.args[modifier])
+        if by_name is tree:
+            return self._frame(rest)
+        tree = tree.copy()
+        next(u for u in tree.find_all(exp.Union) if u.args.get("by_name")).replace(exp.paren(rest))
+        return self._frame(tree)
 
     def _run_spark(self, tree: exp.Expression):
         handler = {exp.Create: self._create, exp.Insert: self._insert, exp.Delete: self._delete,
