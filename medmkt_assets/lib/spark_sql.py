@@ -89,11 +89,43 @@ def _spark_variant(node: exp.Expression) -> exp.Expression:
             return exp.Anonymous(this=function, expressions=[text, exp.Literal.string(spark_fmt)])
         if name == "now":
             return exp.CurrentTimestamp()
+    if isinstance(node, exp.DateDiff) and node.args.get("date_part_boundary") and node.unit \
+            and node.unit.name.upper() == "DAY":
+        # DuckDB counts midnights crossed; Spark's DATEDIFF(DAY, ..) counts whole 24-hour spans
+        return exp.Anonymous(this="datediff", expressions=[
+            exp.cast(node.this, "DATE"), exp.cast(node.expression, "DATE")])
+    if isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) and isinstance(node.this, exp.Order):
+        return _ordered_aggregate(node)
     digits = _is_hex_cast(node)
     if digits is not None:
         return exp.cast(exp.Anonymous(this="conv", expressions=[
             digits, exp.Literal.number(16), exp.Literal.number(10)]), node.to)
     return node
+
+
+def _ordered_aggregate(node: exp.ArrayAgg | exp.GroupConcat) -> exp.Expression:
+    """list(.. ORDER BY ..) / string_agg(.. ORDER BY ..): Spark's collect_list keeps no order, so
+    the values are collected with their sort key, sorted, then stripped of it."""
+    order = node.this
+    value, distinct = order.this, isinstance(order.this, exp.Distinct)
+    if distinct:
+        value = value.expressions[0]
+    (key,) = order.expressions
+    ascending = not key.args.get("desc")
+    spark = lambda e: e.transform(_spark_variant).sql(dialect="spark")  # noqa: E731
+    if distinct:
+        if key.this != value:
+            raise NotImplementedError("an aggregate of DISTINCT values ordered by another column")
+        values = f"array_sort(collect_set({spark(value)}))"
+        values = values if ascending else f"reverse({values})"
+    else:
+        before, after = ("-1", "1") if ascending else ("1", "-1")
+        values = (f"transform(array_sort(collect_list(named_struct('k', {spark(key.this)}, 'v', {spark(value)})), "
+                  f"(l, r) -> CASE WHEN l.k < r.k THEN {before} WHEN l.k > r.k THEN {after} ELSE 0 END), x -> x.v)")
+    if isinstance(node, exp.GroupConcat):
+        separator = node.args.get("separator")
+        values = f"concat_ws({spark(separator) if separator is not None else repr(',')}, {values})"
+    return sqlglot.parse_one(values, read="spark")
 
 
 def _spark_time_format(duckdb_format: str) -> str:
