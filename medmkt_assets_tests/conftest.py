@@ -1,6 +1,7 @@
 """Shared fixtures: a tiny hand-written canonical source whose answers are known."""
 from __future__ import annotations
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -57,12 +58,16 @@ def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Pat
     return folder
 
 
-def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
+def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: str = "duckdb") -> dict:
+    """Every resource, in folders beside `warehouse`; `engine="spark"` runs the SQL on a local
+    Spark with the lakehouse beside the warehouse."""
     return {
         "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
         # the production buffer cap: a reader that needs more than the warehouse allows fails here too
         "warehouse": Warehouse(engine=DuckDBResource(
-            database=str(warehouse), connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]})),
+            database=str(warehouse), connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
+            compute=engine, lakehouse=str(warehouse.parent / "lakehouse"), spark_master=SPARK_MASTER,
+            spark_partitions=4, spark_driver_memory="2g"),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "tracker": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
@@ -70,6 +75,35 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str) -> dict:
         "alerts": AlertFolder(path=str(warehouse.parent / "alerts")),
         "insight": InsightSnapshot(path=str(warehouse.parent / "insight" / "insight.duckdb")),
     }
+
+
+SPARK_MASTER = "local[2]"
+
+
+def spark_missing() -> str | None:
+    """Why Spark tests cannot run here (no PySpark, no Java), or None."""
+    import importlib.util
+    import shutil
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "PySpark is not installed (`.venv/bin/pip install -e '.[spark]'`)"
+    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "no Java runtime (Debian: apt-get install default-jre-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local Spark session for tests marked `spark`. Skipped (saying why) without PySpark or
+    Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a missing Spark fails the tests."""
+    missing = spark_missing()
+    if missing:
+        if os.environ.get("MEDMKT_REQUIRE_SPARK") == "1":
+            pytest.fail(f"MEDMKT_REQUIRE_SPARK=1 but {missing}")
+        pytest.skip(missing)
+    from medmkt_assets.lib.spark_warehouse import spark_session
+
+    return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g")
 
 
 @pytest.fixture
@@ -100,13 +134,15 @@ def materialize_all(definitions: dg.Definitions, resources: dict,
 
 # Fixtures that materialize the whole graph: a test asking for one is marked `slow`, so
 # `pytest -m "not slow"` is the quick tier a developer runs while editing.
-WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run"})
+WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run", "spark_pipeline"})
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if WHOLE_GRAPH_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+        if "spark" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.spark)
 
 
 @pytest.fixture
@@ -137,3 +173,18 @@ def demo_pipeline(tmp_path_factory) -> dict:
         result = materialize_all(build_definitions(Settings.from_env()), resources)
     return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": manifest,
             "result": result, "truth": source / "_truth", "key": TEST_KEY}
+
+
+@pytest.fixture(scope="session")
+def spark_pipeline(demo_pipeline, spark) -> dict:
+    """The same demo source and key as `demo_pipeline`, materialized on the Spark engine."""
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.settings import Settings
+
+    root = demo_pipeline["root"] / "spark"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
+        resources = make_resources(demo_pipeline["source"], root / "warehouse.duckdb",
+                                   f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", engine="spark")
+        result = materialize_all(build_definitions(Settings.from_env()), resources)
+    return {"root": root, "warehouse": root / "warehouse.duckdb", "lakehouse": root / "lakehouse", "result": result}

@@ -1,23 +1,36 @@
-"""`python -m medmkt_assets.bench.compare OLD.duckdb NEW.duckdb`: are two warehouses the same?
+"""`python -m medmkt_assets.bench.compare OLD.duckdb NEW.duckdb [--rtol 1e-9]`: are two warehouses the same?
 
 Every table of the staging, features, marts, restricted and quarantine schemas is read in a
 canonical order and compared cell for cell; the tables that differ are printed with the
-columns that differ. Used to show a refactor leaves the pipeline's output unchanged (run
-the same source through the old and the new code, then compare). Exit 1 on any difference.
+columns that differ. Two uses: a refactor leaves the pipeline's output unchanged (the same
+source through the old and the new code, exact), and the Spark engine gives what DuckDB gives
+(the same source on both engines, floating-point columns within `--rtol`: the engines add up
+in different orders). Exit 1 on any difference.
 """
 from __future__ import annotations
 
+import argparse
 import sys
 
 import duckdb
+import numpy as np
+import pandas as pd
 
 SCHEMAS = ("staging", "features", "marts", "restricted", "quarantine")
 
 
-def differences(old_path: str, new_path: str) -> list[str]:
+def _same_column(a: pd.Series, b: pd.Series, rtol: float) -> bool:
+    if a.equals(b):
+        return True
+    if rtol and pd.api.types.is_float_dtype(a) and pd.api.types.is_float_dtype(b):
+        return bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=rtol, atol=0.0, equal_nan=True))
+    return False
+
+
+def differences(old_path: str, new_path: str, rtol: float = 0.0, schemas: tuple[str, ...] = SCHEMAS) -> list[str]:
     old, new = duckdb.connect(old_path, read_only=True), duckdb.connect(new_path, read_only=True)
     listing = ("SELECT table_schema || '.' || table_name FROM information_schema.tables "
-               f"WHERE table_schema IN {SCHEMAS} ORDER BY 1")
+               f"WHERE table_schema IN ({', '.join(repr(s) for s in schemas)}) ORDER BY 1")
     tables = [r[0] for r in old.execute(listing).fetchall()]
     found = [f"{t}: only in {new_path}" for t in sorted({r[0] for r in new.execute(listing).fetchall()} - set(tables))]
     for table in tables:
@@ -29,12 +42,23 @@ def differences(old_path: str, new_path: str) -> list[str]:
         if a.shape != b.shape or list(a.columns) != list(b.columns):
             found.append(f"{table}: shape {a.shape} → {b.shape}")
         elif not a.equals(b):
-            found.append(f"{table}: columns differ: {[c for c in a.columns if not a[c].equals(b[c])]}")
+            differ = [c for c in a.columns if not _same_column(a[c], b[c], rtol)]
+            if differ:
+                found.append(f"{table}: columns differ: {differ}")
     print(f"compared {len(tables)} tables: {len(found)} differ")
     return found
 
 
-if __name__ == "__main__":
-    problems = differences(*sys.argv[1:3])
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("old")
+    parser.add_argument("new")
+    parser.add_argument("--rtol", type=float, default=0.0, help="relative tolerance of floating-point cells")
+    args = parser.parse_args()
+    problems = differences(args.old, args.new, args.rtol)
     print("\n".join(problems))
     sys.exit(1 if problems else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,11 @@ agree on it:
 - `try_strptime(text, '%Y-%m-%d')` becomes `try_to_timestamp(text, 'yyyy-MM-dd')`;
 - the stable hash of lib.sql.stable_hash_sql (`CAST('0x' || left(md5(..), n) AS BIGINT)`)
   becomes `conv(left(md5(..), n), 16, 10)`: DuckDB reads hex literals, Spark does not;
-- `hash(..)` (duplicate detection only, never stored) becomes Spark's own `hash`.
+- `hash(..)` (duplicate detection only, never stored) stays: Spark's own `hash`;
+- `date_diff('day', a, b)` counts midnights crossed (Spark's counts 24-hour spans);
+- `list(.. ORDER BY ..)` and `string_agg(.. ORDER BY ..)` sort what Spark collects unordered;
+- `x / 0` is ±inf or NaN as in DuckDB, where Spark would give NULL;
+- `UNION BY NAME` (lib.spark_warehouse: DataFrame.unionByName).
 
 Table references are rewritten by the caller (`rename_tables`), because where a table lives
 is the session's business, not the dialect's.
@@ -94,6 +98,8 @@ def _spark_variant(node: exp.Expression) -> exp.Expression:
         # DuckDB counts midnights crossed; Spark's DATEDIFF(DAY, ..) counts whole 24-hour spans
         return exp.Anonymous(this="datediff", expressions=[
             exp.cast(node.this, "DATE"), exp.cast(node.expression, "DATE")])
+    if isinstance(node, exp.Div):
+        return _ieee_division(node)
     if isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) and isinstance(node.this, exp.Order):
         return _ordered_aggregate(node)
     digits = _is_hex_cast(node)
@@ -101,6 +107,15 @@ def _spark_variant(node: exp.Expression) -> exp.Expression:
         return exp.cast(exp.Anonymous(this="conv", expressions=[
             digits, exp.Literal.number(16), exp.Literal.number(10)]), node.to)
     return node
+
+
+def _ieee_division(node: exp.Div) -> exp.Expression:
+    """x / 0 is ±inf or NaN in DuckDB (IEEE), NULL in Spark: spelled out so both agree."""
+    spark = lambda e: e.transform(_spark_variant).sql(dialect="spark")  # noqa: E731
+    a, b = spark(node.this), spark(node.expression)
+    return sqlglot.parse_one(
+        f"CASE WHEN ({b}) = 0 THEN CASE WHEN ({a}) > 0 THEN double('inf') WHEN ({a}) < 0 THEN double('-inf') "
+        f"WHEN ({a}) = 0 THEN double('NaN') END ELSE ({a}) / ({b}) END", read="spark")
 
 
 def _ordered_aggregate(node: exp.ArrayAgg | exp.GroupConcat) -> exp.Expression:
