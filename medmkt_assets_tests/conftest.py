@@ -80,29 +80,17 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: s
 SPARK_MASTER = "local[2]"
 
 
-def spark_missing() -> str | None:
-    """Why Spark tests cannot run here (no PySpark, no Java), or None."""
-    import importlib.util
-    import shutil
-
-    if importlib.util.find_spec("pyspark") is None:
-        return "PySpark is not installed (`.venv/bin/pip install -e '.[spark]'`)"
-    if not (shutil.which("java") or os.environ.get("JAVA_HOME")):
-        return "no Java runtime (Debian: apt-get install default-jre-headless)"
-    return None
-
-
 @pytest.fixture(scope="session")
 def spark():
     """A local Spark session for tests marked `spark`. Skipped (saying why) without PySpark or
     Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a missing Spark fails the tests."""
+    from medmkt_assets.lib.spark_warehouse import spark_missing, spark_session
+
     missing = spark_missing()
     if missing:
         if os.environ.get("MEDMKT_REQUIRE_SPARK") == "1":
             pytest.fail(f"MEDMKT_REQUIRE_SPARK=1 but {missing}")
         pytest.skip(missing)
-    from medmkt_assets.lib.spark_warehouse import spark_session
-
     return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g")
 
 

@@ -13,6 +13,7 @@ agree on it:
 - `date_diff('day', a, b)` counts midnights crossed (Spark's counts 24-hour spans);
 - `list(.. ORDER BY ..)` and `string_agg(.. ORDER BY ..)` sort what Spark collects unordered;
 - `x / 0` is ±inf or NaN as in DuckDB, where Spark would give NULL;
+- `avg(..)` and `row_number()`/`rank()` keep DuckDB's result types (DOUBLE, BIGINT);
 - `UNION BY NAME` (lib.spark_warehouse: DataFrame.unionByName).
 
 Table references are rewritten by the caller (`rename_tables`), because where a table lives
@@ -98,6 +99,10 @@ def _spark_variant(node: exp.Expression) -> exp.Expression:
         # DuckDB counts midnights crossed; Spark's DATEDIFF(DAY, ..) counts whole 24-hour spans
         return exp.Anonymous(this="datediff", expressions=[
             exp.cast(node.this, "DATE"), exp.cast(node.expression, "DATE")])
+    if isinstance(node, exp.Avg) and not isinstance(node.this, exp.Distinct):
+        return exp.Avg(this=exp.cast(node.this, "DOUBLE"))  # DuckDB's avg is DOUBLE, Spark's avg of a DECIMAL is not
+    if isinstance(node, exp.Window) and isinstance(node.this, (exp.RowNumber, exp.Rank, exp.DenseRank)):
+        return exp.cast(node.copy(), "BIGINT")  # BIGINT in DuckDB, INT in Spark
     if isinstance(node, exp.Div):
         return _ieee_division(node)
     if isinstance(node, (exp.ArrayAgg, exp.GroupConcat)) and isinstance(node.this, exp.Order):

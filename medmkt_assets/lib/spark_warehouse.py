@@ -52,8 +52,22 @@ FILE_FUNCTIONS = ("read_csv", "read_csv_auto", "read_json", "read_json_auto", "r
                   "read_ndjson_auto", "read_parquet", "read_text", "duckdb_databases", "glob")
 
 
+def spark_missing(remote: str = "") -> str | None:
+    """Why this machine cannot run the Spark engine (no PySpark; no Java for a local Spark), or None."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyspark") is None:
+        return "PySpark is not installed: `make setup-spark` (pip install -e '.[spark]')"
+    if not remote and not (shutil.which("java") or os.environ.get("JAVA_HOME")):
+        return "no Java runtime for a local Spark (Debian: apt-get install default-jre-headless)"
+    return None
+
+
 def spark_session(master: str, remote: str = "", driver_memory: str = "4g", partitions: int = 8):
     """The process's SparkSession: Spark Connect when `remote` is set, else a local/cluster master."""
+    missing = spark_missing(remote)
+    if missing:
+        raise RuntimeError(f"MEDMKT_ENGINE=spark: {missing}")
     from pyspark.sql import SparkSession
 
     builder = SparkSession.builder.appName("medmkt")
@@ -107,9 +121,12 @@ class SparkResult:
         if self._frame is None:
             return pd.DataFrame(self._rows, columns=self._columns)
         frame = self._frame.toPandas()
-        for column in frame.columns:  # DuckDB hands DECIMAL to pandas as float
-            if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, Decimal)).any():
-                frame[column] = frame[column].map(_plain).astype("float64")
+        for field in self._frame.schema.fields:  # as DuckDB hands them to pandas: DECIMAL as float, DATE as datetime64
+            kind = field.dataType.simpleString()
+            if kind.startswith("decimal"):
+                frame[field.name] = frame[field.name].map(_plain).astype("float64")
+            elif kind == "date":
+                frame[field.name] = pd.to_datetime(frame[field.name])
         return frame
 
     def fetch_arrow_table(self) -> pa.Table:

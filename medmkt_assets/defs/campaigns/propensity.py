@@ -190,7 +190,7 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
 def _campaign_inputs(con) -> tuple[pd.DataFrame, list[str], pd.DataFrame, list[tuple]]:
     """Every profiled patient's current features, the feature columns, past contacts, planned campaigns."""
     return (con.execute(PROFILED_FEATURES_SQL).fetchdf(), feature_columns(con, CURRENT_FEATURES),
-            con.execute(f"SELECT * FROM {TRAINING_TABLE}").fetchdf(),
+            con.execute(f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key").fetchdf(),
             [(cid, category, channel) for cid, _, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()])
 
 
