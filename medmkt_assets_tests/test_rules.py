@@ -403,3 +403,22 @@ def test_rules_in_the_metadata_read_as_names_with_their_codes():
     assert _readable(rules, names).tolist() == [
         "Metformin 500 mg tablets (P002) + diagnosis: Type 2 diabetes (E11) → Strips / 50 (P011)",
         "{} → Metformin 500 mg tablets (P002)"]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_spark_mllib_fpgrowth_finds_the_same_itemsets_counts_and_rules(spark, seed):
+    """The Spark engine's miner (MLlib FPGrowth) against mlxtend on the same baskets, arules
+    semantics kept: every itemset and count, then the same rules ({} -> {X} and pruning included)."""
+    from medmkt_assets.lib import spark_models
+    from medmkt_assets.lib.rules import encode_baskets, frequent_itemsets, min_count_for, rules_from_itemsets
+
+    baskets = random_baskets(400, 12, seed)
+    min_count = min_count_for(0.03, baskets.basket_id.nunique())
+    matrix, items, _ = encode_baskets(baskets)
+    expected = frequent_itemsets(matrix, items, min_count, 3)
+    found, n = spark_models.frequent_itemsets(spark.createDataFrame(baskets.astype({"item_id": str})), min_count, 3)
+    as_set = lambda f: set(zip(f.itemsets, f["count"]))  # noqa: E731
+    assert n == matrix.shape[0] and as_set(found) == as_set(expected)
+    settings = dict(min_lift=None, prune_redundant=True)
+    pd.testing.assert_frame_equal(rules_from_itemsets(found, n, 0.3, **settings),
+                                  mine_rules(baskets, 0.03, 0.3, max_len=3, **settings))

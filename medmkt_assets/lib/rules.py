@@ -285,18 +285,32 @@ def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float,
     when a rule with the same consequent and a smaller antecedent is at least as confident.
     """
     _check_columns(baskets)
-    support_frac = _fraction(min_support, "min_support")
-    confidence_frac = _fraction(min_confidence, "min_confidence")
+    _fraction(min_confidence, "min_confidence")
     if max_len is not None and (isinstance(max_len, bool) or int(max_len) != max_len or max_len < 1):
         raise ValueError(f"max_len must be a positive integer or None, got {max_len!r}")
     matrix, items, _ = encode_baskets(baskets)
     n = matrix.shape[0]
     if n == 0:
         return empty_rules()
-    # ceil(min_support * n), less a 1e-9 basket so that a share computed as k / n in floats
-    # (Fraction('0.6470588235294118') * 17 is a hair above 11) still means k baskets
-    min_count = max(1, math.ceil(support_frac * n - _COUNT_TOLERANCE))
-    itemsets = frequent_itemsets(matrix, items, min_count, None if max_len is None else int(max_len))
+    itemsets = frequent_itemsets(matrix, items, min_count_for(min_support, n), None if max_len is None else int(max_len))
+    return rules_from_itemsets(itemsets, n, min_confidence, single_consequent, min_lift, prune_redundant)
+
+
+def min_count_for(min_support: float, n: int) -> int:
+    """The least number of baskets an itemset needs: ceil(min_support * n), less a 1e-9 basket so
+    that a share computed as k / n in floats (Fraction('0.6470588235294118') * 17 is a hair above
+    11) still means k baskets."""
+    return max(1, math.ceil(_fraction(min_support, "min_support") * n - _COUNT_TOLERANCE))
+
+
+def rules_from_itemsets(itemsets: pd.DataFrame, n: int, min_confidence: float, single_consequent: bool = False,
+                        min_lift: float | None = None, prune_redundant: bool = False) -> pd.DataFrame:
+    """mine_rules' second half, from frequent itemsets (itemsets as frozensets, count) of `n` baskets
+    found by any miner (mlxtend here, Spark MLlib's FPGrowth on the Spark engine)."""
+    confidence_frac = _fraction(min_confidence, "min_confidence")
+    items = pd.Index(sorted({item for itemset in itemsets["itemsets"] for item in itemset}), dtype=object)
+    if n == 0 or len(items) == 0:
+        return empty_rules()
     found = _generate(itemsets, items, n, confidence_frac, single_consequent, prune_redundant)
     if len(found["n_ac"]) == 0:
         return empty_rules()

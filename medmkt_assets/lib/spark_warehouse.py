@@ -48,8 +48,7 @@ DUCKDB_COMPATIBLE_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
 }
-FILE_FUNCTIONS = ("read_csv", "read_csv_auto", "read_json", "read_json_auto", "read_ndjson",
-                  "read_ndjson_auto", "read_parquet", "read_text", "duckdb_databases", "glob")
+
 
 
 def spark_missing(remote: str = "") -> str | None:
@@ -136,6 +135,8 @@ class SparkResult:
 class SparkWarehouseSession:
     """One unit of work on Spark; the same methods as lib.warehouse.Session."""
 
+    engine = "spark"
+
     def __init__(self, spark, lakehouse: Lakehouse, warehouse_file: Path):
         self._spark = spark
         self._lake = lakehouse
@@ -159,6 +160,13 @@ class SparkWarehouseSession:
         if self._is_local(tree):
             return self._run_local(tree)
         return self._run_spark(tree)
+
+    def dataframe(self, sql: str, params: Any = None):
+        """A query's rows as a Spark DataFrame, for models that run in Spark (lib.spark_models)."""
+        tree = spark_sql.bind(spark_sql.parse(sql), params, self._variables)
+        if self._is_local(tree):
+            raise ValueError("a query over source files or DuckDB temp tables has no Spark DataFrame")
+        return self._frame(tree)
 
     def query_df(self, sql: str, params: Any = None) -> pd.DataFrame:
         return self.execute(sql, params).fetchdf()
@@ -224,9 +232,7 @@ class SparkWarehouseSession:
         ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier):
-                if isinstance(table.this, exp.Func) and (
-                        isinstance(table.this, (exp.ReadCSV, exp.ReadParquet))
-                        or table.this.name.lower() in FILE_FUNCTIONS):
+                if isinstance(table.this, exp.Func):  # read_csv, read_json, sniff_csv, glob: DuckDB's
                     return True
                 continue
             if table.db in self._attached or (not table.db and table.name in self._local_temps

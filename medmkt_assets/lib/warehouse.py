@@ -2,10 +2,10 @@
 
 A `Session` runs a statement, queries to pandas or Arrow, writes a frame, says whether a
 table exists, describes a table and wraps work in a transaction. DuckDB is the only
-engine so far and this is the only module (with the tests and the bench) that imports
-it; Dagster hands sessions out through the `Warehouse` resource (defs/resources.py), whose
-connections come from dagster-duckdb. A second engine implements the same small class
-instead of touching every asset.
+engine's module (with lib.lakehouse, the Spark engine's DuckDB side, the tests and the bench)
+that imports it; Dagster hands sessions out through the `Warehouse` resource
+(defs/resources.py), whose connections come from dagster-duckdb. The Spark engine
+(lib.spark_warehouse.SparkWarehouseSession) implements the same small class.
 Statements are DuckDB SQL; a result from `execute` is read with `fetchall`, `fetchone`
 or `fetchdf` before the next statement.
 """
@@ -24,6 +24,8 @@ WarehouseError: tuple[type[Exception], ...] = (duckdb.Error,)
 
 class Session:
     """One connection to the warehouse."""
+
+    engine = "duckdb"  # lib.spark_warehouse.SparkWarehouseSession: "spark"
 
     def __init__(self, connection: duckdb.DuckDBPyConnection):
         self._con = connection

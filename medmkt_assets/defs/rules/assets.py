@@ -8,8 +8,9 @@ from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
-from medmkt_assets.lib import plots, tracking
-from medmkt_assets.lib.rules import mine_rules
+from medmkt_assets.lib import plots, spark_models, tracking
+from medmkt_assets.lib.rules import min_count_for, mine_rules, rules_from_itemsets
+from medmkt_assets.lib.sql import stable_hash_sql
 from medmkt_assets.lib.schema import SMALL_CELL_MAX
 
 # Baskets are numbered in SQL so only small integers and item ids travel to Python.
@@ -30,8 +31,10 @@ BASKET_ITEMS_SQL = {
         JOIN (SELECT patient_key, row_number() OVER (ORDER BY patient_key) AS basket_id
               FROM staging.patients {sample}) b USING (patient_key)""",
 }
-# A seeded simple random sample of patients, when there are more than the configured size.
-PATIENT_SAMPLE = "USING SAMPLE reservoir({size} ROWS) REPEATABLE (7)"
+# A seeded simple random sample of patients, when there are more than the configured size: the
+# first `size` by a stable hash, so both engines draw the same patients.
+PATIENT_SAMPLE = ("WHERE patient_key IN (SELECT patient_key FROM staging.patients "
+                  f"ORDER BY {stable_hash_sql('patient_key', repr('7'))}, patient_key LIMIT {{size}})")
 
 
 # What a reader sees for each rule item, with its code kept: a product's name
@@ -127,15 +130,22 @@ def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehous
                 scope: str) -> tuple[pd.DataFrame, bool]:
     """One scope's rules (at most max_rules, by lift) and whether its baskets were a patient sample."""
     sample = ""
+    settings = dict(single_consequent=config.single_consequent, min_lift=config.min_lift,
+                    prune_redundant=config.prune_redundant)
+    confidence, max_len = getattr(config, f"{scope}_min_confidence"), getattr(config, f"{scope}_max_len")
     with warehouse.session() as con:
         if scope == "patient" and 0 < config.patient_sample_size < row_count(con, "staging.patients"):
             sample = PATIENT_SAMPLE.format(size=config.patient_sample_size)
-        baskets = con.execute(BASKET_ITEMS_SQL[scope].format(sample=sample)).fetchdf()
-    n_baskets = max(int(baskets.basket_id.nunique()), 1)
-    min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
-    rules = mine_rules(baskets, min_support, getattr(config, f"{scope}_min_confidence"),
-                       max_len=getattr(config, f"{scope}_max_len"), single_consequent=config.single_consequent,
-                       min_lift=config.min_lift, prune_redundant=config.prune_redundant)
+        basket_sql = BASKET_ITEMS_SQL[scope].format(sample=sample)
+        n_baskets = max(con.execute(f"SELECT count(DISTINCT basket_id) FROM ({basket_sql})").fetchall()[0][0], 1)
+        min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
+        if con.engine == "spark":  # MLlib FPGrowth in the cluster: the baskets never reach the driver
+            itemsets, n = spark_models.frequent_itemsets(con.dataframe(basket_sql),
+                                                         min_count_for(min_support, n_baskets), max_len)
+            rules = rules_from_itemsets(itemsets, n, confidence, **settings)
+        else:
+            rules = mine_rules(con.execute(basket_sql).fetchdf(), min_support, confidence, max_len=max_len,
+                               **settings)
     if len(rules) > config.max_rules:
         context.log.warning("%s scope: %d rules; publishing the %d with the highest lift.", scope, len(rules),
                             config.max_rules)
