@@ -235,3 +235,52 @@ def test_score_columns_come_back_keyed_by_position_with_their_flags():
     con.write_frame(cm.ScoreColumns(3).frame(), "none", query=query)  # no target: an empty table, same columns
     assert [r[0] for r in con.execute("DESCRIBE none").fetchall()] == ["patient_key", "target", "score", "model",
                                                                        "already"]
+
+
+def _scoring_world(session) -> list[cm.Scorer]:
+    """Three profiled patients (one unprofiled), one past treated conversion, N18 for two of them."""
+    from medmkt_assets.lib.staging import ensure_schemas
+
+    ensure_schemas(session)
+    session.write_frame(pd.DataFrame({"patient_key": ["k1", "k2", "k3", "k9"], "monetary": [10.0, 0.0, 5.0, 1.0],
+                                      "cat__diabetes": [0.5, 0.0, 1.0, 0.0]}), "features.patient_features")
+    session.write_frame(pd.DataFrame({"patient_key": ["k3", "k1", "k2"], "gender": ["F", "M", "F"],
+                                      "age_band": ["40-49", "50-59", "60-69"]}), "marts.patient_profiles")
+    session.write_frame(pd.DataFrame({"campaign_id": ["C1", "C1"], "patient_key": ["k1", "k2"],
+                                      "arm": ["treatment", "control"], "converted": [1, 0]}), "features.campaign_training")
+    session.write_frame(pd.DataFrame({"patient_key": ["k1", "k1", "k3"], "condition_code": ["N18", "E11", "N18"]}),
+                        "staging.diagnoses")
+    return [cm.Scorer("risk:N18", "logistic", lambda b: b.monetary.to_numpy() / 100, not_for_code="N18"),
+            cm.Scorer("C2", cm.PROXY_MODEL, cm.proxy_predictor("diabetes", ["monetary", "cat__diabetes"], 1.0, 0.5))]
+
+
+SCORED = "patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAST(f.model AS VARCHAR) AS model, f.flag AS flag"
+
+
+def test_scorers_write_every_profiled_patient_with_flags_and_proxy_history():
+    import duckdb
+
+    from medmkt_assets.lib.warehouse import Session
+
+    con = Session(duckdb.connect())
+    cm.write_scores(con, cm.scoring_sql(["N18"]), _scoring_world(con), "marts.s", SCORED)
+    rows = con.execute("SELECT * FROM marts.s ORDER BY target, patient_key").fetchall()
+    # proxy: (past conversions + 5 x 1.0) / (past treated + 5) x (1 + share) / (1 + 0.5), clipped to 1
+    assert rows == [("k1", "C2", 1.0, cm.PROXY_MODEL, None), ("k2", "C2", 2 / 3, cm.PROXY_MODEL, None),
+                    ("k3", "C2", 1.0, cm.PROXY_MODEL, None), ("k1", "risk:N18", None, "logistic", True),
+                    ("k2", "risk:N18", 0.0, "logistic", False), ("k3", "risk:N18", None, "logistic", True)]
+
+
+def test_scorers_in_spark_executors_write_what_duckdb_writes(spark, tmp_path):
+    import duckdb
+
+    from medmkt_assets.lib.lakehouse import Lakehouse
+    from medmkt_assets.lib.spark_warehouse import SparkWarehouseSession
+    from medmkt_assets.lib.warehouse import Session
+
+    tables = []
+    for con in (Session(duckdb.connect()), SparkWarehouseSession(spark, Lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")):
+        cm.write_scores(con, cm.scoring_sql(["N18"]), _scoring_world(con), "marts.s", SCORED)
+        tables.append(con.execute("SELECT * FROM marts.s ORDER BY target, patient_key").fetchall())
+        con.close()
+    assert tables[0] == tables[1]

@@ -406,8 +406,8 @@ def test_rules_in_the_metadata_read_as_names_with_their_codes():
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_spark_mllib_fpgrowth_finds_the_same_itemsets_counts_and_rules(spark, seed):
-    """The Spark engine's miner (MLlib FPGrowth) against mlxtend on the same baskets, arules
+def test_spark_itemset_counts_find_the_same_itemsets_counts_and_rules(spark, seed):
+    """The Spark engine's level-wise itemset counts against mlxtend FP-growth on the same baskets, arules
     semantics kept: every itemset and count, then the same rules ({} -> {X} and pruning included)."""
     from medmkt_assets.lib import spark_models
     from medmkt_assets.lib.rules import encode_baskets, frequent_itemsets, min_count_for, rules_from_itemsets

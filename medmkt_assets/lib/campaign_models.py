@@ -6,6 +6,7 @@ so memory stays bounded.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -13,6 +14,7 @@ import pandas as pd
 
 from medmkt_assets.lib.campaign_features import target_share_sql
 from medmkt_assets.lib.propensity import UPLIFT_LEARNERS, TwoModelUplift, folds, qini_auc
+from medmkt_assets.lib.sql import sql_list
 
 SCORE_BATCH = 200_000
 POOLED = "all past campaigns"
@@ -97,16 +99,134 @@ def proxy_scores(features: pd.DataFrame, category: str | None, columns: list[str
     `features` has patient_key and the feature columns; `past_contacts` has patient_key, arm and converted.
     """
     treated = past_contacts[past_contacts.arm == "treatment"]
-    overall = float(treated.converted.mean()) if len(treated) else 0.0
     per_patient = treated.groupby("patient_key").converted.agg(["sum", "count"])
-    history = per_patient.reindex(features.patient_key).fillna(0.0).to_numpy()
-    response = (history[:, 0] + PROXY_PRIOR_CONTACTS * overall) / (history[:, 1] + PROXY_PRIOR_CONTACTS)
-    column = target_share_sql(category, columns)  # the share column alone: no copy of every feature
+    history = per_patient.reindex(features.patient_key).fillna(0.0)
+    column = target_share_sql(category, columns)
     share = features[column].to_numpy(dtype=float) if column in features else np.zeros(len(features))
-    affinity = (1 + share) / (1 + share.mean()) if len(share) else share
-    if overall == 0:  # no campaign has ever converted anyone: affinity alone ranks
-        return np.clip(share, 0, 1)
-    return np.clip(response * affinity, 0, 1)
+    predict = proxy_predictor(category, columns, past_response_rate(past_contacts),
+                              float(share.mean()) if len(share) else 0.0)
+    return predict(features.assign(_past_conversions=history["sum"].to_numpy(),
+                                   _past_treated=history["count"].to_numpy()))
+
+
+def past_response_rate(past_contacts: pd.DataFrame) -> float:
+    """Everyone's conversion rate when treated: the proxy's prior."""
+    treated = past_contacts[past_contacts.arm == "treatment"]
+    return float(treated.converted.mean()) if len(treated) else 0.0
+
+
+def proxy_predictor(category: str | None, columns: list[str], overall: float,
+                    share_mean: float) -> Callable[[pd.DataFrame], np.ndarray]:
+    """proxy_scores as a function of a batch of patients alone, given everyone's response rate and
+    mean share: the batch carries each patient's past treated contacts and conversions
+    (`_past_treated`, `_past_conversions`, as SCORING_SQL joins them)."""
+    column = target_share_sql(category, columns)  # the share column alone: no copy of every feature
+
+    def predict(batch: pd.DataFrame) -> np.ndarray:
+        share = batch[column].to_numpy(dtype=float) if column in batch else np.zeros(len(batch))
+        if overall == 0:  # no campaign has ever converted anyone: affinity alone ranks
+            return np.clip(share, 0, 1)
+        response = ((batch["_past_conversions"].to_numpy(dtype=float) + PROXY_PRIOR_CONTACTS * overall)
+                    / (batch["_past_treated"].to_numpy(dtype=float) + PROXY_PRIOR_CONTACTS))
+        return np.clip(response * (1 + share) / (1 + share_mean), 0, 1)
+
+    return predict
+
+
+# Every profiled patient's current features with what scoring needs beside them: the profile's
+# gender and age band, past treated contacts and conversions (the proxy score) and which of
+# `codes` they have been diagnosed with (a risk score is not given for a condition one has).
+SCORING_SQL = """
+SELECT f.*, p.gender AS _gender, p.age_band AS _age_band,
+       coalesce(h.treated, 0) AS _past_treated, coalesce(h.conversions, 0) AS _past_conversions,
+       d.codes AS _diagnosed
+FROM features.patient_features f JOIN marts.patient_profiles p USING (patient_key)
+LEFT JOIN (SELECT patient_key, count(*) AS treated, sum(converted) AS conversions
+           FROM features.campaign_training WHERE arm = 'treatment' GROUP BY patient_key) h USING (patient_key)
+LEFT JOIN (SELECT patient_key, list(DISTINCT condition_code ORDER BY condition_code) AS codes
+           FROM staging.diagnoses WHERE condition_code IN ({codes}) GROUP BY patient_key) d USING (patient_key)
+ORDER BY patient_key"""
+
+
+# The patients SCORING_SQL lists (the keys ScoreColumns joins back by position).
+SCORED_KEYS_SQL = "SELECT patient_key FROM features.patient_features SEMI JOIN marts.patient_profiles USING (patient_key)"
+
+
+def scoring_sql(codes: list[str]) -> str:
+    """SCORING_SQL for the risk targets' condition codes."""
+    return SCORING_SQL.format(codes=sql_list(codes) if codes else "NULL")
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """How one target scores a batch of SCORING_SQL rows, with what was learnt: a pure function of
+    the batch, so it runs the same in pandas on the driver (DuckDB) and in Spark's executors."""
+
+    target: str
+    model: str
+    predict: Callable[[pd.DataFrame], np.ndarray]
+    not_for_code: str | None = None  # risk: a patient diagnosed with it gets no score, and the flag
+
+    def apply(self, batch: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+        scores = np.asarray(self.predict(batch), dtype="float64")
+        if self.not_for_code is None:
+            return scores, None
+        already = np.fromiter((not pd.api.types.is_scalar(codes) and self.not_for_code in list(codes)
+                               for codes in batch["_diagnosed"]), dtype=bool, count=len(batch))  # NULL: no code
+        return np.where(already, np.nan, scores), already
+
+
+def model_predictor(predict: Callable[[pd.DataFrame], np.ndarray], columns: list[str], category: str | None = None,
+                    feature_columns: list[str] | None = None) -> Callable[[pd.DataFrame], np.ndarray]:
+    """A fitted model's predict on a batch: its columns, with the campaign's target share added
+    when `category` is given (campaign models)."""
+    def run(batch: pd.DataFrame) -> np.ndarray:
+        if category is not None:
+            batch = with_target_share(batch, category, feature_columns or [])
+        return score_in_batches(predict, batch, columns)
+    return run
+
+
+# The long form scorers give a batch in: what Spark's mapInPandas hands back.
+LONG_SCORES_SCHEMA = "patient_key string, target string, score double, model string, flag boolean"
+
+
+def long_scores(batch: pd.DataFrame, scorers: list[Scorer]) -> pd.DataFrame:
+    """Every scorer's rows for a batch: patient_key, target, score, model, flag."""
+    parts = []
+    for scorer in scorers:
+        scores, flag = scorer.apply(batch)
+        parts.append(pd.DataFrame({
+            "patient_key": batch["patient_key"].to_numpy(), "target": scorer.target,
+            "score": pd.array(scores, dtype="Float64"),  # NaN (no score) as NULL
+            "model": scorer.model,
+            "flag": pd.array(flag if flag is not None else [pd.NA] * len(batch), dtype="boolean")}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+        {c.split()[0]: [] for c in LONG_SCORES_SCHEMA.split(", ")})
+
+
+def write_scores(con, sql: str, scorers: list[Scorer], table: str, columns: str) -> None:
+    """Score every row of `sql` with every scorer and write `table` as SELECT `columns` over the long
+    scores `f` (patient_key, f.target, f.score, f.model, f.flag), in target then key order.
+
+    On DuckDB the rows come to pandas once, scores are kept by position and the engine joins the keys
+    back (ScoreColumns); on Spark the executors score each partition (mapInPandas) and the rows
+    never reach the driver."""
+    if con.engine == "spark":
+        from medmkt_assets.lib import spark_models
+
+        scored = spark_models.map_batches(con.dataframe(sql), lambda batch: long_scores(batch, scorers),
+                                          LONG_SCORES_SCHEMA)
+        con.register("_medmkt_scores", scored)
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {columns} FROM _medmkt_scores f "
+                    "ORDER BY f.target, patient_key")
+        return
+    features = con.execute(sql).fetchdf()
+    outputs = ScoreColumns(len(features))
+    for scorer in scorers:
+        scores, flag = scorer.apply(features)
+        outputs.add(scorer.target, scorer.model, scores, flag=flag)
+    con.write_frame(outputs.frame(), table, query=ScoreColumns.keyed_sql(SCORED_KEYS_SQL, columns))
 
 
 class ScoreColumns:

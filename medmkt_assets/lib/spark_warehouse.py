@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from contextlib import contextmanager
 from decimal import Decimal
@@ -74,6 +75,8 @@ def spark_session(master: str, remote: str = "", driver_memory: str = "4g", part
         builder = builder.remote(remote)
     else:
         builder = builder.master(master).config("spark.driver.memory", driver_memory)
+        if master.startswith("local"):  # Python workers (mapInPandas) in this environment, with medmkt
+            os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**DUCKDB_COMPATIBLE_CONF, "spark.sql.shuffle.partitions": str(partitions)}.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
@@ -167,6 +170,11 @@ class SparkWarehouseSession:
         if self._is_local(tree):
             raise ValueError("a query over source files or DuckDB temp tables has no Spark DataFrame")
         return self._frame(tree)
+
+    def register(self, name: str, frame) -> None:
+        """A Spark DataFrame as a temp view later statements can read (closed with the session)."""
+        frame.createOrReplaceTempView(name)
+        self._views[name] = Path(name)
 
     def query_df(self, sql: str, params: Any = None) -> pd.DataFrame:
         return self.execute(sql, params).fetchdf()

@@ -14,7 +14,7 @@ from medmkt_assets.defs.warehouse import (
 from medmkt_assets.lib import campaign_models as cm
 from medmkt_assets.lib import plots, tracking
 from medmkt_assets.lib.audiences import PLANNED_CAMPAIGNS_SQL
-from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training
+from medmkt_assets.lib.campaign_features import TRAINING_TABLE, build_campaign_training, target_share_sql
 from medmkt_assets.lib.disease_risk import (
     RISK_CONDITIONS_SQL, RISK_ROWS_SQL, RISK_TRAINING_TABLE, build_risk_training, risk_model_columns,
 )
@@ -23,25 +23,23 @@ from medmkt_assets.lib.propensity import (
     UPLIFT_LEARNERS, auc_by_group, calibration, campaign_model_columns, evaluate_models, lift_table, make_model,
     qini_curve, stratified_cap, suppress_groups, training_rows_for,
 )
+from medmkt_assets.lib.sql import quote_ident
 from medmkt_assets.lib.suppression import suppress_frame
 
 CURRENT_FEATURES = "features.patient_features"
-PROFILED_FEATURES_SQL = (f"SELECT f.*, p.gender AS _gender, p.age_band AS _age_band FROM {CURRENT_FEATURES} f "
-                         "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
-DIAGNOSED_SQL = "SELECT DISTINCT patient_key, condition_code FROM staging.diagnoses"
-# The scores are computed in this key order; the engine joins the keys back by position.
-PROFILED_KEYS_SQL = ("SELECT patient_key FROM features.patient_features "
-                     "SEMI JOIN marts.patient_profiles USING (patient_key)")
-SCORES_SQL = cm.ScoreColumns.keyed_sql(
-    PROFILED_KEYS_SQL, "k.patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAST(f.model AS VARCHAR) AS model, "
-                       "f.flag AS already_diagnosed")
-UPLIFT_SQL = cm.ScoreColumns.keyed_sql(
-    PROFILED_KEYS_SQL, "k.patient_key, CAST(f.target AS VARCHAR) AS campaign_id, f.score AS expected_uplift, "
-                       "CAST(f.model AS VARCHAR) AS model")
+# The published columns over the long scores `f` (lib.campaign_models.write_scores).
+SCORE_COLUMNS = ("patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAST(f.model AS VARCHAR) AS model, "
+                 "f.flag AS already_diagnosed")
+UPLIFT_COLUMNS = ("patient_key, CAST(f.target AS VARCHAR) AS campaign_id, f.score AS expected_uplift, "
+                  "CAST(f.model AS VARCHAR) AS model")
+# Everyone's mean share of spend in a category, which the proxy score compares a patient's with.
+SHARE_MEAN_SQL = ("SELECT coalesce(avg({column}), 0) FROM features.patient_features "
+                  "SEMI JOIN marts.patient_profiles USING (patient_key)")
 # Per planned campaign: the uplift model's Qini on past contacts and whether audiences may rank by it.
 UPLIFT_MODEL_COLUMNS = {"campaign_id": "str", "basis": "str", "model": "str", "qini_auc": "float",
                         "ranks_audience": "bool",
                         "mean_expected_uplift": "float", "mlflow": "str"}
+MEAN_UPLIFT_SQL = "SELECT campaign_id, avg(expected_uplift) FROM marts.uplift_scores GROUP BY campaign_id"
 UPLIFT_MODELS_SQL = ("SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, CAST(basis AS VARCHAR) AS basis, "
                      "CAST(model AS VARCHAR) AS model, "
                      "CAST(qini_auc AS DOUBLE) AS qini_auc, CAST(ranks_audience AS BOOLEAN) AS ranks_audience "
@@ -187,17 +185,28 @@ def _fit_target(context, tracker: MlflowTracker, target: str, X: pd.DataFrame, y
     return FittedTarget(champion, evaluation, tracker.run_url(champion_run), fairness, f"{registered} v{version}")
 
 
-def _campaign_inputs(con) -> tuple[pd.DataFrame, list[str], pd.DataFrame, list[tuple]]:
-    """Every profiled patient's current features, the feature columns, past contacts, planned campaigns."""
-    return (con.execute(PROFILED_FEATURES_SQL).fetchdf(), feature_columns(con, CURRENT_FEATURES),
+def _campaign_inputs(con) -> tuple[list[str], pd.DataFrame, list[tuple]]:
+    """The feature columns, past contacts and planned campaigns (every patient's features are read
+    only to score them, by lib.campaign_models.write_scores)."""
+    return (feature_columns(con, CURRENT_FEATURES),
             con.execute(f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key").fetchdf(),
             [(cid, category, channel) for cid, _, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()])
 
 
-def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
-                      columns: list[str], training: pd.DataFrame, planned: list[tuple], outputs: cm.ScoreColumns):
-    """P(convert | contacted) for each planned campaign, added to `outputs`; summary rows, MLflow links."""
-    summary, links = [], {}
+def _share_means(con, planned: list[tuple], columns: list[str]) -> dict[str, float]:
+    """Everyone's mean share of spend in each planned campaign's category (for proxy scores)."""
+    means = {}
+    for _, category, _ in planned:
+        column = target_share_sql(category, columns)
+        means[category] = (float(con.execute(SHARE_MEAN_SQL.format(column=quote_ident(column))).fetchall()[0][0])
+                           if column in columns else 0.0)
+    return means
+
+
+def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig, columns: list[str],
+                      training: pd.DataFrame, planned: list[tuple], share_means: dict[str, float]):
+    """P(convert | contacted) for each planned campaign: its scorer, summary rows, MLflow links."""
+    scorers, summary, links = [], [], {}
     for campaign_id, category, channel in planned:
         rows, basis = training_rows_for(training, category, channel, min_rows=config.min_campaign_rows)
         model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
@@ -205,27 +214,27 @@ def _campaign_targets(context, tracker: MlflowTracker, config: PropensityConfig,
             context.log.warning("Planned campaign %s: no past campaign to learn from (%s); scored by the proxy "
                                 "(past response to any campaign x affinity for %s), model = %s.",
                                 campaign_id, basis, category, cm.PROXY_MODEL)
-            outputs.add(campaign_id, cm.PROXY_MODEL, cm.proxy_scores(features, category, columns, training))
+            scorers.append(cm.Scorer(campaign_id, cm.PROXY_MODEL, cm.proxy_predictor(
+                category, columns, cm.past_response_rate(training), share_means[category])))
             summary.append({"target": campaign_id, "basis": f"{basis}: proxy score", "model": cm.PROXY_MODEL})
             continue
         rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), config.max_training_rows, config.seed)]
         fit = _fit_target(context, tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
                           rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
                           {"basis": basis, "target_category": category, "channel": channel}, config)
-        scores = cm.score_in_batches(cm.probabilities(fit.champion), cm.with_target_share(features, category, columns),
-                                     model_columns)
-        outputs.add(campaign_id, fit.evaluation.champion, scores)
+        scorers.append(cm.Scorer(campaign_id, fit.evaluation.champion, cm.model_predictor(
+            cm.probabilities(fit.champion), model_columns, category, columns)))
         links[campaign_id] = fit.run_url
         summary.append(fit.summary(campaign_id, basis))
-    return summary, links
+    return scorers, summary, links
 
 
-def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, features: pd.DataFrame,
-                  columns: list[str], training: dict[str, pd.DataFrame], diagnosed: pd.DataFrame,
-                  outputs: cm.ScoreColumns):
-    """The risk of a new diagnosis of each condition within the horizon, added to `outputs`; a patient
-    who already has it is not scored (contract). Trained and validated on features.risk_training."""
-    summary, links = [], {}
+def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, columns: list[str],
+                  training: dict[str, pd.DataFrame]):
+    """The risk of a new diagnosis of each condition within the horizon: its scorer (a patient who
+    already has the condition is not scored, contract), summary rows, MLflow links. Trained and
+    validated on features.risk_training."""
+    scorers, summary, links = [], [], {}
     for code, rows in training.items():
         target, model_columns = f"risk:{code}", risk_model_columns(columns, code)
         y = rows.new_diagnosis.to_numpy()
@@ -237,16 +246,15 @@ def _risk_targets(context, tracker: MlflowTracker, config: PropensityConfig, fea
              "index_dates": ", ".join(sorted(str(d) for d in rows.index_date.dt.date.unique()))}, config,
             by_group={"gender": rows["_gender"].reset_index(drop=True),
                       "age_band": rows["_age_band"].reset_index(drop=True)})
-        already = features.patient_key.isin(set(diagnosed.patient_key[diagnosed.condition_code == code])).to_numpy()
-        scores = cm.score_in_batches(cm.probabilities(fit.champion), features, model_columns)
-        outputs.add(target, fit.evaluation.champion, np.where(already, np.nan, scores), flag=already)
+        scorers.append(cm.Scorer(target, fit.evaluation.champion,
+                                 cm.model_predictor(cm.probabilities(fit.champion), model_columns), not_for_code=code))
         links[target] = fit.run_url
         worst = fit.fairness.dropna(subset=["auc"]).sort_values("auc").head(1) if fit.fairness is not None else None
         summary.append({**fit.summary(target, f"{int(y.sum())} new diagnoses at {rows.index_date.nunique()} "
                                               "index dates"),
                         "weakest_group": (f"{worst.dimension.iloc[0]}={worst.group.iloc[0]} "
                                           f"AUC {worst.auc.iloc[0]:.3f}") if worst is not None and len(worst) else None})
-    return summary, links
+    return scorers, summary, links
 
 
 @dg.asset(
@@ -259,25 +267,24 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                       tracker: MlflowTracker) -> dg.MaterializeResult:
     """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
     with warehouse.session() as con:
-        features, columns, training, planned = _campaign_inputs(con)
+        columns, training, planned = _campaign_inputs(con)
+        share_means = _share_means(con, planned, columns)
         conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
                                                        "conditions": config.risk_conditions}).fetchall()
         risk_training = {code: con.execute(RISK_ROWS_SQL, {"code": code, "seed": config.seed,
                                                            "max_rows": config.max_training_rows}).fetchdf()
                          for code, _ in conditions}
-        diagnosed = con.execute(DIAGNOSED_SQL).fetchdf()
     if not conditions:
         context.log.warning("No condition has %d new diagnoses in the index windows of %s: no disease-risk "
                             "target this run (a model learnt from fewer would rank by chance).",
                             config.min_positives, RISK_TRAINING_TABLE)
-    outputs = cm.ScoreColumns(len(features))
-    campaign_summary, campaign_links = _campaign_targets(context, tracker, config, features, columns, training,
-                                                         planned, outputs)
-    risk_summary, risk_links = _risk_targets(context, tracker, config, features, columns, risk_training, diagnosed,
-                                             outputs)
+    campaign_scorers, campaign_summary, campaign_links = _campaign_targets(context, tracker, config, columns,
+                                                                           training, planned, share_means)
+    risk_scorers, risk_summary, risk_links = _risk_targets(context, tracker, config, columns, risk_training)
     summary, links = campaign_summary + risk_summary, {**campaign_links, **risk_links}
     with warehouse.transaction() as con:
-        con.write_frame(outputs.frame(), "marts.propensity_scores", query=SCORES_SQL)
+        cm.write_scores(con, cm.scoring_sql([code for code, _ in conditions]), campaign_scorers + risk_scorers,
+                        "marts.propensity_scores", SCORE_COLUMNS)
         n = row_count(con, "marts.propensity_scores")
     table = pd.DataFrame(summary)
     return dg.MaterializeResult(metadata={
@@ -297,8 +304,8 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
     """Expected uplift per patient and planned campaign from the better of a T- and an X-learner (out-of-fold
     Qini) on past treated and control arms."""
     with warehouse.session() as con:
-        features, columns, training, planned = _campaign_inputs(con)
-    outputs, summary = cm.ScoreColumns(len(features)), []
+        columns, training, planned = _campaign_inputs(con)
+    scorers, summary, runs = [], [], {}
     for campaign_id, category, _ in planned:
         rows, basis = cm.uplift_training_rows(training, category, config.min_campaign_rows)
         model_columns = campaign_model_columns(columns, pooled=basis == cm.POOLED)
@@ -311,23 +318,26 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
         learner, qinis, oof = cm.best_uplift_learner(X, y, treated, rows.patient_key.to_numpy(), config.seed)
         qini = qinis[learner]
         model = UPLIFT_LEARNERS[learner](seed=config.seed).fit(X, y, treated)
-        uplift = cm.score_in_batches(model.predict, cm.with_target_share(features, category, columns), model_columns)
-        url = None
+        scorers.append(cm.Scorer(campaign_id, learner, cm.model_predictor(model.predict, model_columns, category,
+                                                                          columns)))
         for name, scores in oof.items():
-            link = _log_uplift(context, tracker, campaign_id, name, name == learner, basis, len(rows),
-                               qini_curve(y, treated, scores), uplift if name == learner else None)
-            url = link if name == learner else url
+            run = _log_uplift(context, tracker, campaign_id, name, name == learner, basis, len(rows),
+                              qini_curve(y, treated, scores))
+            runs[campaign_id] = run if name == learner else runs.get(campaign_id)
         if not cm.ranks_by_uplift(qini):
             context.log.warning("Planned campaign %s: the uplift model's Qini on past contacts is %.4f (no better "
                                 "than random targeting): its audience is ranked by propensity instead.", campaign_id,
                                 qini)
-        outputs.add(campaign_id, learner, uplift)
         summary.append({"campaign_id": campaign_id, "basis": basis, "model": learner, "qini_auc": round(qini, 5),
-                        "ranks_audience": cm.ranks_by_uplift(qini),
-                        "mean_expected_uplift": round(float(uplift.mean()), 4), "mlflow": url})
-    models = pd.DataFrame(summary, columns=list(UPLIFT_MODEL_COLUMNS)).astype(UPLIFT_MODEL_COLUMNS)
+                        "ranks_audience": cm.ranks_by_uplift(qini), "mlflow": tracker.run_url(runs[campaign_id])})
     with warehouse.transaction() as con:
-        con.write_frame(outputs.frame(), "marts.uplift_scores", query=UPLIFT_SQL)
+        cm.write_scores(con, cm.scoring_sql([]), scorers, "marts.uplift_scores", UPLIFT_COLUMNS)
+        means = dict(con.execute(MEAN_UPLIFT_SQL).fetchall())
+        for row in summary:  # the champion's mean expected uplift over every profiled patient
+            row["mean_expected_uplift"] = round(float(means[row["campaign_id"]]), 4)
+            with tracker.resume(runs[row["campaign_id"]]):
+                log_metrics({"mean_expected_uplift": float(means[row["campaign_id"]])})
+        models = pd.DataFrame(summary, columns=list(UPLIFT_MODEL_COLUMNS)).astype(UPLIFT_MODEL_COLUMNS)
         con.write_frame(models, "marts.uplift_models", query=UPLIFT_MODELS_SQL)
         n = row_count(con, "marts.uplift_scores")
     table = pd.DataFrame(summary)
@@ -338,15 +348,16 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
 
 
 def _log_uplift(context, tracker: MlflowTracker, campaign_id: str, learner: str, champion: bool, basis: str,
-                rows: int, curve: pd.DataFrame, uplift: np.ndarray | None) -> str:
-    """One MLflow run per planned campaign and uplift learner with its out-of-fold Qini curve; returns its link."""
+                rows: int, curve: pd.DataFrame):
+    """One MLflow run per planned campaign and uplift learner with its out-of-fold Qini curve; returns the run
+    (the champion's gets its mean expected uplift once the patients are scored)."""
     qini = float((curve.qini - curve.random).mean() / max(len(curve), 1))
     with tracker.start_run(context, "medmkt-uplift", f"{campaign_id} · {learner}",
                            tags={"target": campaign_id, "champion": str(champion).lower(), "method": learner}) as run:
         log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": rows, "learner": learner})
-        log_metrics({"qini_auc": qini, **({"mean_expected_uplift": float(uplift.mean())} if uplift is not None else {})})
+        log_metrics({"qini_auc": qini})
         set_tags({"ranks_audience": str(champion and cm.ranks_by_uplift(qini)).lower()})
         step = max(len(curve) // 200, 1)  # about 200 points: enough to draw, no row-level detail
         tracking.log_frame(curve.iloc[::step].round(4), "qini_curve.csv")
         tracking.log_figure(plots.qini_plot(curve.iloc[::step]), "qini_curve.png")
-        return tracker.run_url(run)
+        return run

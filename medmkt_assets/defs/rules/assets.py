@@ -139,7 +139,7 @@ def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehous
         basket_sql = BASKET_ITEMS_SQL[scope].format(sample=sample)
         n_baskets = max(con.execute(f"SELECT count(DISTINCT basket_id) FROM ({basket_sql})").fetchall()[0][0], 1)
         min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
-        if con.engine == "spark":  # MLlib FPGrowth in the cluster: the baskets never reach the driver
+        if con.engine == "spark":  # itemsets counted in the cluster: the baskets never reach the driver
             itemsets, n = spark_models.frequent_itemsets(con.dataframe(basket_sql),
                                                          min_count_for(min_support, n_baskets), max_len)
             rules = rules_from_itemsets(itemsets, n, confidence, **settings)
