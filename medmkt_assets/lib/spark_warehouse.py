@@ -157,8 +157,9 @@ class SparkWarehouseSession:
     # --- the Session interface -------------------------------------------------------------
     def execute(self, sql: str, params: Any = None):
         tree = spark_sql.parse(sql)
-        if isinstance(tree, (exp.Attach, exp.Detach, exp.Command, exp.Alias)):
-            return self._database_command(tree, sql, params)
+        if isinstance(tree, (exp.Attach, exp.Detach, exp.Command, exp.Alias)) or (
+                isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() in ("MACRO", "FUNCTION")):
+            return self._database_command(tree, sql, params)  # as written: an adapter's macro, or a database
         tree = spark_sql.bind(tree, params, self._variables)
         if self._is_local(tree):
             return self._run_local(tree)
@@ -271,7 +272,8 @@ class SparkWarehouseSession:
         return tree.sql(dialect="duckdb")
 
     def _database_command(self, tree: exp.Expression, sql: str, params: Any):
-        """ATTACH, DETACH, CHECKPOINT: DuckDB databases beside the lakehouse (the insight snapshot)."""
+        """ATTACH, DETACH, CHECKPOINT (DuckDB databases beside the lakehouse: the insight snapshot) and
+        CREATE MACRO (the FHIR adapter's, used by its file-reading statements), run in DuckDB as written."""
         if isinstance(tree, exp.Attach):
             self._attached.add(tree.this.alias if isinstance(tree.this, exp.Alias) else tree.this.name)
         if isinstance(tree, exp.Detach):
@@ -386,6 +388,10 @@ class SparkWarehouseSession:
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
             return
+        if table.startswith("raw.") and ROWID not in frame.columns:  # an absent source's empty raw table
+            from pyspark.sql import functions as F
+
+            frame = frame.withColumn(ROWID, F.monotonically_increasing_id())
         version = self._lake.new_version(table)
         frame.write.parquet(str(version))
         self._stage(table, version)
