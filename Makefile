@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup run test dev app demo-data bench clean
+.PHONY: setup setup-spark run test dev app demo-data bench clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	@touch $(STAMP)
 
+setup-spark: setup  ## add PySpark for MEDMKT_ENGINE=spark (a Java 17+ runtime is needed for a local Spark)
+	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
 	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
@@ -23,7 +26,7 @@ $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo data generated when none is given)
 	$(BIN)/python -m medmkt_assets.cli run
 
-test: setup  ## run the test suite
+test: setup  ## run the test suite (Spark tests skip, saying why, without PySpark and Java: `make setup-spark`)
 	$(BIN)/python -m pytest
 
 dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow UI on :5000, Data Docs on :8765, insight app on :8501
@@ -35,8 +38,8 @@ app: setup  ## the insight app alone on :8501 (reads the snapshot the last run p
 demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
 	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw
 
-bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip); tables in data/bench/
-	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000}
+bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark); tables in data/bench/
+	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb}
 
 clean:  ## remove generated data (warehouse, MLflow store, demo files, Dagster home)
 	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts data/insight .dagster_home

@@ -1,7 +1,11 @@
 """Child process of the benchmark: materialize every asset once and time each step.
 
 Run as `python -m medmkt_assets.bench.worker --source DIR --warehouse FILE --mlflow URI
---out result.json`; the parent reads the JSON and the child's peak RSS from the OS.
+--out result.json`; the parent reads the JSON and measures the whole run's memory itself.
+The engine comes from the environment as in any run (MEDMKT_ENGINE, MEDMKT_LAKEHOUSE,
+MEDMKT_SPARK_MASTER, MEDMKT_SPARK_PARTITIONS; the parent sets them). A step's peak RSS
+covers this process and what it started: the Spark JVM that does a step's work on Spark (and
+its Python workers), and joblib's workers.
 """
 from __future__ import annotations
 
@@ -17,7 +21,11 @@ from medmkt_assets.bench.memory import RssSampler, peak_rss_bytes
 
 
 def step_records(entries: list, sampler: RssSampler) -> list[dict]:
-    """Per-step seconds, peak RSS and rows from the run's event log entries (which carry timestamps)."""
+    """Per-step seconds, peak RSS and rows from the run's event log entries (which carry timestamps).
+
+    peak_rss_mb is this process and its descendants together; python_peak_rss_mb is this process,
+    jvm_peak_rss_mb the Spark JVM (which lives across steps, so its figure is what it held during
+    the step, not what the step added)."""
     starts, rows = {}, {}
     records = []
     for entry in entries:
@@ -33,10 +41,11 @@ def step_records(entries: list, sampler: RssSampler) -> list[dict]:
                 rows[key] = int(meta["dagster/row_count"].value)
         elif event.event_type in (dg.DagsterEventType.STEP_SUCCESS, dg.DagsterEventType.STEP_FAILURE):
             start = starts.get(key, entry.timestamp)
+            total, own, below = (round(b / 2**20, 1) for b in sampler.peaks_between(start, entry.timestamp))
             records.append({
                 "step": key, "status": "ok" if event.event_type == dg.DagsterEventType.STEP_SUCCESS else "failed",
                 "seconds": round(entry.timestamp - start, 3),
-                "peak_rss_mb": round(sampler.peak_between(start, entry.timestamp) / 2**20, 1),
+                "peak_rss_mb": total, "python_peak_rss_mb": own, "jvm_peak_rss_mb": below,
                 "rows": rows.get(key),
             })
     return records
@@ -50,8 +59,12 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--select", default="*")
     args = parser.parse_args()
+    work = Path(args.warehouse).parent  # every output of the run beside its warehouse, none in the repo's data/
     os.environ.update({"MEDMKT_SOURCE_DIR": args.source, "MEDMKT_WAREHOUSE": args.warehouse,
-                       "MLFLOW_TRACKING_URI": args.mlflow})
+                       "MLFLOW_TRACKING_URI": args.mlflow, "MEDMKT_EXPORT_DIR": str(work / "exports"),
+                       "MEDMKT_QUALITY_DIR": str(work / "quality"), "MEDMKT_ALERT_DIR": str(work / "alerts"),
+                       "MEDMKT_INCOMING_DIR": str(work / "incoming"),
+                       "MEDMKT_INSIGHT_SNAPSHOT": str(work / "insight" / "insight.duckdb")})
     os.environ.setdefault("MEDMKT_PSEUDONYM_KEY", "medmkt-benchmark-key")
     from medmkt_assets.definitions import build_definitions  # after the environment is set
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from medmkt_assets.lib.sql import sql_literal
-from medmkt_assets.lib.warehouse import table_exists
 from medmkt_assets.lib.warehouse import Session
 
 
@@ -63,7 +62,7 @@ def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
     """
     targets = [f"staging.{spec.table}", f"quarantine.{spec.table}"]
     targets += [f"restricted.{spec.table}"] if spec.restricted_output else []
-    if not all(table_exists(con, t) for t in targets):
+    if not all(con.table_exists(t) for t in targets):
         return None
     raw_columns = _columns(con, raw_table)
     if _columns(con, f"quarantine.{spec.table}") != raw_columns + ["_reason"]:
