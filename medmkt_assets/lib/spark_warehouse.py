@@ -36,6 +36,7 @@ from sqlglot import exp
 from medmkt_assets.lib import spark_sql
 from medmkt_assets.lib.lakehouse import ROWID, SCHEMAS, Lakehouse, refresh_views
 from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.warehouse import Session
 
 # Spark settings that make Spark SQL behave like the DuckDB SQL it is translated from.
 DUCKDB_COMPATIBLE_CONF = {
@@ -135,8 +136,9 @@ class SparkResult:
         return pa.Table.from_pandas(self.fetchdf(), preserve_index=False)
 
 
-class SparkWarehouseSession:
-    """One unit of work on Spark; the same methods as lib.warehouse.Session."""
+class SparkWarehouseSession(Session):
+    """One unit of work on Spark: lib.warehouse.Session's methods (its query_df, query_arrow and
+    describe as they are, over this execute)."""
 
     engine = "spark"
 
@@ -177,12 +179,6 @@ class SparkWarehouseSession:
         frame.createOrReplaceTempView(name)
         self._views[name] = Path(name)
 
-    def query_df(self, sql: str, params: Any = None) -> pd.DataFrame:
-        return self.execute(sql, params).fetchdf()
-
-    def query_arrow(self, sql: str, params: Any = None) -> pa.Table:
-        return self.execute(sql, params).fetch_arrow_table()
-
     def write_frame(self, frame: pd.DataFrame | pa.Table, table: str, append: bool = False,
                     query: str = "SELECT * FROM frame") -> None:
         statement = f"INSERT INTO {table} " if append else f"CREATE OR REPLACE TABLE {table} AS "
@@ -202,9 +198,6 @@ class SparkWarehouseSession:
 
     def table_exists(self, table: str) -> bool:
         return self._version(table) is not None
-
-    def describe(self, relation: str) -> list[str]:
-        return [row[0] for row in self.execute(f"DESCRIBE {relation}").fetchall()]
 
     def close(self) -> None:
         if self._in_transaction:
@@ -419,9 +412,6 @@ class SparkWarehouseSession:
                    for col in tree.this.expressions if isinstance(col, exp.ColumnDef)]
         self._write(table, self._frame(exp.select(*columns).limit(0)), temp)
         return None
-
-    def _relation(self, table: str, temp: bool) -> exp.Table:
-        return exp.to_table(table) if not temp else exp.Table(this=exp.to_identifier(table))
 
     def _insert(self, tree: exp.Insert):
         table, temp = self._target(tree)
