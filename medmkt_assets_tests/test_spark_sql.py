@@ -150,3 +150,21 @@ def test_source_files_are_read_by_duckdb_and_land_in_load_order(engines, tmp_pat
     assert on_spark.describe("raw.r") == ["id", "v"]
     assert _rows(on_spark, "SELECT r.rowid, id FROM raw.r r ORDER BY r.rowid") == [
         (0, "3"), (1, "1"), (2, "2"), (3, "1")]
+
+
+def test_a_landing_table_declared_by_columns_is_filled_by_duckdb_and_read_by_spark(engines, tmp_path):
+    """The FHIR adapter's pattern: a typed temp table, rows inserted from a file, then a raw table from it."""
+    _, on_spark = engines
+    lines = tmp_path / "r.ndjson"
+    lines.write_text('{"id": "a"}\n{"id": "b"}\n', encoding="utf-8")
+    on_spark.execute("CREATE OR REPLACE TEMP TABLE landing (n INTEGER, res JSON)")
+    on_spark.execute(f"INSERT INTO landing SELECT row_number() OVER (), json FROM read_json_objects('{lines}')")
+    on_spark.execute("CREATE OR REPLACE TABLE raw.r AS SELECT n, res ->> '$.id' AS id FROM landing")
+    assert _rows(on_spark, "SELECT n, id FROM raw.r ORDER BY n") == [(1, "a"), (2, "b")]
+
+
+def test_an_empty_frame_keeps_its_column_types(engines):
+    _, on_spark = engines
+    on_spark.write_frame(pd.DataFrame({"k": pd.Series(dtype=object), "x": pd.Series(dtype=float)}), "marts.e")
+    assert on_spark.execute("DESCRIBE marts.e").fetchall()[:2] == [
+        ("k", "VARCHAR", "YES", None, None, None), ("x", "DOUBLE", "YES", None, None, None)]

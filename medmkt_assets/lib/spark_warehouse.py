@@ -190,7 +190,8 @@ class SparkWarehouseSession(Session):
                 self._local.unregister("frame")
             return
         pandas_frame = frame.to_pandas() if isinstance(frame, pa.Table) else frame
-        self._spark.createDataFrame(_spark_ready(pandas_frame)).createOrReplaceTempView("frame")
+        schema = _spark_schema(pandas_frame) if pandas_frame.empty else None  # nothing to infer it from
+        self._spark.createDataFrame(_spark_ready(pandas_frame), schema=schema).createOrReplaceTempView("frame")
         try:
             self._run_spark(spark_sql.parse(statement + query))
         finally:
@@ -231,6 +232,9 @@ class SparkWarehouseSession(Session):
         """Statements DuckDB carries out: reading files, DuckDB temp tables, attached databases."""
         if isinstance(tree, (exp.Attach, exp.Detach, exp.Command, exp.Alias)):
             return True
+        if isinstance(tree, exp.Create) and tree.expression is None and not _target_of(tree).db \
+                and (tree.args.get("kind") or "").upper() == "TABLE":
+            return True  # a temp table declared by its columns: an adapter's landing table for file rows
         ctes = {cte.alias for cte in tree.find_all(exp.CTE)}
         for table in tree.find_all(exp.Table):
             if not isinstance(table.this, exp.Identifier):
@@ -257,7 +261,10 @@ class SparkWarehouseSession(Session):
 
     def _local_sql(self, tree: exp.Expression) -> str:
         tree = tree.copy()
+        target = _target_of(tree) if isinstance(tree, (exp.Insert, exp.Create, exp.Drop)) else None
         for table in list(tree.find_all(exp.Table)):
+            if table is target:
+                continue
             if isinstance(table.this, exp.Identifier) and (source := self._local_source(table)):
                 alias = table.alias or table.name
                 table.replace(exp.Table(this=exp.maybe_parse(source, dialect="duckdb"),
@@ -586,3 +593,18 @@ def _spark_ready(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[column].dtype == object and frame[column].isna().all():
             frame[column] = frame[column].astype("string")
     return frame
+
+
+def _spark_schema(frame: pd.DataFrame) -> str:
+    """A Spark schema from pandas dtypes, for an empty frame (text where pandas knows no better)."""
+    def kind(dtype) -> str:
+        if pd.api.types.is_bool_dtype(dtype):
+            return "boolean"
+        if pd.api.types.is_integer_dtype(dtype):
+            return "bigint"
+        if pd.api.types.is_float_dtype(dtype):
+            return "double"
+        if pd.api.types.is_datetime64_any_dtype(dtype):
+            return "timestamp_ntz"
+        return "string"
+    return ", ".join(f"`{column}` {kind(dtype)}" for column, dtype in frame.dtypes.items())
