@@ -201,8 +201,11 @@ def long_scores(batch: pd.DataFrame, scorers: list[Scorer]) -> pd.DataFrame:
             "score": pd.array(scores, dtype="Float64"),  # NaN (no score) as NULL
             "model": scorer.model,
             "flag": pd.array(flag if flag is not None else [pd.NA] * len(batch), dtype="boolean")}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
-        {c.split()[0]: [] for c in LONG_SCORES_SCHEMA.split(", ")})
+    if not parts:
+        return pd.DataFrame({"patient_key": pd.Series(dtype=object), "target": pd.Series(dtype=object),
+                             "score": pd.array([], dtype="Float64"), "model": pd.Series(dtype=object),
+                             "flag": pd.array([], dtype="boolean")})
+    return pd.concat(parts, ignore_index=True)
 
 
 def write_scores(con, sql: str, scorers: list[Scorer], table: str, columns: str) -> None:

@@ -1,5 +1,6 @@
 """marts.campaign_effects and marts.campaign_effects_by_group (issue 8)."""
 import dagster as dg
+import pandas as pd
 
 from medmkt_assets.defs.resources import Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL
@@ -52,7 +53,8 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: Warehous
     """Uplift of each campaign's treated arm over its random control arm, with a 95% CI (Newcombe), p-value and ROI."""
     with warehouse.transaction() as con:
         arms = con.execute(BY_CAMPAIGN_SQL).fetchdf()
-        effects = suppress_effects(campaign_effects(arms)) if len(arms) else arms.assign(**{c: None for c in COLUMNS})
+        effects = suppress_effects(campaign_effects(arms)) if len(arms) else arms.assign(
+            **{c: pd.Series(dtype="boolean" if c == "suppressed" else "float64") for c in COLUMNS})  # typed when empty
         effects["ci_method"] = "Newcombe hybrid score (method 10), 95%"
         published = effects[["campaign_id", "name", "purpose", "channel", "target_category", "start_date",
                              *COLUMNS, "ci_method"]]
