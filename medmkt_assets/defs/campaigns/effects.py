@@ -45,6 +45,11 @@ COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_
            "uplift_ci_high", "p_value", "cost", "incremental_conversions", "incremental_revenue", "roi", "suppressed")
 
 
+def _no_effects(arms: pd.DataFrame) -> pd.DataFrame:
+    """The effect columns of no campaign, typed (an untyped empty column would be text on Spark)."""
+    return arms.assign(**{c: pd.Series(dtype="boolean" if c == "suppressed" else "float64") for c in COLUMNS})
+
+
 @dg.asset(
     key=["marts", "campaign_effects"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["staging", "campaigns"]), dg.AssetKey(["staging", "campaign_contacts"])],
@@ -53,8 +58,7 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: Warehous
     """Uplift of each campaign's treated arm over its random control arm, with a 95% CI (Newcombe), p-value and ROI."""
     with warehouse.transaction() as con:
         arms = con.execute(BY_CAMPAIGN_SQL).fetchdf()
-        effects = suppress_effects(campaign_effects(arms)) if len(arms) else arms.assign(
-            **{c: pd.Series(dtype="boolean" if c == "suppressed" else "float64") for c in COLUMNS})  # typed when empty
+        effects = suppress_effects(campaign_effects(arms)) if len(arms) else _no_effects(arms)
         effects["ci_method"] = "Newcombe hybrid score (method 10), 95%"
         published = effects[["campaign_id", "name", "purpose", "channel", "target_category", "start_date",
                              *COLUMNS, "ci_method"]]
@@ -80,7 +84,7 @@ def campaign_effects_by_group(warehouse: Warehouse) -> dg.MaterializeResult:
     with warehouse.transaction() as con:
         arms = con.execute(BY_GROUP_SQL).fetchdf()
         effects = (suppress_effects(campaign_effects(arms), partition=["campaign_id", "group_type"]) if len(arms)
-                   else arms.assign(**{c: None for c in COLUMNS}))
+                   else _no_effects(arms))
         published = effects[["campaign_id", "group_type", "group_value", *COLUMNS]]
         con.write_frame(published, "marts.campaign_effects_by_group")
         shown = con.execute(BY_GROUP_SHOWN_SQL).fetchdf()
