@@ -162,10 +162,14 @@ class SparkWarehouseSession(Session):
         if isinstance(tree, (exp.Attach, exp.Detach, exp.Command, exp.Alias)) or (
                 isinstance(tree, exp.Create) and (tree.args.get("kind") or "").upper() in ("MACRO", "FUNCTION")):
             return self._database_command(tree, sql, params)  # as written: an adapter's macro, or a database
-        tree = spark_sql.bind(tree, params, self._variables)
-        if self._is_local(tree):
-            return self._run_local(tree)
-        return self._run_spark(tree)
+        bound = spark_sql.bind(tree, params, self._variables)
+        if self._is_local(bound):
+            # DuckDB runs its own SQL as written (sqlglot's round trip can change a JSON path or a macro
+            # call) unless the statement reads lakehouse or Spark tables, which only the bound, rewritten
+            # statement can find
+            as_written = None if self._reads_elsewhere(bound) or "getvariable" in sql.lower() else (sql, params)
+            return self._run_local(bound, as_written)
+        return self._run_spark(bound)
 
     def dataframe(self, sql: str, params: Any = None):
         """A query's rows as a Spark DataFrame, for models that run in Spark (lib.spark_models)."""
@@ -280,50 +284,64 @@ class SparkWarehouseSession(Session):
             self._attached.discard(tree.this.name)
         return self._local.execute(sql, params) if params is not None else self._local.execute(sql)
 
-    def _run_local(self, tree: exp.Expression):
-        target = tree.this if isinstance(tree, (exp.Create, exp.Insert)) else None
-        if isinstance(target, exp.Schema):
-            target = target.this
-        if isinstance(target, exp.Table) and self._is_lake(target):
-            return self._land_from_local(tree, target)
+    def _reads_elsewhere(self, tree: exp.Expression) -> bool:
+        """Whether a statement reads a lakehouse table or a Spark temp table (not counting its target)."""
+        target = _target_of(tree) if isinstance(tree, (exp.Insert, exp.Create, exp.Drop)) else None
+        return any(table is not target and isinstance(table.this, exp.Identifier)
+                   and (self._is_lake(table) or (not table.db and table.name in self._spark_temps))
+                   for table in tree.find_all(exp.Table))
+
+    def _run_local(self, tree: exp.Expression, as_written: tuple[str, Any] | None):
+        """A statement DuckDB runs: as written when it can, else bound and pointed at the Parquet files."""
+        target = _target_of(tree) if isinstance(tree, (exp.Create, exp.Insert, exp.Drop)) else None
+        if isinstance(target, exp.Table) and self._is_lake(target) and not isinstance(tree, exp.Drop):
+            return self._land_from_local(tree, target, as_written)
         if isinstance(tree, exp.Create) and isinstance(target, exp.Table) and not target.db:
             self._local_temps.add(target.name)
-        if isinstance(tree, exp.Drop) and not _target_of(tree).db:
-            self._local_temps.discard(_target_of(tree).name)
-        return self._local.execute(self._local_sql(tree))
+        if isinstance(tree, exp.Drop) and not target.db:
+            self._local_temps.discard(target.name)
+        return self._run_in_duckdb(tree, as_written)
 
-    def _land_from_local(self, tree: exp.Expression, target: exp.Table):
-        """CREATE/INSERT into a lakehouse table from a query DuckDB runs (a file-reading one)."""
+    def _run_in_duckdb(self, tree: exp.Expression, as_written: tuple[str, Any] | None):
+        if as_written is None:
+            return self._local.execute(self._local_sql(tree))
+        sql, params = as_written
+        return self._local.execute(sql, params) if params is not None else self._local.execute(sql)
+
+    def _land_from_local(self, tree: exp.Expression, target: exp.Table, as_written: tuple[str, Any] | None):
+        """CREATE/INSERT into a lakehouse table by a statement DuckDB runs (a file-reading one): the
+        statement fills a DuckDB table of the same name (for INSERT, an empty one shaped like the
+        lakehouse table, so BY NAME and casts behave as DuckDB's), whose rows land as a Parquet file."""
         table = spark_sql.table_name(target)
-        query = tree.expression
-        self._local.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_landing AS {self._local_sql(query)}")
+        schema, name = quote_ident(target.db), quote_ident(target.name)
+        previous = self._version(table) if isinstance(tree, exp.Insert) else None
+        if isinstance(tree, exp.Insert) and previous is None:
+            raise ValueError(f"INSERT INTO {table}: the table does not exist")
+        files = sql_literal(str(previous / "*.parquet")) if previous is not None else ""
+        stored = ([r[0] for r in self._local.execute(f"DESCRIBE SELECT * FROM read_parquet({files})").fetchall()]
+                  if previous is not None else [])
+        self._local.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self._local.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
+        if previous is not None:
+            hidden = " EXCLUDE (rowid)" if ROWID in stored else ""
+            self._local.execute(f"CREATE TABLE {schema}.{name} AS SELECT *{hidden} FROM read_parquet({files}) LIMIT 0")
         try:
-            order = ", rowid AS rowid" if target.db == "raw" else ""
-            offset = 0
-            previous = self._version(table) if isinstance(tree, exp.Insert) else None
-            if previous is not None and order:
-                offset = self._local.execute(
-                    f"SELECT coalesce(max(rowid) + 1, 0) FROM read_parquet({sql_literal(str(previous / '*.parquet'))})"
-                ).fetchall()[0][0]
+            self._run_in_duckdb(tree, as_written)
+            order = ""
+            if target.db == "raw":  # the load order, continued after the rows already there
+                offset = (self._local.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM read_parquet({files})")
+                          .fetchall()[0][0] if ROWID in stored else 0)
                 order = f", rowid + {offset} AS rowid"
-            columns = "*"
-            if previous is not None:  # the new file in the table's column order (INSERT .. BY NAME)
-                landed = {r[0] for r in self._local.execute("DESCRIBE _medmkt_landing").fetchall()}
-                existing = self._local.execute(
-                    f"DESCRIBE SELECT * FROM read_parquet({sql_literal(str(previous / '*.parquet'))})").fetchall()
-                columns = ", ".join(quote_ident(name) if name in landed else
-                                    f"CAST(NULL AS {kind}) AS {quote_ident(name)}"
-                                    for name, kind, *_ in existing if name != ROWID)
             version = self._lake.new_version(table)
             version.mkdir()
             part = version / f"part-{uuid.uuid4().hex}.parquet"
-            self._local.execute(f"COPY (SELECT {columns}{order} FROM _medmkt_landing) TO {sql_literal(str(part))} "
+            self._local.execute(f"COPY (SELECT *{order} FROM {schema}.{name}) TO {sql_literal(str(part))} "
                                 "(FORMAT parquet)")
             if previous is not None:
                 _link_files(previous, version)
             self._stage(table, version)
         finally:
-            self._local.execute("DROP TABLE IF EXISTS _medmkt_landing")
+            self._local.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
         return SparkResult(rows=[], columns=[])
 
     # --- Spark ------------------------------------------------------------------------------
