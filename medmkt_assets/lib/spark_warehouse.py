@@ -189,7 +189,7 @@ class SparkWarehouseSession(Session):
         if table.split(".")[0] in self._attached or "." not in table and table in self._local_temps:
             self._local.register("frame", frame)
             try:
-                self._run_local(spark_sql.parse(statement + query))
+                self._run_local(spark_sql.parse(statement + query), (statement + query, None))
             finally:
                 self._local.unregister("frame")
             return
