@@ -168,3 +168,18 @@ def test_an_empty_frame_keeps_its_column_types(engines):
     on_spark.write_frame(pd.DataFrame({"k": pd.Series(dtype=object), "x": pd.Series(dtype=float)}), "marts.e")
     assert on_spark.execute("DESCRIBE marts.e").fetchall()[:2] == [
         ("k", "VARCHAR", "YES", None, None, None), ("x", "DOUBLE", "YES", None, None, None)]
+
+
+def test_a_frame_goes_into_an_attached_duckdb_file_as_the_insight_snapshot_does(engines, tmp_path):
+    _, on_spark = engines
+    snapshot = tmp_path / "snap.duckdb"
+    on_spark.execute(f"ATTACH '{snapshot}' AS snap")
+    on_spark.execute("CREATE TABLE snap.people AS SELECT k, g FROM staging.t")
+    on_spark.write_frame(pd.DataFrame({"n": [1, 2]}), "snap.numbers", query="SELECT n * 10 AS n FROM frame")
+    on_spark.write_frame(pd.DataFrame({"k": ["a", "b"]}), "snap.joined",  # a frame joined to a lakehouse table
+                         query="SELECT f.k, t.g FROM frame f JOIN staging.t t USING (k) ORDER BY f.k")
+    on_spark.execute("DETACH snap")
+    with duckdb.connect(str(snapshot), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM people").fetchall() == [(5,)]
+        assert con.execute("SELECT sum(n) FROM numbers").fetchall() == [(30,)]
+        assert con.execute("SELECT * FROM joined").fetchall() == [("a", "x"), ("b", "x")]

@@ -189,7 +189,8 @@ class SparkWarehouseSession(Session):
         if table.split(".")[0] in self._attached or "." not in table and table in self._local_temps:
             self._local.register("frame", frame)
             try:
-                self._run_local(spark_sql.parse(statement + query), (statement + query, None))
+                tree = spark_sql.parse(statement + query)
+                self._run_local(tree, None if self._reads_elsewhere(tree) else (statement + query, None))
             finally:
                 self._local.unregister("frame")
             return
