@@ -128,7 +128,8 @@ def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
             # probe staging with the batch's (few) keys instead of hashing the whole staged table
             con.execute(f"""INSERT INTO _medmkt_rejected
                             WITH earlier AS (SELECT DISTINCT {', '.join(f's.{c} AS {n}' for n, c in pairs)}
-                                             FROM staging.{spec.table} s SEMI JOIN {unjudged} ON {in_staging})
+                                             FROM staging.{spec.table} s SEMI JOIN (SELECT * FROM {unjudged}) p
+                                             ON {in_staging})
                             SELECT p._raw_order, {duplicate} FROM {unjudged}
                             SEMI JOIN earlier e ON {' AND '.join(f'e.{n} IS NOT DISTINCT FROM p.{n}' for n, _ in pairs)}""")
         # Duplicates are rare: group the rows by a 64-bit hash of the key (a window or a group
