@@ -116,8 +116,7 @@ def _spark_variant(node: exp.Expression) -> exp.Expression:
 
 def _ieee_division(node: exp.Div) -> exp.Expression:
     """x / 0 is ±inf or NaN in DuckDB (IEEE), NULL in Spark: spelled out so both agree."""
-    spark = lambda e: e.transform(_spark_variant).sql(dialect="spark")  # noqa: E731
-    a, b = spark(node.this), spark(node.expression)
+    a, b = to_spark(node.this), to_spark(node.expression)
     return sqlglot.parse_one(
         f"CASE WHEN ({b}) = 0 THEN CASE WHEN ({a}) > 0 THEN double('inf') WHEN ({a}) < 0 THEN double('-inf') "
         f"WHEN ({a}) = 0 THEN double('NaN') END ELSE ({a}) / ({b}) END", read="spark")
@@ -132,19 +131,18 @@ def _ordered_aggregate(node: exp.ArrayAgg | exp.GroupConcat) -> exp.Expression:
         value = value.expressions[0]
     (key,) = order.expressions
     ascending = not key.args.get("desc")
-    spark = lambda e: e.transform(_spark_variant).sql(dialect="spark")  # noqa: E731
     if distinct:
         if key.this != value:
             raise NotImplementedError("an aggregate of DISTINCT values ordered by another column")
-        values = f"array_sort(collect_set({spark(value)}))"
+        values = f"array_sort(collect_set({to_spark(value)}))"
         values = values if ascending else f"reverse({values})"
     else:
         before, after = ("-1", "1") if ascending else ("1", "-1")
-        values = (f"transform(array_sort(collect_list(named_struct('k', {spark(key.this)}, 'v', {spark(value)})), "
+        values = (f"transform(array_sort(collect_list(named_struct('k', {to_spark(key.this)}, 'v', {to_spark(value)})), "
                   f"(l, r) -> CASE WHEN l.k < r.k THEN {before} WHEN l.k > r.k THEN {after} ELSE 0 END), x -> x.v)")
     if isinstance(node, exp.GroupConcat):
         separator = node.args.get("separator")
-        values = f"concat_ws({spark(separator) if separator is not None else repr(',')}, {values})"
+        values = f"concat_ws({to_spark(separator) if separator is not None else repr(',')}, {values})"
     return sqlglot.parse_one(values, read="spark")
 
 
