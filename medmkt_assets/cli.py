@@ -10,8 +10,8 @@ from urllib.parse import urlparse
 
 import duckdb
 
-from medmkt_assets.lib.quality import data_docs_root
-from medmkt_assets.lib.tracking import artifact_root, prepare_backend
+from medmkt_assets.lib.ops.quality import data_docs_root
+from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, prepare_backend
 from medmkt_assets.settings import Settings
 
 BIN = Path(sys.executable).parent
@@ -41,7 +41,7 @@ def summary(settings: Settings) -> str:
 
 def run(settings: Settings) -> int:
     if settings.engine == "spark":
-        from medmkt_assets.lib.spark_warehouse import spark_missing
+        from medmkt_assets.lib.engine.spark.session import spark_missing
 
         missing = spark_missing(settings.spark_remote)
         if missing:

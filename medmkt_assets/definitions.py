@@ -7,7 +7,14 @@ from dagster_duckdb import DuckDBResource
 from medmkt_assets import defs as stages
 from medmkt_assets.defs import automation
 from medmkt_assets.defs.resources import (
-    AlertFolder, ExportDir, InsightSnapshot, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+    AlertFolder,
+    ExportDir,
+    InsightSnapshot,
+    MlflowTracker,
+    PseudonymKey,
+    QualityDocs,
+    SourceFiles,
+    Warehouse,
 )
 from medmkt_assets.settings import DEFAULTS, Settings
 

@@ -10,7 +10,14 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.resources import (
-    AlertFolder, ExportDir, InsightSnapshot, MlflowTracker, PseudonymKey, QualityDocs, SourceFiles, Warehouse,
+    AlertFolder,
+    ExportDir,
+    InsightSnapshot,
+    MlflowTracker,
+    PseudonymKey,
+    QualityDocs,
+    SourceFiles,
+    Warehouse,
 )
 from medmkt_assets.settings import DEFAULTS
 
@@ -84,7 +91,7 @@ SPARK_MASTER = "local[2]"
 def spark():
     """A local Spark session for tests marked `spark`. Skipped (saying why) without PySpark or
     Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a missing Spark fails the tests."""
-    from medmkt_assets.lib.spark_warehouse import spark_missing, spark_session
+    from medmkt_assets.lib.engine.spark.session import spark_missing, spark_session
 
     missing = spark_missing()
     if missing:

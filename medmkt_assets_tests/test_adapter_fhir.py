@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medmkt_assets.lib.adapters.fhir import REF_MACRO, FhirExport
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sources.adapters.fhir import REF_MACRO, FhirExport
+from medmkt_assets.lib.sources.files import SourceError
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "fhir_bulk_sample"
 SYNTHEA_ORG = "https://github.com/synthetichealth/synthea"

@@ -8,10 +8,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medmkt_assets.lib.adapters.common import category_of
-from medmkt_assets.lib.adapters.omop import OmopExport
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sources.adapters.common import category_of
+from medmkt_assets.lib.sources.adapters.omop import OmopExport
+from medmkt_assets.lib.sources.files import SourceError
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "omop_sample"
 

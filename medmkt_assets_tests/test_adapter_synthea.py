@@ -7,8 +7,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from medmkt_assets.lib.adapters.synthea import SyntheaExport
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.sources.adapters.synthea import SyntheaExport
+from medmkt_assets.lib.sources.files import SourceError
 
 PATIENTS_2X = """\
 Id,BIRTHDATE,DEATHDATE,SSN,DRIVERS,PASSPORT,PREFIX,FIRST,LAST,SUFFIX,MAIDEN,MARITAL,RACE,ETHNICITY,GENDER,BIRTHPLACE,ADDRESS,CITY,STATE,COUNTY,ZIP,LAT,LON,HEALTHCARE_EXPENSES,HEALTHCARE_COVERAGE

@@ -10,10 +10,10 @@ import pytest
 
 from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.resources import SourceFiles
-from medmkt_assets.lib.adapters.mapped import MappedExport
-from medmkt_assets.lib.adapters.synthea import SyntheaExport
-from medmkt_assets.lib.contract import privacy_findings, shape_findings
-from medmkt_assets.lib.sources import SourceError
+from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
+from medmkt_assets.lib.sources.adapters.mapped import MappedExport
+from medmkt_assets.lib.sources.adapters.synthea import SyntheaExport
+from medmkt_assets.lib.sources.files import SourceError
 from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import make_resources, materialize_all
 

@@ -8,7 +8,11 @@ from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.automation.sensors import alert_on_failure, incoming_files
 from medmkt_assets.defs.resources import AlertFolder, SourceFiles
 from medmkt_assets.settings import Settings
-from medmkt_assets_tests.conftest import make_resources, materialize_all, write_tiny_source
+from medmkt_assets_tests.conftest import (
+    make_resources,
+    materialize_all,
+    write_tiny_source,
+)
 
 BATCH = ("order_id,line_no,patient_id,product_id,ordered_at,quantity,unit_price,channel,facility_id\n"
          "B1,1,P1,C,2024-05-01T09:00:00,1,100,online,F1\nB1,2,P1,B,2024-05-01T09:00:00,1,50,online,F1\n")

@@ -10,10 +10,15 @@ import pandas as pd
 import pytest
 
 from medmkt_assets.definitions import build_definitions
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import SourceError, load_raw_table
+from medmkt_assets.lib.sources.files import SourceError, load_raw_table
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.settings import Settings
-from medmkt_assets_tests.conftest import TINY_SOURCE, make_resources, materialize_all, write_tiny_source
+from medmkt_assets_tests.conftest import (
+    TINY_SOURCE,
+    make_resources,
+    materialize_all,
+    write_tiny_source,
+)
 
 STAGE = dg.AssetSelection.groups("ingest", "staging")
 
@@ -53,7 +58,7 @@ def test_a_file_without_header_row_is_refused_without_quoting_its_first_row(tmp_
 
 
 def test_engine_errors_name_the_problem_but_mask_cell_values():
-    from medmkt_assets.lib.sources import masked_error
+    from medmkt_assets.lib.sources.files import masked_error
 
     masked = masked_error(duckdb.ConversionException("Could not convert string 'P000123' to INT32\nLINE 1: ..."))
     assert masked == "Could not convert string '…' to INT32"
@@ -61,7 +66,7 @@ def test_engine_errors_name_the_problem_but_mask_cell_values():
 
 def test_raw_previews_show_no_identifier_free_text_or_unknown_column():
     from medmkt_assets.defs.warehouse import preview
-    from medmkt_assets.lib.warehouse import Session
+    from medmkt_assets.lib.engine.warehouse import Session
 
     con = Session(duckdb.connect())
     con.execute("CREATE SCHEMA raw")

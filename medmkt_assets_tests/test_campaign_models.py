@@ -5,9 +5,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medmkt_assets.lib import campaign_models as cm
-from medmkt_assets.lib.propensity import (
-    _auc, auc_gap_noise, choose_champion, folds, lift_table, qini_auc, stratified_cap,
+from medmkt_assets.lib.models import campaign_models as cm
+from medmkt_assets.lib.models.propensity import (
+    _auc,
+    auc_gap_noise,
+    choose_champion,
+    folds,
+    lift_table,
+    qini_auc,
+    stratified_cap,
 )
 
 
@@ -69,7 +75,7 @@ def test_uplift_learns_from_the_same_category_only_with_both_arms_and_outcomes()
 
 
 def test_auc_by_group_hides_small_groups_and_the_sibling_that_would_reveal_them():
-    from medmkt_assets.lib.propensity import suppress_groups
+    from medmkt_assets.lib.models.propensity import suppress_groups
 
     fairness = pd.DataFrame({"dimension": ["gender", "gender", "gender", "age_band", "age_band"],
                              "group": ["F", "M", "U", "30-39", "40-49"], "rows": [120, 7, 300, 200, 227],
@@ -84,7 +90,7 @@ def test_auc_by_group_hides_small_groups_and_the_sibling_that_would_reveal_them(
 def test_audiences_rank_by_uplift_only_when_its_model_beat_random(ranks_audience, expected):
     import duckdb
 
-    from medmkt_assets.lib.audiences import judge_audiences
+    from medmkt_assets.lib.privacy.audiences import judge_audiences
 
     con = duckdb.connect()
     for schema in ("marts", "restricted", "staging"):
@@ -216,7 +222,7 @@ def test_both_uplift_learners_find_a_planted_effect_and_the_better_one_wins():
 def test_score_columns_come_back_keyed_by_position_with_their_flags():
     import duckdb
 
-    from medmkt_assets.lib.warehouse import Session
+    from medmkt_assets.lib.engine.warehouse import Session
 
     con = Session(duckdb.connect())
     con.execute("CREATE TABLE keys AS SELECT * FROM (VALUES ('kc'), ('ka'), ('kb')) t(patient_key)")
@@ -239,7 +245,7 @@ def test_score_columns_come_back_keyed_by_position_with_their_flags():
 
 def _scoring_world(session) -> list[cm.Scorer]:
     """Three profiled patients (one unprofiled), one past treated conversion, N18 for two of them."""
-    from medmkt_assets.lib.staging import ensure_schemas
+    from medmkt_assets.lib.sources.staging import ensure_schemas
 
     ensure_schemas(session)
     session.write_frame(pd.DataFrame({"patient_key": ["k1", "k2", "k3", "k9"], "monetary": [10.0, 0.0, 5.0, 1.0],
@@ -260,7 +266,7 @@ SCORED = "patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAST(f.mode
 def test_scorers_write_every_profiled_patient_with_flags_and_proxy_history():
     import duckdb
 
-    from medmkt_assets.lib.warehouse import Session
+    from medmkt_assets.lib.engine.warehouse import Session
 
     con = Session(duckdb.connect())
     cm.write_scores(con, cm.scoring_sql(["N18"]), _scoring_world(con), "marts.s", SCORED)
@@ -274,9 +280,9 @@ def test_scorers_write_every_profiled_patient_with_flags_and_proxy_history():
 def test_scorers_in_spark_executors_write_what_duckdb_writes(spark, tmp_path):
     import duckdb
 
-    from medmkt_assets.lib.lakehouse import Lakehouse
-    from medmkt_assets.lib.spark_warehouse import SparkWarehouseSession
-    from medmkt_assets.lib.warehouse import Session
+    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets.lib.engine.warehouse import Session
 
     tables = []
     for con in (Session(duckdb.connect()), SparkWarehouseSession(spark, Lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")):

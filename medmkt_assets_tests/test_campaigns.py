@@ -12,10 +12,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from medmkt_assets.lib.campaign_features import build_campaign_training
-from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects, uplift_test
-from medmkt_assets.lib.propensity import MODEL_NAMES, make_model
-from medmkt_assets.lib.pseudonym import pseudonymize
+from medmkt_assets.lib.models.campaign_features import build_campaign_training
+from medmkt_assets.lib.models.campaigns import (
+    campaign_effects,
+    suppress_effects,
+    uplift_test,
+)
+from medmkt_assets.lib.models.propensity import MODEL_NAMES, make_model
+from medmkt_assets.lib.privacy.pseudonym import pseudonymize
 
 
 def test_newcombe_interval_and_p_value_known_answers():
@@ -199,7 +203,7 @@ def test_a_planned_campaign_without_past_contacts_gets_flagged_proxy_scores(demo
     """Only a handful of past contacts left: no model can be trained, yet every patient is scored,
     by the documented proxy, and the rows say so."""
     from medmkt_assets.definitions import build_definitions
-    from medmkt_assets.lib.campaign_models import PROXY_MODEL
+    from medmkt_assets.lib.models.campaign_models import PROXY_MODEL
     from medmkt_assets.settings import Settings
 
     from .conftest import make_resources, materialize_all

@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 
 from medmkt_assets.demo_data import generate
 from medmkt_assets.demo_data import world as W
-from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -4,11 +4,15 @@ from datetime import datetime
 import duckdb
 import pytest
 
-from medmkt_assets.lib.disease_risk import (
-    RISK_CONDITIONS_SQL, RISK_ROWS_SQL, build_risk_training, index_dates, risk_model_columns,
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models.disease_risk import (
+    RISK_CONDITIONS_SQL,
+    RISK_ROWS_SQL,
+    build_risk_training,
+    index_dates,
+    risk_model_columns,
 )
-from medmkt_assets.lib.features import build_patient_features
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.models.features import build_patient_features
 
 # k1: first N18 diagnosis 2025-09-01, then the drug it needs ("L", cardiology); a checkup before.
 # k2: N18 long ago. k3: buys L without N18. k4: deceased. k5: registered 2025-01-01. k6: undated N18.

@@ -19,9 +19,9 @@ from sklearn.metrics import adjusted_rand_score
 from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.demo_data.formats import generate_in_layout
-from medmkt_assets.lib.contract import privacy_findings, shape_findings
-from medmkt_assets.lib.pseudonym import pseudonymize
-from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
+from medmkt_assets.lib.privacy.pseudonym import pseudonymize
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import TEST_KEY, make_resources, materialize_all
 

@@ -1,4 +1,4 @@
-"""The insight snapshot (lib/insight.py) and the app's pure parts: what is copied, atomically;
+"""The insight snapshot (lib/ops/insight.py) and the app's pure parts: what is copied, atomically;
 every text in both languages; locale formatting; names for codes; hidden cells stay hidden."""
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from medmkt_assets.app import data, i18n
-from medmkt_assets.lib.insight import (
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.insight import (
     CAMPAIGN_CATALOG_SQL,
     CONDITION_CATALOG_SQL,
     INFO_TABLE,
@@ -23,8 +24,7 @@ from medmkt_assets.lib.insight import (
     manifest_frame,
     publish_snapshot,
 )
-from medmkt_assets.lib.schema import DIRECT_IDENTIFIERS
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.privacy.identifiers import DIRECT_IDENTIFIERS
 
 KEY_A, KEY_B = "a" * 64, "b" * 64
 APP = Path(data.__file__).parent
@@ -180,9 +180,9 @@ def test_every_text_exists_in_both_languages_with_the_same_placeholders():
 
 
 def test_segment_labels_translate_by_their_parts():
-    from medmkt_assets.lib.adapters.common import CATEGORY_KEYWORDS
-    from medmkt_assets.lib.schema import ORDER_CHANNELS
-    from medmkt_assets.lib.segments import label_segments
+    from medmkt_assets.lib.models.segments import label_segments
+    from medmkt_assets.lib.sources.adapters.common import CATEGORY_KEYWORDS
+    from medmkt_assets.lib.sources.schema import ORDER_CHANNELS
     categories = [c for c, _ in CATEGORY_KEYWORDS]
     means = pd.DataFrame({"monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
                           "age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})

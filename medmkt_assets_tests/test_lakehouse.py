@@ -4,7 +4,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from medmkt_assets.lib.lakehouse import Lakehouse, refresh_views
+from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse, refresh_views
 
 
 def _write_version(lake: Lakehouse, table: str, values: list[int]):

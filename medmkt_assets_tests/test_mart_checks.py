@@ -6,10 +6,15 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.quality.mart_checks import small_cell_checks
 from medmkt_assets.defs.resources import Warehouse
-from medmkt_assets.lib.mart_checks import (
-    SMALL_CELL_RULES, UNJUDGED_PATIENT, UNKNOWN_CAMPAIGN, ineligible_audience_rows, small_cells, uncovered_patients,
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.mart_checks import (
+    SMALL_CELL_RULES,
+    UNJUDGED_PATIENT,
+    UNKNOWN_CAMPAIGN,
+    ineligible_audience_rows,
+    small_cells,
+    uncovered_patients,
 )
-from medmkt_assets.lib.warehouse import Session
 
 RULES = {rule.table: rule for rule in SMALL_CELL_RULES}
 

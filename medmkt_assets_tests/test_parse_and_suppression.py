@@ -7,9 +7,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from medmkt_assets.lib import parse as P
-from medmkt_assets.lib.profiles import age_band_sql
-from medmkt_assets.lib.suppression import hide_complement, is_small_cell, suppress_frame, suppressed_sql
+from medmkt_assets.lib.models.profiles import age_band_sql
+from medmkt_assets.lib.privacy.suppression import (
+    hide_complement,
+    is_small_cell,
+    suppress_frame,
+    suppressed_sql,
+)
+from medmkt_assets.lib.sources import parse as P
 
 
 def one(expr: str, value):

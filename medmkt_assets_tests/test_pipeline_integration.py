@@ -6,8 +6,8 @@ import json
 import duckdb
 import pytest
 
-from medmkt_assets.lib.contract import privacy_findings, shape_findings
-from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,12 @@ import hmac
 import duckdb
 import pytest
 
-from medmkt_assets.lib.pseudonym import clean_id, clean_id_sql, hmac_sql, pseudonymize
+from medmkt_assets.lib.privacy.pseudonym import (
+    clean_id,
+    clean_id_sql,
+    hmac_sql,
+    pseudonymize,
+)
 
 # RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?"
 RFC4231_CASE2 = "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"

@@ -6,8 +6,15 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.quality.checks import _suite_checks
 from medmkt_assets.defs.resources import QualityDocs, Warehouse
-from medmkt_assets.lib.quality import (
-    Check, data_docs_index, data_docs_root, ensure_baselines, measure, record_baselines, staged_checks, validate,
+from medmkt_assets.lib.ops.quality import (
+    Check,
+    data_docs_index,
+    data_docs_root,
+    ensure_baselines,
+    measure,
+    record_baselines,
+    staged_checks,
+    validate,
 )
 
 

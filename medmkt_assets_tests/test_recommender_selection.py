@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from medmkt_assets.lib import recommender_selection as sel
-from medmkt_assets.lib.recommenders import Popularity
+from medmkt_assets.lib.models import recommender_selection as sel
+from medmkt_assets.lib.models.recommenders import Popularity
 
 
 def _evaluation(rows):

@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from medmkt_assets.lib import recommenders as R
-from medmkt_assets.lib.rec_metrics import (
-    catalog_coverage, chronological_split, evaluate, map_at_k, ndcg_at_k, novelty, precision_at_k, recall_at_k,
+from medmkt_assets.lib.models import recommenders as R
+from medmkt_assets.lib.models.rec_metrics import (
+    catalog_coverage,
+    chronological_split,
+    evaluate,
+    map_at_k,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    recall_at_k,
     stratified_split,
 )
 

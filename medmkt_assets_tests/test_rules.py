@@ -1,4 +1,4 @@
-"""lib.rules: arules semantics on integer counts, known answers worked out by hand."""
+"""lib.models.rules: arules semantics on integer counts, known answers worked out by hand."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy import sparse
 
-from medmkt_assets.lib.rules import RULE_COLUMNS, encode_baskets, mine_rules
+from medmkt_assets.lib.models.rules import RULE_COLUMNS, encode_baskets, mine_rules
 
 
 def baskets_of(*baskets: str) -> pd.DataFrame:
@@ -370,7 +370,7 @@ def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed):
     """Leaving baskets with fewer than two frequent items out of FP-growth changes nothing."""
     from mlxtend.frequent_patterns import fpgrowth
 
-    from medmkt_assets.lib.rules import frequent_itemsets
+    from medmkt_assets.lib.models.rules import frequent_itemsets
 
     rng = np.random.default_rng(seed)
     sizes = rng.choice([1, 1, 1, 2, 3, 5], 400)
@@ -409,14 +409,19 @@ def test_rules_in_the_metadata_read_as_names_with_their_codes():
 def test_spark_itemset_counts_find_the_same_itemsets_counts_and_rules(spark, seed):
     """The Spark engine's level-wise itemset counts against mlxtend FP-growth on the same baskets, arules
     semantics kept: every itemset and count, then the same rules ({} -> {X} and pruning included)."""
-    from medmkt_assets.lib import spark_models
-    from medmkt_assets.lib.rules import encode_baskets, frequent_itemsets, min_count_for, rules_from_itemsets
+    from medmkt_assets.lib.models import on_spark
+    from medmkt_assets.lib.models.rules import (
+        encode_baskets,
+        frequent_itemsets,
+        min_count_for,
+        rules_from_itemsets,
+    )
 
     baskets = random_baskets(400, 12, seed)
     min_count = min_count_for(0.03, baskets.basket_id.nunique())
     matrix, items, _ = encode_baskets(baskets)
     expected = frequent_itemsets(matrix, items, min_count, 3)
-    found, n = spark_models.frequent_itemsets(spark.createDataFrame(baskets.astype({"item_id": str})), min_count, 3)
+    found, n = on_spark.frequent_itemsets(spark.createDataFrame(baskets.astype({"item_id": str})), min_count, 3)
     as_set = lambda f: set(zip(f.itemsets, f["count"]))  # noqa: E731
     assert n == matrix.shape[0] and as_set(found) == as_set(expected)
     settings = dict(min_lift=None, prune_redundant=True)

@@ -6,11 +6,17 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from medmkt_assets.lib.pseudonym import pseudonymize
-from medmkt_assets.lib.segment_summary import SEGMENT_SUMMARY_SQL
-from medmkt_assets.lib.segments import (
-    MicroWard, choose_k, choose_method, elbow_k, label_segments, segment_patients, segment_table,
+from medmkt_assets.lib.models.segment_summary import SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segments import (
+    MicroWard,
+    choose_k,
+    choose_method,
+    elbow_k,
+    label_segments,
+    segment_patients,
+    segment_table,
 )
+from medmkt_assets.lib.privacy.pseudonym import pseudonymize
 
 
 def _blobs(n_per: int = 300, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from medmkt_assets.lib.campaign_models import with_target_share
+from medmkt_assets.lib.models.campaign_models import with_target_share
 
 SAMPLE = 150
 

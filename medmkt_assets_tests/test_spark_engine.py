@@ -13,8 +13,8 @@ import duckdb
 import pytest
 
 from medmkt_assets.bench.compare import differences
-from medmkt_assets.lib.contract import privacy_findings, shape_findings
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
 
 RTOL = 1e-9
 

@@ -8,14 +8,14 @@ import duckdb
 import pandas as pd
 import pytest
 
-from medmkt_assets.lib import spark_sql
-from medmkt_assets.lib.pseudonym import hmac_sql, pseudonymize
-from medmkt_assets.lib.sql import stable_hash_sql
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.engine.spark import dialect
+from medmkt_assets.lib.engine.sql import stable_hash_sql
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.privacy.pseudonym import hmac_sql, pseudonymize
 
 
 def spark_text(sql: str, params=None, variables=None) -> str:
-    return spark_sql.to_spark(spark_sql.bind(spark_sql.parse(sql), params, variables or {}))
+    return dialect.to_spark(dialect.bind(dialect.parse(sql), params, variables or {}))
 
 
 def test_parameters_and_variables_become_literals():
@@ -35,7 +35,7 @@ def test_engine_specific_variants_are_chosen():
 
 
 def test_table_references_are_renamed_keeping_what_the_query_calls_them():
-    tree = spark_sql.rename_tables(spark_sql.parse("SELECT orders.x, p.y FROM staging.orders JOIN staging.p p USING (k)"),
+    tree = dialect.rename_tables(dialect.parse("SELECT orders.x, p.y FROM staging.orders JOIN staging.p p USING (k)"),
                                    lambda t: f"{t.db}__{t.name}" if t.db else None)
     assert tree.sql(dialect="spark") == ("SELECT orders.x, p.y FROM `staging__orders` AS orders "
                                          "JOIN `staging__p` AS p USING (k)")
@@ -70,8 +70,8 @@ AGREEING_QUERIES = {
 
 @pytest.fixture
 def engines(spark, tmp_path):
-    from medmkt_assets.lib.lakehouse import Lakehouse
-    from medmkt_assets.lib.spark_warehouse import SparkWarehouseSession
+    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
 
     duck = Session(duckdb.connect())
     on_spark = SparkWarehouseSession(spark, Lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from medmkt_assets.lib.pseudonym import hmac_sql
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.staging_specs import Pseudonym, build_specs, table_spec
+from medmkt_assets.lib.privacy.pseudonym import hmac_sql
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
+from medmkt_assets.lib.sources.staging_specs import Pseudonym, build_specs, table_spec
 
 
 def test_a_spec_binds_placeholders_outputs_keys_and_pseudonyms():

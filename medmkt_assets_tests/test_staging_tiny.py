@@ -5,10 +5,13 @@ import dagster as dg
 import duckdb
 
 from medmkt_assets.definitions import build_definitions
-from medmkt_assets.lib.pseudonym import pseudonymize
+from medmkt_assets.lib.privacy.pseudonym import pseudonymize
 from medmkt_assets.settings import Settings
-from medmkt_assets_tests.conftest import make_resources, materialize_all, write_tiny_source
-
+from medmkt_assets_tests.conftest import (
+    make_resources,
+    materialize_all,
+    write_tiny_source,
+)
 
 STAGE = dg.AssetSelection.groups("ingest", "staging")
 PROFILES = STAGE | dg.AssetSelection.assets(["marts", "patient_profiles"]).upstream()

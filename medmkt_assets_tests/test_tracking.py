@@ -5,7 +5,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.lib.tracking import artifact_root, run_url, sqlite_path
+from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, run_url, sqlite_path
 
 
 def test_tracker_tags_runs_and_links_them(tmp_path):
@@ -87,8 +87,11 @@ def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path)
     """models:/…@champion loaded with pyfunc answers per patient_key, as the fitted model does."""
     import pandas as pd
 
-    from medmkt_assets.lib.recommenders import ItemKNN
-    from medmkt_assets.lib.tracking import ensure_experiment, log_recommender
+    from medmkt_assets.lib.models.recommenders import ItemKNN
+    from medmkt_assets.lib.tracking.mlflow_runs import (
+        ensure_experiment,
+        log_recommender,
+    )
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     interactions = pd.DataFrame({"user_id": [1, 1, 2, 2, 3, 3, 4, 4], "item_id": list("abcdabcd"),
@@ -117,7 +120,7 @@ def test_registered_versions_say_what_they_are_and_why_they_won(tmp_path):
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
 
-    from medmkt_assets.lib.tracking import ensure_experiment, log_model
+    from medmkt_assets.lib.tracking.mlflow_runs import ensure_experiment, log_model
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     X = pd.DataFrame({"a": np.arange(20.0)})
@@ -135,7 +138,7 @@ def test_a_logged_dataset_names_every_row_by_digest_never_by_value(tmp_path):
 
     import pandas as pd
 
-    from medmkt_assets.lib.tracking import log_dataset
+    from medmkt_assets.lib.tracking.mlflow_runs import log_dataset
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
     frame = pd.DataFrame({"age_years": [35.0, 45.0] * 1500, "monetary": range(3000)})

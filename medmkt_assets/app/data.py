@@ -1,6 +1,6 @@
 """What the insight app reads, and the pure steps from the snapshot's tables to what a page shows.
 
-The snapshot (lib/insight.py) is attached read-only to an in-memory session for each
+The snapshot (lib/ops/insight.py) is attached read-only to an in-memory session for each
 query, so the app never holds the file open while the pipeline renames a new one over it;
 cached tables are keyed by the file's identity and refresh with it. Nothing here computes a
 number the marts hid: totals add up published cells only, and a hidden cell renders as the
@@ -17,9 +17,9 @@ import pandas as pd
 import streamlit as st
 
 from medmkt_assets.app import i18n
-from medmkt_assets.lib.schema import SMALL_CELL_MAX
-from medmkt_assets.lib.sql import sql_list, sql_literal
-from medmkt_assets.lib.warehouse import scratch
+from medmkt_assets.lib.engine.sql import sql_list, sql_literal
+from medmkt_assets.lib.engine.warehouse import scratch
+from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
 from medmkt_assets.settings import Settings
 
 PSEUDONYM = re.compile(r"^[0-9a-f]{64}$")
@@ -30,7 +30,7 @@ PROFILE_MEASURES = {
     "avg_satisfaction": "col.satisfaction", "chronic_condition_share": "col.chronic",
     "marketing_consent_share": "col.consent",
 }
-# Which part of the serving policy picked a row (lib.recommenders.Hybrid); anything else is the champion.
+# Which part of the serving policy picked a row (lib.models.recommenders.Hybrid); anything else is the champion.
 REASONS = {"content": "reason.content", "popularity_by_segment": "reason.segment", "popularity": "reason.popular"}
 MEASURES = ("revenue", "orders", "patients")
 
@@ -161,7 +161,7 @@ def recommendation_reason(model: str) -> str:
 
 
 def model_name(model: str, lang: str) -> str:
-    """A recommender candidate's label (lib.recommender_selection.label) in words."""
+    """A recommender candidate's label (lib.models.recommender_selection.label) in words."""
     if model.startswith("ease_l"):
         return i18n.t("model.ease", lang, value=model.removeprefix("ease_l"))
     if model.startswith("itemknn"):

@@ -388,7 +388,7 @@ TEXT: dict[str, dict[str, str]] = {
 
 # Words of the data: categories (CATEGORY_KEYWORDS and the demo world), order and campaign
 # channels, purposes, product kinds, rule scopes, campaign status, exclusion reasons,
-# uplift training bases and learners, the parts of segment labels (lib/segments.py), and the
+# uplift training bases and learners, the parts of segment labels (lib/models/segments.py), and the
 # demo world's regions. A word not listed is shown as the data writes it.
 TERMS: dict[str, dict[str, str]] = {
     "en": {
@@ -441,7 +441,7 @@ TERMS: dict[str, dict[str, str]] = {
         "Jiangsu": "江苏", "Sichuan": "四川", "Hubei": "湖北", "Shandong": "山东",
     },
 }
-# Reasons built from a purpose or a channel (lib/audiences.py), translated by their parts.
+# Reasons built from a purpose or a channel (lib/privacy/audiences.py), translated by their parts.
 REASON_PATTERNS = (
     (re.compile(r"^no (.+) consent$"), {"en": "no {0} consent", "zh": "无{0}同意"}),
     (re.compile(r"^(.+) consent revoked$"), {"en": "{0} consent revoked", "zh": "已撤回{0}同意"}),

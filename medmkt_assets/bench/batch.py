@@ -47,7 +47,9 @@ def main() -> None:
     os.environ.update({"MEDMKT_SOURCE_DIR": args.source, "MEDMKT_WAREHOUSE": args.warehouse,
                        "MLFLOW_TRACKING_URI": args.mlflow, "MEDMKT_INCOMING_DIR": args.incoming})
     os.environ.setdefault("MEDMKT_PSEUDONYM_KEY", "medmkt-benchmark-key")
-    from medmkt_assets.definitions import build_definitions  # after the environment is set
+    from medmkt_assets.definitions import (
+        build_definitions,  # after the environment is set
+    )
     from medmkt_assets.defs.automation.sensors import incoming_files
 
     defs = build_definitions()

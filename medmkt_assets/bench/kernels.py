@@ -35,7 +35,7 @@ def _baskets(n_baskets: int = 1_000_000, n_items: int = 500, seed: int = 0) -> p
 
 
 def rules() -> dict:
-    from medmkt_assets.lib.rules import mine_rules
+    from medmkt_assets.lib.models.rules import mine_rules
 
     baskets = _baskets()
     started = time.perf_counter()
@@ -44,7 +44,7 @@ def rules() -> dict:
 
 
 def segments() -> dict:
-    from medmkt_assets.lib.segments import segment_patients
+    from medmkt_assets.lib.models.segments import segment_patients
 
     rng = np.random.default_rng(1)
     n, k = 1_000_000, 5
@@ -65,7 +65,7 @@ def segments() -> dict:
 
 
 def recommend() -> dict:
-    from medmkt_assets.lib.recommenders import EASE
+    from medmkt_assets.lib.models.recommenders import EASE
 
     rng = np.random.default_rng(2)
     n_users, n_items = 1_000_000, 500
@@ -87,7 +87,13 @@ def quality() -> dict:
 
     import duckdb
 
-    from medmkt_assets.lib.quality import ensure_baselines, measure, record_baselines, staged_checks, validate
+    from medmkt_assets.lib.ops.quality import (
+        ensure_baselines,
+        measure,
+        record_baselines,
+        staged_checks,
+        validate,
+    )
 
     n_lines, n_patients = 10_000_000, 1_000_000
     folder = Path(tempfile.mkdtemp(prefix="medmkt-quality-"))

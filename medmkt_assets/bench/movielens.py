@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from medmkt_assets.lib.rec_metrics import evaluate, stratified_split
-from medmkt_assets.lib.recommenders import EASE, ItemKNN, Popularity, tune_ease
+from medmkt_assets.lib.models.rec_metrics import evaluate, stratified_split
+from medmkt_assets.lib.models.recommenders import EASE, ItemKNN, Popularity, tune_ease
 
 BAR = {"precision_at_10": 0.412, "ndcg_at_10": 0.475, "map_at_10": 0.146}  # BiVAE, MS recommenders
 

@@ -66,7 +66,9 @@ def main() -> None:
                        "MEDMKT_INCOMING_DIR": str(work / "incoming"),
                        "MEDMKT_INSIGHT_SNAPSHOT": str(work / "insight" / "insight.duckdb")})
     os.environ.setdefault("MEDMKT_PSEUDONYM_KEY", "medmkt-benchmark-key")
-    from medmkt_assets.definitions import build_definitions  # after the environment is set
+    from medmkt_assets.definitions import (
+        build_definitions,  # after the environment is set
+    )
 
     defs = build_definitions()
     assets = list(defs.assets or []) + list(defs.asset_checks or [])

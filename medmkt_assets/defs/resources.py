@@ -2,6 +2,7 @@
 
 import os
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -10,11 +11,11 @@ import mlflow
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
-from medmkt_assets.lib import tracking
-from medmkt_assets.lib.pseudonym import DEVELOPMENT_KEY
-from medmkt_assets.lib.sources import SOURCE_SUFFIXES, find_source_file
-from medmkt_assets.lib.staging import ensure_schemas
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.privacy.pseudonym import DEVELOPMENT_KEY
+from medmkt_assets.lib.sources.files import SOURCE_SUFFIXES, find_source_file
+from medmkt_assets.lib.sources.staging import ensure_schemas
+from medmkt_assets.lib.tracking import mlflow_runs
 from medmkt_assets.settings import env
 
 
@@ -73,7 +74,7 @@ class SourceFiles(dg.ConfigurableResource):
 
 
 class Warehouse(dg.ConfigurableResource):
-    """The warehouse every asset reads and writes, as lib.warehouse sessions.
+    """The warehouse every asset reads and writes, as lib.engine.warehouse sessions.
 
     On DuckDB (the default) connections come from dagster-duckdb, which retries while another
     process holds the file. On Spark (`compute="spark"`) a session runs the same statements on
@@ -102,8 +103,11 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def _spark_session(self) -> Iterator[Session]:
-        from medmkt_assets.lib.lakehouse import Lakehouse
-        from medmkt_assets.lib.spark_warehouse import SparkWarehouseSession, spark_session
+        from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+        from medmkt_assets.lib.engine.spark.session import (
+            SparkWarehouseSession,
+            spark_session,
+        )
 
         spark = spark_session(self.spark_master, self.spark_remote, self.spark_driver_memory, self.spark_partitions)
         session = SparkWarehouseSession(spark, Lakehouse(self.lakehouse), Path(self.engine.database))
@@ -162,7 +166,7 @@ class MlflowTracker(dg.ConfigurableResource):
     @contextmanager
     def start_run(self, context: dg.AssetExecutionContext, experiment: str, run_name: str,
                   tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
-        experiment_id = tracking.ensure_experiment(self.tracking_uri, experiment)
+        experiment_id = mlflow_runs.ensure_experiment(self.tracking_uri, experiment)
         all_tags = {
             "dagster.run_id": context.run.run_id,
             "dagster.asset_key": context.asset_key.to_user_string(),
@@ -175,12 +179,33 @@ class MlflowTracker(dg.ConfigurableResource):
     @contextmanager
     def resume(self, run: mlflow.ActiveRun | str) -> Iterator[mlflow.ActiveRun]:
         """Reopen a finished run, or a run id (e.g. to add the champion's model and plots to it)."""
-        tracking.prepare_backend(self.tracking_uri)
+        mlflow_runs.prepare_backend(self.tracking_uri)
         with mlflow.start_run(run_id=run if isinstance(run, str) else run.info.run_id) as resumed:
             yield resumed
 
     def run_url(self, run: mlflow.ActiveRun) -> str:
-        return tracking.run_url(self.ui, run.info.experiment_id, run.info.run_id)
+        return mlflow_runs.run_url(self.ui, run.info.experiment_id, run.info.run_id)
+
+    def for_asset(self, context: dg.AssetExecutionContext) -> "AssetRuns":
+        """This tracker for lib code (a lib.tracking.mlflow_runs.RunTracker): runs tagged with `context`."""
+        return AssetRuns(self, context)
+
+
+@dataclass(frozen=True)
+class AssetRuns:
+    """An MlflowTracker bound to the asset whose runs it starts (lib.tracking.mlflow_runs.RunTracker)."""
+
+    tracker: MlflowTracker
+    context: dg.AssetExecutionContext
+
+    def start_run(self, experiment: str, run_name: str, tags: dict[str, str] | None = None):
+        return self.tracker.start_run(self.context, experiment, run_name, tags)
+
+    def resume(self, run: mlflow.ActiveRun | str):
+        return self.tracker.resume(run)
+
+    def run_url(self, run: mlflow.ActiveRun) -> str:
+        return self.tracker.run_url(run)
 
 
 class ExportDir(dg.ConfigurableResource):

@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from medmkt_assets.lib.schema import NOT_FOR_PREVIEW
-from medmkt_assets.lib.warehouse import Session
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.privacy.identifiers import NOT_FOR_PREVIEW
 
 # Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
 # run step at a time because DuckDB allows a single writing process.

@@ -19,7 +19,7 @@ import pandas as pd
 
 from medmkt_assets.demo_data import world as W
 from medmkt_assets.demo_data.writers import TableWriter
-from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SECONDS_PER_DAY = 86_400
 N_CATEGORIES = len(W.CATEGORIES)

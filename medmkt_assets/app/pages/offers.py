@@ -3,7 +3,7 @@ import altair as alt
 import streamlit as st
 
 from medmkt_assets.app import charts, data, i18n, ui
-from medmkt_assets.lib.recommender_selection import ranking_split
+from medmkt_assets.lib.models.recommender_selection import ranking_split
 
 lang, snap = ui.lang(), ui.snapshot()
 names = data.Names.of(snap)

@@ -2,7 +2,12 @@
 the campaign report waits until a user switches it on, since not every team runs campaigns."""
 import dagster as dg
 
-from medmkt_assets.defs.automation.jobs import campaign_report_job, ingestion_job, model_retraining_job, triggered_by
+from medmkt_assets.defs.automation.jobs import (
+    campaign_report_job,
+    ingestion_job,
+    model_retraining_job,
+    triggered_by,
+)
 
 TIMEZONE = "Asia/Shanghai"
 

@@ -5,8 +5,8 @@ import dagster as dg
 
 from medmkt_assets.defs.automation.jobs import incoming_batch_job, triggered_by
 from medmkt_assets.defs.resources import AlertFolder, SourceFiles
-from medmkt_assets.lib import incoming
-from medmkt_assets.lib.alerts import FileAlertSink
+from medmkt_assets.lib.ops.alerts import FileAlertSink
+from medmkt_assets.lib.sources import incoming
 
 # What a batch in the export's own format can change: everything its adapter maps.
 NATIVE_BATCH_TABLES = ("patients", "products", "orders", "diagnoses")

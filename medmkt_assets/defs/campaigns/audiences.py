@@ -5,11 +5,20 @@ import dagster as dg
 from pydantic import Field
 
 from medmkt_assets.defs.resources import ExportDir, Warehouse
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
-from medmkt_assets.lib.audiences import (
-    PLANNED_CAMPAIGNS_SQL, REASON_COUNTS_SQL, export_frame, judge_audiences, write_private_csv, write_private_json,
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    row_count,
 )
-from medmkt_assets.lib.suppression import hide_complement, is_small_cell
+from medmkt_assets.lib.privacy.audiences import (
+    PLANNED_CAMPAIGNS_SQL,
+    REASON_COUNTS_SQL,
+    export_frame,
+    judge_audiences,
+    write_private_csv,
+    write_private_json,
+)
+from medmkt_assets.lib.privacy.suppression import hide_complement, is_small_cell
 
 
 class AudienceConfig(dg.Config):

@@ -4,7 +4,7 @@ import pandas as pd
 
 from medmkt_assets.defs.resources import Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL
-from medmkt_assets.lib.campaigns import campaign_effects, suppress_effects
+from medmkt_assets.lib.models.campaigns import campaign_effects, suppress_effects
 
 ARM_TOTALS = """
     count(*) FILTER (WHERE c.arm = 'treatment') AS treated,

@@ -7,12 +7,16 @@ import pandas as pd
 
 from medmkt_assets.defs.resources import SourceFiles, Warehouse
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, preview, row_count
-from medmkt_assets.lib.adapters import open_adapter
-from medmkt_assets.lib.incoming import sha256
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.sources import (
-    RawLoad, SourceError, append_batches, load_raw_from_select, load_raw_table,
+from medmkt_assets.lib.sources.adapters import open_adapter
+from medmkt_assets.lib.sources.files import (
+    RawLoad,
+    SourceError,
+    append_batches,
+    load_raw_from_select,
+    load_raw_table,
 )
+from medmkt_assets.lib.sources.incoming import sha256
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SOURCE_INVENTORY = dg.AssetKey(["ops", "source_files"])
 

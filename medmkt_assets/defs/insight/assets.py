@@ -5,8 +5,13 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from medmkt_assets.defs.resources import ExportDir, InsightSnapshot, Warehouse
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, markdown_counts, row_count
-from medmkt_assets.lib.insight import (
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    markdown_counts,
+    row_count,
+)
+from medmkt_assets.lib.ops.insight import (
     CAMPAIGN_CATALOG_SQL,
     CONDITION_CATALOG_SQL,
     MANIFEST_FILE,

@@ -3,10 +3,15 @@
 import dagster as dg
 
 from medmkt_assets.defs.resources import Warehouse
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, preview, row_count
-from medmkt_assets.lib.features import build_patient_features, feature_columns
-from medmkt_assets.lib.suppression import suppress_frame
-from medmkt_assets.lib.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    preview,
+    row_count,
+)
+from medmkt_assets.lib.models.features import build_patient_features, feature_columns
+from medmkt_assets.lib.models.profiles import DEMAND_TRENDS_SQL, PATIENT_PROFILES_SQL
+from medmkt_assets.lib.privacy.suppression import suppress_frame
 
 
 def _staging(*tables: str) -> list[dg.AssetKey]:

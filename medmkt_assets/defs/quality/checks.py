@@ -3,10 +3,16 @@ import dagster as dg
 
 from medmkt_assets.defs.resources import QualityDocs, Warehouse
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL
-from medmkt_assets.lib.quality import (
-    Check, ensure_baselines, feature_checks, measure, record_baselines, staged_checks, validate,
+from medmkt_assets.lib.ops.quality import (
+    Check,
+    ensure_baselines,
+    feature_checks,
+    measure,
+    record_baselines,
+    staged_checks,
+    validate,
 )
-from medmkt_assets.lib.schema import SOURCE_TABLES
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SEVERITY = {"ERROR": dg.AssetCheckSeverity.ERROR, "WARN": dg.AssetCheckSeverity.WARN}
 

@@ -1,4 +1,4 @@
-"""Asset checks on the published marts (contract sections 3 and 4); the counting is in lib.mart_checks.
+"""Asset checks on the published marts (contract sections 3 and 4); the counting is in lib.ops.mart_checks.
 
 Small cells and audience eligibility are privacy rules: a failure means the table must not
 be used, so those checks block whatever depends on it. A coverage gap leaves correct rows
@@ -8,11 +8,16 @@ import dagster as dg
 
 from medmkt_assets.defs.resources import Warehouse
 from medmkt_assets.defs.warehouse import WAREHOUSE_POOL
-from medmkt_assets.lib.mart_checks import (
-    COVERAGE_TARGETS, SMALL_CELL_RULES, Counted, SmallCellRule, ineligible_audience_rows, small_cells,
+from medmkt_assets.lib.ops.mart_checks import (
+    COVERAGE_TARGETS,
+    SMALL_CELL_RULES,
+    Counted,
+    SmallCellRule,
+    ineligible_audience_rows,
+    small_cells,
     uncovered_patients,
 )
-from medmkt_assets.lib.schema import SMALL_CELL_MAX
+from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
 
 
 def _result(counted: Counted, what: str) -> dg.AssetCheckResult:

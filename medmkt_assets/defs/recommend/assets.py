@@ -6,10 +6,12 @@ from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker, Warehouse
 from medmkt_assets.defs.warehouse import (
-    REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count,
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    row_count,
 )
-from medmkt_assets.lib import recommender_selection as sel
-from medmkt_assets.lib import tracking
+from medmkt_assets.lib.models import recommender_selection as sel
+from medmkt_assets.lib.tracking import mlflow_runs
 
 REGISTERED_NAME = "medmkt-recommender"
 # Patients travel to Python as small integer codes (a temp table maps them back to patient_key).
@@ -82,8 +84,8 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     server = sel.ServedRecommender.build(policy, products, segments, rules, champion_label, interactions)
     with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
-        tracking.log_frame(evaluation.table, "evaluation.csv")
-        version = tracking.log_recommender(
+        mlflow_runs.log_frame(evaluation.table, "evaluation.csv")
+        version = mlflow_runs.log_recommender(
             server, REGISTERED_NAME, patients[["patient_key", "user_id"]],
             what="Next-best-offer recommender: predict(patient_key) → that patient's top-k products (params k), "
                  "under the same business rules and fallbacks as marts.recommendations, with the part that "
@@ -125,6 +127,6 @@ def _log_candidates(context: dg.AssetExecutionContext, tracker: MlflowTracker, c
                         "split_ratio": config.split_ratio, "seed": config.seed, "interactions": interactions,
                         "products": products, "selection_users": selection_users})
             log_metrics(evaluation.metrics[name])
-            tracking.log_dataset(rows, "order lines the candidates were compared on")
+            mlflow_runs.log_dataset(rows, "order lines the candidates were compared on")
             runs[name] = run
     return runs

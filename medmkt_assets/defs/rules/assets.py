@@ -7,11 +7,20 @@ from mlflow import log_metrics, log_params
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker, Warehouse
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
-from medmkt_assets.lib import plots, spark_models, tracking
-from medmkt_assets.lib.rules import min_count_for, mine_rules, rules_from_itemsets
-from medmkt_assets.lib.sql import stable_hash_sql
-from medmkt_assets.lib.schema import SMALL_CELL_MAX
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    row_count,
+)
+from medmkt_assets.lib.engine.sql import stable_hash_sql
+from medmkt_assets.lib.models import on_spark
+from medmkt_assets.lib.models.rules import (
+    min_count_for,
+    mine_rules,
+    rules_from_itemsets,
+)
+from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
+from medmkt_assets.lib.tracking import mlflow_runs, plots
 
 # Baskets are numbered in SQL so only small integers and item ids travel to Python.
 BASKET_ITEMS_SQL = {
@@ -77,7 +86,7 @@ class RulesConfig(dg.Config):
     single_consequent: bool = Field(default=False, description="Only one-item consequents (arules' default).")
     prune_redundant: bool = Field(default=True, description=(
         "Drop rules no more confident than a more general rule (published tables stay readable; "
-        "lib.rules.mine_rules keeps the raw, arules-comparable set by default)."))
+        "lib.models.rules.mine_rules keeps the raw, arules-comparable set by default)."))
     max_rules: int = Field(default=20_000, description="Most rules published per scope, highest lift first.")
     scopes: list[str] = Field(default=["basket", "patient"], description="Which scopes to mine.")
 
@@ -140,7 +149,7 @@ def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehous
         n_baskets = max(con.execute(f"SELECT count(DISTINCT basket_id) FROM ({basket_sql})").fetchall()[0][0], 1)
         min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
         if con.engine == "spark":  # itemsets counted in the cluster: the baskets never reach the driver
-            itemsets, n = spark_models.frequent_itemsets(con.dataframe(basket_sql),
+            itemsets, n = on_spark.frequent_itemsets(con.dataframe(basket_sql),
                                                          min_count_for(min_support, n_baskets), max_len)
             rules = rules_from_itemsets(itemsets, n, confidence, **settings)
         else:
@@ -164,11 +173,11 @@ def _log_rules(context: dg.AssetExecutionContext, tracker: MlflowTracker, config
         log_params({f"sampled_{s}": v for s, v in sampled.items()})
         log_metrics({f"rules_{s}": float((rules.scope == s).sum()) for s in config.scopes}
                     | {f"seconds_{s}": t for s, t in timings.items()})
-        tracking.log_frame(rules.assign(antecedents=rules.antecedents.map("|".join),
+        mlflow_runs.log_frame(rules.assign(antecedents=rules.antecedents.map("|".join),
                                         consequents=rules.consequents.map("|".join)), "association_rules.csv")
         for scope in config.scopes:
             part = rules[rules.scope == scope]
             if len(part):
-                tracking.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
+                mlflow_runs.log_figure(plots.rules_scatter(part), f"support_confidence_{scope}.png")
         return tracker.run_url(run)
 

@@ -5,10 +5,14 @@ from mlflow import log_metrics, log_params
 from pydantic import Field
 
 from medmkt_assets.defs.resources import MlflowTracker, Warehouse
-from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL, row_count
-from medmkt_assets.lib import plots, tracking
-from medmkt_assets.lib.segment_summary import COLUMN_NOTES, SEGMENT_SUMMARY_SQL
-from medmkt_assets.lib.segments import segment_patients, segment_table
+from medmkt_assets.defs.warehouse import (
+    REFRESH_WHEN_INPUTS_CHANGE,
+    WAREHOUSE_POOL,
+    row_count,
+)
+from medmkt_assets.lib.models.segment_summary import COLUMN_NOTES, SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segments import segment_patients, segment_table
+from medmkt_assets.lib.tracking import mlflow_runs, plots
 
 MODEL_NAME = "medmkt-segmentation"
 # The model inputs, plus each patient's age band from the profile (it labels the segments).
@@ -86,21 +90,21 @@ def _log_segmentation(context: dg.AssetExecutionContext, tracker: MlflowTracker,
                                tags={"method": row.method, "champion": "false"}):
             log_params({**params, "method": row.method})
             log_metrics({"k": float(row.k), "silhouette": row.silhouette, "stability_ari": row.stability_ari})
-            tracking.log_dataset(features, "profiled patients' features")
+            mlflow_runs.log_dataset(features, "profiled patients' features")
     with tracker.start_run(context, "medmkt-segmentation", model_name,
                            tags={"method": result.method, "champion": "true"}) as run:
         log_params({**params, "method": result.method})
         log_metrics(result.metrics)
-        tracking.log_dataset(features, "profiled patients' features")
-        tracking.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
+        mlflow_runs.log_dataset(features, "profiled patients' features")
+        mlflow_runs.log_figure(plots.k_scan_plot(result.k_scan, "inertia", result.k, "Elbow (K-means inertia)"),
                             "elbow.png")
-        tracking.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
+        mlflow_runs.log_figure(plots.k_scan_plot(result.k_scan, "silhouette", result.k, "Silhouette by k (sample)"),
                             "silhouette.png")
-        tracking.log_figure(plots.projection_plot(result.sample_transformed, result.sample_labels,
+        mlflow_runs.log_figure(plots.projection_plot(result.sample_transformed, result.sample_labels,
                                                   labels.to_dict()), "projection.png")
-        tracking.log_frame(result.k_scan, "k_scan.csv")
-        tracking.log_frame(result.comparison, "method_comparison.csv")
-        version = tracking.log_model(
+        mlflow_runs.log_frame(result.k_scan, "k_scan.csv")
+        mlflow_runs.log_frame(result.comparison, "method_comparison.csv")
+        version = mlflow_runs.log_model(
             result.model, features.head(200), MODEL_NAME,
             what="Patient segments: predict(patient features) → segment id (labels in segment_summary.csv).",
             why=f"{model_name}: silhouette {result.metrics['silhouette']:.3f}, stability ARI "
@@ -135,6 +139,6 @@ def segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse,
     run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None
     if run_id is not None:
         with tracker.resume(str(run_id.value)) as run:
-            tracking.log_frame(published, "segment_summary.csv")
+            mlflow_runs.log_frame(published, "segment_summary.csv")
             metadata["mlflow_run"] = dg.MetadataValue.url(tracker.run_url(run))
     return dg.MaterializeResult(metadata=metadata)

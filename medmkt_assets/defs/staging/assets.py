@@ -3,10 +3,15 @@
 import dagster as dg
 
 from medmkt_assets.defs.resources import PseudonymKey, SourceFiles, Warehouse
-from medmkt_assets.defs.warehouse import WAREHOUSE_POOL, markdown_counts, preview, row_count
-from medmkt_assets.lib.schema import SOURCE_TABLES
-from medmkt_assets.lib.staging import stage_batch, stage_table
-from medmkt_assets.lib.staging_specs import build_specs
+from medmkt_assets.defs.warehouse import (
+    WAREHOUSE_POOL,
+    markdown_counts,
+    preview,
+    row_count,
+)
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
+from medmkt_assets.lib.sources.staging import stage_batch, stage_table
+from medmkt_assets.lib.sources.staging_specs import build_specs
 
 # Staged tables a table's referential checks read.
 PARENTS = {

@@ -1,6 +1,6 @@
 """The demo world written as real exporters write it: Synthea CSV, FHIR R4 and OMOP CDM.
 
-Each export adapter (lib/adapters) is tested end to end on the project's own world in its
+Each export adapter (lib/sources/adapters) is tested end to end on the project's own world in its
 format, so the planted truth (bundles, segments, campaign uplifts) can be checked after
 the adapter has mapped the export back onto the canonical tables.
 

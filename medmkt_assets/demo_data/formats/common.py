@@ -8,7 +8,7 @@ from pathlib import Path
 import duckdb
 
 from medmkt_assets.demo_data import world as W
-from medmkt_assets.lib.sql import quote_ident, sql_literal
+from medmkt_assets.lib.engine.sql import quote_ident, sql_literal
 
 LAYOUTS = ("synthea-2", "synthea-3", "fhir-bulk", "fhir-bundles", "omop-5.3", "omop-5.4")
 # Canonical tables no clinical export carries; the pipeline reads them as `<table>.csv` beside it.

@@ -7,7 +7,7 @@ from medmkt_assets.demo_data.formats.common import (
     select_columns,
     udi_sql,
 )
-from medmkt_assets.lib.sql import sql_literal
+from medmkt_assets.lib.engine.sql import sql_literal
 
 OMOP_COMMON = {
     "person": ("person_id", "gender_concept_id", "year_of_birth", "month_of_birth", "day_of_birth", "birth_datetime",

@@ -1,0 +1,63 @@
+"""Training rows for campaign models: each past contact with features as of its campaign's start.
+
+Features come from `build_patient_features` with the campaign start as cut-off, so no
+order, diagnosis, survey or event on or after the start can leak into training. The
+vocabulary (category, channel and condition columns) is the one of the current feature
+table, so the rows a model is trained on and the rows it scores have the same columns.
+"""
+from __future__ import annotations
+
+from medmkt_assets.lib.engine.sql import sql_literal
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models.features import build_patient_features, feature_columns
+
+TRAINING_TABLE = "features.campaign_training"
+
+
+def vocabulary_of(con: Session, table: str) -> dict[str, list[str]]:
+    columns = feature_columns(con, table)
+    return {prefix: [c.split("__", 1)[1] for c in columns if c.startswith(f"{prefix}__")]
+            for prefix in ("cat", "ch", "cond")}
+
+
+def target_share_sql(target_category: str | None, columns: list[str]) -> str:
+    """The patient's spend share in the campaign's target category (0 when it is not a feature)."""
+    column = f"cat__{target_category}" if target_category else None
+    return column if column in columns else "0.0"
+
+
+def build_campaign_training(con: Session, current_features: str = "features.patient_features",
+                            table: str = TRAINING_TABLE) -> int:
+    """Write one row per contact of every campaign that has contacts; returns the number of campaigns."""
+    vocabulary = vocabulary_of(con, current_features)
+    campaigns = con.execute(
+        "SELECT k.campaign_id, k.start_date, k.target_category FROM staging.campaigns k "
+        "WHERE k.start_date IS NOT NULL AND EXISTS (SELECT 1 FROM staging.campaign_contacts c "
+        "WHERE c.campaign_id = k.campaign_id) ORDER BY k.start_date, k.campaign_id").fetchall()
+    parts = []
+    for i, (campaign_id, start, target) in enumerate(campaigns):
+        part = f"_campaign_features_{i}"
+        cutoff = f"CAST({sql_literal(str(start))} AS TIMESTAMP)"
+        build_patient_features(
+            con, part, cutoff=cutoff, vocabulary=vocabulary,
+            patients_sql=f"SELECT DISTINCT patient_key FROM staging.campaign_contacts "
+                         f"WHERE campaign_id = {sql_literal(campaign_id)}")
+        share = target_share_sql(target, feature_columns(con, part))
+        parts.append(
+            f"SELECT c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
+            f"c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, {share} AS target_share, "
+            f"{share} * f.monetary AS target_spend "
+            f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
+            f"JOIN {part} f USING (patient_key) WHERE c.campaign_id = {sql_literal(campaign_id)}")
+    if parts:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
+                    "CAST(NULL AS DATE) AS start_date, CAST(NULL AS VARCHAR) AS target_category, "
+                    "CAST(NULL AS VARCHAR) AS campaign_channel, CAST(NULL AS VARCHAR) AS arm, "
+                    "CAST(NULL AS INTEGER) AS converted, CAST(NULL AS DOUBLE) AS revenue, "
+                    "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share, "
+                    "CAST(NULL AS DOUBLE) AS target_spend LIMIT 0")
+    for i in range(len(campaigns)):
+        con.execute(f"DROP TABLE IF EXISTS _campaign_features_{i}")
+    return len(campaigns)

@@ -1,0 +1,93 @@
+"""Campaign effect statistics: uplift of a randomized treatment arm over its control arm.
+
+The interval for the difference of two proportions is Newcombe's hybrid score interval
+(method 10, from Wilson score intervals of each arm): unlike the Wald interval it stays
+inside [-1, 1] and keeps its coverage when conversion rates are small, as they usually
+are. The p-value is the pooled two-proportion z-test (two-sided).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX, hide_complement
+
+Z95 = float(norm.ppf(0.975))
+
+
+def wilson_interval(successes, trials, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score interval of a proportion (NaN where trials is 0)."""
+    x, n = np.asarray(successes, float), np.asarray(trials, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = x / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def uplift_test(x_treated, n_treated, x_control, n_control, z: float = Z95) -> pd.DataFrame:
+    """Rates, uplift, its Newcombe 95% interval and the two-sided p-value, element-wise."""
+    x1, n1, x2, n2 = (np.asarray(v, float) for v in (x_treated, n_treated, x_control, n_control))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p1, p2 = x1 / n1, x2 / n2
+        l1, u1 = wilson_interval(x1, n1, z)
+        l2, u2 = wilson_interval(x2, n2, z)
+        d = p1 - p2
+        low = d - np.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2)
+        high = d + np.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+        pooled = (x1 + x2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        p_value = np.where(se > 0, 2 * norm.sf(np.abs(d) / se), np.where(d == 0, 1.0, 0.0))
+    return pd.DataFrame({"treated_conversion_rate": p1, "control_conversion_rate": p2, "uplift": d,
+                         "uplift_ci_low": low, "uplift_ci_high": high, "p_value": p_value})
+
+
+def campaign_effects(arms: pd.DataFrame) -> pd.DataFrame:
+    """One row per group from per-arm totals.
+
+    `arms` has the group columns plus treated, control (patients), treated_conversions,
+    control_conversions, treated_revenue, control_revenue and cost (of contacting the
+    treated arm; the control arm is never contacted). Incremental revenue scales the
+    revenue-per-patient difference to the treated arm; roi = (incremental revenue - cost) / cost.
+    """
+    stats = uplift_test(arms.treated_conversions, arms.treated, arms.control_conversions, arms.control)
+    out = pd.concat([arms.reset_index(drop=True), stats], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_patient = out.treated_revenue / out.treated - out.control_revenue / out.control
+    out["cost"] = out.cost.fillna(0)
+    out["incremental_conversions"] = out.uplift * out.treated
+    out["incremental_revenue"] = per_patient * out.treated
+    out["roi"] = np.where(out.cost > 0, (out.incremental_revenue - out.cost) / out.cost, np.nan)
+    return out
+
+
+def suppress_effects(effects: pd.DataFrame, max_small: int = SMALL_CELL_MAX,
+                     partition: list[str] | None = None) -> pd.DataFrame:
+    """Hide arms of 1..max_small patients, and rates from which 1..max_small converters follow.
+
+    A hidden row keeps its keys and a `suppressed` flag; every measure that could reveal
+    a small count (sizes, rates, uplift, revenue, cost) is blanked. With `partition`
+    (columns whose rows sum to a total published elsewhere, e.g. the segments of one
+    campaign), a lone hidden row takes its smallest sibling with it.
+    """
+    def small(v: pd.Series) -> pd.Series:
+        return v.between(1, max_small)
+
+    out = effects.copy().reset_index(drop=True)
+    hide_all = small(out.treated) | small(out.control)
+    hide_rates = hide_all | small(out.treated_conversions) | small(out.control_conversions)
+    if partition:
+        size = out.treated + out.control
+        hide_all = hide_complement(hide_all, size, out[partition])
+        hide_rates = hide_complement(hide_rates | hide_all, size, out[partition])
+    measures = ["treated_conversion_rate", "control_conversion_rate", "uplift", "uplift_ci_low", "uplift_ci_high",
+                "p_value", "incremental_conversions", "incremental_revenue", "roi"]
+    for column in measures:
+        if column in out:
+            out[column] = out[column].astype(float).mask(hide_rates)
+    for column in ("treated", "control", "cost"):
+        out[column] = out[column].astype("Float64").mask(hide_all)
+    out["suppressed"] = hide_rates
+    return out.drop(columns=[c for c in ("treated_conversions", "control_conversions", "treated_revenue",
+                                         "control_revenue") if c in out])

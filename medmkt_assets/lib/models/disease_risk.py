@@ -1,0 +1,94 @@
+"""Disease risk as prediction: a new diagnosis within a horizon after an index date.
+
+A patient who already has a condition is not "at risk" of it, and what happened after
+the index date (the drugs bought because of a diagnosis, the diagnosis itself) must not
+reach the features. So training rows are built per index date: the patients alive,
+registered and not yet diagnosed at that date, with features from strictly before it
+(`build_patient_features` with the index date as cut-off) and the label "first diagnosed
+within `horizon` days after it". Index dates step back from the data's as-of time by one
+horizon each, so every label window has ended and the latest index's rows can test a
+model trained on the earlier ones (temporal validation). The model that is published is
+refitted on every index date and scores today's features: the risk of a new diagnosis
+within the horizon from now.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models.campaign_features import vocabulary_of
+from medmkt_assets.lib.models.features import build_patient_features, column_slug
+
+RISK_TRAINING_TABLE = "features.risk_training"
+AS_OF_SQL = "SELECT coalesce(max(ordered_at), now()::TIMESTAMP) FROM staging.orders"
+# First diagnosis per patient and condition; an undated one counts as long ago (already had it).
+FIRST_DIAGNOSIS_SQL = """
+SELECT patient_key, condition_code,
+       min(coalesce(CAST(diagnosed_at AS TIMESTAMP), TIMESTAMP '1900-01-01')) AS first_at
+FROM staging.diagnoses GROUP BY ALL"""
+# Who can get a new diagnosis after {index}: profiled, living, registered before it.
+AT_INDEX_SQL = """
+SELECT patient_key FROM staging.patients SEMI JOIN marts.patient_profiles USING (patient_key)
+WHERE NOT coalesce(is_deceased, false) AND (registered_at IS NULL OR CAST(registered_at AS TIMESTAMP) < {index})"""
+# Conditions with the most new diagnoses over all index windows (at least $min_positives).
+RISK_CONDITIONS_SQL = f"""
+WITH first_dx AS ({FIRST_DIAGNOSIS_SQL}),
+windows AS (SELECT DISTINCT index_date, horizon_end, patient_key FROM {RISK_TRAINING_TABLE})
+SELECT d.condition_code, count(*) AS new_cases FROM windows w
+JOIN first_dx d ON d.patient_key = w.patient_key AND d.first_at >= w.index_date AND d.first_at < w.horizon_end
+GROUP BY 1 HAVING count(*) >= $min_positives ORDER BY 2 DESC, 1 LIMIT $conditions"""
+# One condition's training rows: patients without it at the index date, labelled by a first
+# diagnosis inside the window; a hash-Bernoulli sample of about $max_rows rows (classes in proportion).
+RISK_ROWS_SQL = f"""
+WITH first_dx AS (SELECT * FROM ({FIRST_DIAGNOSIS_SQL}) WHERE condition_code = $code),
+labelled AS (
+  SELECT r.*, CAST(d.first_at IS NOT NULL AND d.first_at < r.horizon_end AS INTEGER) AS new_diagnosis
+  FROM {RISK_TRAINING_TABLE} r LEFT JOIN first_dx d USING (patient_key)
+  WHERE d.first_at IS NULL OR d.first_at >= r.index_date)
+SELECT l.*, p.gender AS _gender, p.age_band AS _age_band
+FROM labelled l JOIN marts.patient_profiles p USING (patient_key)
+WHERE {stable_hash_sql('patient_key', 'index_date', '$seed')} % 1000000
+      < 1000000.0 * $max_rows / greatest((SELECT count(*) FROM labelled), 1)
+ORDER BY index_date, patient_key"""
+
+
+def index_dates(as_of: datetime, horizon_days: int, count: int) -> list[datetime]:
+    """`count` index dates, oldest first, one horizon apart, the latest one horizon before as_of
+    (so every label window [index, index + horizon) has been observed)."""
+    if horizon_days < 1 or count < 1:
+        raise ValueError("the horizon and the number of index dates must be at least 1")
+    return [as_of - timedelta(days=horizon_days * k) for k in range(count, 0, -1)]
+
+
+def _timestamp(value: datetime) -> str:
+    return f"CAST({sql_literal(value.isoformat(sep=' '))} AS TIMESTAMP)"
+
+
+def build_risk_training(con: Session, horizon_days: int, index_count: int,
+                        current_features: str = "features.patient_features",
+                        table: str = RISK_TRAINING_TABLE) -> list[datetime]:
+    """Write `table`: per index date, every patient who could get a new diagnosis after it, with
+    features from before it (the current feature table's columns) and the end of the label window.
+    Returns the index dates."""
+    as_of = con.execute(AS_OF_SQL).fetchall()[0][0]
+    vocabulary = vocabulary_of(con, current_features)
+    dates = index_dates(as_of, horizon_days, index_count)
+    parts = []
+    for i, index in enumerate(dates):
+        part, cutoff = f"_risk_features_{i}", _timestamp(index)
+        build_patient_features(con, part, cutoff=cutoff, vocabulary=vocabulary,
+                               patients_sql=AT_INDEX_SQL.format(index=cutoff))
+        end = _timestamp(index + timedelta(days=horizon_days))
+        parts.append(f"SELECT {cutoff} AS index_date, {end} AS horizon_end, * FROM {part}")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
+    for i in range(len(dates)):
+        con.execute(f"DROP TABLE IF EXISTS _risk_features_{i}")
+    return dates
+
+
+def risk_model_columns(columns: list[str], condition_code: str) -> list[str]:
+    """Model inputs for one condition: every feature but the condition's own flag (always 0 among
+    the patients at risk, so it carries nothing, and 1 for the already diagnosed, who are not scored)."""
+    own = f"cond__{column_slug(condition_code)}"
+    return [c for c in columns if c != own]

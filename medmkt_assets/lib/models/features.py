@@ -1,0 +1,149 @@
+"""Model-input features per patient, computed in DuckDB as of a cut-off time.
+
+One SQL builder serves segmentation (cut-off = the data's as-of time) and the
+campaign models (cut-off = a campaign's start, so nothing after it can leak in).
+Category, channel and condition columns follow the data (the top categories by
+revenue, the top conditions by patients), named `cat__…`, `ch__…`, `cond__…`.
+Only patient_key identifies a row; age is kept as the middle of its 10-year band.
+"""
+from __future__ import annotations
+
+import re
+
+from medmkt_assets.lib.engine.sql import sql_literal
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models.profiles import age_band_sql
+
+MAX_CATEGORIES = 20
+MAX_CONDITIONS = 10
+# Skewed counts and amounts: modelled on a log scale.
+LOG_COLUMNS = ("recency_days", "frequency", "monetary", "avg_order_value", "distinct_products", "digital_events",
+               "order_lines")
+BASE_COLUMNS = ("age_years", "is_female", "has_orders", *LOG_COLUMNS, "satisfaction", "has_survey",
+                "chronic_conditions")
+
+
+def column_slug(value: str) -> str:
+    """The column-name part `_slug` makes of a value, computed in Python."""
+    return re.sub(r"[^a-z0-9]+", "_", str(value).strip(" ").lower())
+
+
+def _slug(expr: str) -> str:
+    return f"regexp_replace(lower(trim(CAST({expr} AS VARCHAR))), '[^a-z0-9]+', '_', 'g')"
+
+
+# Order lines before the cut-off of the patients asked for; {before} is a condition on o.ordered_at.
+FEATURE_LINES_SQL = """
+CREATE OR REPLACE TEMP TABLE _feat_lines AS
+SELECT o.patient_key, o.order_id, o.ordered_at, coalesce(o.channel, 'other') AS channel, o.product_id,
+       {category} AS category, o.quantity * o.unit_price AS amount
+FROM staging.orders o JOIN staging.products p USING (product_id)
+WHERE {before} AND o.patient_key IN (SELECT patient_key FROM ({patients}))"""
+TOP_CATEGORIES_SQL = f"SELECT category FROM _feat_lines GROUP BY 1 ORDER BY sum(amount) DESC, 1 LIMIT {MAX_CATEGORIES}"
+CHANNELS_SQL = "SELECT channel FROM _feat_lines GROUP BY 1 ORDER BY count(*) DESC, 1"
+TOP_CONDITIONS_SQL = """
+SELECT {condition} FROM staging.diagnoses WHERE {before} OR diagnosed_at IS NULL
+GROUP BY 1 ORDER BY count(DISTINCT patient_key) DESC, 1 LIMIT {limit}"""
+
+# One row per patient: {shares} are the category / channel / condition columns (with a leading
+# comma), the other placeholders the cut-off conditions and the as-of time.
+PATIENT_FEATURES_SQL = """
+CREATE OR REPLACE TABLE {table} AS
+WITH people AS ({patients}),
+o AS (SELECT patient_key, count(DISTINCT order_id) AS frequency, sum(amount) AS monetary,
+             count(*) AS order_lines, count(DISTINCT product_id) AS distinct_products,
+             max(ordered_at) AS last_order_at
+      FROM _feat_lines GROUP BY patient_key),
+c AS ({categories}),
+-- orders per channel: count the distinct (order, channel) pairs once, not a DISTINCT per channel
+order_channels AS (SELECT DISTINCT patient_key, order_id, channel FROM _feat_lines),
+h AS ({channels}),
+diagnosed AS (SELECT * FROM staging.diagnoses WHERE {dx_before} OR diagnosed_at IS NULL),
+d AS ({conditions}),
+dd AS (SELECT patient_key, count(DISTINCT condition_code) AS chronic_conditions FROM diagnosed GROUP BY 1),
+s AS (SELECT patient_key, avg(satisfaction) AS satisfaction FROM staging.surveys
+      WHERE {survey_before} OR responded_at IS NULL GROUP BY 1),
+g AS (SELECT patient_key, count(*) AS digital_events FROM staging.events
+      WHERE patient_key IS NOT NULL AND {event_before} GROUP BY 1),
+a AS (SELECT {as_of} AS as_of)
+SELECT pt.patient_key,
+       CAST(CASE WHEN band = 'unknown' THEN NULL WHEN band = '90+' THEN 92
+                 ELSE CAST(split_part(band, '-', 1) AS INTEGER) + 5 END AS DOUBLE) AS age_years,
+       CASE p.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 ELSE 0.5 END AS is_female,
+       CAST(o.frequency IS NOT NULL AS DOUBLE) AS has_orders,
+       CAST(coalesce(date_diff('day', o.last_order_at, a.as_of), 3650) AS DOUBLE) AS recency_days,
+       CAST(coalesce(o.frequency, 0) AS DOUBLE) AS frequency,
+       CAST(coalesce(o.monetary, 0) AS DOUBLE) AS monetary,
+       CAST(coalesce(o.monetary / nullif(o.frequency, 0), 0) AS DOUBLE) AS avg_order_value,
+       CAST(coalesce(o.distinct_products, 0) AS DOUBLE) AS distinct_products,
+       CAST(coalesce(g.digital_events, 0) AS DOUBLE) AS digital_events,
+       CAST(coalesce(o.order_lines, 0) AS DOUBLE) AS order_lines,
+       CAST(s.satisfaction AS DOUBLE) AS satisfaction,
+       CAST(s.satisfaction IS NOT NULL AS DOUBLE) AS has_survey,
+       CAST(coalesce(dd.chronic_conditions, 0) AS DOUBLE) AS chronic_conditions
+       {shares}
+FROM people pt
+JOIN (SELECT *, {age_band} AS band FROM staging.patients) p USING (patient_key)
+CROSS JOIN a
+LEFT JOIN o USING (patient_key) LEFT JOIN c USING (patient_key) LEFT JOIN h USING (patient_key)
+LEFT JOIN d USING (patient_key) LEFT JOIN dd USING (patient_key) LEFT JOIN s USING (patient_key)
+LEFT JOIN g USING (patient_key)
+ORDER BY pt.patient_key"""
+
+
+def _one_hot(prefix: str, values: list[str], expr: str, agg: str, source: str) -> str:
+    """Per patient, one `<prefix>__<value>` column aggregating the rows where expr = value."""
+    if not values:
+        return f"SELECT patient_key FROM {source} WHERE false"
+    cols = ", ".join(f"{agg.format(cond=f'{expr} = {sql_literal(v)}')} AS {prefix}__{v}" for v in values)
+    return f"SELECT patient_key, {cols} FROM {source} GROUP BY patient_key"
+
+
+def _shares(vocabulary: dict[str, list[str]]) -> str:
+    """Category shares of spend, channel shares of orders, condition flags (0 when absent)."""
+    columns = ([f"coalesce(c.cat__{v} / nullif(o.monetary, 0), 0) AS cat__{v}" for v in vocabulary["cat"]]
+               + [f"coalesce(h.ch__{v} / nullif(o.frequency, 0), 0) AS ch__{v}" for v in vocabulary["ch"]]
+               + [f"coalesce(d.cond__{v}, 0) AS cond__{v}" for v in vocabulary["cond"]])
+    return ", " + ", ".join(columns) if columns else ""
+
+
+def _vocabulary(con: Session, dx_before: str) -> dict[str, list[str]]:
+    """The data's own columns: top categories by revenue, every channel, top conditions by patients."""
+    return {
+        "cat": [r[0] for r in con.execute(TOP_CATEGORIES_SQL).fetchall()],
+        "ch": [r[0] for r in con.execute(CHANNELS_SQL).fetchall()],
+        "cond": [r[0] for r in con.execute(TOP_CONDITIONS_SQL.format(
+            condition=_slug("condition_code"), before=dx_before, limit=MAX_CONDITIONS)).fetchall()],
+    }
+
+
+def build_patient_features(con: Session, table: str, cutoff: str | None = None,
+                           patients_sql: str = "SELECT patient_key FROM staging.patients",
+                           vocabulary: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
+    """Write `table` (one row per patient of `patients_sql`) from history strictly before `cutoff`.
+
+    `cutoff` is a SQL timestamp expression (None = everything, ages measured at the last
+    order). `vocabulary` fixes the category/channel/condition columns (pass the one a model
+    was trained with); the vocabulary used is returned.
+    """
+    before = (lambda col: f"{col} < {cutoff}") if cutoff else (lambda col: "true")
+    dx_before = before("CAST(diagnosed_at AS TIMESTAMP)")
+    con.execute(FEATURE_LINES_SQL.format(category=_slug("p.category"), before=before("o.ordered_at"),
+                                         patients=patients_sql))
+    vocabulary = vocabulary if vocabulary is not None else _vocabulary(con, dx_before)
+    con.execute(PATIENT_FEATURES_SQL.format(
+        table=table, patients=patients_sql,
+        categories=_one_hot("cat", vocabulary["cat"], "category", "sum(amount) FILTER (WHERE {cond})", "_feat_lines"),
+        channels=_one_hot("ch", vocabulary["ch"], "channel", "count(*) FILTER (WHERE {cond})", "order_channels"),
+        conditions=_one_hot("cond", vocabulary["cond"], _slug("condition_code"),
+                            "max(CASE WHEN {cond} THEN 1 ELSE 0 END)", "diagnosed"),
+        dx_before=dx_before, survey_before=before("responded_at"), event_before=before("occurred_at"),
+        as_of=cutoff or "(SELECT coalesce(max(ordered_at), now()::TIMESTAMP) FROM staging.orders)",
+        age_band=age_band_sql("year((SELECT as_of FROM a)) - birth_year"), shares=_shares(vocabulary)))
+    con.execute("DROP TABLE IF EXISTS _feat_lines")
+    return vocabulary
+
+
+def feature_columns(con: Session, table: str) -> list[str]:
+    """The model-input columns of a feature table (everything but the key)."""
+    return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "patient_key"]
