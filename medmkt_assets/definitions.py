@@ -13,6 +13,7 @@ from medmkt_assets.defs.resources import (
     MlflowTracker,
     PseudonymKey,
     QualityDocs,
+    SensitiveData,
     SourceFiles,
     Warehouse,
 )
@@ -37,6 +38,7 @@ def build_resources(settings: Settings) -> dict:
             lakehouse=settings.lakehouse, spark_driver_memory=settings.spark_driver_memory,
             spark_partitions=settings.spark_partitions),
         "pseudonym": PseudonymKey(),
+        "sensitive": SensitiveData(policy_file=settings.sensitive_policy),
         # The MLflow UI and Data Docs addresses in links are read where each run executes
         # (MEDMKT_MLFLOW_UI, MEDMKT_QUALITY_DOCS_URL), not fixed when this module is loaded.
         "tracker": MlflowTracker(tracking_uri=settings.mlflow_tracking_uri),

@@ -26,6 +26,7 @@ DEFAULTS = {
     "MEDMKT_LAKEHOUSE": "data/lakehouse",
     "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
     "MEDMKT_SPARK_PARTITIONS": "8",
+    "MEDMKT_SENSITIVE_POLICY": "",   # empty: the policy packaged with medmkt (lib/privacy/sensitive_data.yaml)
 }
 ENGINES = ("duckdb", "spark")
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
@@ -59,6 +60,7 @@ class Settings:
     lakehouse: str             # where Spark keeps the tables (a folder every worker sees)
     spark_driver_memory: str
     spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
+    sensitive_policy: str = ""  # the sensitive-data policy file; empty: the packaged one
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -89,4 +91,5 @@ class Settings:
             lakehouse=env("MEDMKT_LAKEHOUSE"),
             spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
             spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
+            sensitive_policy=env("MEDMKT_SENSITIVE_POLICY"),
         )

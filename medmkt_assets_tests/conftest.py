@@ -16,6 +16,7 @@ from medmkt_assets.defs.resources import (
     MlflowTracker,
     PseudonymKey,
     QualityDocs,
+    SensitiveData,
     SourceFiles,
     Warehouse,
 )
@@ -65,9 +66,11 @@ def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Pat
     return folder
 
 
-def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: str = "duckdb") -> dict:
+def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: str = "duckdb",
+                   policy_file: str = "") -> dict:
     """Every resource, in folders beside `warehouse`; `engine="spark"` runs the SQL on a local
-    Spark with the lakehouse beside the warehouse."""
+    Spark with the lakehouse beside the warehouse; `policy_file`: a sensitive-data policy other
+    than the packaged one."""
     return {
         "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
         # the production buffer cap: a reader that needs more than the warehouse allows fails here too
@@ -76,12 +79,25 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: s
             compute=engine, lakehouse=str(warehouse.parent / "lakehouse"), spark_master=SPARK_MASTER,
             spark_partitions=4, spark_driver_memory="2g"),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
+        "sensitive": SensitiveData(policy_file=policy_file),
         "tracker": MlflowTracker(tracking_uri=mlflow_uri),
         "exports": ExportDir(path=str(warehouse.parent / "exports")),
         "quality": QualityDocs(path=str(warehouse.parent / "quality")),
         "alerts": AlertFolder(path=str(warehouse.parent / "alerts")),
         "insight": InsightSnapshot(path=str(warehouse.parent / "insight" / "insight.duckdb")),
     }
+
+
+def row_accounting(con, table: str) -> tuple[int, int]:
+    """(raw rows, staged + quarantined + withheld-as-sensitive rows) of a source table: equal when no
+    row is lost (con: a DuckDB connection to a warehouse)."""
+    def count(name: str) -> int:
+        schema, rel = name.split(".")
+        exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND "
+                             "table_name = ?", [schema, rel]).fetchone()[0]
+        return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0] if exists else 0
+    return count(f"raw.{table}"), sum(count(f"{s}.{table}") for s in ("staging", "quarantine")) + count(
+        f"restricted.sensitive_{table}")
 
 
 SPARK_MASTER = "local[2]"

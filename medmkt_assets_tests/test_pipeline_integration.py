@@ -8,6 +8,7 @@ import pytest
 
 from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
+from medmkt_assets_tests.conftest import row_accounting
 
 
 @pytest.fixture(scope="module")
@@ -35,9 +36,8 @@ def test_no_direct_identifier_outside_private_schemas(con):
 
 def test_raw_rows_equal_staged_plus_quarantined(con):
     for table in SOURCE_TABLES:
-        raw, staged, quarantined = (con.execute(f"SELECT count(*) FROM {s}.{table}").fetchone()[0]
-                                    for s in ("raw", "staging", "quarantine"))
-        assert raw == staged + quarantined, table
+        raw, accounted = row_accounting(con, table)
+        assert raw == accounted, table
 
 
 def test_every_planted_bad_row_is_quarantined_with_a_reason(con, demo_pipeline):

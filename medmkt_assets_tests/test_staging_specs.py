@@ -4,6 +4,7 @@ from __future__ import annotations
 import pytest
 
 from medmkt_assets.lib.privacy.pseudonym import hmac_sql
+from medmkt_assets.lib.privacy.sensitive import load_policy
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources.staging_specs import Pseudonym, build_specs, table_spec
 
@@ -40,7 +41,7 @@ def test_bad_specs_are_refused_with_a_value_error(fields, message):
 def test_unknown_tables_are_refused_and_every_contract_table_has_a_spec():
     with pytest.raises(ValueError, match="unknown table 'visits'"):
         table_spec("visits", parsed={}, rules=(), output=())
-    specs = build_specs("k")
+    specs = build_specs("k", load_policy())
     assert set(specs) == set(SOURCE_TABLES)
     # the pseudonym is keyed at bind time: a different key gives different SQL
-    assert build_specs("other")["orders"].parsed["patient_key"] != specs["orders"].parsed["patient_key"]
+    assert build_specs("other", load_policy())["orders"].parsed["patient_key"] != specs["orders"].parsed["patient_key"]

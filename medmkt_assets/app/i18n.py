@@ -394,7 +394,7 @@ TERMS: dict[str, dict[str, str]] = {
     "en": {
         "cardiology": "cardiology", "diabetes_care": "diabetes care", "dermatology": "dermatology",
         "vaccination": "vaccination", "checkup": "checkup", "respiratory": "respiratory",
-        "womens_health": "women's health", "pediatrics": "pediatrics", "mental_health": "mental health",
+        "womens_health": "women's health", "pediatrics": "pediatrics", "mental_health": "mental health", "wellbeing": "wellbeing",
         "orthopedics": "orthopedics", "pain_relief": "pain relief", "dental": "dental", "other": "other",
         "store": "store", "online": "online", "app": "app", "phone": "phone", "clinic": "clinic",
         "unknown": "unknown", "sms": "SMS", "email": "email", "app_push": "app push", "call": "call",
@@ -419,7 +419,7 @@ TERMS: dict[str, dict[str, str]] = {
     "zh": {
         "cardiology": "心血管", "diabetes_care": "糖尿病护理", "dermatology": "皮肤科", "vaccination": "疫苗接种",
         "checkup": "体检", "respiratory": "呼吸科", "womens_health": "女性健康", "pediatrics": "儿科",
-        "mental_health": "心理健康", "orthopedics": "骨科", "pain_relief": "止痛", "dental": "口腔",
+        "mental_health": "心理健康", "wellbeing": "身心健康", "orthopedics": "骨科", "pain_relief": "止痛", "dental": "口腔",
         "other": "其他",
         "store": "门店", "online": "线上", "app": "App", "phone": "电话", "clinic": "诊所", "unknown": "未知",
         "sms": "短信", "email": "电子邮件", "app_push": "App推送", "call": "电话外呼", "wechat": "微信",

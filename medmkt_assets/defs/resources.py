@@ -13,6 +13,7 @@ from pydantic import Field
 
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.privacy.pseudonym import DEVELOPMENT_KEY
+from medmkt_assets.lib.privacy.sensitive import SensitivePolicy, load_policy
 from medmkt_assets.lib.sources.files import SOURCE_SUFFIXES, find_source_file
 from medmkt_assets.lib.sources.staging import ensure_schemas
 from medmkt_assets.lib.tracking import mlflow_runs
@@ -140,6 +141,17 @@ class PseudonymKey(dg.ConfigurableResource):
             self.env_var, self.env_var,
         )
         return DEVELOPMENT_KEY
+
+
+class SensitiveData(dg.ConfigurableResource):
+    """The sensitive-data policy (lib.privacy.sensitive): which diagnoses and products never drive
+    marketing, and the care programmes that may use one family with consent."""
+
+    policy_file: str = Field(default="", description=(
+        "YAML policy file (MEDMKT_SENSITIVE_POLICY); empty: the policy packaged with medmkt."))
+
+    def policy(self) -> SensitivePolicy:
+        return load_policy(self.policy_file or None)
 
 
 def data_snapshot(instance: dg.DagsterInstance) -> str:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medmkt_assets.demo_data import sensitive as S
 from medmkt_assets.demo_data import world as W
 from medmkt_assets.demo_data.writers import TableWriter
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
@@ -107,6 +108,8 @@ def build_catalog(n_products: int, rng: np.random.Generator) -> Catalog:
         bundles.append({"antecedent": products.product_id[a], "antecedent_name": antecedent,
                         "consequent": products.product_id[b], "consequent_name": consequent,
                         "probability": probability, "_a": a, "_b": b})
+    treatment = first_of_stem[W.SENSITIVE_INCIDENT[2]]  # bought only after the sensitive incident's onset
+    weights[treatment // per_category, treatment % per_category] = 0.0
     cumulative = np.cumsum(weights / weights.sum(axis=1, keepdims=True), axis=1)
     return Catalog(products.drop(columns="_stem"), per_category, cumulative,
                    products.unit_price.to_numpy(), bundles)
@@ -402,7 +405,7 @@ def campaign_rows() -> pd.DataFrame:
     return pd.DataFrame([
         {"campaign_id": c[0], "name": c[1], "purpose": c[2], "channel": c[3], "target_category": c[4],
          "start_date": c[5], "end_date": c[6], "cost_per_contact": c[7]}
-        for c in (*W.PAST_CAMPAIGNS, *W.PLANNED_CAMPAIGNS)
+        for c in (*W.PAST_CAMPAIGNS, *W.PLANNED_CAMPAIGNS, W.CARE_CAMPAIGN)
     ])
 
 
@@ -474,6 +477,9 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     truth_planned = TableWriter(truth_dir, "planned_propensity", ("patient_id", "campaign_id", "probability"), "csv")
     truth_incident = TableWriter(truth_dir, "incident_risk",
                                  ("patient_id", "condition_code", "yearly_risk", "diagnosed_next_year"), "csv")
+    truth_sensitive = TableWriter(truth_dir, "sensitive_patients",
+                                  ("patient_id", "condition_code", "onset", "care_consent"), "csv")
+    treatment = int(np.flatnonzero(catalog.products.name.to_numpy() == W.SENSITIVE_INCIDENT[2])[0])
     writers["products"].write(catalog.products)
     writers["campaigns"].write(campaign_rows())
     next_order = 0
@@ -483,10 +489,18 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
         orders = world.orders(p, next_order)
         next_order += int(orders["_order"].max()) + 1 if len(orders) else 0
         writers["orders"].write(orders.drop(columns=["_owner", "_order"]))
+        onset = S.onsets(seed, first, p["age"], p["female"], p["conditions"], p["deceased"], world.window_end)
+        writers["orders"].write(S.treatment_orders(seed, first, p["patient_id"], onset, world.window_end,
+                                                   catalog.products.product_id[treatment],
+                                                   float(catalog.list_price[treatment])))
         has_orders = np.zeros(p["n"], bool)
         has_orders[orders["_owner"].to_numpy()] = True
         writers["diagnoses"].write(world.diagnoses(p))
+        writers["diagnoses"].write(S.diagnoses(p["patient_id"], onset))
+        care = S.care_consents(seed, first, p["patient_id"], onset, world.window_end)
         writers["consents"].write(world.consents(p))
+        writers["consents"].write(care)
+        truth_sensitive.write(S.truth(p["patient_id"], onset, care))
         writers["surveys"].write(world.surveys(p, has_orders))
         writers["events"].write(world.events(p))
         writers["campaign_contacts"].write(world.contacts(p))
@@ -498,7 +512,7 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     planted = bad_rows(patients) if with_bad_rows else {}
     for table, rows in planted.items():
         writers[table].write(pd.DataFrame([{k: v for k, v in r.items() if k != "_why"} for r in rows]))
-    for writer in (*writers.values(), truth_segments, truth_planned, truth_incident):
+    for writer in (*writers.values(), truth_segments, truth_planned, truth_incident, truth_sensitive):
         writer.close()
 
     campaigns = [{"campaign_id": c[0], "purpose": c[2], "channel": c[3], "target_category": c[4],
@@ -523,6 +537,20 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
                 "yearly_risk_logit": {"intercept": intercept, "age_minus_60_per_decade": per_decade,
                                       "female": female, "conditions": weights}}
     (truth_dir / "incident.json").write_text(json.dumps(incident, indent=2))
+    code, name, _, intercept, per_decade, female, weights = W.SENSITIVE_INCIDENT
+    (truth_dir / "sensitive.json").write_text(json.dumps({
+        "condition_code": code, "condition_name": name, "family": "substance_use",
+        "treatment_product": catalog.products.product_id[treatment],
+        "treatment_name": catalog.products.name[treatment], "monthly_refill": W.SENSITIVE_REFILL,
+        "onsets_since": str(W.SENSITIVE_SINCE), "care_campaign": W.CARE_CAMPAIGN[0],
+        "care_purpose": W.CARE_CAMPAIGN[2], "care_consent_share": W.SENSITIVE_CONSENT,
+        "yearly_risk_logit": {"intercept": intercept, "age_minus_60_per_decade": per_decade,
+                              "female": female, "conditions": weights},
+        "other_sensitive_products": [n for n in catalog.products.name
+                                     if n in ("Pregnancy test", "Contraceptive pill", "Prenatal vitamins",
+                                              "Fertility consultation")],
+        "other_sensitive_conditions": ["F32"],
+    }, indent=2, ensure_ascii=False))
     (truth_dir / "bundles.json").write_text(json.dumps(bundles, indent=2, ensure_ascii=False))
     (truth_dir / "bad_rows.json").write_text(json.dumps(planted, indent=2, ensure_ascii=False))
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))

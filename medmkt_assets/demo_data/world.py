@@ -12,13 +12,13 @@ WINDOW_END = np.datetime64("2026-06-30T23:59:59")
 SNAPSHOT = np.datetime64("2026-06-30")
 
 CATEGORIES = ("cardiology", "diabetes_care", "dermatology", "vaccination", "checkup",
-              "respiratory", "womens_health", "pediatrics", "mental_health", "orthopedics")
+              "respiratory", "womens_health", "pediatrics", "wellbeing", "orthopedics")
 CHANNELS = ("store", "online", "app", "phone", "clinic")
 
 # name, share of patients, (age mean, sd), category mix, channel mix, mean orders in two
 # years, price multiplier, digital events per patient, satisfaction mean
 SEGMENTS = (
-    ("young digital", 0.22, (28, 5), {"dermatology": .50, "checkup": .30, "womens_health": .10, "mental_health": .10},
+    ("young digital", 0.22, (28, 5), {"dermatology": .50, "checkup": .30, "womens_health": .10, "wellbeing": .10},
      {"online": .55, "app": .40, "store": .05}, 5, 0.9, 12, 4.2),
     ("chronic seniors", 0.24, (74, 6), {"diabetes_care": .45, "cardiology": .40, "orthopedics": .10, "checkup": .05},
      {"store": .60, "clinic": .35, "phone": .05}, 12, 1.0, 1, 3.7),
@@ -26,7 +26,7 @@ SEGMENTS = (
      {"store": .50, "app": .45, "online": .05}, 6, 0.8, 5, 4.0),
     ("affluent wellness", 0.16, (52, 6), {"checkup": .45, "womens_health": .35, "orthopedics": .10, "dermatology": .10},
      {"online": .50, "phone": .45, "clinic": .05}, 7, 1.9, 6, 4.5),
-    ("mind and breath", 0.18, (43, 12), {"mental_health": .50, "respiratory": .40, "checkup": .10},
+    ("wellbeing and breath", 0.18, (43, 12), {"wellbeing": .50, "respiratory": .40, "checkup": .10},
      {"app": .60, "phone": .35, "online": .05}, 8, 1.1, 9, 3.4),
 )
 
@@ -36,7 +36,7 @@ CONDITIONS = (
     ("I10", "Essential (primary) hypertension", "cardiology", (.02, .55, .03, .15, .06)),
     ("J45", "Asthma", "respiratory", (.03, .02, .12, .02, .40)),
     ("L40", "Psoriasis", "dermatology", (.12, .01, .01, .05, .02)),
-    ("F32", "Depressive episode", "mental_health", (.08, .03, .03, .03, .45)),
+    ("F32", "Depressive episode", "wellbeing", (.08, .03, .03, .03, .45)),  # sensitive: never marketing's
     ("M17", "Osteoarthritis of knee", "orthopedics", (.00, .30, .00, .08, .02)),
 )
 CONDITION_BOOST = 3.0
@@ -54,6 +54,23 @@ INCIDENT_SINCE = np.datetime64("2016-07-01")
 # The planted leak: chance that an order placed after onset also holds the marker product,
 # bought because of the diagnosis; a model fed post-index purchases would find it.
 INCIDENT_LEAK = 0.6
+
+# The planted SENSITIVE incident (demo_data/sensitive.py): opioid dependence, more frequent than
+# the incident above, so that a pipeline without the sensitive-data policy would make it its top
+# disease-risk target, mine "F11.20 -> treatment" rules and learn it as a feature. Onsets since
+# SENSITIVE_SINCE with yearly risk sigmoid(intercept + age_per_decade*(age-60)/10 + female*is_female
+# + Σ weight*has_condition); after onset the patient fills the treatment (the catalog's marker
+# product) in a month with chance SENSITIVE_REFILL. SENSITIVE_CONSENT of the patients with it
+# consent to the care programme CARE_CAMPAIGN's purpose.
+# ICD-10 code, name, treatment product stem, intercept, age per decade, female, {condition: weight}
+SENSITIVE_INCIDENT = ("F11.20", "Opioid dependence, uncomplicated", "Buprenorphine/naloxone 8 mg/2 mg film",
+                      -3.6, -0.25, -0.3, {"F32": 1.2})
+SENSITIVE_SINCE = np.datetime64("2023-07-01")
+SENSITIVE_REFILL = 0.6
+SENSITIVE_CONSENT = 0.5
+# A planned care programme (lib/privacy/sensitive_data.yaml: opioid_recovery) for the patients above
+CARE_CAMPAIGN = ("C009", "Opioid recovery support", "care_opioid_recovery", "sms", "wellbeing",
+                 "2026-07-20", "2026-09-30", 0.0)
 
 # per category: (kind, price median) and product name stems
 CATALOG = {
@@ -89,18 +106,19 @@ CATALOG = {
                                    "Children's vitamins", "Oral rehydration salts", "Baby thermometer",
                                    "Infant formula consult", "Children's ibuprofen", "Well-child visit",
                                    "Nappy rash cream", "Children's allergy syrup", "Developmental screening"]),
-    "mental_health": ("service", 90, ["Psychotherapy session", "Sertraline 50 mg tablets", "Online CBT course",
-                                      "Psychiatry consultation", "Sleep clinic visit", "Escitalopram 10 mg tablets",
-                                      "Stress management class", "Mindfulness app subscription",
-                                      "Group therapy session", "Melatonin tablets", "Anxiety screening",
-                                      "Counselling session"]),
+    # the last stem is the planted sensitive incident's treatment (SENSITIVE_INCIDENT), never bought otherwise
+    "wellbeing": ("service", 60, ["Sleep clinic visit", "Melatonin tablets", "Stress management class",
+                                  "Mindfulness app subscription", "Meditation course", "Yoga class",
+                                  "Massage session", "Nutrition consultation", "Fitness assessment",
+                                  "Magnesium supplements", "Weight management programme",
+                                  "Buprenorphine/naloxone 8 mg/2 mg film"]),
     "orthopedics": ("device", 70, ["Knee brace", "Physiotherapy session", "Orthopaedic consultation",
                                    "Glucosamine tablets", "Diclofenac gel", "Walking stick", "Back support belt",
                                    "Joint X-ray", "Orthotic insoles", "Hydrotherapy session",
                                    "Hyaluronic acid injection", "Compression stockings"]),
 }
 DRUG_WORDS = ("tablets", "cream", "inhaler", "syrup", "spray", "ointment", "gel", "capsules", "pen", "shampoo",
-              "vitamins", "supplements", "pill", "salts")
+              "vitamins", "supplements", "pill", "salts", "film")
 DEVICE_WORDS = ("monitor", "meter", "strips", "lancets", "device", "nebuliser", "brace", "stick", "belt",
                 "insoles", "stockings", "thermometer", "sensor", "needles")
 
@@ -111,7 +129,7 @@ BUNDLES = (
     ("Salbutamol inhaler", "Spacer device", 0.70),
     ("Influenza vaccine", "Pneumococcal vaccine", 0.60),
     ("Dermatology consultation", "Repair serum", 0.65),
-    ("Psychotherapy session", "Mindfulness app subscription", 0.75),
+    ("Stress management class", "Mindfulness app subscription", 0.75),
 )
 
 # campaign_id, name, purpose, channel, target category, start, end, cost per contact, uplift
@@ -152,5 +170,5 @@ QUERIES = {
     "dermatology": ("祛痘", "sunscreen", "湿疹"), "vaccination": ("HPV疫苗", "flu shot", "疫苗预约"),
     "checkup": ("体检套餐", "health checkup", "体检报告"), "respiratory": ("哮喘", "inhaler", "过敏性鼻炎"),
     "womens_health": ("孕检", "mammogram", "叶酸"), "pediatrics": ("儿童发烧", "children vitamins", "疫苗接种时间"),
-    "mental_health": ("失眠", "therapy online", "焦虑"), "orthopedics": ("膝盖疼", "physiotherapy", "护膝"),
+    "wellbeing": ("失眠", "yoga class", "减压"), "orthopedics": ("膝盖疼", "physiotherapy", "护膝"),
 }

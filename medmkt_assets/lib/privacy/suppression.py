@@ -17,6 +17,16 @@ def suppressed_sql(count_expr: str, max_small: int = SMALL_CELL_MAX) -> str:
     return f"CASE WHEN ({count_expr}) BETWEEN 1 AND {max_small} THEN NULL ELSE ({count_expr}) END"
 
 
+def suppressed_counts(counts: dict[str, int], max_small: int = SMALL_CELL_MAX) -> dict[str, int | str]:
+    """Counts for a report: small cells shown as "1-10"; where exactly one is hidden, the smallest
+    other count too, so a published total cannot reveal it by subtraction."""
+    small = {k for k, n in counts.items() if is_small_cell(n, max_small)}
+    if len(small) == 1 and len(counts) > 1:
+        small.add(min((k for k in counts if k not in small), key=lambda k: counts[k]))
+    return {k: (f"1-{max_small}" if is_small_cell(n, max_small) else "suppressed") if k in small else n
+            for k, n in counts.items()}
+
+
 def suppress_frame(
     frame: pd.DataFrame,
     people_column: str,

@@ -27,6 +27,14 @@ class StagingSpec:
     # the unique key as (parsed name, staging column) pairs, when the staging table does not
     # hold the key under its own name (patients: patient_id is only kept in restricted)
     staged_key: tuple[tuple[str, str], ...] = ()
+    # SQL over parsed names: the row's sensitive family (NULL: none) and how it matched. A good row
+    # of a family goes to restricted.sensitive_<table> instead of staging (lib.privacy.sensitive).
+    sensitive: str | None = None
+    sensitive_match: str | None = None
+
+    @property
+    def withheld_table(self) -> str | None:
+        return f"restricted.sensitive_{self.table}" if self.sensitive else None
 
 
 @dataclass
@@ -37,6 +45,11 @@ class StagingResult:
     quarantined_rows: int
     reasons: dict[str, int]
     batch_rows: int | None = None  # set when only one appended batch was staged
+    withheld: dict[str, int] = field(default_factory=dict)  # sensitive family -> rows withheld
+
+    @property
+    def withheld_rows(self) -> int:
+        return sum(self.withheld.values())
 
 
 def stage_table(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
@@ -61,6 +74,7 @@ def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
     numbers across files, ...) and the caller restages the whole table.
     """
     targets = [f"staging.{spec.table}", f"quarantine.{spec.table}"]
+    targets += [spec.withheld_table] if spec.withheld_table else []
     targets += [f"restricted.{spec.table}"] if spec.restricted_output else []
     if not all(con.table_exists(t) for t in targets):
         return None
@@ -71,7 +85,8 @@ def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
     raw_rows, batch_rows, first_batch_row, last_other_row = con.execute(
         f"SELECT count(*), count(*) FILTER ({batch}), min(rowid) FILTER ({batch}), "
         f"max(rowid) FILTER (NOT ({batch})) FROM {raw_table}").fetchall()[0]
-    judged_before = sum(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in targets[:2])
+    judged = targets[:3] if spec.withheld_table else targets[:2]  # staged, quarantined (and withheld) rows
+    judged_before = sum(con.execute(f"SELECT count(*) FROM {t}").fetchall()[0][0] for t in judged)
     if not batch_rows or judged_before != raw_rows - batch_rows or (last_other_row or -1) > first_batch_row:
         return None
     expressions = _needed_expressions(con, spec, raw_table, batch)
@@ -126,9 +141,12 @@ def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
             pairs = spec.staged_key or tuple((k, k.removeprefix("_s_")) for k in spec.unique_key)
             in_staging = " AND ".join(f"s.{col} IS NOT DISTINCT FROM p.{name}" for name, col in pairs)
             # probe staging with the batch's (few) keys instead of hashing the whole staged table
+            kept = ", ".join(c for _, c in pairs)
+            staged = (f"(SELECT {kept} FROM staging.{spec.table} UNION ALL SELECT {kept} FROM {spec.withheld_table})"
+                      if spec.withheld_table else f"staging.{spec.table}")
             con.execute(f"""INSERT INTO _medmkt_rejected
                             WITH earlier AS (SELECT DISTINCT {', '.join(f's.{c} AS {n}' for n, c in pairs)}
-                                             FROM staging.{spec.table} s SEMI JOIN (SELECT * FROM {unjudged}) p
+                                             FROM {staged} s SEMI JOIN (SELECT * FROM {unjudged}) p
                                              ON {in_staging})
                             SELECT p._raw_order, {duplicate} FROM {unjudged}
                             SEMI JOIN earlier e ON {' AND '.join(f'e.{n} IS NOT DISTINCT FROM p.{n}' for n, _ in pairs)}""")
@@ -149,10 +167,16 @@ def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
 
 
 def _publish(con: Session, spec: StagingSpec, raw_columns: list[str], append: bool) -> None:
-    """Write _medmkt_parsed's verdicts to quarantine, staging (and restricted): replace or append."""
+    """Write _medmkt_parsed's verdicts to quarantine, staging, sensitive rows to restricted (and the
+    identifiers to restricted): replace or append."""
     into = (lambda t: f"INSERT INTO {t}") if append else (lambda t: f"CREATE OR REPLACE TABLE {t} AS")
     con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_columns)}")
-    con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output)}")
+    ordinary = f"({spec.sensitive}) IS NULL" if spec.sensitive else "true"
+    con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output, ordinary)}")
+    if spec.sensitive:
+        withheld = (*spec.output, f"CAST({spec.sensitive} AS VARCHAR) AS sensitive_family",
+                    f"CAST({spec.sensitive_match} AS VARCHAR) AS sensitive_match")
+        con.execute(f"{into(spec.withheld_table)} {_staged(withheld, f'({spec.sensitive}) IS NOT NULL')}")
     if spec.restricted_output:
         con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output)}")
     con.execute("DROP TABLE _medmkt_parsed")
@@ -163,9 +187,9 @@ def _quarantined(raw_columns: list[str]) -> str:
     return f"SELECT {quoted}, _reason FROM _medmkt_parsed WHERE _reason IS NOT NULL ORDER BY _raw_order"
 
 
-def _staged(select_list: tuple[str, ...]) -> str:
+def _staged(select_list: tuple[str, ...], where: str = "true") -> str:
     # ORDER BY: a parallel CTAS under memory pressure may write a row group out of order
-    return f"SELECT {', '.join(select_list)} FROM _medmkt_parsed WHERE _reason IS NULL ORDER BY _raw_order"
+    return f"SELECT {', '.join(select_list)} FROM _medmkt_parsed WHERE _reason IS NULL AND {where} ORDER BY _raw_order"
 
 
 def _result(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
@@ -173,7 +197,9 @@ def _result(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
     (staged,) = con.execute(f"SELECT count(*) FROM staging.{spec.table}").fetchall()[0]
     reasons = dict(con.execute(f"SELECT _reason, count(*) FROM quarantine.{spec.table} "
                                "GROUP BY 1 ORDER BY 2 DESC").fetchall())
-    return StagingResult(spec.table, raw_rows, staged, sum(reasons.values()), reasons)
+    withheld = (dict(con.execute(f"SELECT sensitive_family, count(*) FROM {spec.withheld_table} "
+                                 "GROUP BY 1 ORDER BY 2 DESC").fetchall()) if spec.withheld_table else {})
+    return StagingResult(spec.table, raw_rows, staged, sum(reasons.values()), reasons, withheld=withheld)
 
 
 def _columns(con: Session, table: str) -> list[str]:

@@ -11,10 +11,11 @@ raw column (`_source_file`, `phone`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from medmkt_assets.lib.engine.sql import sql_list
 from medmkt_assets.lib.privacy.pseudonym import hmac_sql
+from medmkt_assets.lib.privacy.sensitive import SensitivePolicy
 from medmkt_assets.lib.sources import parse as P
 from medmkt_assets.lib.sources.schema import (
     CAMPAIGN_CHANNELS,
@@ -52,6 +53,9 @@ class TableSpec:
     restricted_output: tuple[str, ...] = ()
     parsed_if_needed: dict[str, tuple[str, str]] = field(default_factory=dict)
     staged_key: dict[str, str] = field(default_factory=dict)  # parsed name → staging column
+    # the sensitive family of a row (NULL: none) and how it matched, by the sensitive-data policy
+    sensitive: str | None = None
+    sensitive_match: str | None = None
 
     def bind(self, pseudonym_key: str) -> StagingSpec:
         """The StagingSpec that stage_table runs, with `_s_` names and pseudonyms keyed."""
@@ -84,6 +88,8 @@ class TableSpec:
             tuple(column(e) for e in self.restricted_output),
             {n: (condition, expr) for n, (condition, expr) in self.parsed_if_needed.items()},
             tuple((PREFIX + k, c) for k, c in self.staged_key.items()),
+            sql(self.sensitive) if self.sensitive else None,
+            sql(self.sensitive_match) if self.sensitive_match else None,
         )
 
 
@@ -96,8 +102,29 @@ def table_spec(table: str, **fields) -> TableSpec:
 
 # Rule building blocks ------------------------------------------------------------------
 
+# Tables the sensitive-data policy screens (build_specs), and the parent tables whose sensitive
+# rows make their children's rows sensitive.
+SCREENED_TABLES = ("products", "orders", "diagnoses", "events", "campaigns", "campaign_contacts", "consents")
+SCREENED_PARENTS = ("products", "campaigns")
+PURPOSE_RULE_REASON = "purpose must be one of"
+
+
+def _purpose_rule(purposes: tuple[str, ...]) -> tuple[str, str]:
+    return (f"{{purpose}} IS NULL OR {{purpose}} NOT IN ({sql_list(purposes)})",
+            f"{PURPOSE_RULE_REASON} {', '.join(purposes)}")
+
+
 def known(table: str, key: str, expr: str) -> str:
-    return f"EXISTS (SELECT 1 FROM staging.{table} k WHERE k.{key} = {expr})"
+    """The referenced row is staged, or withheld as sensitive (a product, a care programme)."""
+    staged = f"EXISTS (SELECT 1 FROM staging.{table} k WHERE k.{key} = {expr})"
+    if table not in SCREENED_PARENTS:
+        return staged
+    return f"({staged} OR EXISTS (SELECT 1 FROM restricted.sensitive_{table} k WHERE k.{key} = {expr}))"
+
+
+def inherited_family(table: str, key: str, expr: str) -> str:
+    """The sensitive family of the referenced row (an order line's product, a contact's campaign)."""
+    return f"(SELECT max(k.sensitive_family) FROM restricted.sensitive_{table} k WHERE k.{key} = {expr})"
 
 
 def in_future(name: str) -> str:
@@ -172,6 +199,7 @@ SPECS = (
         output=("order_id", "CAST({line_no} AS INTEGER) AS line_no", "patient_key", "product_id", "ordered_at",
                 "CAST(coalesce({quantity}, 1) AS INTEGER) AS quantity",
                 "coalesce({unit_price}, (SELECT p.unit_price FROM staging.products p "
+                "WHERE p.product_id = {product_id}), (SELECT p.unit_price FROM restricted.sensitive_products p "
                 "WHERE p.product_id = {product_id})) AS unit_price",
                 "channel", "facility_id", "_source_file", "_source_row"),
         # exports without line numbers: number each order's lines in file order (a window
@@ -200,8 +228,7 @@ SPECS = (
                 "target_category": P.category("target_category"), "start_date": P.date("start_date"),
                 "end_date": P.date("end_date"), "cost_per_contact": P.number("cost_per_contact")},
         rules=(("{campaign_id} IS NULL", "campaign_id is missing or blank"),
-               (f"{{purpose}} IS NULL OR {{purpose}} NOT IN ({sql_list(CAMPAIGN_PURPOSES)})",
-                f"purpose must be one of {', '.join(CAMPAIGN_PURPOSES)}"),
+               _purpose_rule(CAMPAIGN_PURPOSES),
                ("{raw_channel} IS NOT NULL AND {channel} IS NULL",
                 f"channel must be one of {', '.join(CAMPAIGN_CHANNELS)}"),
                (invalid("start_date"), "start_date is not a valid date"),
@@ -280,9 +307,41 @@ SPECS = (
 )
 
 
-def build_specs(pseudonym_key: str) -> dict[str, StagingSpec]:
-    """Staging rules for every canonical table; patient ids are pseudonymized with the key."""
-    specs = {spec.table: spec.bind(pseudonym_key) for spec in SPECS}
+def screened(spec: TableSpec, policy: SensitivePolicy) -> TableSpec:
+    """The spec with the policy's screen: rows of a sensitive family go to restricted.sensitive_<table>
+    (staging.publish), never to staging; campaigns may also have a care programme's purpose."""
+    if spec.table == "diagnoses":
+        family = policy.condition_family("{condition_code}", "{condition_name}")
+        match = policy.condition_match("{condition_code}", "{condition_name}")
+    elif spec.table == "products":
+        family = policy.product_family("{product_id}", "{name}", "{category}", "{description}")
+        match = policy.product_match("{product_id}", "{name}", "{category}", "{description}")
+    elif spec.table == "orders":
+        family, match = inherited_family("products", "product_id", "{product_id}"), "'product'"
+    elif spec.table == "events":
+        product = inherited_family("products", "product_id", "{product_id}")
+        family = f"coalesce({product}, {policy.category_family('{category}')}, {policy.text_family('{query}')})"
+        match = (f"CASE WHEN {product} IS NOT NULL THEN 'product' WHEN {policy.category_family('{category}')} "
+                 "IS NOT NULL THEN 'category' ELSE 'search query' END")
+    elif spec.table == "campaigns":
+        rules = tuple(_purpose_rule(CAMPAIGN_PURPOSES + policy.care_purposes)
+                      if reason.startswith(PURPOSE_RULE_REASON) else (condition, reason)
+                      for condition, reason in spec.rules)
+        return replace(spec, rules=rules, sensitive=policy.care_family("{purpose}"),
+                       sensitive_match="'care programme'")
+    elif spec.table == "campaign_contacts":
+        family, match = inherited_family("campaigns", "campaign_id", "{campaign_id}"), "'care programme'"
+    elif spec.table == "consents":
+        family, match = policy.care_family("{purpose}"), "'care programme'"
+    else:
+        return spec
+    return replace(spec, sensitive=family, sensitive_match=match)
+
+
+def build_specs(pseudonym_key: str, policy: SensitivePolicy) -> dict[str, StagingSpec]:
+    """Staging rules for every canonical table; patient ids are pseudonymized with the key, and the
+    sensitive-data policy decides which rows are withheld from everything after staging."""
+    specs = {spec.table: screened(spec, policy).bind(pseudonym_key) for spec in SPECS}
     missing = set(SOURCE_TABLES) - set(specs)
     if missing:
         raise ValueError(f"no staging spec for {', '.join(sorted(missing))}")
