@@ -19,8 +19,15 @@ from sklearn.metrics import adjusted_rand_score
 from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.demo_data.formats import generate_in_layout
+from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
+from medmkt_assets.lib.ops.sensitive_use import (
+    PUBLISHED_MARTS,
+    feature_leaks,
+    marts_leaks,
+)
 from medmkt_assets.lib.privacy.pseudonym import pseudonymize
+from medmkt_assets.lib.privacy.sensitive import load_policy
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.settings import Settings
 from medmkt_assets_tests.conftest import (
@@ -83,6 +90,19 @@ def test_the_whole_graph_runs_and_the_contract_holds(layout_run):
         assert raw == accounted, table
 
 
+def test_sensitive_rows_are_withheld_in_every_format(layout_run):
+    """The policy applies to codes and names as each adapter delivers them: every planted opioid
+    dependence diagnosis is withheld, and no marts table or feature list shows a trace of it."""
+    con = layout_run["con"]
+    truth = pd.read_csv(layout_run["truth"] / "sensitive_patients.csv", dtype={"patient_id": str})
+    withheld = con.execute("SELECT count(DISTINCT patient_key) FROM restricted.sensitive_diagnoses "
+                           "WHERE sensitive_family = 'substance_use'").fetchone()[0]
+    assert withheld == len(truth) > 0
+    assert con.execute("SELECT count(*) FROM restricted.sensitive_orders").fetchone()[0] > 0
+    policy, session = load_policy(), Session(con)
+    assert marts_leaks(session, policy, list(PUBLISHED_MARTS)) == {} and feature_leaks(session, policy) == []
+
+
 def test_planted_bundles_come_out(layout_run):
     con = layout_run["con"]
     to_world = _canonical_product_ids(layout_run)
@@ -130,6 +150,8 @@ def test_real_samples_run_through_the_whole_graph(tmp_path, folder, fmt, persons
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(warehouse), read_only=True)
     assert shape_findings(con) == [] and privacy_findings(con) == []
+    policy, session = load_policy(), Session(con)
+    assert marts_leaks(session, policy, list(PUBLISHED_MARTS)) == {} and feature_leaks(session, policy) == []
     staged = con.execute("SELECT count(*) FROM staging.patients").fetchone()[0]
     assert staged == persons == con.execute("SELECT count(*) FROM marts.patient_profiles").fetchone()[0]
     for table in SOURCE_TABLES:

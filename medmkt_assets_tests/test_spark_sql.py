@@ -12,6 +12,7 @@ from medmkt_assets.lib.engine.spark import dialect
 from medmkt_assets.lib.engine.sql import stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.privacy.pseudonym import hmac_sql, pseudonymize
+from medmkt_assets.lib.privacy.sensitive import load_policy
 
 
 def spark_text(sql: str, params=None, variables=None) -> str:
@@ -42,6 +43,7 @@ def test_table_references_are_renamed_keeping_what_the_query_calls_them():
 
 
 # --- both engines ---------------------------------------------------------------------------
+SENSITIVE = load_policy()
 PEOPLE = pd.DataFrame({
     "k": ["a", "b", "c", "d", "e"],
     "g": ["x", "x", "y", "y", None],
@@ -63,6 +65,11 @@ AGREEING_QUERIES = {
                      "ORDER BY k",
     "anti join and QUALIFY": "SELECT k, g FROM t ANTI JOIN (SELECT 'a' AS k) USING (k) "
                              "QUALIFY row_number() OVER (PARTITION BY g ORDER BY k DESC) = 1 ORDER BY k",
+    "the sensitive-data policy's matching": (
+        f"SELECT k, {SENSITIVE.condition_family('text', 'g')} AS by_code, "
+        f"{SENSITIVE.product_family('k', 'g', 'g', 'NULL')} AS by_name FROM (SELECT k, CASE k WHEN 'a' THEN 'F11.20' "
+        "WHEN 'b' THEN '72892002' ELSE text END AS text, CASE k WHEN 'c' THEN 'Sertraline 50 mg' WHEN 'd' THEN '孕检' "
+        "ELSE g END AS g FROM t) ORDER BY k"),
     "division by zero is IEEE": "SELECT k, amount / 0 AS q, -amount / 0 AS r, 0.0 / 0 AS nan, amount / nullif(0, 0) AS s "
                                 "FROM t WHERE k = 'a'",
 }

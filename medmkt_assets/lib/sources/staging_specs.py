@@ -327,10 +327,12 @@ def screened(spec: TableSpec, policy: SensitivePolicy) -> TableSpec:
         rules = tuple(_purpose_rule(CAMPAIGN_PURPOSES + policy.care_purposes)
                       if reason.startswith(PURPOSE_RULE_REASON) else (condition, reason)
                       for condition, reason in spec.rules)
-        return replace(spec, rules=rules, sensitive=policy.care_family("{purpose}"),
-                       sensitive_match="'care programme'")
+        # a care programme's campaign, or one aimed at a sensitive category (marketing it is targeting by it)
+        care, category = policy.care_family("{purpose}"), policy.category_family("{target_category}")
+        return replace(spec, rules=rules, sensitive=f"coalesce({care}, {category})",
+                       sensitive_match=f"CASE WHEN {care} IS NOT NULL THEN 'care programme' ELSE 'category' END")
     elif spec.table == "campaign_contacts":
-        family, match = inherited_family("campaigns", "campaign_id", "{campaign_id}"), "'care programme'"
+        family, match = inherited_family("campaigns", "campaign_id", "{campaign_id}"), "'campaign'"
     elif spec.table == "consents":
         family, match = policy.care_family("{purpose}"), "'care programme'"
     else:
