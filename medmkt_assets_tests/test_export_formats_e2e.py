@@ -123,8 +123,10 @@ def test_campaign_intervals_cover_the_true_uplifts(layout_run):
                                         "FROM marts.campaign_effects").fetchall()
     checked = [(cid, lo, hi) for cid, lo, hi, hidden in effects if not hidden]
     assert len(checked) >= 4
-    for cid, low, high in checked:
-        assert low <= truth[cid] <= high, cid
+    # 95 % intervals: one of five may miss by chance (P about 0.2 for one world); two in one world
+    # happen with P about 0.02, so they point at a biased estimate
+    missed = [(cid, low, truth[cid], high) for cid, low, high in checked if not low <= truth[cid] <= high]
+    assert len(missed) <= 1, missed
 
 
 def test_segments_recover_the_planted_ones(layout_run):
