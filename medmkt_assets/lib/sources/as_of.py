@@ -9,8 +9,8 @@ are quarantined), the quality gates, profiles (age, recency), features and disea
 horizons:
 
 - `MEDMKT_AS_OF` when given (an ISO date or timestamp);
-- else the latest dated event of the source (order lines, diagnoses, consent events,
-  digital events), leaving out strays: an event more than `STRAY_GAP_DAYS` after the day by
+- else the latest dated event of the source (registrations, order lines, diagnoses, consent
+  events, digital events), leaving out strays: an event more than `STRAY_GAP_DAYS` after the day by
   which `BULK_SHARE` of all events had happened is a typo, not the export's end;
 - and, for an export whose events mostly lie before today (not date-shifted), never later
   than the wall clock, so a stray date a little past today is still caught.
@@ -32,8 +32,8 @@ AS_OF_TABLE = "staging.as_of"
 # A scalar subquery: the run's as-of time, for SQL anywhere after staging/as_of.
 AS_OF_SQL = f"(SELECT max(as_of) FROM {AS_OF_TABLE})"
 # Dated events that say how far an export reaches: (raw table, its event date column).
-EVENT_DATES = (("orders", "ordered_at"), ("diagnoses", "diagnosed_at"), ("consents", "recorded_at"),
-               ("events", "occurred_at"))
+EVENT_DATES = (("patients", "registered_at"), ("orders", "ordered_at"), ("diagnoses", "diagnosed_at"),
+               ("consents", "recorded_at"), ("events", "occurred_at"))
 BULK_SHARE = 0.99
 STRAY_GAP_DAYS = 3653  # ten years
 

@@ -133,6 +133,7 @@ SPECS = (
                ("{birth_date} > CAST({as_of} AS DATE)", "birth_date is in the future (after the as-of time)"),
                ("{birth_date} < DATE '1900-01-01'", "birth_date is before 1900"),
                (invalid("registered_at"), "registered_at is not a valid date"),
+               (in_future("registered_at"), "registered_at is in the future (after the as-of time)"),
                (invalid("death_date"), "death_date is not a valid date")),
         unique_key=("patient_id",),
         output=("patient_key", "gender", "CAST(year({birth_date}) AS INTEGER) AS birth_year", "city", "region",
