@@ -68,3 +68,42 @@ def shift_export(source: Path, target: Path, years: int = 100) -> Path:
         else:
             shutil.copy2(path, out)
     return target
+
+
+# What a date-shifted run is compared on: the analysis of the same world, dates aside.
+ANALYSIS = ("ingest", "staging", "profiles", "segments", "rules", "recommend")
+SAME_TABLES = {
+    "marts.patient_segments": "patient_key",
+    "marts.association_rules": "scope, antecedents, consequents",
+    "marts.recommendations": "patient_key, rank",
+}
+PROFILE_DATES = ("first_order_at", "last_order_at", "as_of")
+
+
+def _frame(con, sql: str):
+    return con.execute(sql).fetchdf()
+
+
+def analysis_differences(plain, shifted, years: int) -> list[str]:
+    """Where the shifted run's segments, rules, recommendations, profiles or quarantine differ from
+    the plain run's (profile dates must be exactly `years` later); empty when they agree."""
+    differences = []
+    for table, order in SAME_TABLES.items():
+        sql = f"SELECT * EXCLUDE (rule_id) FROM {table} ORDER BY {order}" if "rules" in table else \
+            f"SELECT * FROM {table} ORDER BY {order}"
+        a, b = _frame(plain, sql), _frame(shifted, sql)
+        if a.empty or not a.equals(b):
+            differences.append(f"{table}: {len(a)} rows plain, {len(b)} shifted, equal={a.equals(b)}")
+    sql = "SELECT * FROM marts.patient_profiles ORDER BY patient_key"
+    a, b = _frame(plain, sql), _frame(shifted, sql)
+    if a.empty or not a.drop(columns=list(PROFILE_DATES)).equals(b.drop(columns=list(PROFILE_DATES))):
+        differences.append("marts.patient_profiles: columns other than dates differ")
+    for column in PROFILE_DATES:
+        later = a[column].map(lambda t: t if t is None or t != t else t.replace(year=t.year + years))
+        if not later.astype(str).equals(b[column].astype(str)):
+            differences.append(f"marts.patient_profiles.{column} is not {years} years later")
+    reasons = "SELECT _reason, count(*) FROM quarantine.{} GROUP BY 1 ORDER BY 1"
+    for table in ("patients", "orders", "diagnoses", "consents", "events"):
+        if plain.execute(reasons.format(table)).fetchall() != shifted.execute(reasons.format(table)).fetchall():
+            differences.append(f"quarantine.{table} differs")
+    return differences
