@@ -3,11 +3,13 @@ the run stops at staging with a message that says what to try, and the marts sta
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import dagster as dg
 import duckdb
 import pytest
 
+from medmkt_assets.cli import lost_tables
 from medmkt_assets.definitions import build_definitions
 from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.settings import Settings
@@ -78,3 +80,5 @@ def test_a_run_that_quarantines_most_patients_fails_and_leaves_the_marts_alone(s
     assert con.execute("SELECT * FROM marts.patient_profiles ORDER BY patient_key").fetchall() == profiles_before
     assert con.execute("SELECT count(*) FROM quarantine.patients").fetchone()[0] >= DEMO_PATIENTS * 0.9
     con.close()
+    # `make run` repeats the verdict below the run log
+    assert lost_tables(replace(Settings.from_env(), warehouse=warehouse)) == [message]

@@ -117,7 +117,7 @@ def _quarantine_share_check(table: str) -> dg.AssetChecksDefinition:
         with warehouse.session() as con:
             raw = row_count(con, f"raw.{table}")
             reasons = dict(con.execute(f"SELECT _reason, count(*) FROM quarantine.{table} GROUP BY 1").fetchall())
-            as_of_time, basis = con.execute(f"SELECT max(as_of), any_value(basis) FROM {AS_OF_TABLE}").fetchall()[0]
+            as_of_time, basis = con.execute(f"SELECT as_of, basis FROM {AS_OF_TABLE} LIMIT 1").fetchall()[0]
         verdict = quarantine_verdict(table, raw, reasons, sources.max_quarantine_share, str(as_of_time), basis)
         if not verdict.passed:
             context.log.error(verdict.message)
