@@ -55,6 +55,7 @@ def test_latest_day_of_a_date_shifted_export_is_its_own_last_day():
 def test_parse_override_takes_a_date_as_the_end_of_that_day():
     assert parse_override("2126-06-30") == datetime(2126, 6, 30, 23, 59, 59, 999999)
     assert parse_override(" 2126-06-30T08:00:00 ") == datetime(2126, 6, 30, 8)
+    assert parse_override("2126-06-30T08:00:00+08:00") == datetime(2126, 6, 30, 8)  # as the data is read
     with pytest.raises(ValueError, match="MEDMKT_AS_OF='30/06/2126' is not an ISO 8601"):
         parse_override("30/06/2126")
 

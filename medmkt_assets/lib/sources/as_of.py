@@ -81,6 +81,8 @@ def parse_override(text: str) -> datetime:
                          "(expected e.g. 2026-06-30 or 2026-06-30T23:59:59)") from error
     if len(text.strip()) == 10:
         value += timedelta(days=1, microseconds=-1)
+    # a zone is dropped, the time kept as written: the warehouse reads the data's timestamps so
+    # (try_cast('…T08:00:00+08:00' AS TIMESTAMP) is 08:00)
     return value.replace(tzinfo=None)
 
 
