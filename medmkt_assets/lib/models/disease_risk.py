@@ -8,8 +8,8 @@ registered and not yet diagnosed at that date, with features from strictly befor
 within `horizon` days after it". Index dates step back from the data's as-of time by one
 horizon each, so every label window has ended and the latest index's rows can test a
 model trained on the earlier ones (temporal validation). The model that is published is
-refitted on every index date and scores today's features: the risk of a new diagnosis
-within the horizon from now.
+refitted on every index date and scores the features at the export's as-of time
+(lib.sources.as_of): the risk of a new diagnosis within the horizon from then.
 """
 from __future__ import annotations
 
