@@ -44,6 +44,12 @@ def test_latest_day_leaves_out_a_stray_and_caps_an_unshifted_export_at_today():
     assert latest_day({**dense, date(2027, 3, 1): 1}, NOW.date()) == NOW.date()
 
 
+def test_a_typo_in_a_small_unshifted_export_does_not_make_it_look_shifted():
+    small = {**_days(date(2024, 1, 1), 15, per_day=1), date(2124, 4, 1): 1}  # too few events for the 99 % rule
+    assert bulk_end(small) == date(2124, 4, 1)
+    assert latest_day(small, NOW.date()) == NOW.date()  # capped: the typo stays "in the future"
+
+
 def test_latest_day_of_a_date_shifted_export_is_its_own_last_day():
     shifted = _days(date(2124, 7, 1), 730)
     assert latest_day(shifted, NOW.date()) == date(2126, 6, 30)

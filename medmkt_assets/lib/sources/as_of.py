@@ -13,7 +13,8 @@ horizons:
   events, digital events), leaving out strays: an event more than `STRAY_GAP_DAYS` after the day by
   which `BULK_SHARE` of all events had happened is a typo, not the export's end;
 - and, for an export whose events mostly lie before today (not date-shifted), never later
-  than the wall clock, so a stray date a little past today is still caught.
+  than the wall clock, so a stray date past today is still caught (in an export too small
+  for the 99 % rule to see a stray, too).
 
 An export without a single dated event falls back to the wall clock.
 """
@@ -64,12 +65,17 @@ def bulk_end(day_counts: Mapping[date, int], share: float = BULK_SHARE) -> date:
     return days[-1]
 
 
+def is_shifted(day_counts: Mapping[date, int], today: date) -> bool:
+    """Most events lie after today: a date-shifted export (the median, not the bulk end, decides,
+    so one typo in an export of a few dozen events does not make it look shifted)."""
+    return bulk_end(day_counts, 0.5) > today
+
+
 def latest_day(day_counts: Mapping[date, int], today: date) -> date:
     """The export's last day: its latest event day that is no stray, capped at today unless
-    the bulk of the events lies after today (a date-shifted export)."""
-    bulk = bulk_end(day_counts)
-    last = max(d for d in day_counts if d <= bulk + timedelta(days=STRAY_GAP_DAYS))
-    return last if bulk > today else min(last, today)
+    the export is date-shifted."""
+    last = max(d for d in day_counts if d <= bulk_end(day_counts) + timedelta(days=STRAY_GAP_DAYS))
+    return last if is_shifted(day_counts, today) else min(last, today)
 
 
 def parse_override(text: str) -> datetime:
@@ -97,7 +103,7 @@ def as_of_bound(day_counts: Mapping[date, int], now: datetime) -> datetime:
     """The (exclusive) bound below which the export's latest event is its as-of time: the end of
     its last day, or now for an export that is not date-shifted and reaches today."""
     until = datetime.combine(latest_day(day_counts, now.date()) + timedelta(days=1), time())
-    return until if bulk_end(day_counts) > now.date() else min(until, now)
+    return until if is_shifted(day_counts, now.date()) else min(until, now)
 
 
 def resolve_as_of(con: Session, override: str | None, now: datetime) -> AsOf:
