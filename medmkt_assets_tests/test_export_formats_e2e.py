@@ -33,14 +33,14 @@ FORMAT_OF = {"synthea-2": "synthea", "synthea-3": "synthea", "fhir-bulk": "fhir"
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def _run(root: Path, source: Path, fmt: str, selection="*") -> tuple[object, Path]:
+def _run(root: Path, source: Path, fmt: str, selection="*", checks: bool = True) -> tuple[object, Path]:
     warehouse = root / "warehouse.duckdb"
     resources = make_resources(source, warehouse, f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
     resources["sources"] = SourceFiles(source_dir=str(source), source_format=fmt,
                                        incoming_dir=str(root / "incoming"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
-        result = materialize_all(build_definitions(Settings.from_env()), resources, selection)
+        result = materialize_all(build_definitions(Settings.from_env()), resources, selection, checks)
     return result, warehouse
 
 
@@ -80,8 +80,10 @@ def test_a_date_shifted_export_gives_the_same_analysis(layout_run, tmp_path):
     if layout_run["layout"] not in SHIFTED_LAYOUTS:
         pytest.skip(f"shifted runs cover {', '.join(SHIFTED_LAYOUTS)}, one layout per format")
     source = shift_export(layout_run["source"], tmp_path / "shifted", years=100)
+    # the quality gates on shifted data are held in test_shifted_exports (canonical); here the
+    # adapters' dates are what is new, and skipping the gates keeps each run short
     result, warehouse = _run(tmp_path, source, FORMAT_OF[layout_run["layout"]],
-                             dg.AssetSelection.groups(*ANALYSIS))
+                             dg.AssetSelection.groups(*ANALYSIS), checks=False)
     assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM marts.patient_profiles").fetchone()[0] == PATIENTS
