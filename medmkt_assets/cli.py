@@ -11,6 +11,9 @@ from urllib.parse import urlparse
 import duckdb
 
 from medmkt_assets.lib.ops.quality import data_docs_root
+from medmkt_assets.lib.sources.as_of import AS_OF_TABLE
+from medmkt_assets.lib.sources.quarantine_share import quarantine_verdict
+from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, prepare_backend
 from medmkt_assets.settings import Settings
 
@@ -39,6 +42,30 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def lost_tables(settings: Settings) -> list[str]:
+    """The quarantine-share verdicts a failed run ended on, repeated below the run log: the
+    message naming the table, the share, the reasons and what to try is easy to miss in it."""
+    if not settings.warehouse.exists():
+        return []
+    con = duckdb.connect(str(settings.warehouse), read_only=True)
+    try:
+        tables = {r[0] for r in con.execute("SELECT table_schema || '.' || table_name FROM information_schema.tables"
+                                            ).fetchall()}
+        if AS_OF_TABLE not in tables:
+            return []
+        as_of, basis = con.execute(f"SELECT as_of, basis FROM {AS_OF_TABLE} LIMIT 1").fetchall()[0]
+        messages = []
+        for table in (t for t, spec in SOURCE_TABLES.items() if spec.required):
+            if {f"raw.{table}", f"quarantine.{table}"} <= tables:
+                (raw,) = con.execute(f"SELECT count(*) FROM raw.{table}").fetchall()[0]
+                reasons = dict(con.execute(f"SELECT _reason, count(*) FROM quarantine.{table} GROUP BY 1").fetchall())
+                verdict = quarantine_verdict(table, raw, reasons, settings.max_quarantine_share, str(as_of), basis)
+                messages += [] if verdict.passed else [verdict.message]
+        return messages
+    finally:
+        con.close()
+
+
 def run(settings: Settings) -> int:
     if settings.engine == "spark":
         from medmkt_assets.lib.engine.spark.session import spark_missing
@@ -58,6 +85,8 @@ def run(settings: Settings) -> int:
                            "-j", "full_refresh"])
     if done.returncode != 0:
         print("The run failed: see the step failure above (it names the file, column and row).", file=sys.stderr)
+        for message in lost_tables(settings):
+            print(message, file=sys.stderr)
         return done.returncode
     print(summary(settings))
     return 0

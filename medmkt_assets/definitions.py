@@ -28,6 +28,8 @@ def build_resources(settings: Settings) -> dict:
             source_mapping=settings.source_mapping,
             generate_demo_when_empty=str(settings.source_dir) == DEFAULTS["MEDMKT_SOURCE_DIR"],
             incoming_dir=str(settings.incoming_dir),
+            as_of=settings.as_of,
+            max_quarantine_share=settings.max_quarantine_share,
         ),
         # DuckDB would take 80 % of the machine for its buffers; a cap (spilling to disk
         # beyond it) leaves room for the models that share the process.

@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from medmkt_assets.lib.sources.as_of import parse_override
+
 DEFAULTS = {
     "MEDMKT_SOURCE_DIR": "data/raw",
     "MEDMKT_SOURCE_FORMAT": "canonical",
@@ -27,6 +29,8 @@ DEFAULTS = {
     "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
     "MEDMKT_SPARK_PARTITIONS": "8",
     "MEDMKT_SENSITIVE_POLICY": "",   # empty: the policy packaged with medmkt (lib/privacy/sensitive_data.yaml)
+    "MEDMKT_AS_OF": "",
+    "MEDMKT_MAX_QUARANTINE_SHARE": "0.5",
 }
 ENGINES = ("duckdb", "spark")
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
@@ -61,6 +65,12 @@ class Settings:
     spark_driver_memory: str
     spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
     sensitive_policy: str = ""  # the sensitive-data policy file; empty: the packaged one
+    # The export's "now" (ISO date or timestamp): dates after it are "in the future", ages and
+    # recency are measured at it. Empty: the latest event in the data (lib.sources.as_of), so a
+    # date-shifted de-identified export is judged by its own dates, not the wall clock.
+    as_of: str = ""
+    # A required table losing more than this share of its rows to quarantine fails the run.
+    max_quarantine_share: float = 0.5
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -92,4 +102,24 @@ class Settings:
             spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
             spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
             sensitive_policy=env("MEDMKT_SENSITIVE_POLICY"),
+            as_of=_as_of(env("MEDMKT_AS_OF")),
+            max_quarantine_share=_share("MEDMKT_MAX_QUARANTINE_SHARE"),
         )
+
+
+def _as_of(text: str) -> str:
+    """MEDMKT_AS_OF as given, once it parses (a typo fails here, before any run, with the variable named)."""
+    if text:
+        parse_override(text)
+    return text
+
+
+def _share(name: str) -> float:
+    """A share in [0, 1] from the environment; anything else is refused with the variable named."""
+    try:
+        value = float(env(name))
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise ValueError(f"{name}={env(name)!r}: expected a share between 0 and 1 (e.g. 0.5)")
+    return value

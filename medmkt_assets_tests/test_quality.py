@@ -33,6 +33,7 @@ def con(tmp_path):
         ('O2', 1, 'k9', 'B', TIMESTAMP '2025-01-02', -1, -3.0, 'web'),
         ('O3', 1, 'k1', 'Z', TIMESTAMP '2999-01-01', 2, 5.0, 'app')
     ) t(order_id, line_no, patient_key, product_id, ordered_at, quantity, unit_price, channel)""")
+    connection.execute("CREATE TABLE staging.as_of AS SELECT TIMESTAMP '2025-01-02' AS as_of")
     ensure_baselines(connection)
     return connection
 

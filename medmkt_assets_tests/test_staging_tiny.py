@@ -86,3 +86,23 @@ def test_missing_required_column_fails_naming_file_and_column(workdir, pseudonym
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failures[0].step_failure_data.error.message
     assert "orders.csv" in message and "'patient_id'" in message
+
+
+def test_a_stray_date_after_the_as_of_time_is_quarantined_not_taken_as_the_export_end(workdir, pseudonym_env):
+    """The as-of time is the tiny source's latest event (2024-04-01), not a typo a century on (the
+    source is too small for the 99 % rule, but most of it lies before today, so today caps it):
+    the typo is quarantined with its reason, the rest is judged as of 2024."""
+    write_tiny_source(workdir["source"])
+    with (workdir["source"] / "orders.csv").open("a", encoding="utf-8") as orders:
+        orders.write("O10,1,P1,A,2124-04-01,1,10,store,F1\n")
+    result = materialize_all(build_definitions(Settings.from_env()),
+                             make_resources(workdir["source"], workdir["warehouse"], workdir["mlflow"]), PROFILES,
+                             checks=False)
+    assert result.success
+    con = duckdb.connect(str(workdir["warehouse"]), read_only=True)
+    assert con.execute("SELECT CAST(as_of AS VARCHAR), basis FROM staging.as_of").fetchall() == [
+        ("2024-04-01 00:00:00", "the latest event in the data, capped at the wall clock")]
+    assert con.execute("SELECT _reason FROM quarantine.orders WHERE order_id = 'O10'").fetchall() == [
+        ("ordered_at is in the future (after the as-of time)",)]
+    assert con.execute("SELECT max(as_of) FROM marts.patient_profiles").fetchall()[0][0].year == 2024
+    con.close()

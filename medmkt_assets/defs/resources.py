@@ -31,6 +31,11 @@ class SourceFiles(dg.ConfigurableResource):
     demo_patients: int = Field(default=20_000, description="Patients in generated demo data.")
     incoming_dir: str = Field(default="data/incoming",
                               description="Drop zone of incoming batches (MEDMKT_INCOMING_DIR).")
+    as_of: str = Field(default="", description="The export's as-of time, ISO date or timestamp (MEDMKT_AS_OF); "
+                                               "empty: the latest event in the data.")
+    max_quarantine_share: float = Field(
+        default=0.5, description="A required table losing more than this share of its rows to quarantine fails "
+                                 "the run (MEDMKT_MAX_QUARANTINE_SHARE).")
 
     @property
     def path(self) -> Path:

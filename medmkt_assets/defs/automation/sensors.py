@@ -42,7 +42,8 @@ def incoming_files(context: dg.SensorEvaluationContext, sources: SourceFiles, al
         tables = NATIVE_BATCH_TABLES if candidate.table == incoming.NATIVE else (candidate.table,)
         requests.append(dg.RunRequest(
             run_key=f"{candidate.table}:{digest}",
-            asset_selection=[dg.AssetKey(["ops", "source_files"])]
+            # the as-of time is resolved again: a batch of new days moves it (lib.sources.as_of)
+            asset_selection=[dg.AssetKey(["ops", "source_files"]), dg.AssetKey(["staging", "as_of"])]
                             + [dg.AssetKey([layer, t]) for t in tables for layer in ("raw", "staging")],
             tags={**triggered_by("sensor", "incoming_files"), "medmkt/batch_table": candidate.table,
                   "medmkt/batch_file": accepted.name, "medmkt/batch_sha256": digest},

@@ -94,7 +94,7 @@ def campaign_training(warehouse: Warehouse) -> dg.MaterializeResult:
     key=["features", "risk_training"], group_name="campaigns", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
     deps=[dg.AssetKey(["features", "patient_features"]), dg.AssetKey(["marts", "patient_profiles"]),
-          dg.AssetKey(["staging", "diagnoses"])],
+          dg.AssetKey(["staging", "diagnoses"]), dg.AssetKey(["staging", "as_of"])],
 )
 def risk_training(config: RiskTrainingConfig, warehouse: Warehouse) -> dg.MaterializeResult:
     """Per index date, every patient who could get a new diagnosis after it, with features from before it."""

@@ -20,7 +20,7 @@ def _staging(*tables: str) -> list[dg.AssetKey]:
 
 @dg.asset(
     key=["marts", "patient_profiles"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
-    deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events", "consents"),
+    deps=_staging("as_of", "patients", "products", "orders", "diagnoses", "surveys", "events", "consents"),
 )
 def patient_profiles(warehouse: Warehouse) -> dg.MaterializeResult:
     """Patient 360: one row per valid patient with RFM, top category, channel, conditions, surveys, digital use and consent."""
@@ -65,7 +65,7 @@ def demand_trends(warehouse: Warehouse) -> dg.MaterializeResult:
 
 @dg.asset(
     key=["features", "patient_features"], group_name="profiles", kinds={"duckdb"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
-    deps=_staging("patients", "products", "orders", "diagnoses", "surveys", "events"),
+    deps=_staging("as_of", "patients", "products", "orders", "diagnoses", "surveys", "events"),
 )
 def patient_features(warehouse: Warehouse) -> dg.MaterializeResult:
     """Model-ready features per patient (RFM, category and channel shares, conditions, surveys, digital use)."""

@@ -8,8 +8,8 @@ registered and not yet diagnosed at that date, with features from strictly befor
 within `horizon` days after it". Index dates step back from the data's as-of time by one
 horizon each, so every label window has ended and the latest index's rows can test a
 model trained on the earlier ones (temporal validation). The model that is published is
-refitted on every index date and scores today's features: the risk of a new diagnosis
-within the horizon from now.
+refitted on every index date and scores the features at the export's as-of time
+(lib.sources.as_of): the risk of a new diagnosis within the horizon from then.
 """
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaign_features import vocabulary_of
 from medmkt_assets.lib.models.features import build_patient_features, column_slug
+from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 
 RISK_TRAINING_TABLE = "features.risk_training"
-AS_OF_SQL = "SELECT coalesce(max(ordered_at), now()::TIMESTAMP) FROM staging.orders"
 # First diagnosis per patient and condition; an undated one counts as long ago (already had it).
 FIRST_DIAGNOSIS_SQL = """
 SELECT patient_key, condition_code,
@@ -71,7 +71,7 @@ def build_risk_training(con: Session, horizon_days: int, index_count: int,
     """Write `table`: per index date, every patient who could get a new diagnosis after it, with
     features from before it (the current feature table's columns) and the end of the label window.
     Returns the index dates."""
-    as_of = con.execute(AS_OF_SQL).fetchall()[0][0]
+    as_of = con.execute(f"SELECT {AS_OF_SQL}").fetchall()[0][0]
     vocabulary = vocabulary_of(con, current_features)
     dates = index_dates(as_of, horizon_days, index_count)
     parts = []

@@ -13,6 +13,7 @@ import re
 from medmkt_assets.lib.engine.sql import sql_literal
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.profiles import age_band_sql
+from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 
 MAX_CATEGORIES = 20
 MAX_CONDITIONS = 10
@@ -122,8 +123,8 @@ def build_patient_features(con: Session, table: str, cutoff: str | None = None,
                            vocabulary: dict[str, list[str]] | None = None) -> dict[str, list[str]]:
     """Write `table` (one row per patient of `patients_sql`) from history strictly before `cutoff`.
 
-    `cutoff` is a SQL timestamp expression (None = everything, ages measured at the last
-    order). `vocabulary` fixes the category/channel/condition columns (pass the one a model
+    `cutoff` is a SQL timestamp expression (None = everything, ages measured at the export's
+    as-of time). `vocabulary` fixes the category/channel/condition columns (pass the one a model
     was trained with); the vocabulary used is returned.
     """
     before = (lambda col: f"{col} < {cutoff}") if cutoff else (lambda col: "true")
@@ -138,7 +139,7 @@ def build_patient_features(con: Session, table: str, cutoff: str | None = None,
         conditions=_one_hot("cond", vocabulary["cond"], _slug("condition_code"),
                             "max(CASE WHEN {cond} THEN 1 ELSE 0 END)", "diagnosed"),
         dx_before=dx_before, survey_before=before("responded_at"), event_before=before("occurred_at"),
-        as_of=cutoff or "(SELECT coalesce(max(ordered_at), now()::TIMESTAMP) FROM staging.orders)",
+        as_of=cutoff or AS_OF_SQL,
         age_band=age_band_sql("year((SELECT as_of FROM a)) - birth_year"), shares=_shares(vocabulary)))
     con.execute("DROP TABLE IF EXISTS _feat_lines")
     return vocabulary

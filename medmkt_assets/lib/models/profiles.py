@@ -6,6 +6,7 @@ wall clock, so a historical export gives the same profile whenever it is process
 from __future__ import annotations
 
 from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX, suppressed_sql
+from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 
 AGE_BAND_SQL = """CASE
     WHEN {age} IS NULL OR {age} < 0 THEN 'unknown'
@@ -14,7 +15,8 @@ AGE_BAND_SQL = """CASE
          || CAST(CAST(floor({age} / 10) * 10 + 9 AS INTEGER) AS VARCHAR)
 END"""
 
-AS_OF_SQL = "SELECT coalesce(max(ordered_at), now()::TIMESTAMP) AS as_of FROM staging.orders"
+# Ages and recency are measured at the export's as-of time (lib.sources.as_of), not the wall clock.
+AS_OF_ROW_SQL = f"SELECT {AS_OF_SQL} AS as_of"
 
 ORDER_LINES_SQL = """
 SELECT o.patient_key, o.order_id, o.ordered_at, o.channel, o.product_id, p.category,
@@ -30,7 +32,7 @@ def age_band_sql(age_expr: str) -> str:
 
 PATIENT_PROFILES_SQL = f"""
 CREATE OR REPLACE TABLE marts.patient_profiles AS
-WITH as_of AS ({AS_OF_SQL}),
+WITH as_of AS ({AS_OF_ROW_SQL}),
 lines AS ({ORDER_LINES_SQL}),
 orders_agg AS (
     SELECT patient_key, count(DISTINCT order_id) AS frequency, sum(amount) AS monetary,

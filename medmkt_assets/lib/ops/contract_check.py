@@ -28,6 +28,11 @@ MART_COLUMNS: dict[str, tuple[str, ...]] = {
     "demand_trends": ("month", "region", "category", "orders", "patients", "revenue"),
 }
 PEOPLE_COUNT_COLUMNS = ("patients", "treated", "control")
+# Marts that have rows whenever the source has (their inputs named): an empty one means the
+# run threw its source away (all patients quarantined, say) while every shape still checks out.
+# The others may be empty for a good reason (no campaigns, too few baskets for a rule).
+NEVER_EMPTY: dict[str, str] = {"patient_profiles": "staging.patients", "patient_segments": "staging.patients",
+                               "recommendations": "staging.patients", "demand_trends": "staging.orders"}
 # Values of these restricted columns must never appear in a shared table.
 IDENTIFYING_VALUES = ("patient_id", "full_name", "phone", "email", "address")
 
@@ -94,6 +99,7 @@ def shape_findings(con: Session, tables: tuple[str, ...] = tuple(MART_COLUMNS)) 
         missing = [c for c in MART_COLUMNS[table] if c not in have]
         if missing:
             findings.append(f"marts.{table} lacks columns {missing}")
+    findings += empty_findings(con, columns, tables)
     if ("marts", "patient_profiles") not in columns:
         return findings
     coverage = {
@@ -110,6 +116,27 @@ def shape_findings(con: Session, tables: tuple[str, ...] = tuple(MART_COLUMNS)) 
                     findings.append(f"marts.{table} ({target}) covers {covered} of {profiled} profiled patients")
     if "propensity_scores" in tables and ("marts", "propensity_scores") in columns:
         findings += _risk_findings(con, columns[("marts", "propensity_scores")])
+    return findings
+
+
+def empty_findings(con: Session, columns: dict, tables: tuple[str, ...] = tuple(MART_COLUMNS)) -> list[str]:
+    """Marts of NEVER_EMPTY without a row, with what was quarantined (an empty mart over a source
+    that had rows is an analysis of nothing, however green the run)."""
+    findings = []
+    for table, source in NEVER_EMPTY.items():
+        if table not in tables or ("marts", table) not in columns:
+            continue
+        if con.execute(f"SELECT count(*) FROM marts.{table}").fetchone()[0]:
+            continue
+        origin = source.split(".")[1]
+        staged = (con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]
+                  if tuple(source.split(".")) in columns else 0)
+        quarantined = (con.execute(f"SELECT count(*) FROM quarantine.{origin}").fetchone()[0]
+                       if ("quarantine", origin) in columns else 0)
+        if staged == 0 and quarantined == 0 and table == "demand_trends":
+            continue  # a source without a single order line: nothing to trend, nothing lost
+        findings.append(f"marts.{table} is empty ({source}: {staged} rows, quarantine.{origin}: "
+                        f"{quarantined} rows)")
     return findings
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 
 from medmkt_assets.lib.engine.sql import quote_ident, sql_list
 from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 from medmkt_assets.lib.sources.schema import (
     CAMPAIGN_CHANNELS,
     CAMPAIGN_PURPOSES,
@@ -98,8 +99,8 @@ def _in_set(table: str, column: str, values, allow_null: bool = True) -> Check:
 
 
 def _not_future(table: str, column: str) -> Check:
-    return Check(f"{column}_not_in_future", f"{column} at most a day ahead of now",
-                 _count(table, f"CAST({column} AS TIMESTAMP) > now()::TIMESTAMP + {FUTURE_TOLERANCE}"))
+    return Check(f"{column}_not_in_future", f"{column} at most a day after the export's as-of time",
+                 _count(table, f"CAST({column} AS TIMESTAMP) > {AS_OF_SQL} + {FUTURE_TOLERANCE}"))
 
 
 def _row_change(table: str) -> Check:
@@ -147,7 +148,7 @@ def _drift(table: str, metric: str, bucket_sql: str, description: str) -> Check:
 
 CATEGORY_MIX = ("SELECT p.category AS bucket, count(*) AS n FROM staging.orders o "
                 "JOIN staging.products p USING (product_id) GROUP BY 1")
-AGE_MIX = ("SELECT CAST(floor((year(current_date) - birth_year) / 10) * 10 AS VARCHAR) AS bucket, count(*) AS n "
+AGE_MIX = (f"SELECT CAST(floor((year({AS_OF_SQL}) - birth_year) / 10) * 10 AS VARCHAR) AS bucket, count(*) AS n "
            "FROM staging.patients GROUP BY 1")
 BASELINES = {"staging.orders": {"category_mix": CATEGORY_MIX}, "staging.patients": {"age_mix": AGE_MIX}}
 
@@ -157,8 +158,8 @@ def staged_checks(table: str) -> list[Check]:
     t = f"staging.{table}"
     suites = {
         "patients": [*_keys(t, "patient_key", "patient_key"), _in_set(t, "gender", GENDERS, allow_null=False),
-                     Check("birth_year_plausible", "birth year between 1900 and this year",
-                           _count(t, "birth_year < 1900 OR birth_year > year(current_date)")),
+                     Check("birth_year_plausible", "birth year between 1900 and the as-of year",
+                           _count(t, f"birth_year < 1900 OR birth_year > year({AS_OF_SQL})")),
                      _not_future(t, "registered_at"),
                      _drift(t, "age_mix", AGE_MIX, "age-band mix close to the previous run")],
         "products": [*_keys(t, "product_id", "product_id"),

@@ -84,5 +84,6 @@ PRODUCT_KINDS = ("service", "drug", "device", "test")
 EVENT_TYPES = ("page_view", "search", "click", "share")
 EVENT_SOURCES = ("web", "app", "search", "social")
 
-# A timestamp this far ahead of now is "in the future" (clocks and time zones differ by hours).
+# A timestamp this far ahead of the export's as-of time (lib.sources.as_of) is "in the future"
+# (clocks and time zones differ by hours).
 FUTURE_TOLERANCE = "INTERVAL 1 DAY"

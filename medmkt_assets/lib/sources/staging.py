@@ -69,7 +69,8 @@ def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
     last file loaded; then the batch's rows are judged by the same rules, a key already in
     staging makes a row a duplicate (the earlier row was first in load order) and the
     verdicts are appended. The result equals a full restage except for rows judged against
-    the clock ("in the future"), which keep their earlier verdict until the next full run.
+    the as-of time ("in the future"; a batch of later days moves it), which keep their earlier
+    verdict until the next full run.
     None means the shortcut does not apply (first load, new columns, a batch needing line
     numbers across files, ...) and the caller restages the whole table.
     """

@@ -4,7 +4,9 @@ A spec names the parsed values (`parsed`: name → SQL over the raw text columns
 rules that quarantine a row (condition → reason, first failing rule wins), the key whose
 later duplicates are quarantined, and what the staging (and restricted) table holds.
 In rules and outputs `{name}` is a parsed value; `table_spec` adds the internal `_s_`
-prefix and refuses a name that is not parsed. An output that is just a parsed name is
+prefix and refuses a name that is not parsed. `{as_of}` is the run's as-of time (see
+lib.sources.as_of), bound as a literal: "in the future" means after it, not after the
+wall clock, so a date-shifted export is judged by its own dates. An output that is just a parsed name is
 published under that name (`"gender"` → `_s_gender AS gender`); any other bare name is a
 raw column (`_source_file`, `phone`).
 """
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
-from medmkt_assets.lib.engine.sql import sql_list
+from medmkt_assets.lib.engine.sql import sql_list, sql_literal
 from medmkt_assets.lib.privacy.pseudonym import hmac_sql
 from medmkt_assets.lib.privacy.sensitive import SensitivePolicy
 from medmkt_assets.lib.sources import parse as P
@@ -30,6 +33,7 @@ from medmkt_assets.lib.sources.schema import (
 from medmkt_assets.lib.sources.staging import StagingSpec
 
 PREFIX = "_s_"
+AS_OF = "as_of"  # the placeholder of the run's as-of time
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 IDENTIFIER = re.compile(r"[A-Za-z_]\w*")
 
@@ -57,12 +61,14 @@ class TableSpec:
     sensitive: str | None = None
     sensitive_match: str | None = None
 
-    def bind(self, pseudonym_key: str) -> StagingSpec:
-        """The StagingSpec that stage_table runs, with `_s_` names and pseudonyms keyed."""
+    def bind(self, pseudonym_key: str, as_of: datetime) -> StagingSpec:
+        """The StagingSpec that stage_table runs, with `_s_` names, pseudonyms keyed and the as-of time."""
         names = set(self.parsed) | set(self.parsed_if_needed)
 
         def sql(text: str) -> str:
             def name(match: re.Match) -> str:
+                if match.group(1) == AS_OF:
+                    return f"CAST({sql_literal(as_of.isoformat(sep=' '))} AS TIMESTAMP)"
                 if match.group(1) not in names:
                     raise ValueError(f"staging spec {self.table}: {{{match.group(1)}}} is not a parsed value "
                                      f"(parsed: {', '.join(sorted(names))})")
@@ -128,7 +134,8 @@ def inherited_family(table: str, key: str, expr: str) -> str:
 
 
 def in_future(name: str) -> str:
-    return f"{{{name}}} > now()::TIMESTAMP + {FUTURE_TOLERANCE}"
+    """After the export's as-of time (with a day's tolerance for clocks and time zones)."""
+    return f"{{{name}}} > {{{AS_OF}}} + {FUTURE_TOLERANCE}"
 
 
 def invalid(name: str, raw: str | None = None) -> str:
@@ -150,9 +157,10 @@ SPECS = (
                 "insurance_type": P.lower_text("insurance_type")},
         rules=(MISSING_PATIENT,
                (invalid("birth_date"), "birth_date is not a valid date"),
-               ("{birth_date} > current_date", "birth_date is in the future"),
+               ("{birth_date} > CAST({as_of} AS DATE)", "birth_date is in the future (after the as-of time)"),
                ("{birth_date} < DATE '1900-01-01'", "birth_date is before 1900"),
                (invalid("registered_at"), "registered_at is not a valid date"),
+               (in_future("registered_at"), "registered_at is in the future (after the as-of time)"),
                (invalid("death_date"), "death_date is not a valid date")),
         unique_key=("patient_id",),
         output=("patient_key", "gender", "CAST(year({birth_date}) AS INTEGER) AS birth_year", "city", "region",
@@ -188,7 +196,7 @@ SPECS = (
                MISSING_PATIENT,
                ("{product_id} IS NULL", "product_id is missing or blank"),
                ("{ordered_at} IS NULL", "ordered_at is missing or not a valid timestamp"),
-               (in_future("ordered_at"), "ordered_at is in the future"),
+               (in_future("ordered_at"), "ordered_at is in the future (after the as-of time)"),
                (invalid("quantity"), "quantity is not a whole number"),
                ("{quantity} <= 0", "quantity is zero or negative (cancellation or return)"),
                (invalid("unit_price"), "unit_price is not a number"),
@@ -216,7 +224,7 @@ SPECS = (
         rules=(MISSING_PATIENT,
                ("{condition_code} IS NULL", "condition_code is missing"),
                (invalid("diagnosed_at"), "diagnosed_at is not a valid date"),
-               (in_future("diagnosed_at"), "diagnosed_at is in the future"),
+               (in_future("diagnosed_at"), "diagnosed_at is in the future (after the as-of time)"),
                UNKNOWN_PATIENT),
         unique_key=("patient_key", "condition_code", "diagnosed_at"),
         output=("patient_key", "condition_code", "condition_name", "diagnosed_at"),
@@ -272,7 +280,7 @@ SPECS = (
                (f"{{status}} IS NULL OR {{status}} NOT IN ({sql_list(CONSENT_STATUSES)})",
                 "status must be granted or revoked"),
                ("{recorded_at} IS NULL", "recorded_at is missing or not a valid timestamp"),
-               (in_future("recorded_at"), "recorded_at is in the future"),
+               (in_future("recorded_at"), "recorded_at is in the future (after the as-of time)"),
                UNKNOWN_PATIENT),
         output=("patient_key", "purpose", "channel", "status", "recorded_at"),
     ),
@@ -295,7 +303,7 @@ SPECS = (
                 "source": P.lower_text("source"), "product_id": P.text("product_id"),
                 "category": P.category("category"), "query": P.text("query")},
         rules=(("{occurred_at} IS NULL", "occurred_at is missing or not a valid timestamp"),
-               (in_future("occurred_at"), "occurred_at is in the future"),
+               (in_future("occurred_at"), "occurred_at is in the future (after the as-of time)"),
                (f"{{event_type}} IS NULL OR {{event_type}} NOT IN ({sql_list(EVENT_TYPES)})",
                 f"event_type must be one of {', '.join(EVENT_TYPES)}"),
                (f"{{source}} IS NOT NULL AND {{source}} NOT IN ({sql_list(EVENT_SOURCES)})",
@@ -340,10 +348,11 @@ def screened(spec: TableSpec, policy: SensitivePolicy) -> TableSpec:
     return replace(spec, sensitive=family, sensitive_match=match)
 
 
-def build_specs(pseudonym_key: str, policy: SensitivePolicy) -> dict[str, StagingSpec]:
-    """Staging rules for every canonical table; patient ids are pseudonymized with the key, and the
-    sensitive-data policy decides which rows are withheld from everything after staging."""
-    specs = {spec.table: screened(spec, policy).bind(pseudonym_key) for spec in SPECS}
+def build_specs(pseudonym_key: str, as_of: datetime, policy: SensitivePolicy) -> dict[str, StagingSpec]:
+    """Staging rules for every canonical table; patient ids are pseudonymized with the key, dates judged
+    against the as-of time, and the sensitive-data policy decides which rows are withheld from everything
+    after staging."""
+    specs = {spec.table: screened(spec, policy).bind(pseudonym_key, as_of) for spec in SPECS}
     missing = set(SOURCE_TABLES) - set(specs)
     if missing:
         raise ValueError(f"no staging spec for {', '.join(sorted(missing))}")
