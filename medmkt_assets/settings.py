@@ -26,6 +26,8 @@ DEFAULTS = {
     "MEDMKT_LAKEHOUSE": "data/lakehouse",
     "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
     "MEDMKT_SPARK_PARTITIONS": "8",
+    "MEDMKT_SPARK_METASTORE": "",
+    "MEDMKT_SPARK_DATABASE_PREFIX": "",
 }
 ENGINES = ("duckdb", "spark")
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")
@@ -59,6 +61,8 @@ class Settings:
     lakehouse: str             # where Spark keeps the tables (a folder every worker sees)
     spark_driver_memory: str
     spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
+    spark_metastore: str       # the catalog of a Spark this process starts: a Derby folder or thrift:// URI
+    spark_database_prefix: str  # the catalog's databases are <prefix><schema>
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -89,4 +93,6 @@ class Settings:
             lakehouse=env("MEDMKT_LAKEHOUSE"),
             spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
             spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
+            spark_metastore=env("MEDMKT_SPARK_METASTORE"),
+            spark_database_prefix=env("MEDMKT_SPARK_DATABASE_PREFIX"),
         )
