@@ -40,7 +40,14 @@ class SparkWrites:
     def write_frame(self, frame: pd.DataFrame, statement: str) -> None:
         """A CREATE/INSERT statement over a pandas frame the statement sees as `frame`."""
         schema = _spark_schema(frame) if frame.empty else None  # nothing to infer it from
-        self._spark.createDataFrame(_spark_ready(frame), schema=schema).createOrReplaceTempView("frame")
+        rows = self._spark.createDataFrame(_spark_ready(frame), schema=schema)
+        naive = [c for c in frame.columns if pd.api.types.is_datetime64_dtype(frame[c])
+                 and not isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+        if naive:  # Spark Connect types a naive pandas time as TIMESTAMP (local); DuckDB's is without zone
+            from pyspark.sql import functions as F
+
+            rows = rows.withColumns({c: F.col(c).cast("timestamp_ntz") for c in naive})
+        rows.createOrReplaceTempView("frame")
         try:
             self.run(dialect.parse(statement))
         finally:
