@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup setup-spark run test dev app demo-data bench clean
+.PHONY: setup setup-spark spark-cluster spark-cluster-stop run test dev app demo-data bench clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -18,6 +18,12 @@ $(STAMP): pyproject.toml
 
 setup-spark: setup  ## add PySpark for MEDMKT_ENGINE=spark (a Java 17+ runtime is needed for a local Spark)
 	$(BIN)/python -m pip install --quiet -e ".[dev,spark]"
+
+spark-cluster: setup  ## start a standalone Spark cluster on 127.0.0.1 (a master, WORKERS=2 workers of one core); prints its master URL and web UI
+	$(BIN)/python -m medmkt_assets.spark_cluster start --workers $${WORKERS:-2}
+
+spark-cluster-stop:  ## stop the cluster `make spark-cluster` started
+	$(BIN)/python -m medmkt_assets.spark_cluster stop
 
 $(DAGSTER_HOME)/dagster.yaml: dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
@@ -41,5 +47,5 @@ demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=
 bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark); tables in data/bench/
 	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb}
 
-clean:  ## remove generated data (warehouse, MLflow store, demo files, Dagster home)
-	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts data/insight .dagster_home
+clean:  ## remove generated data (warehouse, Spark lakehouse and metastore, MLflow store, demo files, Dagster home)
+	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/exports data/quality data/alerts data/insight data/lakehouse data/metastore .dagster_home

@@ -38,7 +38,8 @@ def build_resources(settings: Settings) -> dict:
                                   connection_config={"memory_limit": settings.duckdb_memory}),
             compute=settings.engine, spark_remote=settings.spark_remote, spark_master=settings.spark_master,
             lakehouse=settings.lakehouse, spark_driver_memory=settings.spark_driver_memory,
-            spark_partitions=settings.spark_partitions),
+            spark_partitions=settings.spark_partitions, spark_metastore=settings.spark_metastore,
+            spark_database_prefix=settings.spark_database_prefix),
         "pseudonym": PseudonymKey(),
         "sensitive": SensitiveData(policy_file=settings.sensitive_policy),
         # The MLflow UI and Data Docs addresses in links are read where each run executes

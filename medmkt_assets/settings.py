@@ -28,6 +28,8 @@ DEFAULTS = {
     "MEDMKT_LAKEHOUSE": "data/lakehouse",
     "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
     "MEDMKT_SPARK_PARTITIONS": "8",
+    "MEDMKT_SPARK_METASTORE": "",
+    "MEDMKT_SPARK_DATABASE_PREFIX": "",
     "MEDMKT_SENSITIVE_POLICY": "",   # empty: the policy packaged with medmkt (lib/privacy/sensitive_data.yaml)
     "MEDMKT_AS_OF": "",
     "MEDMKT_MAX_QUARANTINE_SHARE": "0.5",
@@ -64,6 +66,8 @@ class Settings:
     lakehouse: str             # where Spark keeps the tables (a folder every worker sees)
     spark_driver_memory: str
     spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
+    spark_metastore: str       # the catalog of a Spark this process starts: a Derby folder or thrift:// URI
+    spark_database_prefix: str  # the catalog's databases are <prefix><schema>
     sensitive_policy: str = ""  # the sensitive-data policy file; empty: the packaged one
     # The export's "now" (ISO date or timestamp): dates after it are "in the future", ages and
     # recency are measured at it. Empty: the latest event in the data (lib.sources.as_of), so a
@@ -101,6 +105,8 @@ class Settings:
             lakehouse=env("MEDMKT_LAKEHOUSE"),
             spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
             spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
+            spark_metastore=env("MEDMKT_SPARK_METASTORE"),
+            spark_database_prefix=env("MEDMKT_SPARK_DATABASE_PREFIX"),
             sensitive_policy=env("MEDMKT_SENSITIVE_POLICY"),
             as_of=_as_of(env("MEDMKT_AS_OF")),
             max_quarantine_share=_share("MEDMKT_MAX_QUARANTINE_SHARE"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -67,17 +68,17 @@ def write_tiny_source(folder: Path, tables: dict[str, str] | None = None) -> Pat
 
 
 def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: str = "duckdb",
-                   policy_file: str = "") -> dict:
+                   policy_file: str = "", **spark: str) -> dict:
     """Every resource, in folders beside `warehouse`; `engine="spark"` runs the SQL on a local
-    Spark with the lakehouse beside the warehouse; `policy_file`: a sensitive-data policy other
-    than the packaged one."""
+    Spark with the lakehouse beside the warehouse (`spark`: more Warehouse settings, e.g.
+    spark_remote or spark_master); `policy_file`: a sensitive-data policy other than the packaged one."""
     return {
         "sources": SourceFiles(source_dir=str(source_dir), incoming_dir=str(warehouse.parent / "incoming")),
         # the production buffer cap: a reader that needs more than the warehouse allows fails here too
         "warehouse": Warehouse(engine=DuckDBResource(
             database=str(warehouse), connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
-            compute=engine, lakehouse=str(warehouse.parent / "lakehouse"), spark_master=SPARK_MASTER,
-            spark_partitions=4, spark_driver_memory="2g"),
+            compute=engine, **{"lakehouse": str(warehouse.parent / "lakehouse"), "spark_master": SPARK_MASTER,
+                               "spark_partitions": 4, "spark_driver_memory": "2g", **spark}),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "sensitive": SensitiveData(policy_file=policy_file),
         "tracker": MlflowTracker(tracking_uri=mlflow_uri),
@@ -103,18 +104,35 @@ def row_accounting(con, table: str) -> tuple[int, int]:
 SPARK_MASTER = "local[2]"
 
 
-@pytest.fixture(scope="session")
-def spark():
-    """A local Spark session for tests marked `spark`. Skipped (saying why) without PySpark or
-    Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a missing Spark fails the tests."""
-    from medmkt_assets.lib.engine.spark.session import spark_missing, spark_session
+def require_spark(remote: str = "") -> None:
+    """Skip (saying why) without PySpark or Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a
+    missing Spark fails the test."""
+    from medmkt_assets.lib.engine.spark.session import spark_missing
 
-    missing = spark_missing()
+    missing = spark_missing(remote)
     if missing:
         if os.environ.get("MEDMKT_REQUIRE_SPARK") == "1":
             pytest.fail(f"MEDMKT_REQUIRE_SPARK=1 but {missing}")
         pytest.skip(missing)
-    return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g")
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    """The local Spark session of tests marked `spark`, its catalog an embedded Derby metastore in a
+    temporary folder (see require_spark)."""
+    from medmkt_assets.lib.engine.spark.session import spark_session
+
+    require_spark()
+    metastore = tmp_path_factory.mktemp("metastore")
+    return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g", metastore=str(metastore))
+
+
+def isolated_lakehouse(folder: Path):
+    """A lakehouse of its own for one test: the Spark fixture's catalog is shared, so its databases
+    get a prefix no other test uses."""
+    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+
+    return Lakehouse(folder, prefix=f"t{uuid.uuid4().hex[:8]}_")
 
 
 @pytest.fixture
@@ -199,3 +217,63 @@ def spark_pipeline(demo_pipeline, spark) -> dict:
                                    f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", engine="spark")
         result = materialize_all(build_definitions(Settings.from_env()), resources)
     return {"root": root, "warehouse": root / "warehouse.duckdb", "lakehouse": root / "lakehouse", "result": result}
+
+
+# --- a sensor batch after a whole-graph run ---------------------------------------------------
+def demo_batch(source: Path) -> str:
+    """An orders batch for a demo world: 30 new order lines copied from its orders file, one of them
+    twice (a duplicate key) and one with quantity 0 (quarantined)."""
+    import csv
+    import io
+
+    with (source / "orders.csv").open(encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        rows = [row for _, row in zip(range(30), reader)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    for n, row in enumerate(rows):
+        writer.writerow({**row, "order_id": f"BATCH{n:04d}", "ordered_at": "2026-01-05 10:00:00"})
+    writer.writerow({**rows[0], "order_id": "BATCH0000", "ordered_at": "2026-01-05 10:00:00"})
+    writer.writerow({**rows[1], "order_id": "BATCH9999", "quantity": "0", "ordered_at": "2026-01-05 10:00:00"})
+    return out.getvalue()
+
+
+def run_sensor_batch(definitions: dg.Definitions, resources: dict, body: str) -> dg.ExecuteInProcessResult:
+    """Drop an orders batch in the drop zone, let the incoming-files sensor see it stop growing and
+    accept it, and run what it requests (as the Dagster daemon would), its checks included."""
+    from medmkt_assets.defs.automation.sensors import incoming_files
+
+    sources = resources["sources"]
+    folder = sources.incoming_path / "orders"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "day1.csv").write_text(body, encoding="utf-8")
+    cursor, requests = None, []
+    for _ in range(2):  # the first look remembers the size, the second accepts the file
+        context = dg.build_sensor_context(cursor=cursor, resources={"sources": sources, "alerts": resources["alerts"]})
+        result = incoming_files(context)
+        requests = [r for r in (result if isinstance(result, list) else []) if isinstance(r, dg.RunRequest)]
+        cursor = context.cursor
+    (request,) = requests
+    return dg.materialize(list(definitions.assets) + list(definitions.asset_checks), resources=resources,
+                          selection=request.asset_selection, tags=request.tags, raise_on_error=False)
+
+
+@pytest.fixture(scope="session")
+def duckdb_batch_reference(demo_pipeline, tmp_path_factory) -> dict:
+    """`demo_pipeline`'s warehouse (a copy) after the sensor batch of `demo_batch`, on DuckDB: the
+    reference the Spark Connect and standalone cluster runs are held to."""
+    import shutil
+
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.settings import Settings
+
+    root = tmp_path_factory.mktemp("duckdb_batch")
+    shutil.copy(demo_pipeline["warehouse"], root / "warehouse.duckdb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
+        resources = make_resources(demo_pipeline["source"], root / "warehouse.duckdb",
+                                   f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
+        result = run_sensor_batch(build_definitions(Settings.from_env()), resources, demo_batch(demo_pipeline["source"]))
+    assert result.success, [e.step_key for e in result.all_events if e.is_step_failure]
+    return {"root": root, "warehouse": root / "warehouse.duckdb"}

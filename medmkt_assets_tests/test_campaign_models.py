@@ -280,12 +280,12 @@ def test_scorers_write_every_profiled_patient_with_flags_and_proxy_history():
 def test_scorers_in_spark_executors_write_what_duckdb_writes(spark, tmp_path):
     import duckdb
 
-    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
     from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
     from medmkt_assets.lib.engine.warehouse import Session
+    from medmkt_assets_tests.conftest import isolated_lakehouse
 
     tables = []
-    for con in (Session(duckdb.connect()), SparkWarehouseSession(spark, Lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")):
+    for con in (Session(duckdb.connect()), SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")):
         cm.write_scores(con, cm.scoring_sql(["N18"]), _scoring_world(con), "marts.s", SCORED)
         tables.append(con.execute("SELECT * FROM marts.s ORDER BY target, patient_key").fetchall())
         con.close()

@@ -77,11 +77,11 @@ AGREEING_QUERIES = {
 
 @pytest.fixture
 def engines(spark, tmp_path):
-    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
     from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets_tests.conftest import isolated_lakehouse
 
     duck = Session(duckdb.connect())
-    on_spark = SparkWarehouseSession(spark, Lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
+    on_spark = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
     for session in (duck, on_spark):
         session.execute("CREATE SCHEMA IF NOT EXISTS staging")
         session.write_frame(PEOPLE, "staging.t")

@@ -84,16 +84,22 @@ class Warehouse(dg.ConfigurableResource):
 
     On DuckDB (the default) connections come from dagster-duckdb, which retries while another
     process holds the file. On Spark (`compute="spark"`) a session runs the same statements on
-    Spark over the lakehouse's Parquet tables, and the DuckDB file holds views of them.
+    Spark over tables in Spark's catalog (Parquet in the lakehouse), and the DuckDB file holds views of them.
     """
 
     engine: DuckDBResource
     compute: str = Field(default="duckdb", description="duckdb or spark (MEDMKT_ENGINE).")
     spark_remote: str = Field(default="", description="Spark Connect URL (MEDMKT_SPARK_REMOTE).")
     spark_master: str = Field(default="local[*]", description="Spark master when no remote (MEDMKT_SPARK_MASTER).")
-    lakehouse: str = Field(default="data/lakehouse", description="Folder of the Parquet tables (MEDMKT_LAKEHOUSE).")
+    lakehouse: str = Field(default="data/lakehouse", description=(
+        "Where the Parquet tables live: a folder or a Hadoop filesystem URI (MEDMKT_LAKEHOUSE)."))
     spark_driver_memory: str = Field(default="4g", description="Driver heap of a local Spark.")
     spark_partitions: int = Field(default=8, description="Spark SQL shuffle partitions.")
+    spark_metastore: str = Field(default="", description=(
+        "Catalog of a Spark this process starts (MEDMKT_SPARK_METASTORE): a thrift:// Hive metastore, or "
+        "the folder of the embedded Derby one; empty: `metastore` beside a local lakehouse, else data/metastore."))
+    spark_database_prefix: str = Field(default="", description=(
+        "Prefix of the catalog's databases, <prefix>marts and so on (MEDMKT_SPARK_DATABASE_PREFIX)."))
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -115,8 +121,12 @@ class Warehouse(dg.ConfigurableResource):
             spark_session,
         )
 
-        spark = spark_session(self.spark_master, self.spark_remote, self.spark_driver_memory, self.spark_partitions)
-        session = SparkWarehouseSession(spark, Lakehouse(self.lakehouse), Path(self.engine.database))
+        lakehouse = Lakehouse(self.lakehouse, self.spark_database_prefix)
+        metastore = self.spark_metastore or (str(Path(lakehouse.root).parent / "metastore") if lakehouse.is_local
+                                             else "data/metastore")
+        spark = spark_session(self.spark_master, self.spark_remote, self.spark_driver_memory, self.spark_partitions,
+                              metastore)
+        session = SparkWarehouseSession(spark, lakehouse, Path(self.engine.database))
         try:
             yield session
         finally:

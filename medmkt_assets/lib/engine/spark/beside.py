@@ -3,12 +3,14 @@ read_json, an adapter's macros), DuckDB temp tables and attached databases (the 
 
 Such a statement runs as written when it reads nothing of Spark's (sqlglot's round trip can change
 a JSON path or a macro call); otherwise its lakehouse tables and Spark temp tables are pointed at
-their Parquet files. What it writes into the lakehouse lands there as a Parquet file of a new version.
+their Parquet files where DuckDB sees them (a local or mounted lakehouse), else handed over by Spark
+as Arrow. What it writes into the lakehouse is handed to Spark as Arrow and written by Spark
+(SparkWrites.land), so the lakehouse may be any filesystem Spark writes.
 """
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, Callable
 
 import duckdb
 import pandas as pd
@@ -16,8 +18,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from medmkt_assets.lib.engine.spark import dialect
-from medmkt_assets.lib.engine.spark.lakehouse import ROWID
-from medmkt_assets.lib.engine.spark.tables import Tables, link_files, target_of
+from medmkt_assets.lib.engine.spark.lakehouse import ROWID, local_path
+from medmkt_assets.lib.engine.spark.tables import Tables, target_of
 from medmkt_assets.lib.engine.sql import quote_ident, sql_literal
 
 WRITES = (exp.Insert, exp.Create, exp.Drop)
@@ -32,8 +34,9 @@ def is_database_command(tree: exp.Expression) -> bool:
 class DuckDBBeside:
     """The embedded DuckDB of one Spark session."""
 
-    def __init__(self, tables: Tables):
+    def __init__(self, tables: Tables, land: Callable[[str, pa.Table, bool], None]):
         self._tables = tables
+        self._land_rows = land  # SparkWrites.land: (table, rows, append)
         self._con = duckdb.connect()
 
     def handles(self, tree: exp.Expression) -> bool:
@@ -116,8 +119,9 @@ class DuckDBBeside:
                 continue
             if isinstance(table.this, exp.Identifier) and (source := self._files_of(table)):
                 alias = table.alias or table.name
-                table.replace(exp.Table(this=exp.maybe_parse(source, dialect="duckdb"),
-                                        alias=exp.TableAlias(this=exp.to_identifier(alias))))
+                this = (exp.maybe_parse(source, dialect="duckdb") if source.startswith("read_parquet(")
+                        else exp.to_identifier(source))
+                table.replace(exp.Table(this=this, alias=exp.TableAlias(this=exp.to_identifier(alias))))
         return tree.sql(dialect="duckdb")
 
     def _files_of(self, table: exp.Table) -> str | None:
@@ -130,40 +134,41 @@ class DuckDBBeside:
             version = self._tables.spark_temps[table.name]
         else:
             return None
-        return f"read_parquet({sql_literal(str(version / '*.parquet'))})"
+        return self._relation(version)
+
+    def _relation(self, location: str, empty: bool = False) -> str:
+        """A version as a DuckDB relation: read_parquet of its files where DuckDB sees them, else the
+        name of its rows (or, `empty`, just its columns) from Spark as Arrow, registered here."""
+        local = local_path(location)
+        if local is not None:
+            return f"read_parquet({sql_literal(local + '/*.parquet')})"
+        frame = self._tables.catalog.spark.read.parquet(location)
+        name = f"_medmkt_{uuid.uuid4().hex[:8]}"
+        self._con.register(name, (frame.limit(0) if empty else frame).toArrow())
+        return name
 
     def _land(self, tree: exp.Expression, target: exp.Table, as_written: tuple[str, Any] | None):
         """CREATE/INSERT into a lakehouse table: the statement fills a DuckDB table of the same name
         (for INSERT, an empty one shaped like the lakehouse table, so BY NAME and casts behave as
-        DuckDB's), whose rows land as a Parquet file of a new version."""
+        DuckDB's), whose rows Spark writes (SparkWrites.land)."""
         table = dialect.table_name(target)
         schema, name = quote_ident(target.db), quote_ident(target.name)
-        previous = self._tables.version(table) if isinstance(tree, exp.Insert) else None
-        if isinstance(tree, exp.Insert) and previous is None:
+        append = isinstance(tree, exp.Insert)
+        previous = self._tables.version(table) if append else None
+        if append and previous is None:
             raise ValueError(f"INSERT INTO {table}: the table does not exist")
-        files = sql_literal(str(previous / "*.parquet")) if previous is not None else ""
-        stored = ([r[0] for r in self._con.execute(f"DESCRIBE SELECT * FROM read_parquet({files})").fetchall()]
-                  if previous is not None else [])
         self._con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
         self._con.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
         if previous is not None:
+            shape = self._relation(previous, empty=True)
+            stored = [r[0] for r in self._con.execute(f"DESCRIBE SELECT * FROM {shape}").fetchall()]
             hidden = " EXCLUDE (rowid)" if ROWID in stored else ""
-            self._con.execute(f"CREATE TABLE {schema}.{name} AS SELECT *{hidden} FROM read_parquet({files}) LIMIT 0")
+            self._con.execute(f"CREATE TABLE {schema}.{name} AS SELECT *{hidden} FROM {shape} LIMIT 0")
         try:
             self._run(tree, as_written)
-            order = ""
-            if target.db == "raw":  # the load order, continued after the rows already there
-                offset = (self._con.execute(f"SELECT coalesce(max(rowid) + 1, 0) FROM read_parquet({files})")
-                          .fetchall()[0][0] if ROWID in stored else 0)
-                order = f", rowid + {offset} AS rowid"
-            version = self._tables.lake.new_version(table)
-            version.mkdir()
-            part = version / f"part-{uuid.uuid4().hex}.parquet"
-            self._con.execute(f"COPY (SELECT *{order} FROM {schema}.{name}) TO {sql_literal(str(part))} "
-                              "(FORMAT parquet)")
-            if previous is not None:
-                link_files(previous, version)
-            self._tables.stage(table, version)
+            order = ", rowid AS rowid" if target.db == "raw" else ""  # the load order (continued by land)
+            rows = self._con.sql(f"SELECT *{order} FROM {schema}.{name}").to_arrow_table()
+            self._land_rows(table, rows, append)
         finally:
             self._con.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
         return None

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -75,7 +74,7 @@ class SparkQueries:
     def __init__(self, spark, tables: Tables):
         self._spark = spark
         self._tables = tables
-        self._views: dict[str, Path] = {}  # Spark temp view -> the version it reads
+        self._views: dict[str, str] = {}  # Spark temp view -> the version (location) it reads
 
     def frame(self, tree: exp.Expression):
         """The DataFrame of a query (a SELECT, a UNION, a subquery)."""
@@ -115,7 +114,7 @@ class SparkQueries:
     def register(self, name: str, frame) -> None:
         """A DataFrame as a temp view later statements can read (dropped with the session)."""
         frame.createOrReplaceTempView(name)
-        self._views[name] = Path(name)
+        self._views[name] = name
 
     def drop_views(self) -> None:
         for view in self._views:
@@ -131,6 +130,6 @@ class SparkQueries:
             return None  # Spark then fails with "table or view not found", naming it
         view = f"{table.db}__{table.name}"
         if self._views.get(view) != version:
-            self._spark.read.parquet(str(version)).createOrReplaceTempView(view)
+            self._spark.read.parquet(version).createOrReplaceTempView(view)
             self._views[view] = version
         return view

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,7 +19,7 @@ from sqlglot import exp
 
 from medmkt_assets.lib.engine.spark import dialect
 from medmkt_assets.lib.engine.spark.beside import DuckDBBeside, is_database_command
-from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+from medmkt_assets.lib.engine.spark.lakehouse import Catalog, Lakehouse
 from medmkt_assets.lib.engine.spark.queries import SparkQueries, SparkResult, no_rows
 from medmkt_assets.lib.engine.spark.tables import Tables
 from medmkt_assets.lib.engine.spark.writes import STATEMENTS as WRITE_STATEMENTS
@@ -39,6 +38,7 @@ DUCKDB_COMPATIBLE_CONF = {
     "spark.sql.adaptive.enabled": "true",
     "spark.sql.adaptive.coalescePartitions.enabled": "true",
 }
+SERVER_CONF = {"spark.ui.showConsoleProgress"}  # the server's own (static) settings
 
 
 
@@ -53,8 +53,25 @@ def spark_missing(remote: str = "") -> str | None:
     return None
 
 
-def spark_session(master: str, remote: str = "", driver_memory: str = "4g", partitions: int = 8):
-    """The process's SparkSession: Spark Connect when `remote` is set, else a local/cluster master."""
+def metastore_conf(metastore: str) -> dict[str, str]:
+    """Spark settings for the catalog of a Spark this process starts: a Hive metastore service
+    (`thrift://host:9083`, the cluster's own), else the embedded Derby metastore PySpark ships, in
+    the folder `metastore` (one Spark driver at a time may open it)."""
+    if metastore.startswith("thrift://"):
+        return {"spark.hadoop.hive.metastore.uris": metastore}
+    folder = Path(metastore).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return {
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={folder / 'metastore_db'};create=true",
+        "spark.sql.warehouse.dir": str(folder / "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={folder}",  # derby.log there, not in the cwd
+    }
+
+
+def spark_session(master: str, remote: str = "", driver_memory: str = "4g", partitions: int = 8,
+                  metastore: str = "data/metastore"):
+    """The process's SparkSession: Spark Connect when `remote` is set (its server's catalog), else a
+    local or cluster master with Hive support on `metastore` (metastore_conf)."""
     missing = spark_missing(remote)
     if missing:
         raise RuntimeError(f"MEDMKT_ENGINE=spark: {missing}")
@@ -65,10 +82,14 @@ def spark_session(master: str, remote: str = "", driver_memory: str = "4g", part
         builder = builder.remote(remote)
     else:
         builder = builder.master(master).config("spark.driver.memory", driver_memory)
+        for key, value in metastore_conf(metastore).items():
+            builder = builder.config(key, value)
+        builder = builder.enableHiveSupport()
         if master.startswith("local"):  # Python workers (mapInPandas) in this environment, with medmkt
             os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     for key, value in {**DUCKDB_COMPATIBLE_CONF, "spark.sql.shuffle.partitions": str(partitions)}.items():
-        builder = builder.config(key, value)
+        if not (remote and key in SERVER_CONF):  # a Spark Connect session cannot set its server's
+            builder = builder.config(key, value)
     session = builder.getOrCreate()
     if not remote:
         session.sparkContext.setLogLevel("ERROR")
@@ -83,10 +104,10 @@ class SparkWarehouseSession(Session):
 
     def __init__(self, spark, lakehouse: Lakehouse, warehouse_file: Path):
         self._spark = spark
-        self._tables = Tables(lakehouse, warehouse_file, lakehouse.root / "_scratch" / uuid.uuid4().hex)
+        self._tables = Tables(Catalog(spark, lakehouse), warehouse_file, lakehouse.scratch())
         self._queries = SparkQueries(spark, self._tables)
         self._writes = SparkWrites(spark, self._tables, self._queries)
-        self._duckdb = DuckDBBeside(self._tables)
+        self._duckdb = DuckDBBeside(self._tables, self._writes.land)
         self._variables: dict[str, Any] = {}   # SET VARIABLE, read by getvariable()
 
     def execute(self, sql: str, params: Any = None):
@@ -129,7 +150,6 @@ class SparkWarehouseSession(Session):
         self._queries.drop_views()
         self._writes.drop_temps()
         self._duckdb.close()
-        shutil.rmtree(self._tables.scratch, ignore_errors=True)
 
     @contextmanager
     def transaction(self) -> Iterator["SparkWarehouseSession"]:

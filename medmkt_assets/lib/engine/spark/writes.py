@@ -1,21 +1,24 @@
 """Writes on Spark: CREATE, INSERT, DELETE, UPDATE, ALTER and DROP as new Parquet versions.
 
-Parquet files cannot change in place: INSERT writes the new rows beside hard links to the old
-files, and DELETE, UPDATE and ALTER TABLE .. ADD COLUMN rewrite the table as a query. Each new
-version is staged with the session's Tables and published at COMMIT.
+Parquet files cannot change in place: DELETE, UPDATE and ALTER TABLE .. ADD COLUMN rewrite the
+table as a query into a new version, staged with the session's Tables and published at COMMIT.
+INSERT is Spark's own INSERT INTO: into the live table outside a transaction, into the version
+this transaction staged when there is one, else into a new version that starts as a copy of the
+live one (a failed step must leave the live one as it was; without a table format such as Delta
+or Iceberg, a copy is how Parquet keeps that promise).
 """
 from __future__ import annotations
 
-import shutil
 import uuid
 
 import pandas as pd
+import pyarrow as pa
 from sqlglot import exp
 
 from medmkt_assets.lib.engine.spark import dialect
 from medmkt_assets.lib.engine.spark.lakehouse import ROWID
 from medmkt_assets.lib.engine.spark.queries import SparkQueries
-from medmkt_assets.lib.engine.spark.tables import Tables, link_files, target_of
+from medmkt_assets.lib.engine.spark.tables import Tables, target_of
 from medmkt_assets.lib.engine.sql import quote_ident
 
 STATEMENTS = (exp.Create, exp.Insert, exp.Delete, exp.Update, exp.Drop, exp.Alter)
@@ -37,34 +40,45 @@ class SparkWrites:
     def write_frame(self, frame: pd.DataFrame, statement: str) -> None:
         """A CREATE/INSERT statement over a pandas frame the statement sees as `frame`."""
         schema = _spark_schema(frame) if frame.empty else None  # nothing to infer it from
-        self._spark.createDataFrame(_spark_ready(frame), schema=schema).createOrReplaceTempView("frame")
+        rows = self._spark.createDataFrame(_spark_ready(frame), schema=schema)
+        naive = [c for c in frame.columns if pd.api.types.is_datetime64_dtype(frame[c])
+                 and not isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+        if naive:  # Spark Connect types a naive pandas time as TIMESTAMP (local); DuckDB's is without zone
+            from pyspark.sql import functions as F
+
+            rows = rows.withColumns({c: F.col(c).cast("timestamp_ntz") for c in naive})
+        rows.createOrReplaceTempView("frame")
         try:
             self.run(dialect.parse(statement))
         finally:
             self._spark.catalog.dropTempView("frame")
 
     def drop_temps(self) -> None:
+        """Drop the session's temp tables and delete their files."""
         for table in self._tables.spark_temps:
             self._spark.catalog.dropTempView(table)
+        if self._tables.spark_temps:
+            self._tables.catalog.remove(self._tables.scratch)
+        self._tables.spark_temps.clear()
 
     # --- one version of a table -------------------------------------------------------------
     def _write(self, table: str, frame, temp: bool) -> None:
         """Write a query's rows as a new version of `table` (or a fresh temp table)."""
         if temp:
-            folder = self._tables.scratch / f"{table}-{uuid.uuid4().hex[:8]}"
-            frame.write.parquet(str(folder))
+            folder = f"{self._tables.scratch}/{table}-{uuid.uuid4().hex[:8]}"
+            frame.write.parquet(folder)
             old = self._tables.spark_temps.get(table)
-            self._spark.read.parquet(str(folder)).createOrReplaceTempView(table)
+            self._spark.read.parquet(folder).createOrReplaceTempView(table)
             self._tables.spark_temps[table] = folder
             if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+                self._tables.catalog.remove(old)
             return
         if table.startswith("raw.") and ROWID not in frame.columns:  # an absent source's empty raw table
             from pyspark.sql import functions as F
 
             frame = frame.withColumn(ROWID, F.monotonically_increasing_id())
         version = self._tables.lake.new_version(table)
-        frame.write.parquet(str(version))
+        frame.write.parquet(version)
         self._tables.stage(table, version)
 
     def _current(self, table: str, temp: bool):
@@ -74,7 +88,7 @@ class SparkWrites:
         folder = self._current(table, temp)
         if folder is None:
             raise ValueError(f"{table}: the table does not exist")
-        return self._spark.read.parquet(str(folder)).columns
+        return self._spark.read.parquet(folder).columns
 
     def _rewrite(self, tree: exp.Expression, select: str) -> None:
         """Replace the target with the rows of `select` (DuckDB SQL over the target)."""
@@ -103,24 +117,49 @@ class SparkWrites:
         current = self._current(table, temp)
         if current is None:
             raise ValueError(f"INSERT INTO {table}: the table does not exist")
-        existing = self._spark.read.parquet(str(current))
+        existing = self._spark.read.parquet(current)
         names = ([c.name for c in tree.this.expressions] if isinstance(tree.this, exp.Schema)
                  else existing.columns)
         if ROWID in existing.columns and ROWID not in names:
             raise NotImplementedError(f"INSERT INTO {table} from Spark: a raw table is loaded from files")
-        rows = self._queries.frame(tree.expression)
-        fields = {f.name: f.dataType for f in existing.schema.fields}
+        self._append(table, self._queries.frame(tree.expression).toDF(*names), existing, temp)
+
+    def land(self, table: str, rows: pa.Table, append: bool) -> None:
+        """Rows the DuckDB beside Spark made (from source files) into a lakehouse table: a new
+        version, or appended (a raw table's load order continued after the rows already there)."""
+        frame = self._spark.createDataFrame(rows)
+        if not append:
+            self._write(table, frame, temp=False)
+            return
+        current = self._tables.version(table)
+        if current is None:
+            raise ValueError(f"INSERT INTO {table}: the table does not exist")
+        existing = self._spark.read.parquet(current)
+        if ROWID in existing.columns and ROWID in frame.columns:
+            from pyspark.sql import functions as F
+
+            offset = existing.agg(F.coalesce(F.max(ROWID) + 1, F.lit(0))).collect()[0][0]
+            frame = frame.withColumn(ROWID, F.col(ROWID) + F.lit(offset))
+        self._append(table, frame, existing, temp=False)
+
+    def _append(self, table: str, rows, existing, temp: bool) -> None:
+        """Spark's INSERT INTO (see the module docstring): `rows`' columns by name, in the table's
+        columns and types (a missing one NULL)."""
         from pyspark.sql import functions as F
 
-        rows = rows.toDF(*names).select(*[
-            (F.col(n) if n in names else F.lit(None)).cast(fields[n]).alias(n) for n in existing.columns])
+        fields = {f.name: f.dataType for f in existing.schema.fields}
+        rows = rows.select(*[(F.col(n) if n in rows.columns else F.lit(None)).cast(fields[n]).alias(n)
+                             for n in existing.columns])
         if temp:
             self._write(table, existing.unionByName(rows), temp=True)
-            return
-        version = self._tables.lake.new_version(table)
-        rows.write.parquet(str(version))
-        link_files(current, version)
-        self._tables.stage(table, version)
+        elif self._tables.staged(table):
+            rows.write.mode("append").parquet(self._tables.version(table))
+        elif not self._tables.in_transaction:
+            rows.write.insertInto(self._tables.lake.catalog_name(table))
+        else:
+            version = self._tables.lake.new_version(table)
+            existing.unionByName(rows).write.parquet(version)
+            self._tables.stage(table, version)
 
     def _delete(self, tree: exp.Delete) -> None:
         table, _ = _target(tree)
@@ -170,7 +209,7 @@ class SparkWrites:
             folder = self._tables.spark_temps.pop(table, None)
             if folder is not None:
                 self._spark.catalog.dropTempView(table)
-                shutil.rmtree(folder, ignore_errors=True)
+                self._tables.catalog.remove(folder)
             elif not tree.args.get("exists"):
                 raise ValueError(f"DROP TABLE {table}: no such temp table")
             return
