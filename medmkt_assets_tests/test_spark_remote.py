@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -149,3 +150,30 @@ def test_the_cluster_run_used_both_workers(cluster_run):
     (app,) = [a for a in cluster_run["state"]["completedapps"] + cluster_run["state"]["activeapps"]
               if a["name"] == "medmkt"]
     assert app["cores"] == 2
+
+
+# --- make spark-cluster / make spark-cluster-stop ------------------------------------------------
+def test_make_spark_cluster_starts_a_cluster_it_names_and_stop_ends_it(tmp_path):
+    """What the make targets run (`python -m medmkt_assets.spark_cluster start|stop`), here with its
+    data/spark-cluster under tmp_path."""
+    require_spark()
+
+    def cli(action: str, *more: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "medmkt_assets.spark_cluster", action, *more], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    printed = cli("start", "--workers", "1", "--worker-memory", "1g")
+    state = json.loads((tmp_path / "data" / "spark-cluster" / "cluster.json").read_text())
+    try:
+        assert f"Spark master {state['master']}" in printed and f"web UI: {state['ui']}" in printed
+        assert state["master"].startswith("spark://127.0.0.1:") and state["ui"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{state['ui']}/json/", timeout=10) as response:
+            assert [w["state"] for w in json.load(response)["workers"]] == ["ALIVE"]
+    finally:
+        assert cli("stop").strip() == "stopped"
+    assert not (tmp_path / "data" / "spark-cluster" / "cluster.json").exists()
+    for group in state["process_groups"]:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
