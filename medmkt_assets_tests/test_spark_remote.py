@@ -1,7 +1,8 @@
 """The whole graph on Spark as a team runs it beyond one machine: through the Spark Connect server
 PySpark ships, and on a standalone cluster whose executors are other JVMs with their own Python
 workers. Each runs the 3,000-patient demo world and then a sensor batch (graph_run.py, in a
-process of its own), and must give what DuckDB gives for the same world and batch
+process of its own; the two side by side, which keeps CI's wall time down), and must give what
+DuckDB gives for the same world and batch
 (`duckdb_batch_reference`): every staging, features, quarantine, restricted and marts table,
 under the parity rules of test_spark_engine.py. Servers bind to 127.0.0.1 on free ports and are
 stopped in the fixtures' finalizers, whatever the tests do.
@@ -10,8 +11,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import duckdb
@@ -26,18 +29,27 @@ RTOL = 1e-9
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
-def run_graph(source: Path, root: Path, *spark_args: str) -> dict:
-    """graph_run.py in a process of its own; its result.json, with its output on failure."""
+def start_graph(source: Path, root: Path, *spark_args: str) -> tuple[subprocess.Popen, Path]:
+    """graph_run.py in a process of its own (its output in root/graph_run.log)."""
     root.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "MEDMKT_TEST_PSEUDONYM_KEY": TEST_KEY, "PYSPARK_PYTHON": sys.executable,
            "SPARK_LOCAL_IP": "127.0.0.1"}
-    log = root / "graph_run.log"
-    with log.open("w") as out:
-        done = subprocess.run([sys.executable, "-m", "medmkt_assets_tests.graph_run", "--source", str(source),
-                               "--root", str(root), *spark_args], env=env, stdout=out, stderr=subprocess.STDOUT,
-                              timeout=2400, cwd=Path(__file__).parent.parent)
-    result = root / "result.json"
-    assert done.returncode == 0 and result.is_file(), log.read_text()[-5000:]
+    log = (root / "graph_run.log").open("w")
+    process = subprocess.Popen([sys.executable, "-m", "medmkt_assets_tests.graph_run", "--source", str(source),
+                                "--root", str(root), *spark_args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               cwd=Path(__file__).parent.parent, start_new_session=True)
+    return process, root
+
+
+def finish_graph(process: subprocess.Popen, root: Path) -> dict:
+    """Wait for a graph_run.py; its result.json, with the end of its output when it has none."""
+    try:
+        process.wait(timeout=2400)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    result, log = root / "result.json", root / "graph_run.log"
+    assert process.returncode == 0 and result.is_file(), log.read_text()[-5000:]
     return {**json.loads(result.read_text()), "warehouse": root / "warehouse.duckdb", "log": log}
 
 
@@ -63,20 +75,45 @@ def assert_ran_and_matches_duckdb(run: dict, reference: dict) -> None:
         assert con.execute("SELECT count(*) FROM quarantine.orders WHERE order_id LIKE 'BATCH%'").fetchall() == [(2,)]
 
 
-# --- Spark Connect ---------------------------------------------------------------------------
+# --- the two runs, at once: a Spark run spends much of its time waiting on its driver -------------
 @pytest.fixture(scope="module")
-def connect_run(demo_pipeline, tmp_path_factory):
+def remote_runs(demo_pipeline, tmp_path_factory) -> dict:
+    """The demo world and its sensor batch through a Spark Connect server and on a standalone
+    cluster of two one-core workers, side by side; every server stopped at the end, whatever happened."""
     require_spark()
-    root = tmp_path_factory.mktemp("spark_connect")
-    server = ConnectServer(root / "server", metastore=root / "metastore")
+    root = tmp_path_factory.mktemp("spark_remote")
+    server = ConnectServer(root / "connect" / "server", metastore=root / "connect" / "metastore")
+    cluster = StandaloneCluster(root / "cluster" / "daemons", workers=2)
+    processes = []
     try:
         server.start()
-        run = run_graph(demo_pipeline["source"], root / "run", "--remote", server.url)
+        cluster.start()
+        processes = [start_graph(demo_pipeline["source"], root / "connect" / "run", "--remote", server.url),
+                     start_graph(demo_pipeline["source"], root / "cluster" / "run", "--master", cluster.url)]
+        connect, on_cluster = (finish_graph(*process) for process in processes)
+        on_cluster["state"] = cluster.state()
     finally:
+        for process, _ in processes:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
         server.stop()  # the metastore is free again for the reader below
-    return {**run, "root": root, "metastore": root / "metastore"}
+        cluster.stop()
+    return {"connect": {**connect, "root": root / "connect", "metastore": root / "connect" / "metastore"},
+            "cluster": on_cluster}
 
 
+@pytest.fixture
+def connect_run(remote_runs) -> dict:
+    return remote_runs["connect"]
+
+
+@pytest.fixture
+def cluster_run(remote_runs) -> dict:
+    return remote_runs["cluster"]
+
+
+# --- Spark Connect ---------------------------------------------------------------------------
 def test_the_whole_graph_and_a_sensor_batch_through_spark_connect_equal_duckdb(connect_run, duckdb_batch_reference):
     assert_ran_and_matches_duckdb(connect_run, duckdb_batch_reference)
 
@@ -102,20 +139,6 @@ def test_an_independent_spark_reads_the_marts_by_name_from_the_servers_metastore
 
 
 # --- a standalone cluster ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cluster_run(demo_pipeline, tmp_path_factory):
-    require_spark()
-    root = tmp_path_factory.mktemp("spark_cluster")
-    cluster = StandaloneCluster(root / "cluster", workers=2)
-    try:
-        cluster.start()
-        run = run_graph(demo_pipeline["source"], root / "run", "--master", cluster.url)
-        state = cluster.state()
-    finally:
-        cluster.stop()
-    return {**run, "state": state}
-
-
 def test_the_whole_graph_and_a_sensor_batch_on_a_standalone_cluster_equal_duckdb(cluster_run, duckdb_batch_reference):
     assert_ran_and_matches_duckdb(cluster_run, duckdb_batch_reference)
 
@@ -127,3 +150,30 @@ def test_the_cluster_run_used_both_workers(cluster_run):
     (app,) = [a for a in cluster_run["state"]["completedapps"] + cluster_run["state"]["activeapps"]
               if a["name"] == "medmkt"]
     assert app["cores"] == 2
+
+
+# --- make spark-cluster / make spark-cluster-stop ------------------------------------------------
+def test_make_spark_cluster_starts_a_cluster_it_names_and_stop_ends_it(tmp_path):
+    """What the make targets run (`python -m medmkt_assets.spark_cluster start|stop`), here with its
+    data/spark-cluster under tmp_path."""
+    require_spark()
+
+    def cli(action: str, *more: str) -> str:
+        done = subprocess.run([sys.executable, "-m", "medmkt_assets.spark_cluster", action, *more], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout
+
+    printed = cli("start", "--workers", "1", "--worker-memory", "1g")
+    state = json.loads((tmp_path / "data" / "spark-cluster" / "cluster.json").read_text())
+    try:
+        assert f"Spark master {state['master']}" in printed and f"web UI: {state['ui']}" in printed
+        assert state["master"].startswith("spark://127.0.0.1:") and state["ui"].startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(f"{state['ui']}/json/", timeout=10) as response:
+            assert [w["state"] for w in json.load(response)["workers"]] == ["ALIVE"]
+    finally:
+        assert cli("stop").strip() == "stopped"
+    assert not (tmp_path / "data" / "spark-cluster" / "cluster.json").exists()
+    for group in state["process_groups"]:
+        with pytest.raises(ProcessLookupError):
+            os.killpg(group, 0)
