@@ -16,6 +16,7 @@ import pytest
 
 from medmkt_assets.bench.compare import differences
 from medmkt_assets.definitions import build_definitions
+from medmkt_assets.defs.resources import SourceFiles
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.ops.sensitive_use import (
     PUBLISHED_MARTS,
@@ -335,10 +336,16 @@ def test_marketing_outputs_are_exactly_those_of_a_world_without_the_sensitive_ro
     source = tmp_path / "source"
     _without_sensitive_rows(demo_pipeline["source"], source)
     warehouse = tmp_path / "warehouse.duckdb"
+    # The export's as-of time is a fact of the export (its extraction), not of any patient: the same
+    # in both runs (the deleted rows here include the export's very last event).
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    as_of = con.execute("SELECT as_of FROM staging.as_of").fetchone()[0].isoformat(sep=" ")
+    con.close()
+    resources = make_resources(source, warehouse, f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    resources["sources"] = SourceFiles(source_dir=str(source), incoming_dir=str(tmp_path / "incoming"), as_of=as_of)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
-        result = materialize_all(build_definitions(Settings.from_env()),
-                                 make_resources(source, warehouse, f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"))
+        result = materialize_all(build_definitions(Settings.from_env()), resources)
     assert result.success
     # staging differs only in its lineage columns (_source_file, _source_row of a shorter file)
     assert differences(str(demo_pipeline["warehouse"]), str(warehouse), schemas=("marts", "features")) == []

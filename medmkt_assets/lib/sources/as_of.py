@@ -127,7 +127,10 @@ def resolve_as_of(con: Session, override: str | None, now: datetime) -> AsOf:
 
 
 def write_as_of(con: Session, as_of: AsOf) -> None:
-    con.write_frame(as_of.frame(), AS_OF_TABLE)
+    # typed in SQL: a pandas timestamp would land as TIMESTAMP_NS on DuckDB and TIMESTAMP on Spark
+    con.write_frame(as_of.frame(), AS_OF_TABLE, query="SELECT CAST(as_of AS TIMESTAMP) AS as_of, "
+                    "CAST(basis AS VARCHAR) AS basis, CAST(events AS BIGINT) AS events, "
+                    "CAST(events_after AS BIGINT) AS events_after FROM frame")
 
 
 def read_as_of(con: Session) -> datetime:
