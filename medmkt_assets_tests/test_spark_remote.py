@@ -56,7 +56,8 @@ def finish_graph(process: subprocess.Popen, root: Path) -> dict:
 # The batch's rows name their accepted file, `<drop zone>/_accepted/orders/<UTC time>_<hash>_day1.csv`:
 # each run has its own drop zone and accepted the file at its own time, so there the runs differ, and
 # only there: compared by `<hash>_day1.csv` and row.
-BATCH_LINEAGE = ("staging.orders", "quarantine.orders")
+# the batch's order lines land in these (restricted.sensitive_orders: those of a withheld product)
+BATCH_LINEAGE = ("staging.orders", "quarantine.orders", "restricted.sensitive_orders")
 ACCEPTED_AS = r"regexp_replace(regexp_replace(_source_file, '^.*/', ''), '^[0-9]{8}T[0-9]{6}_', '')"
 
 

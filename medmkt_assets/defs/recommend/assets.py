@@ -19,7 +19,10 @@ PATIENT_CODES_SQL = ("CREATE OR REPLACE TEMP TABLE _rec_patients AS SELECT p.pat
                      "CAST(row_number() OVER (ORDER BY p.patient_key) AS INTEGER) AS user_id "
                      "FROM marts.patient_profiles p LEFT JOIN marts.patient_segments s USING (patient_key)")
 INTERACTIONS_SQL = ("SELECT c.user_id, o.product_id AS item_id, CAST(o.quantity AS DOUBLE) AS weight, "
-                    "o.ordered_at AS timestamp FROM staging.orders o JOIN _rec_patients c USING (patient_key)")
+                    "o.ordered_at AS timestamp FROM staging.orders o JOIN _rec_patients c USING (patient_key) "
+                    # a total order: the seeded stratified split keeps row order, so the join's own order
+                    # (the engine's choice) would change the evaluation between DuckDB and Spark
+                    "ORDER BY c.user_id, o.ordered_at, o.order_id, o.line_no")
 PRODUCTS_SQL = ("SELECT product_id AS item_id, name, category, kind, rx_only, "
                 "concat_ws(' ', name, replace(category, '_', ' '), kind, description) AS text FROM staging.products")
 
