@@ -53,12 +53,17 @@ def test_scores_come_in_batches_in_row_order():
     assert cm.score_in_batches(predict, frame.iloc[:0], ["a"]).size == 0
 
 
-def test_target_share_and_spend_are_the_category_column_or_zero():
-    features = pd.DataFrame({"cat__dermatology": [0.5, 0.0], "monetary": [80.0, 20.0]})
-    derm = cm.with_target_share(features, "dermatology", ["cat__dermatology", "monetary"])
+def test_target_columns_are_the_category_columns_or_zero():
+    features = pd.DataFrame({"cat__dermatology": [0.5, 0.0], "evt__dermatology": [3.0, 1.0],
+                             "monetary": [80.0, 20.0], "order_lines": [4.0, 2.0]})
+    columns = list(features.columns)
+    derm = cm.with_target_share(features, "dermatology", columns)
     assert derm.target_share.tolist() == [0.5, 0.0] and derm.target_spend.tolist() == [40.0, 0.0]
-    cardio = cm.with_target_share(features, "cardiology", ["cat__dermatology", "monetary"])
+    assert derm.target_events.tolist() == [3.0, 1.0]
+    assert derm.target_interest.tolist() == [5.0, 1.0]  # 2 of 4 lines in the category, and the events
+    cardio = cm.with_target_share(features, "cardiology", columns)
     assert cardio.target_share.tolist() == [0.0, 0.0] and cardio.target_spend.tolist() == [0.0, 0.0]
+    assert cardio.target_events.tolist() == [0.0, 0.0] and cardio.target_interest.tolist() == [0.0, 0.0]
 
 
 def test_uplift_learns_from_the_same_category_only_with_both_arms_and_outcomes():

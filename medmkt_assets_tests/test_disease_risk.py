@@ -37,7 +37,7 @@ CREATE TABLE staging.diagnoses AS SELECT * FROM (VALUES
   ('k6', 'N18', 'CKD', NULL), ('k3', 'I10', 'Hypertension', DATE '2020-05-01'))
   t(patient_key, condition_code, condition_name, diagnosed_at);
 CREATE TABLE staging.surveys (patient_key VARCHAR, satisfaction DOUBLE, responded_at TIMESTAMP);
-CREATE TABLE staging.events (patient_key VARCHAR, occurred_at TIMESTAMP);
+CREATE TABLE staging.events (patient_key VARCHAR, occurred_at TIMESTAMP, product_id VARCHAR, category VARCHAR);
 CREATE TABLE staging.as_of AS SELECT TIMESTAMP '2026-06-30 00:00:00' AS as_of;
 """
 

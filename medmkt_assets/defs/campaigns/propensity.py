@@ -62,12 +62,14 @@ class PropensityConfig(dg.Config):
         "Fewest positive examples a target needs to be modelled (for disease risk: new diagnoses over all "
         "index windows)."))
     min_campaign_rows: int = Field(default=1000, description=(
-        "Treated contacts of same-category campaigns needed to train on them alone; with fewer, every past "
-        "campaign is used and the patient's share of spend in the target category carries the difference."))
+        "Uplift, and propensity when fewer than two past campaigns can be held out: treated contacts of "
+        "same-category campaigns needed to train on them alone; with fewer, every past campaign is used and "
+        "the patient's share of spend in the target category carries the difference."))
     max_training_rows: int = Field(default=20_000, description="Training rows sampled (class balance kept) at scale.")
     max_selection_rows: int = Field(default=12_000, description=(
-        "Rows (of the training rows, class balance kept) the model families are cross-validated on; the "
-        "champion is refitted on every training row."))
+        "Rows (of the training rows, class balance kept) the model families are cross-validated on, and the "
+        "most of a past campaign's and of the other campaigns' contacts a planned campaign's leave-one-campaign-"
+        "out study uses; the champion is refitted on every training row."))
     seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
 
 

@@ -17,12 +17,18 @@ TRAINING_TABLE = "features.campaign_training"
 def vocabulary_of(con: Session, table: str) -> dict[str, list[str]]:
     columns = feature_columns(con, table)
     return {prefix: [c.split("__", 1)[1] for c in columns if c.startswith(f"{prefix}__")]
-            for prefix in ("cat", "ch", "cond")}
+            for prefix in ("cat", "ch", "cond", "evt")}
 
 
 def target_share_sql(target_category: str | None, columns: list[str]) -> str:
     """The patient's spend share in the campaign's target category (0 when it is not a feature)."""
     column = f"cat__{target_category}" if target_category else None
+    return column if column in columns else "0.0"
+
+
+def target_events_sql(target_category: str | None, columns: list[str]) -> str:
+    """The patient's digital events in the campaign's target category (0 when it is not a feature)."""
+    column = f"evt__{target_category}" if target_category else None
     return column if column in columns else "0.0"
 
 
@@ -43,10 +49,12 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
             patients_sql=f"SELECT DISTINCT patient_key FROM staging.campaign_contacts "
                          f"WHERE campaign_id = {sql_literal(campaign_id)}")
         share = target_share_sql(target, feature_columns(con, part))
+        events = target_events_sql(target, feature_columns(con, part))
         parts.append(
             f"SELECT c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
-            f"c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, {share} AS target_share, "
-            f"{share} * f.monetary AS target_spend "
+            f"k.purpose AS campaign_purpose, c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, "
+            f"{share} AS target_share, {share} * f.monetary AS target_spend, {events} AS target_events, "
+            f"{share} * f.order_lines + {events} AS target_interest "
             f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
             f"JOIN {part} f USING (patient_key) WHERE c.campaign_id = {sql_literal(campaign_id)}")
     if parts:
@@ -54,10 +62,12 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
     else:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
                     "CAST(NULL AS DATE) AS start_date, CAST(NULL AS VARCHAR) AS target_category, "
-                    "CAST(NULL AS VARCHAR) AS campaign_channel, CAST(NULL AS VARCHAR) AS arm, "
+                    "CAST(NULL AS VARCHAR) AS campaign_channel, CAST(NULL AS VARCHAR) AS campaign_purpose, "
+                    "CAST(NULL AS VARCHAR) AS arm, "
                     "CAST(NULL AS INTEGER) AS converted, CAST(NULL AS DOUBLE) AS revenue, "
                     "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share, "
-                    "CAST(NULL AS DOUBLE) AS target_spend LIMIT 0")
+                    "CAST(NULL AS DOUBLE) AS target_spend, CAST(NULL AS DOUBLE) AS target_events, "
+                    "CAST(NULL AS DOUBLE) AS target_interest LIMIT 0")
     for i in range(len(campaigns)):
         con.execute(f"DROP TABLE IF EXISTS _campaign_features_{i}")
     return len(campaigns)

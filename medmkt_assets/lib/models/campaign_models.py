@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from medmkt_assets.lib.engine.sql import sql_list
-from medmkt_assets.lib.models.campaign_features import target_share_sql
+from medmkt_assets.lib.models.campaign_features import target_events_sql, target_share_sql
 from medmkt_assets.lib.models.propensity import (
     UPLIFT_LEARNERS,
     TwoModelUplift,
@@ -40,13 +40,17 @@ def probabilities(model) -> Callable[[pd.DataFrame], np.ndarray]:
 
 
 def with_target_share(features: pd.DataFrame, category: str, columns: list[str]) -> pd.DataFrame:
-    """The features plus `target_share`, the patient's share of spend in the campaign's category (0
-    where the category has no feature column), and `target_spend`, what they spent in it: pooled
-    models condition on them, and the spend carries affinity times activity, which a linear
-    model cannot form from the two apart."""
-    share = target_share_sql(category, columns)
+    """The features plus what they say of the campaign's category (0 where the category has no
+    feature column), as lib.models.campaign_features writes them for past contacts:
+    `target_share` (share of spend in it), `target_spend` (what they spent in it), `target_events`
+    (digital events in it) and `target_interest` (order lines and events in it). A model learnt on
+    other categories' campaigns transfers through them, and the products carry affinity times
+    activity, which a linear model cannot form from the two apart."""
+    share, events = target_share_sql(category, columns), target_events_sql(category, columns)
     shares = features[share] if share in features else 0.0
-    return features.assign(target_share=shares, target_spend=shares * features["monetary"])
+    counts = features[events] if events in features else 0.0
+    return features.assign(target_share=shares, target_spend=shares * features["monetary"], target_events=counts,
+                           target_interest=shares * features["order_lines"] + counts)
 
 
 def uplift_training_rows(training: pd.DataFrame, category: str, min_rows: int) -> tuple[pd.DataFrame, str]:

@@ -3,7 +3,9 @@
 One SQL builder serves segmentation (cut-off = the data's as-of time) and the
 campaign models (cut-off = a campaign's start, so nothing after it can leak in).
 Category, channel and condition columns follow the data (the top categories by
-revenue, the top conditions by patients), named `cat__…`, `ch__…`, `cond__…`.
+revenue, the top conditions by patients), named `cat__…`, `ch__…`, `cond__…`; `evt__…`
+counts the patient's digital events (page views, searches, clicks) in each of those
+categories: interest shown before anything is bought, which campaign models borrow.
 Only patient_key identifies a row; age is kept as the middle of its 10-year band.
 """
 from __future__ import annotations
@@ -64,8 +66,10 @@ d AS ({conditions}),
 dd AS (SELECT patient_key, count(DISTINCT condition_code) AS chronic_conditions FROM diagnosed GROUP BY 1),
 s AS (SELECT patient_key, avg(satisfaction) AS satisfaction FROM staging.surveys
       WHERE {survey_before} OR responded_at IS NULL GROUP BY 1),
-g AS (SELECT patient_key, count(*) AS digital_events FROM staging.events
-      WHERE patient_key IS NOT NULL AND {event_before} GROUP BY 1),
+-- an event names a category or a product (contract): the product's category stands in
+g AS (SELECT e.patient_key, count(*) AS digital_events {event_categories}
+      FROM staging.events e LEFT JOIN staging.products ep ON ep.product_id = e.product_id
+      WHERE e.patient_key IS NOT NULL AND {event_before} GROUP BY 1),
 a AS (SELECT {as_of} AS as_of)
 SELECT pt.patient_key,
        CAST(CASE WHEN band = 'unknown' THEN NULL WHEN band = '90+' THEN 92
@@ -101,17 +105,20 @@ def _one_hot(prefix: str, values: list[str], expr: str, agg: str, source: str) -
 
 
 def _shares(vocabulary: dict[str, list[str]]) -> str:
-    """Category shares of spend, channel shares of orders, condition flags (0 when absent)."""
+    """Category shares of spend, channel shares of orders, condition flags, events per category (0 when absent)."""
     columns = ([f"coalesce(c.cat__{v} / nullif(o.monetary, 0), 0) AS cat__{v}" for v in vocabulary["cat"]]
                + [f"coalesce(h.ch__{v} / nullif(o.frequency, 0), 0) AS ch__{v}" for v in vocabulary["ch"]]
-               + [f"coalesce(d.cond__{v}, 0) AS cond__{v}" for v in vocabulary["cond"]])
+               + [f"coalesce(d.cond__{v}, 0) AS cond__{v}" for v in vocabulary["cond"]]
+               + [f"CAST(coalesce(g.evt__{v}, 0) AS DOUBLE) AS evt__{v}" for v in vocabulary.get("evt", [])])
     return ", " + ", ".join(columns) if columns else ""
 
 
 def _vocabulary(con: Session, dx_before: str) -> dict[str, list[str]]:
-    """The data's own columns: top categories by revenue, every channel, top conditions by patients."""
+    """The data's own columns: top categories by revenue (for spend and for events), every channel, top
+    conditions by patients."""
+    categories = [r[0] for r in con.execute(TOP_CATEGORIES_SQL).fetchall()]
     return {
-        "cat": [r[0] for r in con.execute(TOP_CATEGORIES_SQL).fetchall()],
+        "cat": categories, "evt": categories,
         "ch": [r[0] for r in con.execute(CHANNELS_SQL).fetchall()],
         "cond": [r[0] for r in con.execute(TOP_CONDITIONS_SQL.format(
             condition=_slug("condition_code"), before=dx_before, limit=MAX_CONDITIONS)).fetchall()],
@@ -138,7 +145,9 @@ def build_patient_features(con: Session, table: str, cutoff: str | None = None,
         channels=_one_hot("ch", vocabulary["ch"], "channel", "count(*) FILTER (WHERE {cond})", "order_channels"),
         conditions=_one_hot("cond", vocabulary["cond"], _slug("condition_code"),
                             "max(CASE WHEN {cond} THEN 1 ELSE 0 END)", "diagnosed"),
-        dx_before=dx_before, survey_before=before("responded_at"), event_before=before("occurred_at"),
+        event_categories="".join(f", count(*) FILTER (WHERE {_slug('coalesce(e.category, ep.category)')} = "
+                                 f"{sql_literal(v)}) AS evt__{v}" for v in vocabulary.get("evt", [])),
+        dx_before=dx_before, survey_before=before("responded_at"), event_before=before("e.occurred_at"),
         as_of=cutoff or AS_OF_SQL,
         age_band=age_band_sql("year((SELECT as_of FROM a)) - birth_year"), shares=_shares(vocabulary)))
     con.execute("DROP TABLE IF EXISTS _feat_lines")

@@ -391,4 +391,8 @@ def campaign_model_columns(columns: list[str], pooled: bool) -> list[str]:
     (category and condition columns would teach the model the old campaigns' categories)."""
     if pooled:
         columns = [c for c in columns if c in POOLED_COLUMNS]
-    return [*columns, "target_share", "target_spend"]
+    return [*columns, *TARGET_COLUMNS]
+
+
+# What campaign models see of the campaign's own category (lib.models.campaign_models.with_target_share).
+TARGET_COLUMNS = ("target_share", "target_spend", "target_events", "target_interest")

@@ -168,7 +168,8 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
     buyers = _buyers(features)
     if buyers.sum() < 3:
         raise ValueError(f"segmentation needs at least 3 patients with orders, found {int(buyers.sum())}")
-    columns = [c for c in features.columns if c != "has_orders"]
+    # events per category are campaign models' interest signals; segments describe what patients buy
+    columns = [c for c in features.columns if c != "has_orders" and not c.startswith("evt__")]
     everyone = features
     features = features.loc[buyers, columns]
     transform = make_transform(columns)

@@ -2,9 +2,11 @@
 campaign, the risk of a new diagnosis for each common condition, and the uplift of each planned
 campaign. The assets (defs/campaigns/propensity.py) read the rows, call these and publish the scores.
 
-Each target's model families are cross-validated on at most `max_selection_rows` rows and logged as
-one MLflow run each; the champion (lib.models.propensity.choose_champion) is refitted on every row,
-registered with its calibration, gain and fairness reports, and wrapped as a Scorer.
+A disease-risk target's model families are cross-validated on at most `max_selection_rows` rows and
+logged as one MLflow run each; the champion (lib.models.propensity.choose_champion) is refitted on
+every row, registered with its calibration, gain and fairness reports, and wrapped as a Scorer. A
+planned campaign's model is the way of borrowing from past campaigns that transfers best to a
+held-out past campaign (lib.models.transfer), refitted for it, logged beside the plain baseline.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from mlflow import log_metrics, log_params, set_tags
 from medmkt_assets.lib.engine.sql import quote_ident
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models import campaign_models as cm
+from medmkt_assets.lib.models import transfer
 from medmkt_assets.lib.models.campaign_features import TRAINING_TABLE, target_share_sql
 from medmkt_assets.lib.models.disease_risk import risk_model_columns
 from medmkt_assets.lib.models.features import feature_columns
@@ -92,11 +95,11 @@ class FittedTarget:
 @dataclass(frozen=True)
 class CampaignInputs:
     """What campaign targets learn from: the feature columns, every past contact, the planned
-    campaigns (id, category, channel) and everyone's mean share of spend in each planned category."""
+    campaigns and everyone's mean share of spend in each planned category."""
 
     columns: list[str]
     training: pd.DataFrame
-    planned: list[tuple]
+    planned: list[transfer.CampaignProfile]
     share_means: dict[str, float]
 
 
@@ -105,10 +108,10 @@ def campaign_inputs(con: Session) -> CampaignInputs:
     by lib.models.campaign_models.write_scores)."""
     columns = feature_columns(con, CURRENT_FEATURES)
     training = con.execute(f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key").fetchdf()
-    planned = [(cid, category, channel)
-               for cid, _, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()]
+    planned = [transfer.CampaignProfile(cid, purpose, channel, category)
+               for cid, purpose, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()]
     means = {}
-    for _, category, _ in planned:
+    for category in {p.category for p in planned}:
         column = target_share_sql(category, columns)
         means[category] = (float(con.execute(SHARE_MEAN_SQL.format(column=quote_ident(column))).fetchall()[0][0])
                            if column in columns else 0.0)
@@ -187,28 +190,101 @@ def _model_description(target: str) -> str:
 
 
 def campaign_targets(tracker: RunTracker, settings: FitSettings, inputs: CampaignInputs) -> Targets:
-    """P(convert | contacted) for each planned campaign: learnt from the past campaigns most like it, or
-    a proxy score (past response x category affinity) when no past campaign can teach it."""
+    """P(convert | contacted) for each planned campaign, learnt from past campaigns the way that
+    transfers best to a held-out past campaign (lib.models.transfer); with fewer than two past
+    campaigns to hold out, from the past campaigns most like it (cross-validated within them), or a
+    proxy score (past response x category affinity) when no past campaign can teach it."""
+    treated = inputs.training[inputs.training.arm == "treatment"]
+    study = (transfer.leave_one_campaign_out(treated, inputs.columns, settings.seed, settings.max_selection_rows)
+             if inputs.planned else None)
     out = Targets()
-    for campaign_id, category, channel in inputs.planned:
-        rows, basis = training_rows_for(inputs.training, category, channel, min_rows=settings.min_campaign_rows)
-        model_columns = campaign_model_columns(inputs.columns, pooled=basis == cm.POOLED)
-        if rows.empty:
-            out.warnings.append(
-                f"Planned campaign {campaign_id}: no past campaign to learn from ({basis}); scored by the proxy "
-                f"(past response to any campaign x affinity for {category}), model = {cm.PROXY_MODEL}.")
-            out.scorers.append(cm.Scorer(campaign_id, cm.PROXY_MODEL, cm.proxy_predictor(
-                category, inputs.columns, cm.past_response_rate(inputs.training), inputs.share_means[category])))
-            out.summary.append({"target": campaign_id, "basis": f"{basis}: proxy score", "model": cm.PROXY_MODEL})
-            continue
-        rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), settings.max_training_rows, settings.seed)]
-        fit = fit_target(tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
-                         rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
-                         {"basis": basis, "target_category": category, "channel": channel}, settings)
-        out.scorers.append(cm.Scorer(campaign_id, fit.evaluation.champion, cm.model_predictor(
-            cm.probabilities(fit.champion), model_columns, category, inputs.columns)))
-        out.links[campaign_id] = fit.run_url
-        out.summary.append(fit.summary(campaign_id, basis))
+    for planned in inputs.planned:
+        out += (_transferred_target(tracker, settings, inputs, treated, study, planned) if study is not None
+                else _within_campaign_target(tracker, settings, inputs, planned))
+    return out
+
+
+def _transferred_target(tracker: RunTracker, settings: FitSettings, inputs: CampaignInputs, treated: pd.DataFrame,
+                        study: transfer.Transfer, planned: transfer.CampaignProfile) -> Targets:
+    """The study's champion refitted for `planned` on the past contacts its strategy picks, logged
+    with the leave-one-campaign-out table and the plain baseline beside it, registered and wrapped."""
+    champion = study.champion
+    rows, weights, basis = transfer.training_rows(treated, transfer.profiles_of(treated), planned, champion.strategy)
+    keep = stratified_cap(rows.converted.to_numpy(), settings.max_training_rows, settings.seed)
+    rows, weights = rows.iloc[keep], (weights[keep] if weights is not None else None)
+    model = transfer.fit_candidate(champion, rows, weights, inputs.columns, settings.seed)
+    columns = champion.columns(inputs.columns)
+    registered = f"medmkt-propensity-{planned.campaign_id}"
+    params = {"basis": basis, "target_category": planned.category, "channel": planned.channel,
+              "purpose": planned.purpose, "training_rows": len(rows), "features": len(columns),
+              "validation": f"leave one past campaign out ({study.metric(champion, 'campaigns'):.0f} campaigns)"}
+    runs = {}
+    for candidate in dict.fromkeys([champion, transfer.BASELINE]):
+        with tracker.start_run(PROPENSITY_EXPERIMENT, f"{planned.campaign_id} · {candidate.name}",
+                               tags={"target": planned.campaign_id, "model_family": candidate.family,
+                                     "transfer_strategy": candidate.strategy, "feature_set": candidate.features,
+                                     "champion": str(candidate == champion).lower(),
+                                     "role": "champion" if candidate == champion else "baseline"}) as run:
+            _log_transfer(study, candidate, params)
+            runs[candidate] = run
+    with tracker.resume(runs[champion]):
+        set_tags({"champion_reason": study.why})
+        mlflow_runs.log_dataset(rows[columns], f"{planned.campaign_id} training rows")
+        mlflow_runs.log_frame(study.table.round(4), "leave_one_campaign_out.csv")
+        mlflow_runs.log_frame(study.scorecard.round(4), "transfer_scorecard.csv")
+        version = mlflow_runs.log_model(
+            model, rows[columns].head(200), registered, what=_model_description(planned.campaign_id),
+            why=f"{study.why}; refitted on {len(rows)} contacts ({basis}).", predict_fn="predict_proba")
+    out = Targets()
+    out.scorers.append(cm.Scorer(planned.campaign_id, champion.family, cm.model_predictor(
+        cm.probabilities(model), columns, planned.category, inputs.columns)))
+    out.links[planned.campaign_id] = tracker.run_url(runs[champion])
+    out.summary.append({"target": planned.campaign_id, "basis": basis, "model": champion.family,
+                        "auc": round(study.metric(champion, "mean_auc"), 4),
+                        "baseline_auc": round(study.metric(transfer.BASELINE, "mean_auc"), 4),
+                        "registered": f"{registered} v{version}", "why": study.why})
+    return out
+
+
+def _log_transfer(study: transfer.Transfer, candidate: transfer.Candidate, params: dict) -> None:
+    """A candidate's held-out metrics, the baseline's beside them, and its held-out gain and calibration."""
+    log_params({**params, "model": candidate.family, "transfer_strategy": candidate.strategy,
+                "feature_set": candidate.features})
+    scores = study.scores[candidate.name]
+    log_metrics({"auc": study.metric(candidate, "mean_auc"), "auc_campaign_sd": study.metric(candidate, "auc_sd"),
+                 "auc_gap_to_best": study.metric(candidate, "gap_to_best"),
+                 "auc_gap_se": study.metric(candidate, "gap_se"),
+                 "baseline_auc": study.metric(transfer.BASELINE, "mean_auc"),
+                 "auc_over_baseline": study.metric(candidate, "mean_auc") - study.metric(transfer.BASELINE, "mean_auc"),
+                 "base_rate": float(study.y.mean())})
+    mlflow_runs.log_frame(lift_table(study.y, scores), "lift_by_decile.csv")
+    mlflow_runs.log_figure(plots.calibration_plot({candidate.name: calibration(study.y, scores)}), "calibration.png")
+
+
+def _within_campaign_target(tracker: RunTracker, settings: FitSettings, inputs: CampaignInputs,
+                            planned: transfer.CampaignProfile) -> Targets:
+    """Fewer than two past campaigns to hold out: the model families cross-validated within the past
+    campaigns most like the planned one, or the proxy score when none can teach it."""
+    campaign_id, category = planned.campaign_id, planned.category
+    out = Targets()
+    rows, basis = training_rows_for(inputs.training, category, planned.channel, min_rows=settings.min_campaign_rows)
+    model_columns = campaign_model_columns(inputs.columns, pooled=basis == cm.POOLED)
+    if rows.empty:
+        out.warnings.append(
+            f"Planned campaign {campaign_id}: no past campaign to learn from ({basis}); scored by the proxy "
+            f"(past response to any campaign x affinity for {category}), model = {cm.PROXY_MODEL}.")
+        out.scorers.append(cm.Scorer(campaign_id, cm.PROXY_MODEL, cm.proxy_predictor(
+            category, inputs.columns, cm.past_response_rate(inputs.training), inputs.share_means[category])))
+        out.summary.append({"target": campaign_id, "basis": f"{basis}: proxy score", "model": cm.PROXY_MODEL})
+        return out
+    rows = rows.iloc[stratified_cap(rows.converted.to_numpy(), settings.max_training_rows, settings.seed)]
+    fit = fit_target(tracker, campaign_id, rows[model_columns], rows.converted.to_numpy(),
+                     rows.patient_key.to_numpy(), pd.to_datetime(rows.start_date).to_numpy(),
+                     {"basis": basis, "target_category": category, "channel": planned.channel}, settings)
+    out.scorers.append(cm.Scorer(campaign_id, fit.evaluation.champion, cm.model_predictor(
+        cm.probabilities(fit.champion), model_columns, category, inputs.columns)))
+    out.links[campaign_id] = fit.run_url
+    out.summary.append(fit.summary(campaign_id, basis))
     return out
 
 
@@ -243,7 +319,7 @@ def uplift_targets(tracker: RunTracker, settings: FitSettings, inputs: CampaignI
     """Expected uplift per planned campaign from the better of a T- and an X-learner (out-of-fold Qini)
     on past treated and control arms; also each campaign's champion run, to add its mean uplift to."""
     out, runs = Targets(), {}
-    for campaign_id, category, _ in inputs.planned:
+    for campaign_id, category in ((p.campaign_id, p.category) for p in inputs.planned):
         rows, basis = cm.uplift_training_rows(inputs.training, category, settings.min_campaign_rows)
         model_columns = campaign_model_columns(inputs.columns, pooled=basis == cm.POOLED)
         if not cm.has_both_arms_and_outcomes(rows):

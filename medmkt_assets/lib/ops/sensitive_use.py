@@ -104,7 +104,7 @@ def marts_leaks(con: Session, policy: SensitivePolicy, marts: list[str]) -> dict
 def feature_leaks(con: Session, policy: SensitivePolicy) -> list[str]:
     """Feature columns (the marketing models' inputs) named after a withheld condition code or a
     sensitive category."""
-    slugs = {f"cat__{column_slug(c)}" for c in _categories(policy)}
+    slugs = {f"{prefix}__{column_slug(c)}" for c in _categories(policy) for prefix in ("cat", "evt")}
     if con.table_exists("restricted.sensitive_diagnoses"):
         slugs |= {f"cond__{column_slug(c)}" for (c,) in con.execute(
             "SELECT DISTINCT condition_code FROM restricted.sensitive_diagnoses").fetchall()}
