@@ -24,6 +24,8 @@ from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SECONDS_PER_DAY = 86_400
 N_CATEGORIES = len(W.CATEGORIES)
+# Columns beyond the contract's: the products' Chinese names (kept in raw, shown by the insight app).
+EXTRA_COLUMNS = {"products": ("name_zh",)}
 CAMPAIGN_CHANNEL_FOR_CONSENT = ("sms", "email", "app_push", "call", "wechat")
 NEVER = np.iinfo(np.int64).max  # onset of a patient who never gets the incident disease
 
@@ -474,8 +476,7 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     rng = np.random.default_rng(seed)
     catalog = build_catalog(products, rng)
     world = DemoWorld(catalog, rng, seed, order_volume)
-    # products carry one extra column, their Chinese name (kept in raw, shown by the insight app)
-    writers = {name: TableWriter(out, name, spec.columns + (("name_zh",) if name == "products" else ()), fmt)
+    writers = {name: TableWriter(out, name, spec.columns + EXTRA_COLUMNS.get(name, ()), fmt)
                for name, spec in SOURCE_TABLES.items()}
     truth_segments = TableWriter(truth_dir, "patient_segments", ("patient_id", "segment_id", "segment"), "csv")
     truth_planned = TableWriter(truth_dir, "planned_propensity", ("patient_id", "campaign_id", "probability"), "csv")
