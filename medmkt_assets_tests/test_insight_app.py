@@ -370,7 +370,8 @@ def test_the_sidebar_links_to_the_data_docs_and_streamlit_shows_no_english_menu(
     from medmkt_assets.settings import DEFAULTS
 
     page = _open(browser, app_url, "segments", "zh")
-    link = page.locator('[data-testid="stSidebar"] a', has_text=i18n.t("app.data_docs", "zh"))
+    # (Streamlit draws a link button with help twice, once inside its tooltip wrapper)
+    link = page.locator('[data-testid="stSidebar"] a', has_text=i18n.t("app.data_docs", "zh")).first
     assert link.get_attribute("href").rstrip("/") == DEFAULTS["MEDMKT_QUALITY_DOCS_URL"].rstrip("/")
     assert page.locator('[data-testid="stMainMenu"]').count() == 0
     assert all(not toolbar.is_visible() for toolbar in page.locator('[data-testid="stElementToolbar"]').all())

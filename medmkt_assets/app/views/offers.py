@@ -59,11 +59,12 @@ if len(ranked):
     if champion in scores and scores.get(OPTIMISTIC_BASELINE, 0) > scores[champion]:
         st.markdown(ui.escape(ui.t("offers.baseline", model=data.model_name(OPTIMISTIC_BASELINE, lang),
                                    score=i18n.number(scores[OPTIMISTIC_BASELINE], lang, 3))))
-    roles = data.recommender_roles(ranked, champion).map(ui.t)
-    ranked = ranked.assign(model_text=[f"{data.model_name(m, lang)} · {r}" if r != ui.t("role.candidate")
-                                       else data.model_name(m, lang) for m, r in zip(ranked.model, roles)],
+    short = {"role.served": ui.t("role.served"), "role.optimistic": ui.t("role.optimistic_short")}
+    roles = data.recommender_roles(ranked, champion).map(short.get)
+    ranked = ranked.assign(model_text=[f"{data.model_name(m, lang)} · {r}" if r else data.model_name(m, lang)
+                                       for m, r in zip(ranked.model, roles)],
                            value_text=ranked[ndcg].map(lambda v: i18n.number(v, lang, 3)))
-    ui.chart(charts.bars(ranked, ndcg, "model_text", data.metric_name(ndcg, lang), ui.t("col.model"),
+    ui.chart(charts.bars(ranked, ndcg, "model_text", data.metric_name(ndcg, lang), "",
                          tooltip=[ui.tip("model_text", "col.model"),
                                   alt.Tooltip("value_text:N", title=data.metric_name(ndcg, lang))],
                          value_format=".3f"))
