@@ -61,8 +61,12 @@ def localize(html: str, static: str) -> str:
 def make_self_contained(site_root: Path, pages: list[Path] | None = None) -> list[Path]:
     """Copy the vendored assets into the site and rewrite `pages` (every .html of the site when
     None); returns the pages that changed."""
-    shutil.copytree(VENDOR, site_root / VENDOR_IN_SITE, dirs_exist_ok=True,
-                    ignore=shutil.ignore_patterns("README.md"))
+    for source in VENDOR.rglob("*"):  # once per site (and after an upgrade), not per validation
+        target = site_root / VENDOR_IN_SITE / source.relative_to(VENDOR)
+        if source.is_file() and source.name != "README.md" and (
+                not target.is_file() or target.stat().st_size != source.stat().st_size):
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
     changed = []
     for page in pages if pages is not None else sorted(site_root.rglob("*.html")):
         if not page.is_file():
