@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: setup setup-spark spark-cluster spark-cluster-stop run test dev app demo-data bench clean
+.PHONY: catalogs setup setup-spark spark-cluster spark-cluster-stop run test dev app demo-data bench clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -40,6 +40,9 @@ dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow
 
 app: setup  ## the insight app alone on :8501 (reads the snapshot the last run published)
 	$(BIN)/python -m medmkt_assets.app
+
+catalogs: setup  ## compile the insight app's gettext catalogs (medmkt_assets/app/locale/*/LC_MESSAGES/medmkt.po -> .mo; commit both)
+	$(BIN)/python -m medmkt_assets.app.catalogs
 
 demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
 	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw

@@ -295,3 +295,22 @@ def test_scorers_in_spark_executors_write_what_duckdb_writes(spark, tmp_path):
         tables.append(con.execute("SELECT * FROM marts.s ORDER BY target, patient_key").fetchall())
         con.close()
     assert tables[0] == tables[1]
+
+
+def test_the_qini_interval_says_whether_a_ranking_is_clearly_better_than_random():
+    rng = np.random.default_rng(3)
+    n = 4000
+    treated = rng.random(n) < 0.7
+    responsive = rng.random(n) < 0.5
+    y = (rng.random(n) < np.where(treated & responsive, 0.30, 0.05)).astype(int)
+    patients = np.arange(n) // 2  # two contacts per patient: resampled together
+    good = responsive + rng.normal(0, 0.1, n)
+    low, high = cm.qini_interval(y, treated, good, patients, seed=1)
+    assert 0 < low < qini_auc(y, treated, good) < high
+    assert cm.ranks_by_uplift(qini_auc(y, treated, good), low)
+    noise = rng.normal(size=n)
+    low, high = cm.qini_interval(y, treated, noise, patients, seed=1)
+    assert low < 0 < high and not cm.ranks_by_uplift(qini_auc(y, treated, noise), low)
+    # a Qini above 0 whose interval reaches below 0 is no ranking
+    assert not cm.ranks_by_uplift(0.004, -0.001) and not cm.ranks_by_uplift(0.004, float("nan"))
+    assert np.isnan(cm.qini_interval(y[:1], treated[:1], good[:1], patients[:1], seed=1)[0])

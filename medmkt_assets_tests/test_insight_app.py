@@ -11,12 +11,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
 import pytest
 
-from medmkt_assets.app import i18n
+from medmkt_assets.app import data, i18n
 from medmkt_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,7 +35,9 @@ def expected(warehouse: Path) -> dict:
 
     def query(sql: str):
         return con.execute(sql).fetchdf()
-    names = dict(query("SELECT product_id, name FROM marts.product_catalog").itertuples(index=False))
+    catalog = query("SELECT * FROM marts.product_catalog")
+    names = dict(zip(catalog.product_id, catalog.name))
+    names_zh = {**names, **dict(zip(catalog.product_id, catalog.name_zh.where(catalog.name_zh.notna(), catalog.name)))}
     patient = query("SELECT patient_key FROM marts.recommendations WHERE model <> 'content' "
                     "ORDER BY patient_key LIMIT 1").patient_key.iloc[0]
     found = {
@@ -43,8 +46,18 @@ def expected(warehouse: Path) -> dict:
         "rules": query("SELECT * FROM marts.association_rules WHERE scope = 'basket' "
                        "ORDER BY lift DESC, confidence DESC, rule_id LIMIT 3"),
         "patient": patient,
-        "recommended": [names[p] for p in query(f"SELECT product_id FROM marts.recommendations "
-                                                f"WHERE patient_key = '{patient}' ORDER BY rank").product_id],
+        "recommended": {lang: [by_id[p] for p in query(f"SELECT product_id FROM marts.recommendations "
+                                                       f"WHERE patient_key = '{patient}' ORDER BY rank").product_id]
+                        for lang, by_id in (("en", names), ("zh", names_zh))},
+        "by_group": query("SELECT * FROM marts.campaign_effects_by_group"),
+        "uplift_models": query("SELECT * FROM marts.uplift_models m JOIN marts.campaign_catalog USING (campaign_id)"),
+        "evaluation": query("SELECT * FROM marts.recommendation_evaluation WHERE split = 'holdout'"),
+        "serving": query("SELECT model FROM marts.recommendations WHERE model NOT IN ('content', "
+                         "'popularity_by_segment', 'popularity') GROUP BY model ORDER BY count(*) DESC LIMIT 1"
+                         ).model.iloc[0],
+        "first_segment": query("SELECT s.segment_id, s.segment_label, min(p.patient_key) AS patient_key "
+                               "FROM marts.segment_summary s JOIN marts.patient_segments p USING (segment_id) "
+                               "WHERE NOT s.suppressed GROUP BY ALL ORDER BY s.segment_id LIMIT 1"),
         "segment_of_patient": query(f"SELECT segment_label FROM marts.patient_segments "
                                     f"WHERE patient_key = '{patient}'").segment_label.iloc[0],
         "campaigns": query("SELECT * FROM marts.campaign_effects ORDER BY campaign_id"),
@@ -52,8 +65,10 @@ def expected(warehouse: Path) -> dict:
         "planned": query("SELECT * FROM marts.campaign_catalog WHERE status = 'planned'"),
     }
     con.close()
-    found["rules"] = found["rules"].assign(if_names=found["rules"].antecedents.map(lambda a: [names[i] for i in a]),
-                                           then_names=found["rules"].consequents.map(lambda c: [names[i] for i in c]))
+    found["rules"] = found["rules"].assign(**{
+        f"{side}_names_{lang}": found["rules"][column].map(lambda items, n=by_id: [n[i] for i in items])
+        for side, column in (("if", "antecedents"), ("then", "consequents"))
+        for lang, by_id in (("en", names), ("zh", names_zh))})
     return found
 
 
@@ -62,12 +77,10 @@ def marts(demo_pipeline) -> dict:
     return expected(demo_pipeline["warehouse"])
 
 
-@pytest.fixture(scope="module")
-def app_url(demo_pipeline, tmp_path_factory):
-    snapshot = demo_pipeline["root"] / "insight" / "insight.duckdb"
-    assert snapshot.is_file(), "the demo pipeline did not publish the insight snapshot"
+@contextmanager
+def serve_app(snapshot: Path, log_path: Path):
+    """`python -m medmkt_assets.app` on a free port over `snapshot`; yields its URL once it answers."""
     port = free_port()
-    log_path = tmp_path_factory.mktemp("insight_app") / "streamlit.log"
     env = {**os.environ, "MEDMKT_INSIGHT_SNAPSHOT": str(snapshot), "MEDMKT_APP_PORT": str(port)}
     with log_path.open("w") as log:
         process = subprocess.Popen([sys.executable, "-m", "medmkt_assets.app", "--server.fileWatcherType", "none"],
@@ -84,6 +97,19 @@ def app_url(demo_pipeline, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def snapshot(demo_pipeline) -> Path:
+    found = demo_pipeline["root"] / "insight" / "insight.duckdb"
+    assert found.is_file(), "the demo pipeline did not publish the insight snapshot"
+    return found
+
+
+@pytest.fixture(scope="module")
+def app_url(snapshot, tmp_path_factory):
+    with serve_app(snapshot, tmp_path_factory.mktemp("insight_app") / "streamlit.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
 def browser():
     with playwright.sync_playwright() as p:
         chromium = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
@@ -93,7 +119,7 @@ def browser():
 
 def _open(browser, app_url: str, name: str, lang: str):
     page = browser.new_page(viewport={"width": 1500, "height": 2000}, locale="zh-CN" if lang == "zh" else "en-US")
-    page.goto(f"{app_url}/{'' if name == PAGES[0] else name}?lang={lang}", wait_until="domcontentloaded")
+    page.goto(f"{app_url}/{name}?lang={lang}", wait_until="domcontentloaded")
     page.get_by_role("heading", name=i18n.t(f"nav.{name}", lang), exact=True).first.wait_for(timeout=60_000)
     if name != "offers":  # every other page ends with the note on hidden cells
         page.get_by_text(i18n.t("note.hidden", lang)).wait_for(timeout=60_000)
@@ -176,8 +202,8 @@ def test_rules_page_names_the_products(browser, app_url, marts, lang):
     page = _open(browser, app_url, "rules", lang)
     rows = _rows(page, i18n.t("col.if", lang))
     for rule, row in zip(marts["rules"].itertuples(), rows):
-        assert row[i18n.t("col.if", lang)] == " + ".join(rule.if_names)
-        assert row[i18n.t("col.then", lang)] == " + ".join(rule.then_names)
+        assert row[i18n.t("col.if", lang)] == " + ".join(getattr(rule, f"if_names_{lang}"))
+        assert row[i18n.t("col.then", lang)] == " + ".join(getattr(rule, f"then_names_{lang}"))
         assert row[i18n.t("col.lift", lang)] == i18n.number(rule.lift, lang, 2)
     _check(page, "rules", lang)
 
@@ -191,7 +217,7 @@ def test_offers_page_lists_a_typed_patients_products_and_why(browser, app_url, m
     page.get_by_text(i18n.t("offers.list", lang), exact=True).wait_for(timeout=30_000)
     _settle(page)
     rows = _rows(page, i18n.t("col.why", lang))
-    assert [r[i18n.t("col.product", lang)] for r in rows] == marts["recommended"]
+    assert [r[i18n.t("col.product", lang)] for r in rows] == marts["recommended"][lang]
     reasons = {i18n.t(k, lang) for k in ("reason.similar", "reason.content", "reason.segment", "reason.popular")}
     assert {r[i18n.t("col.why", lang)] for r in rows} <= reasons
     label = i18n.segment_label(marts["segment_of_patient"], lang)
@@ -240,3 +266,113 @@ def test_the_sidebar_switches_the_language(browser, app_url):
     assert i18n.t("campaigns.effects", "zh") in page.locator("body").inner_text()
     assert "lang=zh" in page.url
     _check(page, "language-switch", "zh")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+@pytest.mark.parametrize("name", PAGES)
+def test_every_page_url_is_a_working_first_request_to_a_fresh_server(browser, snapshot, tmp_path, name, lang):
+    """A deep link (`/campaigns?lang=zh`) opened before anyone opened `/`: the page in the language,
+    the language switch and the translated page list, no "Page not found"."""
+    with serve_app(snapshot, tmp_path / "streamlit.log") as url:
+        page = browser.new_page(viewport={"width": 1500, "height": 2000})
+        page.goto(f"{url}/{name}?lang={lang}", wait_until="domcontentloaded")
+        page.get_by_role("heading", name=i18n.t(f"nav.{name}", lang), exact=True).first.wait_for(timeout=60_000)
+        _settle(page)
+        sidebar = page.locator('[data-testid="stSidebar"]')
+        assert sidebar.get_by_text(i18n.LANGUAGES["zh"], exact=True).count() == 1
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert [i18n.t(f"nav.{p}", lang) in nav for p in PAGES] == [True] * len(PAGES), nav
+        assert "Page not found" not in page.locator("body").inner_text()
+        assert page.url.startswith(f"{url}/{name}") and f"lang={lang}" in page.url
+        _check(page, f"first-request-{name}", lang)
+
+
+def test_the_root_url_opens_the_first_page_under_its_own_url(browser, app_url):
+    page = browser.new_page(viewport={"width": 1500, "height": 2000})
+    page.goto(f"{app_url}/?lang=zh", wait_until="domcontentloaded")
+    page.get_by_role("heading", name=i18n.t(f"nav.{PAGES[0]}", "zh"), exact=True).first.wait_for(timeout=60_000)
+    _settle(page)
+    assert page.url.startswith(f"{app_url}/{PAGES[0]}") and "lang=zh" in page.url
+    _check(page, "root", "zh")
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_offers_page_lets_a_marketer_pick_a_patient_of_a_segment(browser, app_url, marts, lang):
+    first = marts["first_segment"].iloc[0]
+    page = _open(browser, app_url, "offers", lang)
+    page.get_by_role("combobox", name=i18n.t("offers.pick_segment", lang)).click()
+    page.get_by_role("option", name=i18n.segment_label(first.segment_label, lang), exact=True).click()
+    _settle(page)
+    page.get_by_role("combobox", name=i18n.t("offers.pick_patient", lang)).click()
+    page.get_by_role("option", name=first.patient_key, exact=True).click()
+    page.get_by_text(i18n.t("offers.list", lang), exact=True).wait_for(timeout=30_000)
+    _settle(page)
+    assert i18n.t("offers.segment", lang, label=i18n.segment_label(first.segment_label, lang)) in (
+        page.locator("body").inner_text())
+    assert _rows(page, i18n.t("col.why", lang))
+    _check(page, "offers-pick", lang, typed=first.patient_key)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_offers_page_says_which_model_serves_and_why_a_higher_baseline_does_not(browser, app_url, marts, lang):
+    page = _open(browser, app_url, "offers", lang)
+    scores = dict(zip(marts["evaluation"].model, marts["evaluation"].ndcg_at_10))
+    serving = marts["serving"]
+    text = page.locator("body").inner_text()
+    assert i18n.t("offers.serving", lang, model=data.model_name(serving, lang),
+                  score=i18n.number(scores[serving], lang, 3)) in text
+    baseline = scores.get("popularity_by_segment", 0)
+    if baseline > scores[serving]:
+        assert i18n.t("offers.baseline", lang, model=data.model_name("popularity_by_segment", lang),
+                      score=i18n.number(baseline, lang, 3)) in text
+    rows = _rows(page, i18n.t("col.role", lang))
+    served = {r[i18n.t("col.model", lang)] for r in rows if r[i18n.t("col.role", lang)] == i18n.t("role.served", lang)}
+    assert served == {data.model_name(serving, lang)}
+    _check(page, "offers-models", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_campaign_rows_say_hidden_and_why_never_under_11_where_the_count_is_not(browser, app_url, marts, lang):
+    page = _open(browser, app_url, "campaigns", lang)
+    text = page.locator("body").inner_text()
+    assert "<11" not in text
+    by_segment = marts["by_group"]
+    by_segment = by_segment[(by_segment.group_type == "segment")
+                            & (by_segment.campaign_id == marts["campaigns"].campaign_id.iloc[0])]
+    rows = {r[i18n.t("col.segment", lang)]: r for r in _rows(page, i18n.t("col.segment", lang))}
+    assert rows, "the by-segment table of the first campaign"
+    reasons = dict(zip(by_segment.group_value, data.hidden_reason(by_segment, partitioned=True)))
+    for value, reason in reasons.items():
+        row = rows[i18n.segment_label(value, lang)]
+        if reason:
+            assert row[i18n.t("col.why_hidden", lang)] == i18n.t(reason, lang)
+            assert row[i18n.t("col.uplift", lang)] == i18n.t("hidden", lang)
+        else:
+            assert row.get(i18n.t("col.why_hidden", lang), "") == ""
+    _check(page, "campaigns-hidden", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_audiences_say_ranks_only_when_the_qini_interval_is_above_zero(browser, app_url, marts, lang):
+    page = _open(browser, app_url, "audiences", lang)
+    rows = _rows(page, i18n.t("col.qini_ci", lang))
+    models = marts["uplift_models"]
+    assert len(rows) == len(models)
+    for model, row in zip(models.sort_values("campaign_id").itertuples(), rows):
+        assert row[i18n.t("col.qini_ci", lang)] == (f"{i18n.number(model.qini_ci_low, lang, 4)} … "
+                                                    f"{i18n.number(model.qini_ci_high, lang, 4)}")
+        assert model.ranks_audience == (model.qini_auc > 0 and model.qini_ci_low > 0)
+        assert row[i18n.t("col.ranks", lang)] == i18n.yes_no(model.ranks_audience, lang)
+    _check(page, "audiences-qini", lang)
+
+
+def test_the_sidebar_links_to_the_data_docs_and_streamlit_shows_no_english_menu(browser, app_url):
+    from medmkt_assets.settings import DEFAULTS
+
+    page = _open(browser, app_url, "segments", "zh")
+    # (Streamlit draws a link button with help twice, once inside its tooltip wrapper)
+    link = page.locator('[data-testid="stSidebar"] a', has_text=i18n.t("app.data_docs", "zh")).first
+    assert link.get_attribute("href").rstrip("/") == DEFAULTS["MEDMKT_QUALITY_DOCS_URL"].rstrip("/")
+    assert page.locator('[data-testid="stMainMenu"]').count() == 0
+    assert all(not toolbar.is_visible() for toolbar in page.locator('[data-testid="stElementToolbar"]').all())
+    _check(page, "data-docs-link", "zh")

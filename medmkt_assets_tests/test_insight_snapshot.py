@@ -108,7 +108,7 @@ def test_the_snapshot_holds_exactly_the_listed_tables_and_nothing_about_a_person
     assert set(tables) == set(SNAPSHOT_TABLES)
     assert set(counts) == set(SNAPSHOT_TABLES) - {INFO_TABLE}
     assert sorted(tables["marts_patient_segments"]) == ["patient_key", "segment_id", "segment_label"]
-    assert sorted(tables["marts_product_catalog"]) == ["category", "kind", "name", "product_id"]
+    assert sorted(tables["marts_product_catalog"]) == ["category", "kind", "name", "name_zh", "product_id"]
     columns = {c for cs in tables.values() for c in cs}
     assert not columns & (DIRECT_IDENTIFIERS | {"description", "comment", "query", "condition_name_raw"})
     con = duckdb.connect(str(target), read_only=True)
@@ -218,7 +218,7 @@ def test_hidden_cells_render_as_the_marker_never_as_a_number():
                           "suppressed": [False, True, False, False]})
     spec = {"patients": ("col.patients", "count"), "revenue": ("col.revenue", "money")}
     assert data.format_table(frame, spec, "en").to_dict("list") == {
-        "Patients": ["40", "<11", "<11", "–"], "Revenue (CNY)": ["CN¥100.00", "<11", "CN¥5.00", "–"]}
+        "Patients": ["40", "hidden", "hidden", "–"], "Revenue (CNY)": ["CN¥100.00", "hidden", "CN¥5.00", "–"]}
     assert data.format_table(frame, spec, "zh")["患者数"].tolist() == ["40", "已隐藏", "已隐藏", "–"]
     assert data.published_total(frame.patients, frame.suppressed) == 47.0
 
@@ -282,3 +282,98 @@ def test_without_a_snapshot_the_app_says_so_in_both_languages(tmp_path, monkeypa
     assert not app.exception
     message = app.error[0].value
     assert str(missing) in message and "make run" in message and "请先运行" in message
+
+
+def test_the_gettext_catalogs_compiled_agree_with_their_sources():
+    """Each language's shipped .mo holds exactly its .po's messages; both languages have the same
+    messages; the app reads its texts from the compiled catalogs."""
+    from medmkt_assets.app import catalogs
+
+    assert catalogs.languages() == sorted(i18n.LANGUAGES)
+    found = {}
+    for lang in i18n.LANGUAGES:
+        po = catalogs.messages(catalogs.read_catalog(catalogs.po_path(lang)))
+        assert po == catalogs.messages(catalogs.read_catalog(catalogs.mo_path(lang))), (
+            f"{catalogs.mo_path(lang)} is stale: run `make catalogs`")
+        assert all(po.values()), [k for k, v in po.items() if not v]
+        found[lang] = po
+    assert set(found["en"]) == set(found["zh"])
+    assert i18n.TEXT["zh"]["nav.segments"] == found["zh"][(None, "nav.segments")]
+    assert i18n.TERMS["zh"]["diabetes_care"] == found["zh"][(catalogs.TERM, "diabetes_care")]
+
+
+def test_product_names_in_chinese_where_the_source_has_them():
+    from medmkt_assets.lib.ops.insight import product_catalog_sql
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw; CREATE SCHEMA staging; CREATE SCHEMA marts;"
+                "CREATE TABLE staging.products AS SELECT * FROM (VALUES ('P1', 'Metformin', 'diabetes_care', 'drug'),"
+                " ('P2', 'Glucose meter', 'diabetes_care', 'device')) t(product_id, name, category, kind);"
+                "CREATE TABLE raw.products AS SELECT * FROM (VALUES (' P1 ', '二甲双胍'), ('P2', ''), ('P1', '二甲双胍'))"
+                " t(product_id, name_zh)")
+    con.execute(product_catalog_sql(["product_id", "name_zh"]))
+    assert con.execute("SELECT product_id, name_zh FROM marts.product_catalog ORDER BY 1").fetchall() == [
+        ("P1", "二甲双胍"), ("P2", None)]
+    con.execute(product_catalog_sql(["product_id", "name"]))
+    assert con.execute("SELECT count(name_zh), count(*) FROM marts.product_catalog").fetchall() == [(0, 2)]
+    names = data.Names({"P1": "Metformin", "P2": "Glucose meter"}, {}, {"P1": "二甲双胍"})
+    assert names.items(["P1", "P2"], "zh") == "二甲双胍 + Glucose meter"
+    assert names.items(["P1", "P2"], "en") == "Metformin + Glucose meter"
+
+
+def test_every_demo_product_and_category_has_a_chinese_name():
+    from medmkt_assets.demo_data import world as W
+
+    assert {s for _, _, stems in W.CATALOG.values() for s in stems} == set(W.CATALOG_ZH)
+    for category in W.CATEGORIES:
+        assert re.search(r"[\u4e00-\u9fff]", i18n.term(category, "zh")), category
+
+
+def test_a_hidden_effect_row_says_why_and_never_claims_under_11():
+    rows = pd.DataFrame({"treated": [24.0, None, 111.0, 300.0], "control": [9.0, None, 48.0, 120.0],
+                         "suppressed": [True, True, True, False]})
+    rows.loc[0, ["treated", "control"]] = None  # as the mart publishes an arm of 9: both sizes blank
+    assert data.hidden_reason(rows, partitioned=False).tolist() == [
+        "hidden.group", "hidden.group", "hidden.conversions", None]
+    assert data.hidden_reason(rows, partitioned=True).tolist()[2] == "hidden.conversions.or_partner"
+    assert i18n.t("hidden", "en") == "hidden" and "11" not in i18n.t("hidden", "en")
+    frame = pd.DataFrame({"treated": [None], "revenue": [None], "suppressed": [True]})
+    shown = data.format_table(frame, {"treated": ("col.treated", "count"), "revenue": ("col.revenue", "money")}, "en")
+    assert shown.iloc[0].tolist() == ["hidden", "hidden"]
+
+
+def test_a_channel_hidden_only_as_a_partner_shows_its_published_campaigns():
+    effects = pd.DataFrame({"campaign_id": ["C1", "C2", "C3"], "channel": ["call", "sms", "sms"],
+                            "treated": [370.0, 200.0, 100.0], "control": [179.0, 80.0, 40.0],
+                            "treated_conversion_rate": [0.1, 0.2, 0.3], "control_conversion_rate": [0.05, 0.1, 0.2],
+                            "cost": [100.0, 10.0, 5.0], "incremental_revenue": [300.0, 50.0, 20.0],
+                            "suppressed": [False, False, True]})
+    channels = pd.DataFrame({"group_type": "channel", "group_value": ["call", "sms", "email"],
+                             "treated": [None, None, 50.0], "control": [None, None, 20.0],
+                             **{c: [None, None, 0.1] for c in ("uplift", "uplift_ci_low", "uplift_ci_high",
+                                                                "p_value", "cost", "incremental_revenue", "roi")},
+                             "suppressed": [True, True, False]})
+    out = data.fill_from_campaigns(channels, effects)
+    call = out.iloc[0]
+    assert call.from_campaigns and not call.suppressed and (call.treated, call.control) == (370, 179)
+    assert call.uplift == pytest.approx(0.1 - 0.05, abs=1e-3) and call.uplift_ci_low < call.uplift < call.uplift_ci_high
+    assert call.roi == pytest.approx((300 - 100) / 100)
+    assert out.iloc[1].suppressed and not out.iloc[1].from_campaigns  # one of its campaigns is hidden
+    assert not out.iloc[2].from_campaigns and out.iloc[2].treated == 50
+
+
+def test_the_evaluation_says_which_model_serves_and_which_is_only_a_comparison():
+    evaluation = pd.DataFrame({"model": ["popularity_by_segment", "ease_l200", "content"],
+                               "split": "holdout", "ndcg_at_10": [0.406, 0.395, 0.2]})
+    assert data.recommender_roles(evaluation, "ease_l200").tolist() == ["role.optimistic", "role.served",
+                                                                       "role.candidate"]
+
+
+def test_the_heatmap_labels_every_column():
+    from medmkt_assets.app import charts
+
+    frame = pd.DataFrame({"measure": [f"a rather long measure name {i}" for i in range(9)], "segment": "s",
+                          "index": range(9), "text": "x"})
+    spec = charts.heatmap(frame, "measure", "segment", "index", "text", "x", "y", "v", tooltip=[]).to_dict()
+    axis = spec["layer"][0]["encoding"]["x"]["axis"] if "layer" in spec else spec["encoding"]["x"]["axis"]
+    assert axis["labelOverlap"] is False

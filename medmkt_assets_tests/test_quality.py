@@ -1,4 +1,6 @@
 """Quality gates: SQL metrics with known answers, GX verdicts, Data Docs, drift, and blocking in Dagster."""
+import re
+
 import dagster as dg
 import duckdb
 import pytest
@@ -6,6 +8,7 @@ from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.quality.checks import _suite_checks
 from medmkt_assets.defs.resources import QualityDocs, Warehouse
+from medmkt_assets.lib.ops.data_docs import remote_assets
 from medmkt_assets.lib.ops.quality import (
     Check,
     data_docs_index,
@@ -79,6 +82,38 @@ def test_gx_judges_thresholds_and_writes_data_docs(tmp_path, capfd):
     page = data_docs_root(tmp_path / "quality") / report
     assert page.is_file() and "dupes" in page.read_text()
     assert "Calculating Metrics" not in capfd.readouterr().err  # no tqdm bars in the run logs
+    # self-contained: no page loads a script, stylesheet or image from the internet, and every
+    # local asset a page names is in the site
+    root = data_docs_root(tmp_path / "quality")
+    for html in root.rglob("*.html"):
+        text = html.read_text()
+        assert remote_assets(text) == [], html
+        for local in re.findall(r'(?:src|href)="([^"#?]+\.(?:js|css|png|ico))"', text):
+            assert not local.startswith("http") and (html.parent / local).resolve().is_file(), (html, local)
+
+
+def test_data_docs_render_styled_and_filled_offline(tmp_path):
+    """The index in headless Chromium with every request off this machine refused: styled by the
+    vendored Bootstrap, its table of validations drawn by the vendored bootstrap-table."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    if chromium is None:
+        pytest.skip("chromium is not installed")
+    validate("staging.demo", [Check("dupes", "no duplicates", "SELECT 0")], {"dupes": 0.0}, tmp_path / "quality",
+             run_name="run-1")
+    index = data_docs_index(tmp_path / "quality")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        remote = []
+        page.route(re.compile(r"^https?://"), lambda route: (remote.append(route.request.url), route.abort()))
+        page.goto(index.as_uri())
+        page.locator("table tbody tr", has_text="staging.demo").first.wait_for(timeout=30_000)
+        font = page.evaluate("getComputedStyle(document.body).fontFamily")
+        browser.close()
+    assert remote == [] and "apple-system" in font  # Bootstrap 4's font stack
 
 
 def test_a_failed_blocking_gate_stops_downstream_assets(tmp_path):

@@ -1,22 +1,38 @@
 """The insight app's frame: language switch, navigation to one page per question, snapshot check.
 
-st.navigation runs before the snapshot check: once it has run, Streamlit ignores the pages/
-folder's own discovery, so without a snapshot every page shows the same message.
+Every URL runs this script first (the pages live in views/, not pages/, so Streamlit never
+falls back to its old folder-based navigation): `/campaigns?lang=zh` opened as the first
+request to a fresh server gets the language switch, the translated page list and its page.
+`/` is a hidden page that forwards to `/segments`, so each page has its own URL (Streamlit
+serves the default page at `/` only). st.navigation runs before the snapshot check, so without
+a snapshot every page shows the same message.
 """
 import streamlit as st
 
 from medmkt_assets.app import ui
 
 PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences")
-# Streamlit's "Press Enter to apply" under text inputs comes in English only: hidden.
-STYLE = "<style>[data-testid='InputInstructions'] {display: none;}</style>"
+# Streamlit's own English-only furniture, hidden: "Press Enter to apply" under text inputs, and the
+# chart toolbar (fullscreen, and "Show data" with the chart's internal column names; every chart
+# has a translated table beside it). The app menu is off (`client.toolbarMode minimal`, no menu_items).
+STYLE = ("<style>[data-testid='InputInstructions'], [data-testid='stElementToolbar'] {display: none;}"
+         "</style>")
 
-st.set_page_config(page_title="medmkt insight · 洞察", layout="wide")
+st.set_page_config(page_title="medmkt insight · 洞察", layout="wide", menu_items={
+    "Get help": None, "Report a bug": None, "About": None})
 st.html(STYLE)
 ui.choose_language()
 st.sidebar.title(ui.t("app.title"))
-navigation = st.navigation([st.Page(f"pages/{name}.py", title=ui.t(f"nav.{name}"), url_path=name,
-                                    default=name == PAGES[0]) for name in PAGES])
+pages = {name: st.Page(f"views/{name}.py", title=ui.t(f"nav.{name}"), url_path=name) for name in PAGES}
+
+
+def start() -> None:
+    """`/`: the first page, under its own URL, in the language asked for."""
+    st.switch_page(pages[PAGES[0]], query_params={"lang": ui.lang()})
+
+
+navigation = st.navigation([st.Page(start, title=ui.t("app.title"), url_path="start", default=True,
+                                    visibility="hidden"), *pages.values()])
 snapshot = ui.snapshot()
 ui.about(snapshot)
 navigation.run()

@@ -26,7 +26,9 @@ def heatmap(frame: pd.DataFrame, x: str, y: str, value: str, text: str, x_title:
             value_title: str, tooltip: list, mid: float | None = None) -> alt.Chart:
     """A grid of coloured cells with their value written in (a diverging scale around `mid`)."""
     scale = alt.Scale(scheme="blueorange", domainMid=mid) if mid is not None else alt.Scale(scheme="blues")
-    base = alt.Chart(frame).encode(x=alt.X(f"{x}:N", title=x_title, axis=alt.Axis(labelAngle=-30, labelLimit=200)),
+    # every column labelled: Vega-Lite drops overlapping labels by default (5 of 9 measures showed)
+    base = alt.Chart(frame).encode(x=alt.X(f"{x}:N", title=x_title, axis=alt.Axis(labelAngle=-45, labelLimit=220,
+                                                                                 labelOverlap=False)),
                                    y=alt.Y(f"{y}:N", title=y_title, axis=alt.Axis(labelLimit=LABEL_LIMIT)))
     cells = base.mark_rect().encode(color=alt.Color(f"{value}:Q", title=value_title, scale=scale),
                                     tooltip=tooltip)

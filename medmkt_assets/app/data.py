@@ -19,6 +19,8 @@ import streamlit as st
 from medmkt_assets.app import i18n
 from medmkt_assets.lib.engine.sql import sql_list, sql_literal
 from medmkt_assets.lib.engine.warehouse import scratch
+from medmkt_assets.lib.models.campaigns import uplift_test
+from medmkt_assets.lib.models.recommender_selection import OPTIMISTIC_BASELINE
 from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
 from medmkt_assets.settings import Settings
 
@@ -95,13 +97,23 @@ class Names:
     """Readable names for the codes in rules and lists: products, conditions."""
     products: dict[str, str]
     conditions: dict[str, str]
+    products_zh: dict[str, str] | None = None  # Chinese names where the data gives them (`name_zh`)
 
     @classmethod
     def of(cls, snapshot: Snapshot) -> "Names":
         products = snapshot.table("marts_product_catalog")
         conditions = snapshot.table("marts_condition_catalog")
+        chinese = (products[products.name_zh.notna()] if "name_zh" in products  # older snapshots lack it
+                   else products.iloc[:0].assign(name_zh=None))
         return cls(dict(zip(products.product_id, products.name)),
-                   dict(zip(conditions.condition_code, conditions.condition_name)))
+                   dict(zip(conditions.condition_code, conditions.condition_name)),
+                   dict(zip(chinese.product_id, chinese.name_zh)))
+
+    def product(self, product_id: str, lang: str) -> str:
+        """A product's name in `lang` (its Chinese name where the data has one), else its id."""
+        if lang == "zh" and self.products_zh and product_id in self.products_zh:
+            return self.products_zh[product_id]
+        return self.products.get(product_id, product_id)
 
     def item(self, item: str, lang: str) -> str:
         """A rule item: a product's name, or 'Category: …' / 'Condition: E11 …' for patient-scope items."""
@@ -111,7 +123,7 @@ class Names:
         if kind == "condition" and value:
             name = self.conditions.get(value)
             return i18n.t("item.condition", lang, name=f"{value} {name}" if name else value)
-        return self.products.get(item, item)
+        return self.product(item, lang)
 
     def items(self, items, lang: str) -> str:
         return " + ".join(self.item(i, lang) for i in items)
@@ -218,6 +230,7 @@ FORMATS: dict[str, Callable] = {
     "decimal1": lambda v, lang: i18n.number(v, lang, 1),
     "decimal2": lambda v, lang: i18n.number(v, lang, 2),
     "decimal3": lambda v, lang: i18n.number(v, lang, 3),
+    "decimal4": lambda v, lang: i18n.number(v, lang, 4),
     "percent": lambda v, lang: i18n.percent(v, lang),
     "percent2": lambda v, lang: i18n.percent(v, lang, 2),
     "points": lambda v, lang: i18n.points(v, lang),
@@ -248,3 +261,55 @@ def format_table(frame: pd.DataFrame, columns: dict[str, tuple[str, str]], lang:
         i18n.t(header, lang): [cell(v, kind, h, lang) for v, h in zip(frame[column], hidden)]
         for column, (header, kind) in columns.items()
     })
+
+
+def hidden_reason(frame: pd.DataFrame, partitioned: bool) -> pd.Series:
+    """Why each row of an effects table is hidden (a text key; None where published).
+
+    The marts blank a row's group sizes when the contacted or the control group has 1-10 people,
+    and only its rates and money when a group has 1-10 conversions (lib.models.campaigns.
+    suppress_effects). In a table whose rows add up to a total (`partitioned`: the segments of one
+    campaign, the channels), a row may also be hidden with another hidden one so that one cannot
+    be worked out by subtraction: the mart does not say which, so both reasons are given."""
+    hidden = frame.suppressed.fillna(False).astype(bool)
+    sizes_hidden = frame.treated.isna() | frame.control.isna()
+    kind = pd.Series("hidden.group", index=frame.index).where(sizes_hidden, "hidden.conversions")
+    return kind.add(".or_partner" if partitioned else "").where(hidden, None)
+
+
+def fill_from_campaigns(channels: pd.DataFrame, effects: pd.DataFrame) -> pd.DataFrame:
+    """By-channel rows the mart hid although every campaign of the channel is published in the
+    campaign table: the channel is then the sum of those campaigns (what a reader could add up
+    from the table above), uplift and interval recomputed from the published counts and rates.
+    Adds `from_campaigns` (True where filled); other rows unchanged."""
+    out = channels.assign(from_campaigns=False).reset_index(drop=True)
+    for i, row in out[out.suppressed.fillna(False).astype(bool)].iterrows():
+        mine = effects[effects.channel.fillna("unknown") == row.group_value]
+        if mine.empty or mine.suppressed.fillna(True).astype(bool).any():
+            continue
+        treated, control = mine.treated.astype(float).sum(), mine.control.astype(float).sum()
+        converted_t = (mine.treated_conversion_rate * mine.treated.astype(float)).round().sum()
+        converted_c = (mine.control_conversion_rate * mine.control.astype(float)).round().sum()
+        stats = uplift_test([converted_t], [treated], [converted_c], [control]).iloc[0]
+        cost, revenue = mine.cost.astype(float).sum(), mine.incremental_revenue.astype(float).sum()
+        out.loc[i, ["treated", "control", "cost", "incremental_revenue"]] = [treated, control, cost, revenue]
+        for column in ("uplift", "uplift_ci_low", "uplift_ci_high", "p_value"):
+            out.loc[i, column] = stats[column]
+        out.loc[i, "roi"] = (revenue - cost) / cost if cost > 0 else float("nan")
+        out.loc[i, ["suppressed", "from_campaigns"]] = [False, True]
+    return out
+
+
+def recommender_roles(evaluation: pd.DataFrame, champion: str | None) -> pd.Series:
+    """Each evaluated model's part (a text key): serves the lists, reported for comparison only
+    (the optimistic baseline, never eligible: lib.models.recommender_selection), or a candidate."""
+    return evaluation.model.map(lambda m: "role.served" if m == champion else
+                                "role.optimistic" if m == OPTIMISTIC_BASELINE else "role.candidate")
+
+
+def segment_patients(snapshot: Snapshot, segment_id: int, limit: int) -> list[str]:
+    """Up to `limit` pseudonyms of one segment's patients (the first by pseudonym: a random
+    pick, as pseudonyms are keyed hashes), for the offer lookup; nothing else about them."""
+    found = snapshot.query("SELECT patient_key FROM snap.marts_patient_segments WHERE segment_id = ? "
+                           "ORDER BY patient_key LIMIT ?", [int(segment_id), int(limit)])
+    return found.patient_key.tolist()

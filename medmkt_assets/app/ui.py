@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from medmkt_assets.app import data, i18n
+from medmkt_assets.settings import Settings
 
 # st.table renders cells as Markdown: data text (product names, say) is shown as written.
 MARKDOWN = re.compile(r"([\\`*_{}\[\]<>()#+\-.!|~$])")
@@ -43,7 +44,10 @@ def snapshot() -> data.Snapshot:
 
 
 def about(snap: data.Snapshot) -> None:
-    """When the data was published, by which run, and what the snapshot holds (sidebar)."""
+    """When the data was published, by which run, and what the snapshot holds; a link to the Data
+    Docs (MEDMKT_QUALITY_DOCS_URL) (sidebar)."""
+    docs = Settings.from_env().quality_docs_url
+    st.sidebar.link_button(t("app.data_docs"), docs, help=t("app.data_docs_help", url=docs))
     info = snap.table("snapshot_info")
     if info.empty:
         return

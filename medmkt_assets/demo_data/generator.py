@@ -24,6 +24,8 @@ from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
 SECONDS_PER_DAY = 86_400
 N_CATEGORIES = len(W.CATEGORIES)
+# Columns beyond the contract's: the products' Chinese names (kept in raw, shown by the insight app).
+EXTRA_COLUMNS = {"products": ("name_zh",)}
 CAMPAIGN_CHANNEL_FOR_CONSENT = ("sms", "email", "app_push", "call", "wechat")
 NEVER = np.iinfo(np.int64).max  # onset of a patient who never gets the incident disease
 
@@ -91,7 +93,9 @@ def build_catalog(n_products: int, rng: np.random.Generator) -> Catalog:
             rx_only = kind == "drug" and any(w in stem.lower() for w in ("mg", "insulin", "inhaler", "ointment"))
             description = (f"{stem}. {category.replace('_', ' ')} {kind}; "
                            f"{'prescription only' if rx_only else 'available without prescription'}.")
-            rows.append({"product_id": f"P{c * per_category + r + 1:04d}", "name": name, "category": category,
+            name_zh = W.CATALOG_ZH[stem] if variant == 0 else f"{W.CATALOG_ZH[stem]}（规格{variant + 1}）"
+            rows.append({"product_id": f"P{c * per_category + r + 1:04d}", "name": name, "name_zh": name_zh,
+                         "category": category,
                          "kind": kind, "unit_price": price, "rx_only": rx_only, "description": description,
                          "_stem": stem})
     products = pd.DataFrame(rows)
@@ -472,7 +476,8 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     rng = np.random.default_rng(seed)
     catalog = build_catalog(products, rng)
     world = DemoWorld(catalog, rng, seed, order_volume)
-    writers = {name: TableWriter(out, name, spec.columns, fmt) for name, spec in SOURCE_TABLES.items()}
+    writers = {name: TableWriter(out, name, spec.columns + EXTRA_COLUMNS.get(name, ()), fmt)
+               for name, spec in SOURCE_TABLES.items()}
     truth_segments = TableWriter(truth_dir, "patient_segments", ("patient_id", "segment_id", "segment"), "csv")
     truth_planned = TableWriter(truth_dir, "planned_propensity", ("patient_id", "campaign_id", "probability"), "csv")
     truth_incident = TableWriter(truth_dir, "incident_risk",

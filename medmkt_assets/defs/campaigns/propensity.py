@@ -36,14 +36,16 @@ SCORE_COLUMNS = ("patient_key, CAST(f.target AS VARCHAR) AS target, f.score, CAS
                  "f.flag AS already_diagnosed")
 UPLIFT_COLUMNS = ("patient_key, CAST(f.target AS VARCHAR) AS campaign_id, f.score AS expected_uplift, "
                   "CAST(f.model AS VARCHAR) AS model")
-# Per planned campaign: the uplift model's Qini on past contacts and whether audiences may rank by it.
+# Per planned campaign: the uplift model's Qini on past contacts with its 95 % bootstrap interval, and whether
+# audiences may rank by it (only when the interval's lower end is above 0).
 UPLIFT_MODEL_COLUMNS = {"campaign_id": "str", "basis": "str", "model": "str", "qini_auc": "float",
-                        "ranks_audience": "bool",
+                        "qini_ci_low": "float", "qini_ci_high": "float", "ranks_audience": "bool",
                         "mean_expected_uplift": "float", "mlflow": "str"}
 MEAN_UPLIFT_SQL = "SELECT campaign_id, avg(expected_uplift) FROM marts.uplift_scores GROUP BY campaign_id"
 UPLIFT_MODELS_SQL = ("SELECT CAST(campaign_id AS VARCHAR) AS campaign_id, CAST(basis AS VARCHAR) AS basis, "
                      "CAST(model AS VARCHAR) AS model, "
-                     "CAST(qini_auc AS DOUBLE) AS qini_auc, CAST(ranks_audience AS BOOLEAN) AS ranks_audience "
+                     "CAST(qini_auc AS DOUBLE) AS qini_auc, CAST(qini_ci_low AS DOUBLE) AS qini_ci_low, "
+                     "CAST(qini_ci_high AS DOUBLE) AS qini_ci_high, CAST(ranks_audience AS BOOLEAN) AS ranks_audience "
                      "FROM frame ORDER BY campaign_id")
 
 

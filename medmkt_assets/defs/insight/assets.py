@@ -15,8 +15,8 @@ from medmkt_assets.lib.ops.insight import (
     CAMPAIGN_CATALOG_SQL,
     CONDITION_CATALOG_SQL,
     MANIFEST_FILE,
-    PRODUCT_CATALOG_SQL,
     manifest_frame,
+    product_catalog_sql,
     publish_snapshot,
 )
 
@@ -39,8 +39,11 @@ def _catalog(warehouse: Warehouse, sql: str, table: str) -> dg.MaterializeResult
 @dg.asset(key=["marts", "product_catalog"], group_name="insight", kinds={"duckdb"}, pool=WAREHOUSE_POOL,
           automation_condition=REFRESH_WHEN_INPUTS_CHANGE, deps=[dg.AssetKey(["staging", "products"])])
 def product_catalog(warehouse: Warehouse) -> dg.MaterializeResult:
-    """Product names, categories and kinds (no descriptions), so published tables can show names, not codes."""
-    return _catalog(warehouse, PRODUCT_CATALOG_SQL, "marts.product_catalog")
+    """Product names (and Chinese names where the source has a `name_zh` column), categories and kinds
+    (no descriptions), so published tables can show names, not codes."""
+    with warehouse.transaction() as con:
+        columns = con.describe("raw.products") if con.table_exists("raw.products") else []
+    return _catalog(warehouse, product_catalog_sql(columns), "marts.product_catalog")
 
 
 @dg.asset(key=["marts", "campaign_catalog"], group_name="insight", kinds={"duckdb"}, pool=WAREHOUSE_POOL,

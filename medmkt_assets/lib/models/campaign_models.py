@@ -87,10 +87,35 @@ def best_uplift_learner(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, pat
     return best, qini, oof
 
 
-def ranks_by_uplift(qini: float) -> bool:
+QINI_BOOTSTRAPS = 200  # resamples behind a Qini's 95 % interval
+
+
+def qini_interval(y: np.ndarray, treated: np.ndarray, uplift: np.ndarray, patients: np.ndarray, seed: int,
+                  n_boot: int = QINI_BOOTSTRAPS) -> tuple[float, float]:
+    """95 % percentile bootstrap interval of the Qini (qini_auc) of fixed out-of-fold scores:
+    patients resampled with replacement, each with all their contacts (a patient contacted in
+    several past campaigns is one draw). NaN, NaN without two patients."""
+    codes, _ = pd.factorize(pd.Series(patients))
+    order = np.argsort(codes, kind="stable")
+    rows_of = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if len(codes) else []
+    if len(rows_of) < 2:
+        return float("nan"), float("nan")
+    y, treated, uplift = np.asarray(y), np.asarray(treated).astype(bool), np.asarray(uplift, float)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        rows = np.concatenate([rows_of[i] for i in rng.integers(0, len(rows_of), len(rows_of))])
+        stats.append(qini_auc(y[rows], treated[rows], uplift[rows]))
+    low, high = np.nanpercentile(stats, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def ranks_by_uplift(qini: float, ci_low: float) -> bool:
     """Whether audiences may be ranked by this model's expected uplift: only when, on past
-    contacts it did not learn from, targeting by it beat random targeting (Qini above 0)."""
-    return bool(np.isfinite(qini) and qini > 0)
+    contacts it did not learn from, targeting by it clearly beat random targeting: the Qini is
+    above 0 and so is the lower end of its 95 % bootstrap interval (a Qini barely above 0 whose
+    interval reaches below it is no ranking)."""
+    return bool(np.isfinite(qini) and qini > 0 and np.isfinite(ci_low) and ci_low > 0)
 
 
 PROXY_MODEL = "proxy_affinity_response"

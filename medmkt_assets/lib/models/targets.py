@@ -330,35 +330,41 @@ def uplift_targets(tracker: RunTracker, settings: FitSettings, inputs: CampaignI
         X, y, treated = rows[model_columns], rows.converted.to_numpy(), (rows.arm == "treatment").to_numpy()
         learner, qinis, oof = cm.best_uplift_learner(X, y, treated, rows.patient_key.to_numpy(), settings.seed)
         qini = qinis[learner]
+        low, high = cm.qini_interval(y, treated, oof[learner], rows.patient_key.to_numpy(), settings.seed)
+        ranks = cm.ranks_by_uplift(qini, low)
         model = UPLIFT_LEARNERS[learner](seed=settings.seed).fit(X, y, treated)
         out.scorers.append(cm.Scorer(campaign_id, learner, cm.model_predictor(model.predict, model_columns, category,
                                                                               inputs.columns)))
         for name, scores in oof.items():
             run = log_uplift_run(tracker, campaign_id, name, name == learner, basis, len(rows),
-                                 qini_curve(y, treated, scores))
+                                 qini_curve(y, treated, scores), ranks, (low, high) if name == learner else None)
             if name == learner:
                 runs[campaign_id] = run
-        if not cm.ranks_by_uplift(qini):
+        if not ranks:
             out.warnings.append(f"Planned campaign {campaign_id}: the uplift model's Qini on past contacts is "
-                                f"{qini:.4f} (no better than random targeting): its audience is ranked by "
-                                "propensity instead.")
+                                f"{qini:.4f} (95 % CI {low:.4f} to {high:.4f}: not clearly better than random "
+                                "targeting): its audience is ranked by propensity instead.")
         out.links[campaign_id] = tracker.run_url(runs[campaign_id])
         out.summary.append({"campaign_id": campaign_id, "basis": basis, "model": learner,
-                            "qini_auc": round(qini, 5), "ranks_audience": cm.ranks_by_uplift(qini),
+                            "qini_auc": round(qini, 5), "qini_ci_low": round(low, 5),
+                            "qini_ci_high": round(high, 5), "ranks_audience": ranks,
                             "mlflow": out.links[campaign_id]})
     return out, runs
 
 
 def log_uplift_run(tracker: RunTracker, campaign_id: str, learner: str, champion: bool, basis: str,
-                   rows: int, curve: pd.DataFrame) -> mlflow.ActiveRun:
-    """One MLflow run per planned campaign and uplift learner with its out-of-fold Qini curve; returns the run
+                   rows: int, curve: pd.DataFrame, ranks: bool = False,
+                   interval: tuple[float, float] | None = None) -> mlflow.ActiveRun:
+    """One MLflow run per planned campaign and uplift learner with its out-of-fold Qini curve (the
+    champion's with its bootstrap interval, and whether audiences rank by it: `ranks`); returns the run
     (the champion's gets its mean expected uplift once the patients are scored)."""
     qini = float((curve.qini - curve.random).mean() / max(len(curve), 1))
     with tracker.start_run(UPLIFT_EXPERIMENT, f"{campaign_id} · {learner}",
                            tags={"target": campaign_id, "champion": str(champion).lower(), "method": learner}) as run:
         log_params({"campaign_id": campaign_id, "basis": basis, "training_rows": rows, "learner": learner})
-        log_metrics({"qini_auc": qini})
-        set_tags({"ranks_audience": str(champion and cm.ranks_by_uplift(qini)).lower()})
+        log_metrics({"qini_auc": qini, **({"qini_ci_low": interval[0], "qini_ci_high": interval[1]}
+                                          if interval else {})})
+        set_tags({"ranks_audience": str(champion and ranks).lower()})
         step = max(len(curve) // 200, 1)  # about 200 points: enough to draw, no row-level detail
         mlflow_runs.log_frame(curve.iloc[::step].round(4), "qini_curve.csv")
         mlflow_runs.log_figure(plots.qini_plot(curve.iloc[::step]), "qini_curve.png")

@@ -28,10 +28,25 @@ from medmkt_assets.lib.privacy.suppression import (
 )
 
 # The catalogues the app needs for names, published as marts so the snapshot reads only marts/ops.
+# `name_zh`: a product's Chinese name where the source gives one in an extra `name_zh` column of
+# products (kept in raw.products; the demo world has one); NULL otherwise.
 PRODUCT_CATALOG_SQL = """
 CREATE OR REPLACE TABLE marts.product_catalog AS
-SELECT product_id, name, category, kind FROM staging.products ORDER BY product_id
+SELECT product_id, name, category, kind, CAST(NULL AS VARCHAR) AS name_zh FROM staging.products ORDER BY product_id
 """
+PRODUCT_CATALOG_ZH_SQL = """
+CREATE OR REPLACE TABLE marts.product_catalog AS
+SELECT p.product_id, p.name, p.category, p.kind, z.name_zh
+FROM staging.products p LEFT JOIN (
+    SELECT trim(product_id) AS product_id, min(nullif(trim(name_zh), '')) AS name_zh
+    FROM raw.products GROUP BY trim(product_id)) z ON z.product_id = p.product_id
+ORDER BY p.product_id
+"""
+
+
+def product_catalog_sql(raw_product_columns: list[str]) -> str:
+    """The product catalogue's SQL: with Chinese names when raw.products has a `name_zh` column."""
+    return PRODUCT_CATALOG_ZH_SQL if "name_zh" in {c.lower() for c in raw_product_columns} else PRODUCT_CATALOG_SQL
 # A campaign is past once it has contacts, planned before (as lib.privacy.audiences.PLANNED_CAMPAIGNS_SQL).
 CAMPAIGN_CATALOG_SQL = """
 CREATE OR REPLACE TABLE marts.campaign_catalog AS
@@ -64,7 +79,7 @@ SNAPSHOT_SQL: dict[str, str] = {
     "marts_audience_exclusions": "SELECT * FROM marts.audience_exclusions",
     "marts_uplift_models": "SELECT * FROM marts.uplift_models",
     "marts_recommendation_evaluation": "SELECT * FROM marts.recommendation_evaluation",
-    "marts_product_catalog": "SELECT product_id, name, category, kind FROM marts.product_catalog",
+    "marts_product_catalog": "SELECT product_id, name, category, kind, name_zh FROM marts.product_catalog",
     "marts_campaign_catalog": ("SELECT campaign_id, name, purpose, channel, target_category, start_date, end_date, "
                                "status FROM marts.campaign_catalog"),
     "marts_condition_catalog": "SELECT condition_code, condition_name FROM marts.condition_catalog",

@@ -4,13 +4,15 @@ Scale comes from where the work happens: each check is one SQL aggregate over th
 warehouse table (failing rows, duplicate keys, orphans, a drift distance), so ten
 million order lines never travel to Python. Great Expectations then validates the
 one-row frame of those metrics against each check's threshold, keeps the results and
-renders the static Data Docs site that reviewers browse. Metric values are counts and
+renders the static Data Docs site that reviewers browse, self-contained (lib/ops/data_docs.py: it
+works offline). Metric values are counts and
 distances only, never a patient identifier.
 """
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,6 +23,7 @@ import pandas as pd
 
 from medmkt_assets.lib.engine.sql import quote_ident, sql_list
 from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.data_docs import make_self_contained
 from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 from medmkt_assets.lib.sources.schema import (
     CAMPAIGN_CHANNELS,
@@ -323,7 +326,10 @@ def _build_docs_for(context, suite_name: str, run_id, quality_dir: Path) -> str:
     the site root."""
     (key,) = [k for k in context.validation_results_store.list_keys()
               if k.expectation_suite_identifier.name == suite_name and k.run_id == run_id]
+    started = time.time()
     context.build_data_docs(site_names=[DATA_DOCS_SITE], resource_identifiers=[key])
+    root = data_docs_root(quality_dir)  # the pages just written, pointed at the site's own assets (offline)
+    make_self_contained(root, [p for p in root.rglob("*.html") if p.stat().st_mtime >= started - 1])
     (site,) = context.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
     page = Path(url2pathname(urlparse(site["site_url"]).path)).resolve()
     return quote(page.relative_to(data_docs_root(quality_dir).resolve()).as_posix())

@@ -1,4 +1,5 @@
 """Audiences: who each planned campaign may reach, why the others are left out, what was exported (counts only)."""
+import pandas as pd
 import streamlit as st
 
 from medmkt_assets.app import charts, i18n, ui
@@ -38,6 +39,13 @@ for campaign in planned.itertuples():
 st.header(ui.t("audiences.models"))
 st.caption(ui.t("audiences.models_help"))
 shown = models.merge(campaigns[["campaign_id", "name"]], on="campaign_id", how="left")
+if {"qini_ci_low", "qini_ci_high"} <= set(shown.columns):  # snapshots before the interval lack it
+    shown = shown.assign(qini_ci=[f"{i18n.number(lo, lang, 4)} … {i18n.number(hi, lang, 4)}"
+                                  if pd.notna(lo) and pd.notna(hi) else "–"
+                                  for lo, hi in zip(shown.qini_ci_low, shown.qini_ci_high)])
+else:
+    shown = shown.assign(qini_ci="–")
 ui.table(shown, {"name": ("col.campaign", "text"), "basis": ("col.basis", "term"), "model": ("col.model", "term"),
-                 "qini_auc": ("col.qini", "decimal3"), "ranks_audience": ("col.ranks", "yes_no")})
+                 "qini_auc": ("col.qini", "decimal4"), "qini_ci": ("col.qini_ci", "text"),
+                 "ranks_audience": ("col.ranks", "yes_no")})
 ui.hidden_note()

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from medmkt_assets.app import charts, i18n, ui
+from medmkt_assets.app import charts, data, i18n, ui
 
 lang, snap = ui.lang(), ui.snapshot()
 effects = snap.table("marts_campaign_effects").sort_values("campaign_id")
@@ -13,6 +13,16 @@ if effects.empty:
     st.info(ui.t("campaigns.none"))
     st.stop()
 effects["label"] = [f"{name} · {i18n.term(channel, lang)}" for name, channel in zip(effects.name, effects.channel)]
+
+
+def why(rows: pd.DataFrame) -> dict:
+    """The 'why hidden' column, where a row is hidden."""
+    return {"why_hidden": ("col.why_hidden", "text")} if rows.suppressed.fillna(False).astype(bool).any() else {}
+
+
+def why_hidden(rows: pd.DataFrame, partitioned: bool) -> pd.DataFrame:
+    """The rows with the reason each hidden one is hidden, in words (empty where published)."""
+    return rows.assign(why_hidden=data.hidden_reason(rows, partitioned).map(lambda k: ui.t(k) if k else ""))
 
 
 def forest(rows: pd.DataFrame, label_key: str) -> None:
@@ -34,6 +44,7 @@ def forest(rows: pd.DataFrame, label_key: str) -> None:
 
 st.subheader(ui.t("campaigns.effects"))
 forest(effects, "col.campaign")
+effects = why_hidden(effects, partitioned=False)
 ui.table(effects, {
     "name": ("col.campaign", "text"), "channel": ("col.channel", "term"), "purpose": ("col.purpose", "term"),
     "target_category": ("col.target", "term"), "start_date": ("col.start", "date"),
@@ -41,7 +52,7 @@ ui.table(effects, {
     "treated_conversion_rate": ("col.treated_rate", "percent"),
     "control_conversion_rate": ("col.control_rate", "percent"), "uplift": ("col.uplift", "points"),
     "uplift_ci_low": ("col.ci_low", "points"), "uplift_ci_high": ("col.ci_high", "points"),
-    "p_value": ("col.p_value", "decimal3"),
+    "p_value": ("col.p_value", "decimal3"), **why(effects),
 })
 
 st.subheader(ui.t("campaigns.money"))
@@ -55,28 +66,31 @@ if len(money):
                                  tooltip=[ui.tip("label", "col.campaign"), ui.tip("what_text", "col.what"),
                                           ui.tip("amount_text", "col.amount")]))
 ui.table(effects, {"name": ("col.campaign", "text"), "cost": ("col.cost", "money"),
-                   "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent")})
+                   "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"), **why(effects)})
 
 st.subheader(ui.t("campaigns.by_segment"))
 campaign = st.selectbox(ui.t("campaigns.pick"), effects.campaign_id.tolist(),
                         format_func=dict(zip(effects.campaign_id, effects.label)).get)
 segments = by_group[(by_group.campaign_id == campaign) & (by_group.group_type == "segment")]
-segments = segments.assign(label=segments.group_value.map(lambda v: i18n.segment_label(v, lang)))
+segments = why_hidden(segments.assign(label=segments.group_value.map(lambda v: i18n.segment_label(v, lang))),
+                      partitioned=True)
 forest(segments, "col.segment")
 ui.table(segments, {
     "label": ("col.segment", "text"), "treated": ("col.treated", "count"), "control": ("col.control", "count"),
     "uplift": ("col.uplift", "points"), "uplift_ci_low": ("col.ci_low", "points"),
-    "uplift_ci_high": ("col.ci_high", "points"), "incremental_revenue": ("col.incremental_revenue", "money"),
+    "uplift_ci_high": ("col.ci_high", "points"), "incremental_revenue": ("col.incremental_revenue", "money"), **why(segments),
 })
 
 st.subheader(ui.t("campaigns.by_channel"))
-channels = by_group[by_group.group_type == "channel"]
-channels = channels.assign(label=channels.group_value.map(lambda v: i18n.term(v, lang)))
+channels = data.fill_from_campaigns(by_group[by_group.group_type == "channel"], effects)
+channels = why_hidden(channels.assign(label=channels.group_value.map(lambda v: i18n.term(v, lang))), partitioned=True)
 forest(channels, "col.channel")
+if channels.from_campaigns.any():
+    st.caption(ui.t("campaigns.from_campaigns", names=i18n.join(channels.label[channels.from_campaigns], lang)))
 ui.table(channels, {
     "label": ("col.channel", "text"), "treated": ("col.treated", "count"), "control": ("col.control", "count"),
     "uplift": ("col.uplift", "points"), "uplift_ci_low": ("col.ci_low", "points"),
     "uplift_ci_high": ("col.ci_high", "points"), "cost": ("col.cost", "money"),
-    "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"),
+    "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"), **why(channels),
 })
 ui.hidden_note()

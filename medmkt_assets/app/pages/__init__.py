@@ -1,1 +1,0 @@
-"""Pages of the insight app, run by Streamlit as scripts (listed in Home.py)."""
