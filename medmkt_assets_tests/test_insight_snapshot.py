@@ -268,7 +268,7 @@ def test_the_snapshot_asset_waits_for_every_asset_that_writes_what_it_copies(tmp
     assert snapshot.group_name == "insight"
     assert all(graph.has(key) and not graph.get(key).is_external for key in snapshot.parent_keys)
     copied = {t.removeprefix("marts_") for t in SNAPSHOT_SQL}
-    written_by = {"audience_exclusions": "audiences", "uplift_models": "uplift_scores",
+    written_by = {"uplift_models": "uplift_scores",
                   "recommendation_evaluation": "recommendations"}
     assert {written_by.get(t, t) for t in copied} <= {key.path[-1] for key in snapshot.parent_keys}
 
