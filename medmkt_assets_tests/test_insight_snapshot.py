@@ -184,13 +184,11 @@ def test_segment_labels_translate_by_their_parts():
     from medmkt_assets.lib.sources.adapters.common import CATEGORY_KEYWORDS
     from medmkt_assets.lib.sources.schema import ORDER_CHANNELS
     categories = [c for c, _ in CATEGORY_KEYWORDS]
-    means = pd.DataFrame({"monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
-                          "age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})
-    for i, category in enumerate(categories):
-        means[f"cat__{category}"] = [1.0 if j // 4 == i else 0.0 for j in range(len(means))]
-    for i, channel in enumerate(ORDER_CHANNELS):
-        means[f"ch__{channel}"] = [1.0 if j % len(ORDER_CHANNELS) == i else 0.0 for j in range(len(means))]
-    for label in label_segments(means):
+    words = pd.DataFrame({"avg_monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
+                          "typical_age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})
+    words["top_category"] = [categories[j // 4] for j in range(len(words))]
+    words["preferred_channel"] = [ORDER_CHANNELS[j % len(ORDER_CHANNELS)] for j in range(len(words))]
+    for label in label_segments(words):
         chinese = i18n.segment_label(label, "zh")
         assert not re.search(r"[A-Za-z]", chinese.replace("App", "")), (label, chinese)
         assert "_" not in i18n.segment_label(label, "en")
