@@ -11,6 +11,7 @@ import mlflow
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from medmkt_assets.defs.warehouse import describe_step_tables
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.privacy.pseudonym import DEVELOPMENT_KEY
 from medmkt_assets.lib.privacy.sensitive import SensitivePolicy, load_policy
@@ -139,6 +140,7 @@ class Warehouse(dg.ConfigurableResource):
             ensure_schemas(session)
             with session.transaction():
                 yield session
+            describe_step_tables(session)  # the written tables' column schemas, in the asset's metadata
 
 
 class PseudonymKey(dg.ConfigurableResource):

@@ -10,7 +10,7 @@ from medmkt_assets.defs.warehouse import (
     WAREHOUSE_POOL,
     row_count,
 )
-from medmkt_assets.lib.models.segment_summary import COLUMN_NOTES, LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segment_summary import LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.models.segments import label_segments, labelled, segment_patients, segment_table
 from medmkt_assets.lib.tracking import mlflow_runs, plots
 
@@ -132,12 +132,10 @@ def segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse,
                             "round(campaign_conversion_rate, 3) AS conversion_rate FROM marts.segment_summary "
                             "ORDER BY segment_id").fetchdf()
         hidden = con.execute("SELECT count(*) FROM marts.segment_summary WHERE suppressed").fetchall()[0][0]
-        columns = con.execute("DESCRIBE marts.segment_summary").fetchall()
+    # its column schema, with which column is "most common" and which "sets the segment apart"
+    # (segment_summary.COLUMN_NOTES), comes from the Warehouse resource like every table's
     metadata = {"dagster/row_count": len(table), "suppressed_segments": hidden,
-                "summary": dg.MetadataValue.md(table.to_markdown(index=False)),
-                # which column is "most common" and which "sets the segment apart" (the label's words)
-                "dagster/column_schema": dg.TableSchema(columns=[
-                    dg.TableColumn(name, dtype, description=COLUMN_NOTES.get(name)) for name, dtype, *_ in columns])}
+                "summary": dg.MetadataValue.md(table.to_markdown(index=False))}
     # The summary belongs with the segmentation it describes: add it to that MLflow run.
     event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "patient_segments"]))
     run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None

@@ -30,6 +30,16 @@ ROI_FLAGS = {
     "uplift_not_significant": "the uplift's 95% interval includes 0: the ROI may be noise",
 }
 
+# Shown with the campaign effect assets (dagster/column_schema).
+COLUMN_NOTES = {
+    "cost": "cost of contacting the treated arm (the control arm is never contacted)",
+    "cost_per_contact": "cost / treated patients",
+    "roi": "(incremental revenue - cost) / cost; read it with roi_plausible and roi_flag",
+    "roi_plausible": "false where the ROI is not to be believed as it stands (see roi_flag)",
+    "roi_flag": "why not: " + "; ".join(f"{k} = {v}" for k, v in ROI_FLAGS.items()),
+    "suppressed": "true where counts and the measures that would reveal them are hidden (1-10 people)",
+}
+
 
 def roi_flags(cost: pd.Series, treated: pd.Series, roi: pd.Series, ci_low: pd.Series,
               ci_high: pd.Series) -> pd.Series:
