@@ -25,9 +25,9 @@ spark-cluster: setup  ## start a standalone Spark cluster on 127.0.0.1 (a master
 spark-cluster-stop:  ## stop the cluster `make spark-cluster` started
 	$(BIN)/python -m medmkt_assets.spark_cluster stop
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: instance/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo data generated when none is given)
 	$(BIN)/python -m medmkt_assets.cli run

@@ -60,3 +60,18 @@ def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):
     reader = duckdb.connect(path, read_only=True)  # another configuration: refused while a connection is open
     assert reader.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone()[0] == 0
     reader.close()
+
+
+def test_the_instance_settings_switch_off_telemetry_and_the_first_visit_dialog(tmp_path):
+    """instance/dagster.yaml (copied into DAGSTER_HOME by make dev / make run): no community pop-up on a
+    fresh instance, no telemetry, the one-writer pool; and no dagster.yaml at the top of the repository,
+    where `dagster dev` would warn that it is not used."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "dagster.yaml").exists()
+    shutil.copy(root / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.nux_enabled is False
+        assert instance.telemetry_enabled is False
