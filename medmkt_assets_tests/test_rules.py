@@ -448,3 +448,16 @@ def test_spark_itemset_counts_find_the_same_itemsets_counts_and_rules(spark, see
     settings = dict(min_lift=None, prune_redundant=True)
     pd.testing.assert_frame_equal(rules_from_itemsets(found, n, 0.3, **settings),
                                   mine_rules(baskets, 0.03, 0.3, max_len=3, **settings))
+
+
+def test_importing_the_rules_leaves_the_process_warning_filters_alone():
+    """mlxtend sets simplefilter("always", DeprecationWarning) for the whole process when imported: every
+    library's deprecation notice then showed in `make run`. The rules module imports it inside
+    catch_warnings, so a fresh process has no such filter after importing it."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, medmkt_assets.lib.models.rules; "
+            "print(any(f[0] == 'always' and f[2] is DeprecationWarning for f in warnings.filters))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

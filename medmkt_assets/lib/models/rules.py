@@ -25,8 +25,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlxtend.frequent_patterns import fpgrowth
 from scipy import sparse
+
+with warnings.catch_warnings():
+    # mlxtend's fpcommon calls warnings.simplefilter("always", DeprecationWarning) when imported,
+    # for the whole process: every library's deprecation notice would then be printed in every run
+    # (`make run`). catch_warnings puts the process's filters back as they were.
+    from mlxtend.frequent_patterns import fpgrowth
 
 from medmkt_assets.lib.privacy.pseudonym import (
     ID_WHITESPACE,  # includes the ideographic space U+3000
