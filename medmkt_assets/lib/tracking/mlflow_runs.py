@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import ContextManager, Protocol
 
@@ -208,6 +209,16 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return recs[columns].rename(columns={"item_id": "product_id"})
 
 
+class _WithoutPickleNotice(logging.Filter):
+    """MLflow warns, for any python_model object, that CloudPickle serialization can run code when the
+    model is loaded. The object here is medmkt's own RecommenderModel, loaded only from this store by
+    whoever runs medmkt (models-from-code would need the fitted recommender as a separate artifact to
+    the same effect), so that one notice is dropped from the run log; every other MLflow message stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+
 def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
                     alias: str = "champion", what: str = "", why: str = "") -> str:
     """Log a fitted recommender (with `users`: the run's user_id code of each patient_key) as a
@@ -219,9 +230,14 @@ def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: b
     if len(users):
         example = users[["patient_key"]].head(1)
         signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
-    info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
-                                   registered_model_name=registered_name,
-                                   pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
+    quiet = _WithoutPickleNotice()
+    logging.getLogger("mlflow.pyfunc").addFilter(quiet)
+    try:
+        info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
+                                       registered_model_name=registered_name,
+                                       pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
+    finally:
+        logging.getLogger("mlflow.pyfunc").removeFilter(quiet)
     version = str(info.registered_model_version)
     describe_version(registered_name, version, what, why)
     if promote:
