@@ -104,9 +104,9 @@ def run(settings: Settings) -> int:
 
 
 def mlflow_ui_env() -> dict[str, str]:
-    """The MLflow UI's environment: no usage telemetry (MLFLOW_DISABLE_TELEMETRY also hides the UI's
-    telemetry notice). Its assistant panel has no server setting in MLflow 3.17: it opens once per
-    browser on a local server and stays closed once closed."""
+    """The MLflow UI's environment: no usage telemetry leaves the machine (MLFLOW_DISABLE_TELEMETRY).
+    MLflow 3.17 has no server setting for its assistant panel (it opens once per browser on a local
+    server and stays closed once closed) or for the home page's telemetry notice (dismissed once)."""
     return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
 
 
