@@ -66,15 +66,21 @@ def lost_tables(settings: Settings) -> list[str]:
         con.close()
 
 
-# `dagster job execute` says it is superseded by `dg launch --job`, which needs the dagster-dg-cli
-# package and a dg project layout medmkt does not have; the command is supported in Dagster 1.13
-# and does what `make run` needs, so its notice is silenced (by its exact text, nothing else).
-SUPERSEDED_NOTICE = "ignore:Function `job_execute_command` is superseded"
+# `dagster job execute` and `dagster dev` say they are superseded by `dg launch --job` and `dg dev`,
+# which need the dagster-dg-cli package and a dg project layout medmkt does not have; both commands
+# are supported in Dagster 1.13 and do what `make run` / `make dev` need, so those two notices are
+# silenced (by their exact text, nothing else).
+SUPERSEDED_NOTICES = ("ignore:Function `job_execute_command` is superseded",
+                      "ignore:Function `dev_command` is superseded")
+# MLflow 3.17's own server imports starlette.middleware.wsgi, which Starlette deprecates: a notice
+# per UI worker that nothing in medmkt can act on.
+MLFLOW_UI_NOTICES = ("ignore:starlette.middleware.wsgi is deprecated",)
 
 
-def quiet_cli_env() -> dict[str, str]:
+def quiet_cli_env(notices: tuple[str, ...] = SUPERSEDED_NOTICES) -> dict[str, str]:
+    """This environment with the given warnings (PYTHONWARNINGS entries) silenced in the child."""
     current = os.environ.get("PYTHONWARNINGS", "")
-    return {**os.environ, "PYTHONWARNINGS": ",".join(w for w in (current, SUPERSEDED_NOTICE) if w)}
+    return {**os.environ, "PYTHONWARNINGS": ",".join(w for w in (current, *notices) if w)}
 
 
 def run(settings: Settings) -> int:
@@ -107,7 +113,8 @@ def mlflow_ui_env() -> dict[str, str]:
     """The MLflow UI's environment: no usage telemetry leaves the machine (MLFLOW_DISABLE_TELEMETRY).
     MLflow 3.17 has no server setting for its assistant panel (it opens once per browser on a local
     server and stays closed once closed) or for the home page's telemetry notice (dismissed once)."""
-    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+    return {**quiet_cli_env(MLFLOW_UI_NOTICES),
+            "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
 
 
 def experiment_links(settings: Settings) -> list[str]:
@@ -150,7 +157,7 @@ def dev(settings: Settings) -> int:
           f"Data Docs {settings.quality_docs_url} · insight app http://127.0.0.1:{settings.app_port}", flush=True)
     print("\n".join(["MLflow runs (opened as model training):", *experiment_links(settings)]), flush=True)
     try:
-        return subprocess.call(commands["dagster"])
+        return subprocess.call(commands["dagster"], env=quiet_cli_env())
     except KeyboardInterrupt:
         return 0
     finally:
