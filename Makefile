@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 
-.PHONY: catalogs setup setup-spark spark-cluster spark-cluster-stop run test dev app demo-data bench clean
+.PHONY: catalogs setup setup-spark spark-cluster spark-cluster-stop run test dev app demo-data bench contract-check clean
 
 setup: $(STAMP)  ## create .venv and install medmkt with its test tools
 
@@ -25,9 +25,9 @@ spark-cluster: setup  ## start a standalone Spark cluster on 127.0.0.1 (a master
 spark-cluster-stop:  ## stop the cluster `make spark-cluster` started
 	$(BIN)/python -m medmkt_assets.spark_cluster stop
 
-$(DAGSTER_HOME)/dagster.yaml: dagster.yaml
+$(DAGSTER_HOME)/dagster.yaml: instance/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
+	cp instance/dagster.yaml $(DAGSTER_HOME)/dagster.yaml
 
 run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo data generated when none is given)
 	$(BIN)/python -m medmkt_assets.cli run
@@ -35,7 +35,7 @@ run: setup $(DAGSTER_HOME)/dagster.yaml  ## materialize the whole pipeline (demo
 test: setup  ## run the test suite (Spark tests skip, saying why, without PySpark and Java: `make setup-spark`)
 	$(BIN)/python -m pytest
 
-dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :3000, MLflow UI on :5000, Data Docs on :8765, insight app on :8501
+dev: setup $(DAGSTER_HOME)/dagster.yaml  ## Dagster UI + daemon on :DAGSTER_PORT (3000), MLflow UI on :MLFLOW_PORT (5000) or MEDMKT_MLFLOW_UI, Data Docs on MEDMKT_QUALITY_DOCS_URL (:8765), insight app on :MEDMKT_APP_PORT (8501)
 	$(BIN)/python -m medmkt_assets.cli dev
 
 app: setup  ## the insight app alone on :8501 (reads the snapshot the last run published)
@@ -46,6 +46,9 @@ catalogs: setup  ## compile the insight app's gettext catalogs (medmkt_assets/ap
 
 demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=42)
 	$(BIN)/python -m medmkt_assets.demo_data --patients $${PATIENTS:-20000} --seed $${SEED:-42} --out data/raw
+
+contract-check: setup  ## the contract's shapes and privacy rules on MEDMKT_WAREHOUSE (data/warehouse.duckdb), with the project's Python (it needs duckdb)
+	$(BIN)/python ../shared/tools/check_contract.py $${MEDMKT_WAREHOUSE:-data/warehouse.duckdb}
 
 bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark); tables in data/bench/
 	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb}

@@ -15,7 +15,7 @@ from medmkt_assets.lib.sources.as_of import AS_OF_TABLE
 from medmkt_assets.lib.sources.quarantine_share import quarantine_verdict
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, prepare_backend
-from medmkt_assets.settings import Settings
+from medmkt_assets.settings import Settings, dagster_ui_url
 
 BIN = Path(sys.executable).parent
 
@@ -35,9 +35,9 @@ def summary(settings: Settings) -> str:
     lines += [
         f"MLflow store: {settings.mlflow_tracking_uri}",
         f"Audience exports: {settings.export_dir.resolve()}",
-        f"Next: `make dev` (Dagster UI http://127.0.0.1:3000, MLflow UI {settings.mlflow_ui}, Data Docs "
+        f"Next: `make dev` (Dagster UI {dagster_ui_url()}, MLflow UI {settings.mlflow_ui}, Data Docs "
         f"{settings.quality_docs_url}, insight app http://127.0.0.1:{settings.app_port}), "
-        f"`python ../shared/tools/check_contract.py {settings.warehouse}`, `make test`.",
+        f"`make contract-check`, `make test`.",
     ]
     return "\n".join(lines)
 
@@ -66,6 +66,23 @@ def lost_tables(settings: Settings) -> list[str]:
         con.close()
 
 
+# `dagster job execute` and `dagster dev` say they are superseded by `dg launch --job` and `dg dev`,
+# which need the dagster-dg-cli package and a dg project layout medmkt does not have; both commands
+# are supported in Dagster 1.13 and do what `make run` / `make dev` need, so those two notices are
+# silenced (by their exact text, nothing else).
+SUPERSEDED_NOTICES = ("ignore:Function `job_execute_command` is superseded",
+                      "ignore:Function `dev_command` is superseded")
+# MLflow 3.17's own server imports starlette.middleware.wsgi, which Starlette deprecates: a notice
+# per UI worker that nothing in medmkt can act on.
+MLFLOW_UI_NOTICES = ("ignore:starlette.middleware.wsgi is deprecated",)
+
+
+def quiet_cli_env(notices: tuple[str, ...] = SUPERSEDED_NOTICES) -> dict[str, str]:
+    """This environment with the given warnings (PYTHONWARNINGS entries) silenced in the child."""
+    current = os.environ.get("PYTHONWARNINGS", "")
+    return {**os.environ, "PYTHONWARNINGS": ",".join(w for w in (current, *notices) if w)}
+
+
 def run(settings: Settings) -> int:
     if settings.engine == "spark":
         from medmkt_assets.lib.engine.spark.session import spark_missing
@@ -82,7 +99,7 @@ def run(settings: Settings) -> int:
           flush=True)
     # the named job, not an ad-hoc selection: the run carries medmkt/trigger = manual like a UI launch
     done = subprocess.run([str(BIN / "dagster"), "job", "execute", "-m", "medmkt_assets.definitions",
-                           "-j", "full_refresh"])
+                           "-j", "full_refresh"], env=quiet_cli_env())
     if done.returncode != 0:
         print("The run failed: see the step failure above (it names the file, column and row).", file=sys.stderr)
         for message in lost_tables(settings):
@@ -92,27 +109,55 @@ def run(settings: Settings) -> int:
     return 0
 
 
-def dev(settings: Settings) -> int:
-    """Dagster UI and daemon, with the MLflow UI, the Data Docs site and the insight app beside it."""
-    prepare_backend(settings.mlflow_tracking_uri)
+def mlflow_ui_env() -> dict[str, str]:
+    """The MLflow UI's environment: no usage telemetry leaves the machine (MLFLOW_DISABLE_TELEMETRY).
+    MLflow 3.17 has no server setting for its assistant panel (it opens once per browser on a local
+    server and stays closed once closed) or for the home page's telemetry notice (dismissed once)."""
+    return {**quiet_cli_env(MLFLOW_UI_NOTICES),
+            "MLFLOW_DISABLE_TELEMETRY": os.environ.get("MLFLOW_DISABLE_TELEMETRY", "true")}
+
+
+def experiment_links(settings: Settings) -> list[str]:
+    """The runs table of each medmkt experiment in the store, opened as model training."""
+    from mlflow.tracking import MlflowClient
+
+    from medmkt_assets.lib.tracking.mlflow_runs import EXPERIMENT_DESCRIPTIONS, experiment_url
+
+    client = MlflowClient(settings.mlflow_tracking_uri)
+    found = [client.get_experiment_by_name(name) for name in EXPERIMENT_DESCRIPTIONS]
+    return [f"  {e.name}: {experiment_url(settings.mlflow_ui, e.experiment_id)}" for e in found if e is not None]
+
+
+def dev_commands(settings: Settings) -> dict[str, list[str]]:
+    """What `make dev` starts, each on the address the settings give (the ones links are written with)."""
+    mlflow_ui, docs = urlparse(settings.mlflow_ui), urlparse(settings.quality_docs_url)
     mlflow_cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
-                  "--host", "127.0.0.1", "--port", os.environ.get("MLFLOW_PORT", "5000")]
+                  "--host", "127.0.0.1", "--port", str(mlflow_ui.port or 80)]
     root = artifact_root(settings.mlflow_tracking_uri)
     if root:
         mlflow_cmd += ["--default-artifact-root", root]
-    docs = data_docs_root(settings.quality_dir)
-    docs.mkdir(parents=True, exist_ok=True)
-    address = urlparse(settings.quality_docs_url)
-    docs_cmd = [sys.executable, "-m", "http.server", str(address.port or 80), "--bind", address.hostname or "127.0.0.1",
-                "--directory", str(docs)]
-    app_cmd = [sys.executable, "-m", "medmkt_assets.app"]
-    dagster_cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                   "-p", os.environ.get("DAGSTER_PORT", "3000")]
-    helpers = [subprocess.Popen(cmd) for cmd in (mlflow_cmd, docs_cmd, app_cmd)]
-    print(f"Dagster http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')} · MLflow {settings.mlflow_ui} · "
+    return {
+        "mlflow": mlflow_cmd,
+        "docs": [sys.executable, "-m", "http.server", str(docs.port or 80), "--bind", docs.hostname or "127.0.0.1",
+                 "--directory", str(data_docs_root(settings.quality_dir))],
+        "app": [sys.executable, "-m", "medmkt_assets.app"],
+        "dagster": [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+                    "-p", str(settings.dagster_port)],
+    }
+
+
+def dev(settings: Settings) -> int:
+    """Dagster UI and daemon, with the MLflow UI, the Data Docs site and the insight app beside it."""
+    prepare_backend(settings.mlflow_tracking_uri)
+    data_docs_root(settings.quality_dir).mkdir(parents=True, exist_ok=True)
+    commands = dev_commands(settings)
+    helpers = [subprocess.Popen(commands["mlflow"], env=mlflow_ui_env()),
+               subprocess.Popen(commands["docs"]), subprocess.Popen(commands["app"])]
+    print(f"Dagster {dagster_ui_url()} · MLflow {settings.mlflow_ui} · "
           f"Data Docs {settings.quality_docs_url} · insight app http://127.0.0.1:{settings.app_port}", flush=True)
+    print("\n".join(["MLflow runs (opened as model training):", *experiment_links(settings)]), flush=True)
     try:
-        return subprocess.call(dagster_cmd)
+        return subprocess.call(commands["dagster"], env=quiet_cli_env())
     except KeyboardInterrupt:
         return 0
     finally:

@@ -17,7 +17,9 @@ DEFAULTS = {
     "MEDMKT_EXPORT_DIR": "data/exports",
     "MEDMKT_QUALITY_DIR": "data/quality",
     "MEDMKT_ALERT_DIR": "data/alerts",
-    "MEDMKT_MLFLOW_UI": "http://127.0.0.1:5000",
+    "MEDMKT_MLFLOW_UI": "",          # empty: http://127.0.0.1:<MLFLOW_PORT> (mlflow_ui_url)
+    "DAGSTER_PORT": "3000",
+    "MLFLOW_PORT": "5000",
     "MEDMKT_DUCKDB_MEMORY": "4GB",
     "MEDMKT_INSIGHT_SNAPSHOT": "data/insight/insight.duckdb",
     "MEDMKT_QUALITY_DOCS_URL": "http://127.0.0.1:8765",
@@ -44,6 +46,17 @@ def env(name: str) -> str:
     return value or DEFAULTS[name]
 
 
+def mlflow_ui_url() -> str:
+    """Where the MLflow UI answers, for links and for `make dev`: MEDMKT_MLFLOW_UI, else the local UI
+    on MLFLOW_PORT. One setting feeds both, so a link never points at a port nothing serves."""
+    return env("MEDMKT_MLFLOW_UI") or f"http://127.0.0.1:{int(env('MLFLOW_PORT'))}"
+
+
+def dagster_ui_url() -> str:
+    """Where `make dev` serves the Dagster UI (DAGSTER_PORT)."""
+    return f"http://127.0.0.1:{int(env('DAGSTER_PORT'))}"
+
+
 @dataclass(frozen=True)
 class Settings:
     source_dir: Path
@@ -60,6 +73,7 @@ class Settings:
     insight_snapshot: Path     # the read-only copy of marts/ops the insight app reads
     quality_docs_url: str      # where `make dev` serves the Data Docs over HTTP
     app_port: int
+    dagster_port: int
     engine: str                # duckdb (embedded) or spark
     spark_remote: str          # a Spark Connect URL (sc://host:15002); empty: spark_master
     spark_master: str
@@ -92,13 +106,14 @@ class Settings:
             warehouse=Path(env("MEDMKT_WAREHOUSE")),
             mlflow_tracking_uri=env("MLFLOW_TRACKING_URI"),
             export_dir=Path(env("MEDMKT_EXPORT_DIR")),
-            mlflow_ui=env("MEDMKT_MLFLOW_UI"),
+            mlflow_ui=mlflow_ui_url(),
             quality_dir=Path(env("MEDMKT_QUALITY_DIR")),
             alert_dir=Path(env("MEDMKT_ALERT_DIR")),
             duckdb_memory=env("MEDMKT_DUCKDB_MEMORY"),
             insight_snapshot=Path(env("MEDMKT_INSIGHT_SNAPSHOT")),
             quality_docs_url=env("MEDMKT_QUALITY_DOCS_URL"),
             app_port=int(env("MEDMKT_APP_PORT")),
+            dagster_port=int(env("DAGSTER_PORT")),
             engine=engine,
             spark_remote=env("MEDMKT_SPARK_REMOTE"),
             spark_master=env("MEDMKT_SPARK_MASTER"),

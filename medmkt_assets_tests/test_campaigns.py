@@ -43,10 +43,44 @@ def test_effects_revenue_cost_roi_and_small_cell_suppression():
     assert a.uplift == pytest.approx(0.12 - 0.08)
     assert a.incremental_revenue == pytest.approx((12.0 - 8.0) * 1000)
     assert a.roi == pytest.approx((4000 - 500) / 500)
+    assert a.cost_per_contact == 0.5 and a.roi_plausible and pd.isna(a.roi_flag)
     hidden = suppress_effects(effects)
     assert not hidden.suppressed.iloc[0] and hidden.suppressed.iloc[1]
     assert pd.isna(hidden.treated.iloc[1]) and pd.isna(hidden.uplift.iloc[1])
+    assert pd.isna(hidden.roi_flag.iloc[1]) and pd.isna(hidden.roi_plausible.iloc[1])
     assert "treated_conversions" not in hidden
+
+
+def test_an_implausible_roi_is_flagged_not_passed_off_as_a_result():
+    # the campaign: CN¥6.90 for 690 contacts and a ROI of 104,088.8 %
+    arms = pd.DataFrame({"campaign_id": ["cheap", "high", "noise", "free", "fine"],
+                         "treated": [690, 1000, 1000, 1000, 1000], "control": [300, 500, 500, 500, 500],
+                         "treated_conversions": [120, 120, 100, 120, 120], "control_conversions": [30, 40, 48, 40, 40],
+                         "treated_revenue": [9000.0, 60000.0, 5000.0, 12000.0, 12000.0],
+                         "control_revenue": [600.0, 5000.0, 2400.0, 4000.0, 4000.0],
+                         "cost": [6.90, 500.0, 500.0, 0.0, 500.0]})
+    effects = campaign_effects(arms).set_index("campaign_id")
+    assert effects.roi["cheap"] > 1000
+    assert effects.roi_flag.fillna("-").to_dict() == {"cheap": "cost_incomplete", "high": "implausibly_high",
+                                                      "noise": "uplift_not_significant", "free": "no_cost", "fine": "-"}
+    assert effects.roi_plausible.tolist() == [False, False, False, False, True]
+    assert effects.cost_per_contact["cheap"] == pytest.approx(0.01)
+
+
+def test_demo_costs_are_realistic_and_no_published_roi_is_passed_off(demo_pipeline):
+    from medmkt_assets.lib.models.campaigns import MAX_PLAUSIBLE_ROI, MIN_COST_PER_CONTACT
+
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    rows = con.execute("SELECT campaign_id, cost_per_contact, roi, roi_plausible, roi_flag FROM marts.campaign_effects "
+                       "WHERE NOT suppressed").fetchall()
+    assert rows
+    for cid, per_contact, roi, plausible, flag in rows:
+        assert per_contact >= MIN_COST_PER_CONTACT, (cid, per_contact)
+        assert plausible == (flag is None), (cid, flag)
+        assert roi <= MAX_PLAUSIBLE_ROI or flag is not None, (cid, roi)
+    (unflagged,) = con.execute("SELECT count(*) FROM marts.campaign_effects_by_group WHERE roi > ? AND roi_flag IS NULL",
+                               [MAX_PLAUSIBLE_ROI]).fetchone()
+    assert unflagged == 0
 
 
 def test_a_lone_hidden_group_takes_its_smallest_sibling_with_it():

@@ -28,6 +28,15 @@ def test_the_production_definitions_load_with_every_resource_bound(tmp_path, mon
                  "demand_trends"):
         assert checks[(f"marts/{mart}", "small_cells_hidden")] is True
     assert checks[("marts/audiences", "audience_patients_eligible")] is True
+    # every checked mart is an asset some step materializes, and full_refresh runs its checks: a table
+    # written on the side (marts.audience_exclusions once) showed as an external asset, "never materialized"
+    graph = repository.asset_graph
+    full_refresh = repository.get_job("full_refresh")
+    job_checks = {(key.asset_key.to_user_string(), key.name)
+                  for key in full_refresh.asset_layer.asset_graph.asset_check_keys}
+    for asset_key, name in checks:
+        assert not graph.get(dg.AssetKey.from_user_string(asset_key)).is_external, asset_key
+        assert (asset_key, name) in job_checks, (asset_key, name)
     for mart in ("patient_segments", "recommendations", "propensity_scores"):
         assert checks[(f"marts/{mart}", "covers_every_profiled_patient")] is False
     # links are not fixed at load: the MLflow UI and Data Docs addresses are read where each run executes
@@ -51,3 +60,18 @@ def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):
     reader = duckdb.connect(path, read_only=True)  # another configuration: refused while a connection is open
     assert reader.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 't'").fetchone()[0] == 0
     reader.close()
+
+
+def test_the_instance_settings_switch_off_telemetry_and_the_first_visit_dialog(tmp_path):
+    """instance/dagster.yaml (copied into DAGSTER_HOME by make dev / make run): no community pop-up on a
+    fresh instance, no telemetry, the one-writer pool; and no dagster.yaml at the top of the repository,
+    where `dagster dev` would warn that it is not used."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert not (root / "dagster.yaml").exists()
+    shutil.copy(root / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert instance.nux_enabled is False
+        assert instance.telemetry_enabled is False

@@ -184,13 +184,11 @@ def test_segment_labels_translate_by_their_parts():
     from medmkt_assets.lib.sources.adapters.common import CATEGORY_KEYWORDS
     from medmkt_assets.lib.sources.schema import ORDER_CHANNELS
     categories = [c for c, _ in CATEGORY_KEYWORDS]
-    means = pd.DataFrame({"monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
-                          "age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})
-    for i, category in enumerate(categories):
-        means[f"cat__{category}"] = [1.0 if j // 4 == i else 0.0 for j in range(len(means))]
-    for i, channel in enumerate(ORDER_CHANNELS):
-        means[f"ch__{channel}"] = [1.0 if j % len(ORDER_CHANNELS) == i else 0.0 for j in range(len(means))]
-    for label in label_segments(means):
+    words = pd.DataFrame({"avg_monetary": [0.0, 50.0, 100.0, 300.0] * len(categories),
+                          "typical_age_band": ["30-39", "90+", "unknown", "70-79"] * len(categories)})
+    words["top_category"] = [categories[j // 4] for j in range(len(words))]
+    words["preferred_channel"] = [ORDER_CHANNELS[j % len(ORDER_CHANNELS)] for j in range(len(words))]
+    for label in label_segments(words):
         chinese = i18n.segment_label(label, "zh")
         assert not re.search(r"[A-Za-z]", chinese.replace("App", "")), (label, chinese)
         assert "_" not in i18n.segment_label(label, "en")
@@ -268,7 +266,7 @@ def test_the_snapshot_asset_waits_for_every_asset_that_writes_what_it_copies(tmp
     assert snapshot.group_name == "insight"
     assert all(graph.has(key) and not graph.get(key).is_external for key in snapshot.parent_keys)
     copied = {t.removeprefix("marts_") for t in SNAPSHOT_SQL}
-    written_by = {"audience_exclusions": "audiences", "uplift_models": "uplift_scores",
+    written_by = {"uplift_models": "uplift_scores",
                   "recommendation_evaluation": "recommendations"}
     assert {written_by.get(t, t) for t in copied} <= {key.path[-1] for key in snapshot.parent_keys}
 

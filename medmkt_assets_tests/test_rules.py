@@ -250,11 +250,32 @@ def test_prune_redundant():
     assert (("B", "D"), ("A",)) not in rule_keys(pruned)
     # brute force: pruned = raw minus rules with an at-least-as-confident generalisation ({} included)
     conf = {(frozenset(a), frozenset(c)): x for a, c, x in zip(raw.antecedents, raw.consequents, raw.confidence)}
+    # ... and rules whose consequent holds an item the rest of the rule implies (same support without it)
+    sets = [set(b.split()) for b in ("A B C D", "A B C D", "A C", "A C", "B", "B")]
+
+    def count(items) -> int:
+        return sum(set(items) <= b for b in sets)
+
     expected = {(a, c) for a, c in rule_keys(raw)
                 if not any(conf.get((frozenset(s), frozenset(c)), -1) >= conf[(frozenset(a), frozenset(c))]
-                           for k in range(len(a)) for s in combinations(a, k))}
+                           for k in range(len(a)) for s in combinations(a, k))
+                and not (len(c) > 1 and any(count(set(a) | set(c) - {x}) == count(set(a) | set(c)) for x in c))}
     assert rule_keys(pruned) == expected
     assert len(pruned) < len(raw)
+
+
+def test_a_consequent_item_implied_by_the_rest_is_pruned():
+    # Every influenza basket also holds the category item: Pneumo -> {Flu, cat} has the support and
+    # confidence of Pneumo -> Flu (3 of 4), so only the shorter rule is published.
+    data = baskets_of("Pneumo Flu cat", "Pneumo Flu cat", "Pneumo Flu cat", "Pneumo", "Flu cat", "cat X", "X")
+    raw = mine_rules(data, min_support=0.4, min_confidence=0.7)
+    pruned = mine_rules(data, min_support=0.4, min_confidence=0.7, prune_redundant=True)
+    assert (("Pneumo",), ("Flu", "cat")) in rule_keys(raw)
+    assert rule(raw, ["Pneumo"], ["Flu", "cat"]).support == rule(raw, ["Pneumo"], ["Flu"]).support == 3 / 7
+    assert (("Pneumo",), ("Flu", "cat")) not in rule_keys(pruned)
+    assert rule(pruned, ["Pneumo"], ["Flu"]).confidence == 0.75
+    # the pruning only drops a longer consequent: the one-item rules into the category stay
+    assert {(("Flu",), ("cat",)), (("Pneumo",), ("cat",))} <= rule_keys(pruned)
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -427,3 +448,16 @@ def test_spark_itemset_counts_find_the_same_itemsets_counts_and_rules(spark, see
     settings = dict(min_lift=None, prune_redundant=True)
     pd.testing.assert_frame_equal(rules_from_itemsets(found, n, 0.3, **settings),
                                   mine_rules(baskets, 0.03, 0.3, max_len=3, **settings))
+
+
+def test_importing_the_rules_leaves_the_process_warning_filters_alone():
+    """mlxtend sets simplefilter("always", DeprecationWarning) for the whole process when imported: every
+    library's deprecation notice then showed in `make run`. The rules module imports it inside
+    catch_warnings, so a fresh process has no such filter after importing it."""
+    import subprocess
+    import sys
+
+    code = ("import warnings, medmkt_assets.lib.models.rules; "
+            "print(any(f[0] == 'always' and f[2] is DeprecationWarning for f in warnings.filters))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

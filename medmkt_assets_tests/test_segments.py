@@ -6,13 +6,14 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
-from medmkt_assets.lib.models.segment_summary import SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segment_summary import LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.models.segments import (
     MicroWard,
     choose_k,
     choose_method,
     elbow_k,
     label_segments,
+    labelled,
     segment_patients,
     segment_table,
 )
@@ -77,13 +78,13 @@ def test_silhouette_chooses_and_the_elbow_or_stability_break_near_ties():
 
 
 def test_labels_name_value_category_channel_and_age():
-    means = pd.DataFrame({
-        "monetary": [2000.0, 500.0, 1000.0, 0.0],
-        "cat__diabetes_care": [0.6, 0.1, 0.2, 0.0], "cat__dermatology": [0.1, 0.7, 0.2, 0.0],
-        "ch__store": [0.8, 0.1, 0.5, 0.0], "ch__app": [0.1, 0.9, 0.5, 0.0],
-        "age_band": ["70-79", "20-29", "40-49", "30-39"],
+    words = pd.DataFrame({
+        "avg_monetary": [2000.0, 500.0, 1000.0, 0.0],
+        "top_category": ["diabetes_care", "dermatology", "checkup", None],
+        "preferred_channel": ["store", "app", "store", None],
+        "typical_age_band": ["70-79", "20-29", "40-49", "30-39"],
     })
-    labels = label_segments(means)
+    labels = label_segments(words)
     assert labels[0] == "high value · diabetes care · store · 70-79"
     assert labels[1] == "low value · dermatology · app · 20-29"
     assert labels[3] == "no purchases yet · 30-39"
@@ -115,8 +116,9 @@ def test_demo_segmentation_run_holds_plots_and_the_summary(demo_pipeline):
     assert client.get_model_version_by_alias("medmkt-segmentation", "champion").run_id == run.info.run_id
 
 
-def _summary_world(con, segments: pd.DataFrame, channel: str = "store") -> None:
-    """marts.patient_segments as given; every member's profile the same, preferring `channel`."""
+def _summary_world(con, segments: pd.DataFrame, channel: str = "store", orders: list[tuple] = ()) -> None:
+    """marts.patient_segments as given; every member's profile the same, preferring `channel`;
+    `orders` as (patient_key, category, amount)."""
     for schema in ("marts", "features", "staging"):
         con.execute(f"CREATE SCHEMA {schema}")
     con.register("segments", segments)
@@ -129,6 +131,10 @@ def _summary_world(con, segments: pd.DataFrame, channel: str = "store") -> None:
                 "FROM marts.patient_segments")
     con.execute("CREATE TABLE staging.orders (patient_key VARCHAR, product_id VARCHAR, quantity INT, unit_price DOUBLE)")
     con.execute("CREATE TABLE staging.products (product_id VARCHAR, category VARCHAR)")
+    for key, category, amount in orders:
+        con.execute("INSERT INTO staging.orders VALUES (?, ?, 1, ?)", [key, category, amount])
+        con.execute("INSERT INTO staging.products SELECT ?, ? WHERE ? NOT IN (SELECT product_id FROM staging.products)",
+                    [category, category, category])
     con.execute("CREATE TABLE staging.campaign_contacts (patient_key VARCHAR, arm VARCHAR, converted BOOLEAN)")
     con.execute(SEGMENT_SUMMARY_SQL)
 
@@ -144,16 +150,47 @@ def test_segment_summary_hides_small_segments_and_their_complement(tmp_path):
     assert summary == [(0, 50, 100.0, False), (1, None, None, True), (2, None, None, True)]
 
 
-def test_the_summary_shows_the_labels_distinctive_channel_beside_the_most_common_one():
-    # segment 1 orders in store more than anywhere else, but by phone far more than the others do
+def test_a_label_names_the_channel_category_and_age_its_summary_row_shows():
+    # segment 1 orders in store more than anywhere else, but by phone far more than the others do:
+    # the label says "store" (what the table shows as preferred_channel), phone is only distinctive
     features = pd.DataFrame({"monetary": [100.0] * 24, "cat__checkup": [0.5] * 12 + [0.2] * 12,
                              "cat__dermatology": [0.5] * 12 + [0.8] * 12,
                              "ch__store": [0.9] * 12 + [0.6] * 12, "ch__phone": [0.1] * 12 + [0.4] * 12})
     keys = pd.Series([f"k{i}" for i in range(24)])
-    segments, labels = segment_table(keys, features, pd.Series(["40-49"] * 24), np.repeat([0, 1], 12), "kmeans_k2")
-    assert labels[1] == "mid value · dermatology · phone · 40-49"
+    segments = segment_table(keys, features, np.repeat([0, 1], 12), "kmeans_k2")
+    orders = [(k, "dermatology" if i >= 12 else "checkup", 80.0) for i, k in enumerate(keys)] + [
+        (k, "vaccination", 20.0) for k in keys]
     con = duckdb.connect()
-    _summary_world(con, segments, channel="store")
-    row = con.execute("SELECT segment_label, preferred_channel, distinctive_channel, distinctive_category "
-                      "FROM marts.segment_summary WHERE segment_id = 1").fetchone()
-    assert row == (labels[1], "store", "phone", "dermatology")
+    _summary_world(con, segments, channel="store", orders=orders)
+    labels = label_segments(con.execute(LABEL_WORDS_SQL).fetchdf().set_index("segment_id"))
+    assert labels[1] == "mid value · dermatology · store · 30-39"
+    con.execute("DROP TABLE marts.patient_segments")
+    con.register("labelled", labelled(segments, labels))
+    con.execute("CREATE TABLE marts.patient_segments AS SELECT * FROM labelled")
+    con.execute(SEGMENT_SUMMARY_SQL)
+    rows = con.execute("SELECT segment_label, avg_monetary, top_categories, preferred_channel, typical_age_band, "
+                       "distinctive_channel, distinctive_category FROM marts.segment_summary ORDER BY segment_id"
+                       ).fetchall()
+    assert rows[1] == (labels[1], 100.0, "dermatology, vaccination", "store", "30-39", "phone", "dermatology")
+    for label, _, top, channel, age, *_ in rows:
+        assert label_words_agree(label, top, channel, age), (label, top, channel, age)
+
+
+def label_words_agree(label: str, top_categories: str, preferred_channel: str, typical_age_band: str) -> bool:
+    """A label's category, channel and age words are the first of top_categories, preferred_channel and
+    typical_age_band (the value tier comes first; '#<id>' may follow)."""
+    words = label.split(" #")[0].split(" · ")
+    return words[1:] == [top_categories.split(", ")[0].replace("_", " "), preferred_channel, typical_age_band]
+
+
+def test_demo_segment_labels_agree_with_their_summary_rows(demo_pipeline):
+    con = duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True)
+    rows = con.execute("SELECT segment_label, top_categories, preferred_channel, typical_age_band "
+                       "FROM marts.segment_summary WHERE NOT suppressed AND top_categories IS NOT NULL").fetchall()
+    assert len(rows) >= 3
+    for row in rows:
+        assert label_words_agree(*row), row
+    # every patient's label is their segment's published label
+    (mismatched,) = con.execute("SELECT count(*) FROM marts.patient_segments p JOIN marts.segment_summary s "
+                                "USING (segment_id) WHERE p.segment_label <> s.segment_label").fetchone()
+    assert mismatched == 0

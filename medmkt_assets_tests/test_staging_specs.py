@@ -50,3 +50,12 @@ def test_unknown_tables_are_refused_and_every_contract_table_has_a_spec():
     assert set(specs) == set(SOURCE_TABLES)
     # the pseudonym is keyed at bind time: a different key gives different SQL
     assert build_specs("other", AS_OF, load_policy())["orders"].parsed["patient_key"] != specs["orders"].parsed["patient_key"]
+
+
+def test_only_tables_that_hold_patients_need_the_pseudonym_key():
+    """Staging products or campaigns neither needs the key nor warns that the development key is used."""
+    from medmkt_assets.lib.sources.staging_specs import holds_patients
+
+    assert not holds_patients("products") and not holds_patients("campaigns")
+    assert all(holds_patients(t) for t in ("patients", "orders", "diagnoses", "campaign_contacts", "consents",
+                                           "surveys", "events"))

@@ -5,7 +5,7 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from medmkt_assets.defs.resources import MlflowTracker
-from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, run_url, sqlite_path
+from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, experiment_url, run_url, sqlite_path
 
 
 def test_tracker_tags_runs_and_links_them(tmp_path):
@@ -27,14 +27,20 @@ def test_tracker_tags_runs_and_links_them(tmp_path):
     # the UI opens it as a model-development experiment (not an empty GenAI traces page), described
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
     assert experiment.tags["mlflow.note.content"]
+    # MLflow's own Default experiment says medmkt's runs are elsewhere
+    assert "medmkt-segmentation" in client.get_experiment("0").tags["mlflow.note.content"]
     (run,) = client.search_runs([experiment.experiment_id])
+    # every run has a description: what was fitted, by which asset and Dagster run
+    note = run.data.tags["mlflow.note.content"]
+    assert note.startswith("toy: fitted by the Dagster asset features/toy_model") and result.run_id in note
     assert run.data.metrics == {"auc": 0.75}
     assert run.data.tags["dagster.run_id"] == result.run_id
     assert run.data.tags["dagster.asset_key"] == "features/toy_model"
     assert run.data.tags["data_snapshot"] == "unknown"  # no source inventory in this run
     materialization = result.asset_materializations_for_node("features__toy_model")[0]
     assert materialization.metadata["mlflow_run"].url == (
-        f"http://mlflow.local:5000/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}")
+        f"http://mlflow.local:5000/#/experiments/{experiment.experiment_id}/runs/{run.info.run_id}"
+        "?workflowType=machine_learning")
 
 
 def test_runs_carry_the_data_snapshot_of_the_source_inventory(tmp_path):
@@ -80,10 +86,36 @@ def test_run_links_follow_the_mlflow_ui_address_set_where_the_run_executes(tmp_p
 def test_uri_helpers():
     assert str(sqlite_path("sqlite:///data/mlflow/mlflow.db")) == "data/mlflow/mlflow.db"
     assert sqlite_path("http://host:5000") is None and artifact_root("http://host:5000") is None
-    assert run_url("http://x/", "1", "abc") == "http://x/#/experiments/1/runs/abc"
+    assert run_url("http://x/", "1", "abc") == "http://x/#/experiments/1/runs/abc?workflowType=machine_learning"
+    assert experiment_url("http://x", "1") == "http://x/#/experiments/1/runs?workflowType=machine_learning"
 
 
-def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path):
+def test_make_dev_serves_each_ui_where_the_links_point(monkeypatch):
+    from urllib.parse import urlparse
+
+    from medmkt_assets.cli import dev_commands
+    from medmkt_assets.definitions import build_resources
+    from medmkt_assets.settings import Settings
+
+    for name in ("MEDMKT_MLFLOW_UI", "MEDMKT_QUALITY_DOCS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_PORT", "5123")
+    monkeypatch.setenv("DAGSTER_PORT", "3123")
+    settings = Settings.from_env()
+    commands = dev_commands(settings)
+    resources = build_resources(settings)
+    assert commands["mlflow"][commands["mlflow"].index("--port") + 1] == "5123"
+    assert resources["tracker"].ui == settings.mlflow_ui == "http://127.0.0.1:5123"  # the links' address
+    assert commands["dagster"][-2:] == ["-p", "3123"]
+    monkeypatch.setenv("MEDMKT_MLFLOW_UI", "http://127.0.0.1:5999")  # a full address wins, for both
+    settings = Settings.from_env()
+    assert dev_commands(settings)["mlflow"][dev_commands(settings)["mlflow"].index("--port") + 1] == "5999"
+    assert build_resources(settings)["tracker"].ui == "http://127.0.0.1:5999"
+    docs = dev_commands(settings)["docs"]
+    assert docs[docs.index("http.server") + 1] == str(urlparse(settings.quality_docs_url).port)
+
+
+def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path, capfd):
     """models:/…@champion loaded with pyfunc answers per patient_key, as the fitted model does."""
     import pandas as pd
 
@@ -101,6 +133,8 @@ def test_the_registered_recommender_serves_each_patient_their_own_list(tmp_path)
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(experiment_id=ensure_experiment(uri, "medmkt-test")):
         log_recommender(model, "medmkt-test-recommender", users)
+    logged = capfd.readouterr()  # MLflow's own handler writes to stderr
+    assert "CloudPickle" not in logged.err + logged.out  # its generic notice about our own model class is dropped
     served = mlflow.pyfunc.load_model("models:/medmkt-test-recommender@champion").predict(
         pd.DataFrame({"patient_key": ["k2", "k1", "never-seen"]}))
     lists = served.groupby("patient_key").product_id.apply(list)

@@ -11,13 +11,14 @@ import mlflow
 from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
+from medmkt_assets.defs.warehouse import describe_step_tables
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.privacy.pseudonym import DEVELOPMENT_KEY
 from medmkt_assets.lib.privacy.sensitive import SensitivePolicy, load_policy
 from medmkt_assets.lib.sources.files import SOURCE_SUFFIXES, find_source_file
 from medmkt_assets.lib.sources.staging import ensure_schemas
 from medmkt_assets.lib.tracking import mlflow_runs
-from medmkt_assets.settings import env
+from medmkt_assets.settings import env, mlflow_ui_url
 
 
 class SourceFiles(dg.ConfigurableResource):
@@ -139,6 +140,7 @@ class Warehouse(dg.ConfigurableResource):
             ensure_schemas(session)
             with session.transaction():
                 yield session
+            describe_step_tables(session)  # the written tables' column schemas, in the asset's metadata
 
 
 class PseudonymKey(dg.ConfigurableResource):
@@ -182,22 +184,27 @@ class MlflowTracker(dg.ConfigurableResource):
     tracking_uri: str = Field(description="MLflow backend (MLFLOW_TRACKING_URI).")
     ui_url: str = Field(default="", description=(
         "Base URL of the MLflow UI for run links; empty: MEDMKT_MLFLOW_UI as set where the run executes "
-        "(default http://127.0.0.1:5000), so links follow the UI without reloading the code location."))
+        "(default http://127.0.0.1:<MLFLOW_PORT>, 5000), so links follow the UI without reloading the code "
+        "location."))
 
     @property
     def ui(self) -> str:
         """The MLflow UI address for links, read when the run executes (dg.EnvVar would fail every
         run where the variable is unset; the documented default applies instead)."""
-        return self.ui_url or env("MEDMKT_MLFLOW_UI")
+        return self.ui_url or mlflow_ui_url()
 
     @contextmanager
     def start_run(self, context: dg.AssetExecutionContext, experiment: str, run_name: str,
                   tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
         experiment_id = mlflow_runs.ensure_experiment(self.tracking_uri, experiment)
+        asset, snapshot = context.asset_key.to_user_string(), data_snapshot(context.instance)
         all_tags = {
             "dagster.run_id": context.run.run_id,
-            "dagster.asset_key": context.asset_key.to_user_string(),
-            "data_snapshot": data_snapshot(context.instance),
+            "dagster.asset_key": asset,
+            "data_snapshot": snapshot,
+            # the run's description in the MLflow UI (a caller's own note wins)
+            mlflow_runs.NOTE: mlflow_runs.run_note(experiment, run_name, asset, context.run.run_id, snapshot,
+                                                   tags or {}),
             **(tags or {}),
         }
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=all_tags) as run:

@@ -3,9 +3,15 @@
 import dagster as dg
 
 from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.table_docs import (
+    COLUMN_NOTES,
+    DOCUMENTED_SCHEMAS,
+    staging_lineage,
+    table_columns,
+)
 from medmkt_assets.lib.privacy.identifiers import NOT_FOR_PREVIEW
 
-# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
+# Every asset that writes the warehouse runs in this pool; instance/dagster.yaml limits it to one
 # run step at a time because DuckDB allows a single writing process.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
@@ -39,3 +45,39 @@ def markdown_counts(counts: dict[str, int], key: str = "reason", value: str = "r
         return dg.MetadataValue.md("(none)")
     lines = [f"| {key} | {value} |", "|---|---|"] + [f"| {k} | {v} |" for k, v in counts.items()]
     return dg.MetadataValue.md("\n".join(lines))
+
+
+def describe_step_tables(con: Session) -> None:
+    """Give every staging, features and marts asset this step materializes its column schema (and a
+    staging table its column lineage to the raw table), read from the written table. Called by the
+    Warehouse resource after each committed transaction, so no asset lists its columns by hand;
+    outside an asset step (a check, a test calling the resource) it does nothing."""
+    try:
+        context = dg.AssetExecutionContext.get()
+        keys = context.selected_asset_keys
+    except dg.DagsterInvariantViolationError:
+        return
+    for key in keys:
+        if len(key.path) != 2 or key.path[0] not in DOCUMENTED_SCHEMAS:
+            continue
+        table = ".".join(key.path)
+        if not con.table_exists(table):
+            continue
+        context.add_asset_metadata(table_metadata(con, table), asset_key=key)
+
+
+def table_metadata(con: Session, table: str) -> dict:
+    """dagster/column_schema of `table` (with the notes of lib.ops.table_docs), and for a staging table
+    dagster/column_lineage back to raw.<table>."""
+    columns = table_columns(con, table)
+    notes = COLUMN_NOTES.get(table, {})
+    metadata: dict = {"dagster/column_schema": dg.TableSchema(columns=[
+        dg.TableColumn(name, dtype, description=notes.get(name)) for name, dtype in columns])}
+    schema, name = table.split(".")
+    if schema == "staging" and con.table_exists(f"raw.{name}"):
+        sources = staging_lineage([c for c, _ in columns], con.describe(f"raw.{name}"))
+        if sources:
+            metadata["dagster/column_lineage"] = dg.TableColumnLineage(deps_by_column={
+                column: [dg.TableColumnDep(asset_key=dg.AssetKey(["raw", name]), column_name=source)]
+                for column, source in sources.items()})
+    return metadata

@@ -132,18 +132,19 @@ BUNDLES = (
     ("Stress management class", "Mindfulness app subscription", 0.75),
 )
 
-# campaign_id, name, purpose, channel, target category, start, end, cost per contact, uplift
+# campaign_id, name, purpose, channel, target category, start, end, cost per contact (CNY, fully loaded:
+# the message or call, content, platform and staff time, not the bare delivery fee), uplift
 PAST_CAMPAIGNS = (
-    ("C001", "Diabetes care spring offer", "marketing", "sms", "diabetes_care", "2025-01-15", "2025-02-15", 0.05, 0.06),
-    ("C002", "Skin care relaunch", "marketing", "email", "dermatology", "2025-03-01", "2025-03-31", 0.02, 0.04),
-    ("C003", "Checkup awareness push", "marketing", "app_push", "checkup", "2025-06-01", "2025-06-30", 0.01, 0.0),
-    ("C004", "Blood pressure refill reminder", "refill_reminder", "sms", "cardiology", "2025-09-01", "2025-09-30", 0.05, 0.08),
-    ("C005", "Flu season education", "health_education", "wechat", "vaccination", "2025-11-01", "2025-11-30", 0.03, 0.03),
-    ("C006", "Women's health week", "marketing", "call", "womens_health", "2026-02-01", "2026-02-28", 0.80, 0.05),
+    ("C001", "Diabetes care spring offer", "marketing", "sms", "diabetes_care", "2025-01-15", "2025-02-15", 1.20, 0.06),
+    ("C002", "Skin care relaunch", "marketing", "email", "dermatology", "2025-03-01", "2025-03-31", 0.60, 0.04),
+    ("C003", "Checkup awareness push", "marketing", "app_push", "checkup", "2025-06-01", "2025-06-30", 0.40, 0.0),
+    ("C004", "Blood pressure refill reminder", "refill_reminder", "sms", "cardiology", "2025-09-01", "2025-09-30", 1.20, 0.08),
+    ("C005", "Flu season education", "health_education", "wechat", "vaccination", "2025-11-01", "2025-11-30", 0.90, 0.03),
+    ("C006", "Women's health week", "marketing", "call", "womens_health", "2026-02-01", "2026-02-28", 12.00, 0.05),
 )
 PLANNED_CAMPAIGNS = (
-    ("C007", "Diabetes care summer programme", "marketing", "sms", "diabetes_care", "2026-07-15", "2026-08-15", 0.05, 0.06),
-    ("C008", "Dermatology autumn offer", "marketing", "email", "dermatology", "2026-08-01", "2026-08-31", 0.02, 0.04),
+    ("C007", "Diabetes care summer programme", "marketing", "sms", "diabetes_care", "2026-07-15", "2026-08-15", 1.20, 0.06),
+    ("C008", "Dermatology autumn offer", "marketing", "email", "dermatology", "2026-08-01", "2026-08-31", 0.60, 0.04),
 )
 
 REGIONS = {

@@ -17,7 +17,7 @@ def triggered_by(kind: str, name: str) -> dict[str, str]:
 INGESTION = dg.AssetSelection.groups("ingest", "staging")
 FEATURES = dg.AssetSelection.groups("profiles")
 MODELS = dg.AssetSelection.groups("segments", "rules", "recommend", "campaigns", "privacy", "insight")
-CAMPAIGN_REPORT = dg.AssetSelection.keys(
+CAMPAIGN_REPORT = dg.AssetSelection.assets(
     dg.AssetKey(["marts", "campaign_effects"]), dg.AssetKey(["marts", "campaign_effects_by_group"]))
 
 full_refresh_job = dg.define_asset_job(

@@ -27,15 +27,33 @@ class AudienceConfig(dg.Config):
     holdout_share: float = Field(default=0.1, description="Random share of the audience held out, never contacted.")
 
 
-@dg.asset(
-    key=["marts", "audiences"], group_name="campaigns", kinds={"duckdb", "csv"}, pool=WAREHOUSE_POOL, automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
-    deps=[dg.AssetKey(["marts", k]) for k in ("uplift_scores", "propensity_scores", "patient_segments",
-                                               "patient_profiles")]
-    + [dg.AssetKey(["staging", t]) for t in ("consents", "campaigns", "orders", "products")],
+AUDIENCES = dg.AssetKey(["marts", "audiences"])
+EXCLUSIONS = dg.AssetKey(["marts", "audience_exclusions"])
+_INPUTS = [dg.AssetKey(["marts", k]) for k in ("uplift_scores", "propensity_scores", "patient_segments",
+                                                "patient_profiles")] + [
+    dg.AssetKey(["staging", t]) for t in ("consents", "campaigns", "orders", "products")]
+
+
+# One step writes both tables (the exclusion counts come from the same judgement of every patient),
+# so both are outputs of it: marts.audience_exclusions is materialized in every run that builds the
+# audiences, and its blocking small_cells_hidden check runs with it (it never did as a side table).
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(AUDIENCES, group_name="campaigns", kinds={"duckdb", "csv"}, deps=_INPUTS,
+                     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
+                     description="Consent-aware audiences per planned campaign, ranked by expected uplift, with a "
+                                 "holdout; exported as 0600 CSVs."),
+        dg.AssetSpec(EXCLUSIONS, group_name="campaigns", kinds={"duckdb"}, deps=_INPUTS,
+                     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
+                     description="Patients per planned campaign and exclusion reason (1-10 suppressed, with the "
+                                 "sibling that would give a hidden cell back)."),
+    ],
+    pool=WAREHOUSE_POOL, name="audiences",
 )
 def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehouse: Warehouse,
-              exports: ExportDir) -> dg.MaterializeResult:
-    """Consent-aware audiences per planned campaign, ranked by expected uplift, with a holdout; exported as 0600 CSVs."""
+              exports: ExportDir):
+    """Consent-aware audiences per planned campaign, ranked by expected uplift, with a holdout; exported as
+    0600 CSVs; and the patients per exclusion reason."""
     with warehouse.transaction() as con:
         planned = con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()
         judge_audiences(con, planned, config.audience_share, config.max_size, config.holdout_share)
@@ -50,12 +68,15 @@ def audiences(context: dg.AssetExecutionContext, config: AudienceConfig, warehou
                             "ORDER BY ALL").fetchdf()
     if not planned:
         context.log.warning("No planned campaigns (campaigns without contacts): no audiences to build.")
-    return dg.MaterializeResult(metadata={
+    shown = dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(none)")
+    yield dg.MaterializeResult(asset_key=AUDIENCES, metadata={
         "dagster/row_count": n,
         "export_dir": dg.MetadataValue.path(str(exports.folder)),
         "files": ", ".join(c["file"] for c in manifest["campaigns"]) or "(none)",
-        "selection_and_exclusions": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "(none)"),
+        "selection_and_exclusions": shown,
     })
+    yield dg.MaterializeResult(asset_key=EXCLUSIONS, metadata={
+        "dagster/row_count": len(table), "exclusions": shown})
 
 
 def _export(context: dg.AssetExecutionContext, con, exports: ExportDir, planned: list[tuple], counts) -> dict:

@@ -4,7 +4,7 @@ import pandas as pd
 
 from medmkt_assets.defs.resources import Warehouse
 from medmkt_assets.defs.warehouse import REFRESH_WHEN_INPUTS_CHANGE, WAREHOUSE_POOL
-from medmkt_assets.lib.models.campaigns import campaign_effects, suppress_effects
+from medmkt_assets.lib.models.campaigns import ROI_FLAGS, campaign_effects, suppress_effects
 
 ARM_TOTALS = """
     count(*) FILTER (WHERE c.arm = 'treatment') AS treated,
@@ -42,12 +42,14 @@ SELECT g.campaign_id, k.name, k.channel, k.purpose, g.group_type, g.group_value,
 FROM marts.campaign_effects_by_group g LEFT JOIN staging.campaigns k USING (campaign_id)
 ORDER BY g.group_type DESC, g.campaign_id, g.group_value"""
 COLUMNS = ("treated", "control", "treated_conversion_rate", "control_conversion_rate", "uplift", "uplift_ci_low",
-           "uplift_ci_high", "p_value", "cost", "incremental_conversions", "incremental_revenue", "roi", "suppressed")
+           "uplift_ci_high", "p_value", "cost", "incremental_conversions", "incremental_revenue", "roi", "suppressed",
+           "cost_per_contact", "roi_plausible", "roi_flag")
+_TYPES = {"suppressed": "boolean", "roi_plausible": "boolean", "roi_flag": "string"}
 
 
 def _no_effects(arms: pd.DataFrame) -> pd.DataFrame:
     """The effect columns of no campaign, typed (an untyped empty column would be text on Spark)."""
-    return arms.assign(**{c: pd.Series(dtype="boolean" if c == "suppressed" else "float64") for c in COLUMNS})
+    return arms.assign(**{c: pd.Series(dtype=_TYPES.get(c, "float64")) for c in COLUMNS})
 
 
 @dg.asset(
@@ -66,11 +68,12 @@ def campaign_effects_mart(context: dg.AssetExecutionContext, warehouse: Warehous
     if published.empty:
         context.log.warning("No campaign contacts in the source: campaign_effects is empty.")
     shown = published[["campaign_id", "name", "channel", "purpose", "treated", "control", "uplift", "uplift_ci_low",
-                       "uplift_ci_high", "p_value", "roi"]].round(4)
+                       "uplift_ci_high", "p_value", "cost_per_contact", "roi", "roi_flag"]].round(4)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(published),
         "effects": dg.MetadataValue.md(shown.to_markdown(index=False) if len(shown) else "(no campaigns with contacts)"),
         "significant_at_5pct": int((published.p_value < 0.05).sum()) if len(published) else 0,
+        "roi_flags": dg.MetadataValue.md("\n".join(f"- `{k}`: {v}" for k, v in ROI_FLAGS.items())),
     })
 
 

@@ -21,11 +21,11 @@ from medmkt_assets.lib.ops.insight import (
 )
 
 # The assets that write the tables the snapshot copies. Some write more than their own table:
-# marts/audiences also writes marts.audience_exclusions and the export manifest, marts/uplift_scores
+# marts/audiences also writes the export manifest, marts/uplift_scores
 # marts.uplift_models, marts/recommendations marts.recommendation_evaluation.
 SNAPSHOT_DEPS = [dg.AssetKey(["marts", t]) for t in (
     "segment_summary", "demand_trends", "association_rules", "recommendations", "patient_segments",
-    "campaign_effects", "campaign_effects_by_group", "audiences", "uplift_scores",
+    "campaign_effects", "campaign_effects_by_group", "audiences", "audience_exclusions", "uplift_scores",
     "product_catalog", "campaign_catalog", "condition_catalog")] + [
     dg.AssetKey(["ops", "sensitive_use"])]  # its blocking check keeps a leak of sensitive data out of the app
 

@@ -23,12 +23,12 @@ from medmkt_assets.lib.privacy.suppression import suppressed_counts
 from medmkt_assets.lib.sources.staging_specs import SCREENED_TABLES
 
 # The assets that write the marts and feature tables the check reads (some write more than one:
-# marts/audiences also writes marts.audience_exclusions, marts/uplift_scores marts.uplift_models,
+# marts/uplift_scores also writes marts.uplift_models,
 # marts/recommendations marts.recommendation_evaluation).
 MARKETING_OUTPUTS = [dg.AssetKey(["marts", t]) for t in (
     "patient_profiles", "patient_segments", "segment_summary", "association_rules", "recommendations",
     "propensity_scores", "uplift_scores", "campaign_effects", "campaign_effects_by_group", "demand_trends",
-    "audiences", "product_catalog", "campaign_catalog", "condition_catalog")] + [
+    "audiences", "audience_exclusions", "product_catalog", "campaign_catalog", "condition_catalog")] + [
     dg.AssetKey(["features", t]) for t in ("patient_features", "campaign_training", "risk_training")]
 
 

@@ -10,13 +10,13 @@ from medmkt_assets.defs.warehouse import (
     WAREHOUSE_POOL,
     row_count,
 )
-from medmkt_assets.lib.models.segment_summary import COLUMN_NOTES, SEGMENT_SUMMARY_SQL
-from medmkt_assets.lib.models.segments import segment_patients, segment_table
+from medmkt_assets.lib.models.segment_summary import LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segments import label_segments, labelled, segment_patients, segment_table
 from medmkt_assets.lib.tracking import mlflow_runs, plots
 
 MODEL_NAME = "medmkt-segmentation"
-# The model inputs, plus each patient's age band from the profile (it labels the segments).
-SEGMENT_INPUTS_SQL = ("SELECT f.*, p.age_band AS _age_band FROM features.patient_features f "
+# The model inputs: the features of every profiled patient.
+SEGMENT_INPUTS_SQL = ("SELECT f.* FROM features.patient_features f "
                       "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
 MIN_BUYERS = 20  # fewer patients with orders than this cannot be clustered meaningfully
 
@@ -37,17 +37,21 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
     with warehouse.session() as con:
         features = con.execute(SEGMENT_INPUTS_SQL).fetchdf()
-    keys, age_bands = features.pop("patient_key"), features.pop("_age_band")
+    keys = features.pop("patient_key")
     buyers = int((features.frequency > 0).sum())
     if buyers < MIN_BUYERS:
         return _single_segment(context, warehouse, keys, buyers)
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
     model_name = f"{result.method}_k{result.k}"
-    segments, labels = segment_table(keys, features, age_bands, result.labels, model_name)
-    run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
+    segments = segment_table(keys, features, result.labels, model_name)
     with warehouse.transaction() as con:
+        # the label is made of what the warehouse says of the members (the numbers segment_summary
+        # shows), so the memberships are written first and labelled from them in the same transaction
         con.write_frame(segments, "marts.patient_segments")
+        labels = label_segments(con.execute(LABEL_WORDS_SQL).fetchdf().set_index("segment_id"))
+        con.write_frame(labelled(segments, labels), "marts.patient_segments")
         n = row_count(con, "marts.patient_segments")
+        run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
     context.log.info("Segmented %d patients into %d segments with %s (silhouette %.3f).",
                      n, len(labels), model_name, result.metrics["silhouette"])
     return dg.MaterializeResult(metadata={
@@ -128,12 +132,10 @@ def segment_summary(context: dg.AssetExecutionContext, warehouse: Warehouse,
                             "round(campaign_conversion_rate, 3) AS conversion_rate FROM marts.segment_summary "
                             "ORDER BY segment_id").fetchdf()
         hidden = con.execute("SELECT count(*) FROM marts.segment_summary WHERE suppressed").fetchall()[0][0]
-        columns = con.execute("DESCRIBE marts.segment_summary").fetchall()
+    # its column schema, with which column is "most common" and which "sets the segment apart"
+    # (segment_summary.COLUMN_NOTES), comes from the Warehouse resource like every table's
     metadata = {"dagster/row_count": len(table), "suppressed_segments": hidden,
-                "summary": dg.MetadataValue.md(table.to_markdown(index=False)),
-                # which column is "most common" and which "sets the segment apart" (the label's words)
-                "dagster/column_schema": dg.TableSchema(columns=[
-                    dg.TableColumn(name, dtype, description=COLUMN_NOTES.get(name)) for name, dtype, *_ in columns])}
+                "summary": dg.MetadataValue.md(table.to_markdown(index=False))}
     # The summary belongs with the segmentation it describes: add it to that MLflow run.
     event = context.instance.get_latest_materialization_event(dg.AssetKey(["marts", "patient_segments"]))
     run_id = event.asset_materialization.metadata.get("mlflow_run_id") if event else None

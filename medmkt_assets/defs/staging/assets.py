@@ -16,6 +16,7 @@ from medmkt_assets.defs.warehouse import (
     preview,
     row_count,
 )
+from medmkt_assets.lib.privacy.pseudonym import DEVELOPMENT_KEY
 from medmkt_assets.lib.privacy.suppression import suppressed_counts
 from medmkt_assets.lib.sources.as_of import (
     AS_OF_TABLE,
@@ -27,7 +28,7 @@ from medmkt_assets.lib.sources.as_of import (
 from medmkt_assets.lib.sources.quarantine_share import quarantine_verdict
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.sources.staging import stage_batch, stage_table
-from medmkt_assets.lib.sources.staging_specs import SCREENED_TABLES, build_specs
+from medmkt_assets.lib.sources.staging_specs import SCREENED_TABLES, build_specs, holds_patients
 
 # Staged tables a table's referential checks read.
 PARENTS = {
@@ -75,7 +76,9 @@ def _staging_asset(table: str) -> dg.AssetsDefinition:
                sources: SourceFiles, sensitive: SensitiveData) -> dg.MaterializeResult:
         batch = sources.batch_of_run(context.run.tags, table)
         with warehouse.transaction() as con:
-            spec = build_specs(pseudonym.key(context.log), read_as_of(con), sensitive.policy())[table]
+            # only a table that holds patients needs the key (and warns when it is the development key)
+            key = pseudonym.key(context.log) if holds_patients(table) else DEVELOPMENT_KEY
+            spec = build_specs(key, read_as_of(con), sensitive.policy())[table]
             # a run the file sensor started for one batch stages just that batch when it can
             result = batch and stage_batch(con, spec, f"raw.{table}", str(batch))
             if not result:

@@ -15,6 +15,44 @@ from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX, hide_complemen
 
 Z95 = float(norm.ppf(0.975))
 
+# When a ROI is not to be believed as it stands (published as roi_flag, roi_plausible = false; the
+# number itself is kept, since the contract publishes it). A fully loaded contact (message or call,
+# content, platform, offer) costs more than a tenth of a currency unit; below that the costs are
+# incomplete (a campaign once showed CN¥6.90 for 690 contacts and a ROI of 104,088.8 %). A ROI
+# above 1,000 % is beyond what direct marketing returns; with an uplift interval that includes
+# zero the incremental revenue, and so the ROI, is not distinguishable from noise.
+MIN_COST_PER_CONTACT = 0.10
+MAX_PLAUSIBLE_ROI = 10.0
+ROI_FLAGS = {
+    "no_cost": "no cost recorded: ROI undefined",
+    "cost_incomplete": f"cost per contact below {MIN_COST_PER_CONTACT:.2f}: costs look incomplete",
+    "implausibly_high": f"ROI above {MAX_PLAUSIBLE_ROI:.0%}: check the recorded costs and revenue",
+    "uplift_not_significant": "the uplift's 95% interval includes 0: the ROI may be noise",
+}
+
+# Shown with the campaign effect assets (dagster/column_schema).
+COLUMN_NOTES = {
+    "cost": "cost of contacting the treated arm (the control arm is never contacted)",
+    "cost_per_contact": "cost / treated patients",
+    "roi": "(incremental revenue - cost) / cost; read it with roi_plausible and roi_flag",
+    "roi_plausible": "false where the ROI is not to be believed as it stands (see roi_flag)",
+    "roi_flag": "why not: " + "; ".join(f"{k} = {v}" for k, v in ROI_FLAGS.items()),
+    "suppressed": "true where counts and the measures that would reveal them are hidden (1-10 people)",
+}
+
+
+def roi_flags(cost: pd.Series, treated: pd.Series, roi: pd.Series, ci_low: pd.Series,
+              ci_high: pd.Series) -> pd.Series:
+    """Why a ROI is not plausible as it stands (a key of ROI_FLAGS), or None; the first reason that applies."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        per_contact = np.asarray(cost, float) / np.asarray(treated, float)
+    roi, low, high = (np.asarray(v, float) for v in (roi, ci_low, ci_high))
+    flags = np.select(
+        [np.asarray(cost, float) <= 0, per_contact < MIN_COST_PER_CONTACT, roi > MAX_PLAUSIBLE_ROI,
+         (low <= 0) & (high >= 0)],
+        ["no_cost", "cost_incomplete", "implausibly_high", "uplift_not_significant"], "")
+    return pd.Series(flags, index=cost.index, dtype="string").replace("", pd.NA)
+
 
 def wilson_interval(successes, trials, z: float = Z95) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval of a proportion (NaN where trials is 0)."""
@@ -49,7 +87,8 @@ def campaign_effects(arms: pd.DataFrame) -> pd.DataFrame:
     `arms` has the group columns plus treated, control (patients), treated_conversions,
     control_conversions, treated_revenue, control_revenue and cost (of contacting the
     treated arm; the control arm is never contacted). Incremental revenue scales the
-    revenue-per-patient difference to the treated arm; roi = (incremental revenue - cost) / cost.
+    revenue-per-patient difference to the treated arm; roi = (incremental revenue - cost) / cost,
+    with `roi_flag` (why it is not to be believed as it stands, see ROI_FLAGS) and `roi_plausible`.
     """
     stats = uplift_test(arms.treated_conversions, arms.treated, arms.control_conversions, arms.control)
     out = pd.concat([arms.reset_index(drop=True), stats], axis=1)
@@ -59,6 +98,10 @@ def campaign_effects(arms: pd.DataFrame) -> pd.DataFrame:
     out["incremental_conversions"] = out.uplift * out.treated
     out["incremental_revenue"] = per_patient * out.treated
     out["roi"] = np.where(out.cost > 0, (out.incremental_revenue - out.cost) / out.cost, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["cost_per_contact"] = np.where(out.treated > 0, out.cost / out.treated, np.nan)
+    out["roi_flag"] = roi_flags(out.cost, out.treated, out.roi, out.uplift_ci_low, out.uplift_ci_high)
+    out["roi_plausible"] = (out.roi_flag.isna() & out.roi.notna()).astype("boolean")
     return out
 
 
@@ -86,8 +129,12 @@ def suppress_effects(effects: pd.DataFrame, max_small: int = SMALL_CELL_MAX,
     for column in measures:
         if column in out:
             out[column] = out[column].astype(float).mask(hide_rates)
-    for column in ("treated", "control", "cost"):
-        out[column] = out[column].astype("Float64").mask(hide_all)
+    for column in ("treated", "control", "cost", "cost_per_contact"):
+        if column in out:
+            out[column] = out[column].astype("Float64").mask(hide_all)
+    for column in ("roi_flag", "roi_plausible"):  # they say something of the hidden rates
+        if column in out:
+            out[column] = out[column].astype("string" if column == "roi_flag" else "boolean").mask(hide_rates)
     out["suppressed"] = hide_rates
     return out.drop(columns=[c for c in ("treated_conversions", "control_conversions", "treated_revenue",
                                          "control_revenue") if c in out])

@@ -25,8 +25,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from mlxtend.frequent_patterns import fpgrowth
 from scipy import sparse
+
+with warnings.catch_warnings():
+    # mlxtend's fpcommon calls warnings.simplefilter("always", DeprecationWarning) when imported,
+    # for the whole process: every library's deprecation notice would then be printed in every run
+    # (`make run`). catch_warnings puts the process's filters back as they were.
+    from mlxtend.frequent_patterns import fpgrowth
 
 from medmkt_assets.lib.privacy.pseudonym import (
     ID_WHITESPACE,  # includes the ideographic space U+3000
@@ -215,7 +220,8 @@ def _generate(itemsets: pd.DataFrame, items: pd.Index, n: int, confidence: Fract
                 n_a = lookup(antecedent)
                 keep = _at_least(n_ac, n_a, p, q)
                 if prune_redundant and keep.any():
-                    keep[keep] = ~_redundant(rows[keep], a_pos, list(c_pos), n_ac[keep], n_a[keep], lookup, n)
+                    keep[keep] = ~(_redundant(rows[keep], a_pos, list(c_pos), n_ac[keep], n_a[keep], lookup, n)
+                                   | _implied_consequent(rows[keep], list(c_pos), n_ac[keep], lookup))
                 if not keep.any():
                     continue
                 out["antecedents"].extend(labels[antecedent[keep]].tolist())
@@ -245,6 +251,20 @@ def _redundant(rows: np.ndarray, a_pos: list[int], c_pos: list[int], n_ac: np.nd
             n_sub_c = lookup(rows[:, sorted(list(sub) + c_pos)])
             redundant |= n_sub_c * n_a >= n_ac * n_sub  # conf(sub -> C) >= conf(A -> C), exactly
     return redundant
+
+
+def _implied_consequent(rows: np.ndarray, c_pos: list[int], n_ac: np.ndarray, lookup: _CountLookup) -> np.ndarray:
+    """True where a consequent item is implied by the rest of the rule: A -> C u {x} counted in as many
+    baskets as A -> C (every basket holding A and C holds x, as `category:vaccination` comes with
+    every vaccine). The shorter rule has the same support and confidence, so the longer one only
+    repeats it with an item that adds nothing ("Pneumococcal -> Influenza + category vaccination")."""
+    implied = np.zeros(len(rows), dtype=bool)
+    if len(c_pos) < 2:
+        return implied
+    for drop in c_pos:
+        rest = [i for i in range(rows.shape[1]) if i != drop]
+        implied |= lookup(rows[:, rest]) == n_ac
+    return implied
 
 
 def _measures(n_a: np.ndarray, n_c: np.ndarray, n_ac: np.ndarray, n: int) -> dict[str, np.ndarray]:
@@ -284,7 +304,9 @@ def mine_rules(baskets: pd.DataFrame, min_support: float, min_confidence: float,
     arules, an item whose own support reaches `min_confidence` gives a rule with an empty
     antecedent ({} -> {X}, lift 1); `min_lift` above 1 leaves such rules out.
     `max_len` bounds the items in a rule (both sides; None: no bound); `prune_redundant` drops a rule
-    when a rule with the same consequent and a smaller antecedent is at least as confident.
+    when a rule with the same consequent and a smaller antecedent is at least as confident, and a rule
+    whose consequent holds an item the rest of the rule implies (A -> {B, x} where every basket with
+    A and B has x: A -> {B} says the same with the same support and confidence).
     """
     _check_columns(baskets)
     _fraction(min_confidence, "min_confidence")

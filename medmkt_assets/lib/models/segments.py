@@ -225,7 +225,7 @@ def _value_tier(monetary: pd.Series) -> pd.Series:
 def _distinctive(profile_means: pd.DataFrame, prefix: str) -> pd.Series:
     """Per segment, the value (column slug after `<prefix>__`) whose share is highest relative to
     the average segment's share: what sets the segment apart, which need not be what most of its
-    patients use (marts.segment_summary shows that beside it as preferred_channel / top_categories)."""
+    patients use (marts.segment_summary shows that as preferred_channel / top_categories)."""
     columns = [c for c in profile_means.columns if c.startswith(f"{prefix}__")]
     if not columns:
         return pd.Series(None, index=profile_means.index, dtype=object)
@@ -233,47 +233,48 @@ def _distinctive(profile_means: pd.DataFrame, prefix: str) -> pd.Series:
     return lifted.fillna(0).idxmax(axis=1).str.split("__").str[1]
 
 
-def label_parts(profile_means: pd.DataFrame) -> pd.DataFrame:
-    """What a segment's label says: value tier, distinctive category and channel (None for a
-    segment without purchases) and age band.
-
-    `profile_means` is indexed by segment with columns monetary, the `cat__`/`ch__` shares
-    and age_band (the modal band).
-    """
+def distinctive_parts(profile_means: pd.DataFrame) -> pd.DataFrame:
+    """What sets each segment apart: its distinctive category and channel (None for a segment
+    without purchases). `profile_means` is indexed by segment with columns monetary and the
+    `cat__`/`ch__` shares. Published beside the label, never as its words."""
     buyers = profile_means["monetary"] > 0
-    return pd.DataFrame({
-        "tier": _value_tier(profile_means["monetary"]),
-        "category": _distinctive(profile_means, "cat").where(buyers, None),
-        "channel": _distinctive(profile_means, "ch").where(buyers, None),
-        "age": profile_means.get("age_band", pd.Series("", index=profile_means.index)),
-    })
+    return pd.DataFrame({"category": _distinctive(profile_means, "cat").where(buyers, None),
+                         "channel": _distinctive(profile_means, "ch").where(buyers, None)})
 
 
-def label_segments(profile_means: pd.DataFrame) -> pd.Series:
-    """Readable labels from what sets each segment apart, e.g. 'high value · diabetes care · store · 70-79'
-    (see label_parts). Labels are made unique by appending the segment id."""
-    words = label_parts(profile_means).fillna("")
-    words["category"] = words.category.str.replace("_", " ")
-    labels = words.apply(lambda r: " · ".join(x for x in (r.tier, r.category, r.channel, r.age) if x), axis=1)
+def label_segments(words: pd.DataFrame) -> pd.Series:
+    """Readable labels made of the numbers marts.segment_summary shows, e.g.
+    'high value · diabetes care · store · 70-79': the value tier of `avg_monetary` (against the
+    median of the buying segments), `top_category` (the most spend), `preferred_channel` (the
+    channel most of its patients prefer) and `typical_age_band`. `words` is indexed by segment
+    (lib.models.segment_summary.LABEL_WORDS_SQL). Labels are made unique by appending the segment id."""
+    tier = _value_tier(words["avg_monetary"].fillna(0.0))
+    buyers = words["avg_monetary"].fillna(0.0) > 0
+    category = words["top_category"].where(buyers).fillna("").astype(str).str.replace("_", " ")
+    channel = words["preferred_channel"].where(buyers).fillna("").astype(str)
+    age = words["typical_age_band"].fillna("").astype(str)
+    parts = pd.DataFrame({"tier": tier, "category": category, "channel": channel, "age": age})
+    labels = parts.apply(lambda r: " · ".join(x for x in (r.tier, r.category, r.channel, r.age) if x), axis=1)
+    labels = labels.astype(object)
     duplicated = labels.duplicated(keep=False)
     labels[duplicated] = labels[duplicated] + " #" + labels.index[duplicated].astype(str)
     return labels
 
 
-def segment_table(keys: pd.Series, features: pd.DataFrame, age_bands: pd.Series, labels_by_row: np.ndarray,
-                  model_name: str) -> tuple[pd.DataFrame, pd.Series]:
-    """marts.patient_segments rows and the label of each segment (from the segment's mean
-    profile, with its most common known age band from the profiles). Each row also carries its
-    segment's distinctive category and channel, the label's own words, so marts.segment_summary
-    can show them beside the most common ones."""
+def segment_table(keys: pd.Series, features: pd.DataFrame, labels_by_row: np.ndarray,
+                  model_name: str) -> pd.DataFrame:
+    """marts.patient_segments rows before labelling (segment_label empty: label_segments names each
+    segment from what the warehouse says of its members once they are written). Each row carries its
+    segment's distinctive category and channel, which marts.segment_summary shows beside the label."""
     means = features.assign(segment_id=labels_by_row).groupby("segment_id").mean(numeric_only=True)
-    known = age_bands.where(age_bands != "unknown")
-    means["age_band"] = known.groupby(labels_by_row).agg(
-        lambda bands: bands.mode().iloc[0] if bands.notna().any() else "unknown")
-    labels, parts = label_segments(means), label_parts(means)
-    segments = pd.DataFrame({"patient_key": keys, "segment_id": labels_by_row.astype("int32"),
-                             "segment_label": labels.reindex(labels_by_row).to_numpy(),
-                             "distinctive_category": parts.category.reindex(labels_by_row).to_numpy(),
-                             "distinctive_channel": parts.channel.reindex(labels_by_row).to_numpy(),
-                             "model": model_name})
-    return segments, labels
+    parts = distinctive_parts(means)
+    return pd.DataFrame({"patient_key": keys, "segment_id": labels_by_row.astype("int32"),
+                         "segment_label": "",
+                         "distinctive_category": parts.category.reindex(labels_by_row).to_numpy(),
+                         "distinctive_channel": parts.channel.reindex(labels_by_row).to_numpy(),
+                         "model": model_name})
+
+
+def labelled(segments: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
+    """segment_table's rows with each segment's label."""
+    return segments.assign(segment_label=labels.reindex(segments.segment_id.to_numpy()).to_numpy())

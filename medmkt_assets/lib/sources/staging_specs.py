@@ -348,6 +348,12 @@ def screened(spec: TableSpec, policy: SensitivePolicy) -> TableSpec:
     return replace(spec, sensitive=family, sensitive_match=match)
 
 
+def holds_patients(table: str) -> bool:
+    """Whether staging `table` pseudonymizes a patient id, i.e. needs the pseudonym key (products and
+    campaigns hold no patients: staging them neither needs the key nor warns that it is missing)."""
+    return any(isinstance(v, Pseudonym) for spec in SPECS if spec.table == table for v in spec.parsed.values())
+
+
 def build_specs(pseudonym_key: str, as_of: datetime, policy: SensitivePolicy) -> dict[str, StagingSpec]:
     """Staging rules for every canonical table; patient ids are pseudonymized with the key, dates judged
     against the as-of time, and the sensitive-data policy decides which rows are withheld from everything

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import ContextManager, Protocol
 
@@ -46,8 +47,15 @@ EXPERIMENT_DESCRIPTIONS = {
     "medmkt-uplift": "T- and X-learner uplift per planned campaign, each with its out-of-fold Qini on past treated "
                      "and control arms; the champion (tag) scores the audience.",
 }
-# The MLflow 3 UI opens an experiment by its kind: without it, on an empty GenAI traces page.
+# The experiment's kind as the MLflow 3 UI's "Experiment type" selector shows it. The UI's mode
+# (GenAI or Model training) is not read from it: MLflow 3.17 starts in GenAI mode (traces, token
+# usage) unless the URL says `workflowType=machine_learning` or the reader switched modes before,
+# so every link medmkt writes carries that parameter (run_url, experiment_url).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+NOTE = "mlflow.note.content"  # the description the MLflow UI shows for an experiment or a run
+MODEL_TRAINING = "workflowType=machine_learning"
+DEFAULT_EXPERIMENT_NOTE = ("MLflow's default experiment. medmkt logs nothing here: its runs are in the medmkt-* "
+                           "experiments (" + ", ".join(EXPERIMENT_DESCRIPTIONS) + ").")
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
@@ -61,16 +69,45 @@ def ensure_experiment(tracking_uri: str, name: str) -> str:
         experiment_id = client.create_experiment(name, artifact_location=f"{root}/{name}" if root else None)
     else:
         experiment_id = experiment.experiment_id
-    tags = {**EXPERIMENT_KIND, "mlflow.note.content": EXPERIMENT_DESCRIPTIONS.get(name, "medmkt model runs")}
-    current = experiment.tags if experiment is not None else {}
-    for key, value in tags.items():
-        if current.get(key) != value:
-            client.set_experiment_tag(experiment_id, key, value)
+    _tag_experiment(client, experiment_id, experiment.tags if experiment is not None else {},
+                    {**EXPERIMENT_KIND, NOTE: EXPERIMENT_DESCRIPTIONS.get(name, "medmkt model runs")})
+    _describe_default_experiment(client)
     return experiment_id
 
 
+def _tag_experiment(client: MlflowClient, experiment_id: str, current: dict, tags: dict[str, str]) -> None:
+    for key, value in tags.items():
+        if current.get(key) != value:
+            client.set_experiment_tag(experiment_id, key, value)
+
+
+def _describe_default_experiment(client: MlflowClient) -> None:
+    """MLflow creates "Default" (id 0) in every store; say that medmkt's runs are elsewhere."""
+    default = client.get_experiment("0") if client.get_experiment_by_name("Default") else None
+    if default is not None and default.lifecycle_stage == "active":
+        _tag_experiment(client, "0", default.tags, {**EXPERIMENT_KIND, NOTE: DEFAULT_EXPERIMENT_NOTE})
+
+
+def run_note(experiment: str, run_name: str, asset: str, dagster_run_id: str, snapshot: str,
+             tags: dict[str, str]) -> str:
+    """A run's description: what was fitted, by which Dagster asset and run, on which data, and
+    whether it is the champion (tags) or what the experiment is for."""
+    if NOTE in tags:
+        return tags[NOTE]
+    role = {"true": " It is the champion of its comparison.",
+            "false": " A candidate, not the champion."}.get(tags.get("champion", ""), "")
+    return (f"{run_name}: fitted by the Dagster asset {asset} (Dagster run {dagster_run_id}) on the data snapshot "
+            f"{snapshot}.{role} {EXPERIMENT_DESCRIPTIONS.get(experiment, '')}").strip()
+
+
 def run_url(ui_url: str, experiment_id: str, run_id: str) -> str:
-    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+    """The run's page, opened in the UI's model-training mode."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?{MODEL_TRAINING}"
+
+
+def experiment_url(ui_url: str, experiment_id: str) -> str:
+    """The experiment's runs table, opened in the UI's model-training mode."""
+    return f"{ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs?{MODEL_TRAINING}"
 
 
 def promote_champion(tracking_uri: str, model_name: str, version: str | int, alias: str = "champion") -> None:
@@ -172,6 +209,16 @@ class RecommenderModel(mlflow.pyfunc.PythonModel):
         return recs[columns].rename(columns={"item_id": "product_id"})
 
 
+class _WithoutPickleNotice(logging.Filter):
+    """MLflow warns, for any python_model object, that CloudPickle serialization can run code when the
+    model is loaded. The object here is medmkt's own RecommenderModel, loaded only from this store by
+    whoever runs medmkt (models-from-code would need the fitted recommender as a separate artifact to
+    the same effect), so that one notice is dropped from the run log; every other MLflow message stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+
 def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
                     alias: str = "champion", what: str = "", why: str = "") -> str:
     """Log a fitted recommender (with `users`: the run's user_id code of each patient_key) as a
@@ -183,9 +230,14 @@ def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: b
     if len(users):
         example = users[["patient_key"]].head(1)
         signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
-    info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
-                                   registered_model_name=registered_name,
-                                   pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
+    quiet = _WithoutPickleNotice()
+    logging.getLogger("mlflow.pyfunc").addFilter(quiet)
+    try:
+        info = mlflow.pyfunc.log_model(name="model", python_model=python_model, signature=signature,
+                                       registered_model_name=registered_name,
+                                       pip_requirements=[f"mlflow=={mlflow.__version__}", "pandas", "pyarrow"])
+    finally:
+        logging.getLogger("mlflow.pyfunc").removeFilter(quiet)
     version = str(info.registered_model_version)
     describe_version(registered_name, version, what, why)
     if promote:
