@@ -241,6 +241,26 @@ def test_campaigns_page_shows_uplift_with_its_interval(browser, app_url, marts, 
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
+def test_campaigns_page_never_prints_a_roi_not_to_be_believed(browser, app_url, marts, lang):
+    """A ROI flagged for a missing, incomplete or unbelievable cost is not shown, its check says why;
+    one of an uplift that is not significant is shown with the warning."""
+    page = _open(browser, app_url, "campaigns", lang)
+    rows = {r[i18n.t("col.campaign", lang)]: r for r in _rows(page, i18n.t("col.roi", lang))}
+    flagged = 0
+    for campaign in marts["campaigns"].itertuples():
+        row = rows[campaign.name]
+        if campaign.suppressed or not isinstance(campaign.roi_flag, str):
+            assert row.get(i18n.t("col.roi_check", lang), "") == ""
+            continue
+        flagged += 1
+        assert row[i18n.t("col.roi_check", lang)] == i18n.t(f"roi.{campaign.roi_flag}", lang)
+        shown = row[i18n.t("col.roi", lang)]
+        assert (shown in ("", "–")) == (campaign.roi_flag in ("no_cost", "cost_incomplete", "implausibly_high"))
+    assert flagged  # the demo world has campaigns whose uplift is not significant
+    _check(page, "campaigns-roi", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
 def test_audiences_page_counts_reasons_and_exports_without_contacts(browser, app_url, marts, lang):
     page = _open(browser, app_url, "audiences", lang)
     assert len(marts["planned"])

@@ -25,6 +25,20 @@ def why_hidden(rows: pd.DataFrame, partitioned: bool) -> pd.DataFrame:
     return rows.assign(why_hidden=data.hidden_reason(rows, partitioned).map(lambda k: ui.t(k) if k else ""))
 
 
+# A ROI these flags mark is not shown at all (lib.models.campaigns: the cost behind it is missing or
+# incomplete, or the figure is beyond belief); "uplift_not_significant" is shown with its warning.
+ROI_NOT_SHOWN = ("no_cost", "cost_incomplete", "implausibly_high")
+
+
+def roi_checked(rows: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The rows with an unbelievable ROI blanked and, where any row is flagged, the check in words."""
+    flags = rows["roi_flag"] if "roi_flag" in rows else pd.Series(None, index=rows.index, dtype=object)
+    flagged = flags.notna() & (flags.astype(str) != "")
+    rows = rows.assign(roi=rows.roi.mask(flags.isin(ROI_NOT_SHOWN)),
+                       roi_check=[ui.t(f"roi.{f}") if ok else "" for f, ok in zip(flags, flagged)])
+    return rows, ({"roi_check": ("col.roi_check", "text")} if flagged.any() else {})
+
+
 def forest(rows: pd.DataFrame, label_key: str) -> None:
     """Published rows as a forest plot; hidden ones named underneath."""
     shown = rows[rows.uplift.notna()]
@@ -65,8 +79,11 @@ if len(money):
                                  ui.t("col.what"),
                                  tooltip=[ui.tip("label", "col.campaign"), ui.tip("what_text", "col.what"),
                                           ui.tip("amount_text", "col.amount")]))
-ui.table(effects, {"name": ("col.campaign", "text"), "cost": ("col.cost", "money"),
-                   "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"), **why(effects)})
+money_rows, roi_check = roi_checked(effects)
+ui.table(money_rows, {"name": ("col.campaign", "text"), "cost": ("col.cost", "money"),
+                      "cost_per_contact": ("col.cost_per_contact", "money"),
+                      "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"),
+                      **roi_check, **why(effects)})
 
 st.subheader(ui.t("campaigns.by_segment"))
 campaign = st.selectbox(ui.t("campaigns.pick"), effects.campaign_id.tolist(),
@@ -87,10 +104,12 @@ channels = why_hidden(channels.assign(label=channels.group_value.map(lambda v: i
 forest(channels, "col.channel")
 if channels.from_campaigns.any():
     st.caption(ui.t("campaigns.from_campaigns", names=i18n.join(channels.label[channels.from_campaigns], lang)))
+channels, roi_check = roi_checked(channels)
 ui.table(channels, {
     "label": ("col.channel", "text"), "treated": ("col.treated", "count"), "control": ("col.control", "count"),
     "uplift": ("col.uplift", "points"), "uplift_ci_low": ("col.ci_low", "points"),
     "uplift_ci_high": ("col.ci_high", "points"), "cost": ("col.cost", "money"),
-    "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"), **why(channels),
+    "incremental_revenue": ("col.incremental_revenue", "money"), "roi": ("col.roi", "percent"), **roi_check,
+    **why(channels),
 })
 ui.hidden_note()
