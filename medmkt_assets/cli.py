@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +14,7 @@ from medmkt_assets.lib.sources.as_of import AS_OF_TABLE
 from medmkt_assets.lib.sources.quarantine_share import quarantine_verdict
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, prepare_backend
-from medmkt_assets.settings import Settings
+from medmkt_assets.settings import Settings, env
 
 BIN = Path(sys.executable).parent
 
@@ -95,8 +94,9 @@ def run(settings: Settings) -> int:
 def dev(settings: Settings) -> int:
     """Dagster UI and daemon, with the MLflow UI, the Data Docs site and the insight app beside it."""
     prepare_backend(settings.mlflow_tracking_uri)
+    host = env("MEDMKT_BIND_HOST")  # loopback unless told otherwise
     mlflow_cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
-                  "--host", "127.0.0.1", "--port", os.environ.get("MLFLOW_PORT", "5000")]
+                  "--host", host, "--port", env("MLFLOW_PORT")]
     root = artifact_root(settings.mlflow_tracking_uri)
     if root:
         mlflow_cmd += ["--default-artifact-root", root]
@@ -106,10 +106,9 @@ def dev(settings: Settings) -> int:
     docs_cmd = [sys.executable, "-m", "http.server", str(address.port or 80), "--bind", address.hostname or "127.0.0.1",
                 "--directory", str(docs)]
     app_cmd = [sys.executable, "-m", "medmkt_assets.app"]
-    dagster_cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-                   "-p", os.environ.get("DAGSTER_PORT", "3000")]
+    dagster_cmd = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", host, "-p", env("DAGSTER_PORT")]
     helpers = [subprocess.Popen(cmd) for cmd in (mlflow_cmd, docs_cmd, app_cmd)]
-    print(f"Dagster http://127.0.0.1:{os.environ.get('DAGSTER_PORT', '3000')} · MLflow {settings.mlflow_ui} · "
+    print(f"Dagster http://{host}:{env('DAGSTER_PORT')} · MLflow {settings.mlflow_ui} · "
           f"Data Docs {settings.quality_docs_url} · insight app http://127.0.0.1:{settings.app_port}", flush=True)
     try:
         return subprocess.call(dagster_cmd)
