@@ -104,19 +104,17 @@ def running(data: Path) -> bool:
     return done.returncode == 0
 
 
-def start(data: Path, host: str, port: int, log: Path) -> None:
-    """Start the cluster on `host`:`port` (no Unix socket), waiting until it accepts connections."""
+def start(data: Path, host: str, port: int) -> None:
+    """Start the cluster on `host`:`port` (no Unix socket), waiting until it accepts connections. Its
+    log is `data`/server.log (a folder its owner can write)."""
     if running(data):
         return
-    log.parent.mkdir(parents=True, exist_ok=True)
-    log.touch()
-    if owner():
-        shutil.chown(log, owner(), None)
+    log = data / "server.log"
     options = f"-c listen_addresses={host} -p {port} -c unix_socket_directories=''"
     done = subprocess.run(as_owner([pg_bin("pg_ctl"), "-D", str(data), "-l", str(log), "-o", options,
                                     "-w", "-t", "120", "start"]), capture_output=True, text=True)
     if done.returncode != 0:
-        raise RuntimeError(f"PostgreSQL did not start: {done.stdout}{done.stderr}{log.read_text()[-2000:]}")
+        raise RuntimeError(f"PostgreSQL did not start: {done.stdout}{done.stderr}{log.read_text()[-2000:] if log.is_file() else ''}")
 
 
 def stop(data: Path) -> None:

@@ -205,7 +205,7 @@ def start_postgres(team: Team) -> Path:
     data = postgres.data_folder(team.pg_data or team.folder / "pg")
     if not (data / "PG_VERSION").is_file():
         postgres.init_cluster(data, team.pg_user, team.password())
-    postgres.start(data, team.pg_host, team.pg_port, team.logs / "postgres.log")
+    postgres.start(data, team.pg_host, team.pg_port)
     for name in (team.dagster_db, team.mlflow_db):
         postgres.create_database(team.pg_host, team.pg_port, team.pg_user, team.password(), name)
     return data
