@@ -36,6 +36,22 @@ def missing() -> str:
     return ""
 
 
+def install() -> bool:
+    """Install Debian's `postgresql` when it is missing and this is root on a Debian-like system (what
+    `make team-up` does on a fresh machine); False when that cannot be done here."""
+    if not missing():
+        return True
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return False
+    print("installing PostgreSQL from the operating system's packages (apt-get install postgresql) ...", flush=True)
+    environ = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (["apt-get", "update", "-qq"],
+                    ["apt-get", "install", "-y", "-qq", "--no-install-recommends", "postgresql"]):
+        if subprocess.run(command, env=environ).returncode != 0:
+            return False
+    return not missing()
+
+
 def owner() -> str | None:
     """The user the cluster runs as: None for an unprivileged caller (itself), else `postgres` or `nobody`."""
     if os.geteuid() != 0:

@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--job", default="full_refresh", help="for `run`: the job to queue")
     args = parser.parse_args(argv)
     team = Team.from_env()
+    if args.action == "up":
+        postgres.install()
     missing = team_missing()
     if missing and args.action == "up":
         print(f"team deployment: {missing}", file=sys.stderr)

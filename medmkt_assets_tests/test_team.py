@@ -140,6 +140,12 @@ def _batch_runs(team, digest: str) -> list[tuple[str, str]]:
                    (digest,))
 
 
+def _sensor_ticks_since(team, last_tick: int) -> int:
+    """incoming_files ticks recorded after the tick numbered `last_tick`."""
+    return pg_rows(team, "SELECT count(*) FROM job_ticks WHERE id > %s AND tick_body LIKE %s",
+                   (last_tick, '%"incoming_files"%'))[0][0]
+
+
 def test_a_killed_daemon_loses_nothing_and_ingests_a_batch_once(stack):
     """The daemon is killed (SIGKILL, its whole process group) while the sensor's batch run is going, and
     started again: the run, whose worker belongs to the code server, ends; the restarted daemon reads
@@ -155,17 +161,20 @@ def test_a_killed_daemon_loses_nothing_and_ingests_a_batch_once(stack):
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "day1.csv").write_text(body, encoding="utf-8")
     deadline = time.time() + 600
-    while time.time() < deadline and not any(s in ("STARTED", *TERMINAL) for _, s in _batch_runs(team, digest)):
-        time.sleep(1)
+    while time.time() < deadline and not any(s == "STARTED" for _, s in _batch_runs(team, digest)):
+        time.sleep(0.5)
     runs = _batch_runs(team, digest)
-    assert runs, f"the sensor requested no run for the batch: {services.log_tail('daemon')}"
+    assert [s for _, s in runs] == ["STARTED"], f"no batch run going: {runs} {services.log_tail('daemon')}"
     os.killpg(services.groups.pop("daemon"), signal.SIGKILL)
     services.processes.pop("daemon").wait(30)
     time.sleep(5)
+    restarted, last_tick = time.time(), pg_rows(team, "SELECT coalesce(max(id), 0) FROM job_ticks")[0][0]
     services.start("daemon", service_commands(team, team.dagster_home / "workspace.yaml")["daemon"])
     run_id = runs[0][0]
     assert wait_runs(team, [run_id], 600)[run_id] in TERMINAL
-    time.sleep(40)  # two more sensor intervals of the restarted daemon
+    while time.time() < restarted + 300 and _sensor_ticks_since(team, last_tick) < 2:
+        time.sleep(2)  # the restarted daemon has looked at the drop zone twice
+    assert _sensor_ticks_since(team, last_tick) >= 2, services.log_tail("daemon")
     runs = _batch_runs(team, digest)
     originals = [r for r in runs if not pg_rows(team, "SELECT 1 FROM run_tags WHERE run_id = %s AND key = "
                                                       "'dagster/parent_run_id'", (r[0],))]
