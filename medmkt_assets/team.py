@@ -176,7 +176,8 @@ class Services:
 
     def stop(self, *names: str) -> None:
         names = names or tuple(reversed(list(self.groups)))
-        stop_groups([self.groups.pop(name) for name in names if name in self.groups])
+        # nothing of theirs needs flushing once their runs have ended: SIGKILL after 10 s
+        stop_groups([self.groups.pop(name) for name in names if name in self.groups], grace=10)
         for name in names:
             self.processes.pop(name, None)
 
