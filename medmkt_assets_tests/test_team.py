@@ -253,3 +253,14 @@ def test_the_app_beyond_loopback_gets_its_login_from_the_environment():
         assert text.startswith("[auth]\n") and 'client_id = "value-1"' in text
     finally:
         shutil.rmtree(os.path.dirname(secrets_file))
+
+
+def test_a_server_address_argument_counts_as_where_the_app_listens(monkeypatch):
+    from medmkt_assets.app.__main__ import address_of
+
+    monkeypatch.setenv("MEDMKT_APP_ADDRESS", "127.0.0.1")
+    assert address_of([]) == "127.0.0.1"
+    assert address_of(["--server.address", "0.0.0.0"]) == "0.0.0.0"
+    assert address_of(["--server.address=192.168.1.5"]) == "192.168.1.5"
+    monkeypatch.setenv("MEDMKT_APP_ADDRESS", "::1")
+    assert address_of([]) == "::1"
