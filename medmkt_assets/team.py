@@ -21,7 +21,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlparse
 
 from medmkt_assets import postgres
 from medmkt_assets.settings import env
@@ -158,6 +158,19 @@ def service_commands(team: Team, workspace: Path) -> dict[str, list[str]]:
     }
 
 
+def docs_command() -> list[str]:
+    """The Data Docs site at MEDMKT_QUALITY_DOCS_URL, as `make dev` serves it: the check metadata links there."""
+    from medmkt_assets.lib.ops.quality import data_docs_root
+    from medmkt_assets.settings import Settings
+
+    settings = Settings.from_env()
+    docs = data_docs_root(settings.quality_dir)
+    docs.mkdir(parents=True, exist_ok=True)
+    address = urlparse(settings.quality_docs_url)
+    return [sys.executable, "-m", "http.server", str(address.port or 80), "--bind", address.hostname or "127.0.0.1",
+            "--directory", str(docs.resolve())]
+
+
 class Services:
     """The team's processes, each in a process group of its own, logs under MEDMKT_TEAM_DIR/logs."""
 
@@ -226,7 +239,8 @@ def up(team: Team, app: bool = True) -> Services:
         services.start("webserver", commands["webserver"])
         services.start("daemon", commands["daemon"])
         services.wait_http("webserver", f"http://127.0.0.1:{team.dagster_port}/server_info", 300)
-        if app:
+        if app:  # the people's UIs: the insight app and the Data Docs site
+            services.start("docs", docs_command())
             services.start("app", commands["app"])
             services.wait_http("app", f"http://127.0.0.1:{team.app_port}/_stcore/health", 120)
     except BaseException:
@@ -292,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     services = up(team)
     state.write_text(json.dumps({"process_groups": list(services.groups.values()), "services": services.groups}))
-    print(f"Dagster {team.dagster_url} · MLflow {team.mlflow_url} · insight app {team.app_url}\n"
+    print(f"Dagster {team.dagster_url} · MLflow {team.mlflow_url} · insight app {team.app_url} · "
+          f"Data Docs {env('MEDMKT_QUALITY_DOCS_URL')}\n"
           f"PostgreSQL {team.pg_host}:{team.pg_port} (databases {team.dagster_db}, {team.mlflow_db}); "
           f"logs in {team.logs}\n"
           f"a full run through it: make team-run · stop everything: make team-down")
