@@ -227,6 +227,9 @@ def test_the_mlflow_server_holds_runs_metrics_artifacts_and_champions(stack):
     model = mlflow.pyfunc.load_model("models:/medmkt-recommender@champion")
     answer = model.predict(pd.DataFrame({"patient_key": [key]}), params={"k": len(published)})
     assert list(answer["product_id"]) == [p for (p,) in published]
+    # the PostgreSQL password reached the services in their environment only: no log shows it
+    for log in team.logs.glob("*.log"):
+        assert team.password() not in log.read_text(errors="replace"), log.name
 
 
 def test_the_app_refuses_to_listen_beyond_loopback_without_a_login(tmp_path):
