@@ -55,10 +55,9 @@ def stack(tmp_path_factory):
                 "MEDMKT_PSEUDONYM_KEY": TEST_KEY, "MEDMKT_MLFLOW_UI": ""}
     team = Team(folder=root / "team", pg_port=free_port(), dagster_port=free_port(), mlflow_port=free_port(),
                 app_port=free_port(), code_server=f"127.0.0.1:{free_port()}", pipeline_env=pipeline)
-    started = time.time()
-    services = up(team, app=False)
-    print(f"team stack up in {time.time() - started:.0f}s")
+    services = None
     try:
+        services = up(team, app=False)
         yield {"team": team, "services": services, "root": root}
     finally:
         down(team, services)
