@@ -126,6 +126,22 @@ class Team:
                 "MEDMKT_APP_PORT": str(self.app_port)}
 
 
+def wait_http(url: str, timeout: float, alive=None) -> None:
+    """Return once `url` answers 200; TimeoutError after `timeout` seconds. `alive()`, called between
+    tries, raises when the server has died (no point waiting further)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if alive is not None:
+            alive()
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise TimeoutError(f"{url} did not answer within {timeout:.0f}s")
+
+
 def _client_host(host: str) -> str:
     """The address a client on this machine uses for a server bound to `host`."""
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
@@ -195,19 +211,15 @@ class Services:
             self.processes.pop(name, None)
 
     def wait_http(self, name: str, url: str, timeout: float) -> None:
-        """Return once `url` answers 200; fail with the service's log tail if it exits or times out."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
+        """wait_http for service `name`: fail with its log tail if it exits or does not answer."""
+        def alive() -> None:
             process = self.processes.get(name)
             if process is not None and process.poll() is not None:
                 raise RuntimeError(f"{name} exited ({process.returncode}): {self.log_tail(name)}")
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        raise TimeoutError(f"{name} did not answer at {url} within {timeout:.0f}s: {self.log_tail(name)}")
+        try:
+            wait_http(url, timeout, alive)
+        except TimeoutError as error:
+            raise TimeoutError(f"{error}: {self.log_tail(name)}") from None
 
     def log_tail(self, name: str) -> str:
         log = self.team.logs / f"{name}.log"

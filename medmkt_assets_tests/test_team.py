@@ -21,7 +21,7 @@ import urllib.request
 import duckdb
 import pytest
 
-from medmkt_assets_tests.conftest import TEST_KEY, demo_batch, row_accounting
+from medmkt_assets_tests.conftest import TEST_KEY, demo_batch, require, row_accounting
 from medmkt_assets_tests.servers import free_port
 
 pytestmark = pytest.mark.team
@@ -29,13 +29,10 @@ TERMINAL = ("SUCCESS", "FAILURE", "CANCELED")
 
 
 def require_team() -> None:
+    """Skip (saying why) without PostgreSQL or the `team` extra, except where MEDMKT_REQUIRE_TEAM=1 (CI)."""
     from medmkt_assets.team import team_missing
 
-    missing = team_missing()
-    if missing:
-        if os.environ.get("MEDMKT_REQUIRE_TEAM") == "1":
-            pytest.fail(f"MEDMKT_REQUIRE_TEAM=1 but {missing}")
-        pytest.skip(missing)
+    require(team_missing(), "MEDMKT_REQUIRE_TEAM")
 
 
 @pytest.fixture(scope="module")
