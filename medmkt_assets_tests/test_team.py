@@ -17,6 +17,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 
 import duckdb
 import pytest
@@ -76,6 +77,30 @@ def pg_rows(team, sql: str, args: tuple = ()) -> list[tuple]:
         con.close()
 
 
+ACTIVE = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+@contextmanager
+def warehouse(stack, timeout: float = 600):
+    """The warehouse, read-only, once no run is writing it: runs that declarative automation starts
+    after ours (refresh_downstream) hold DuckDB's one-writer lock while they go."""
+    team, deadline = stack["team"], time.time() + timeout
+    while True:
+        if not pg_rows(team, "SELECT count(*) FROM runs WHERE status IN %s", (ACTIVE,))[0][0]:
+            try:
+                con = duckdb.connect(str(stack["root"] / "warehouse.duckdb"), read_only=True)
+                break
+            except duckdb.IOException:
+                pass
+        if time.time() > deadline:
+            raise TimeoutError("the warehouse stayed busy")
+        time.sleep(2)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
 def client(team):
     from dagster_graphql import DagsterGraphQLClient
 
@@ -108,7 +133,7 @@ def test_a_full_run_is_queued_run_by_the_daemon_and_kept_in_postgres(stack):
     assert "Launched 1 runs." in (team.logs / "daemon.log").read_text(errors="replace")  # the daemon dequeued it
     # the daemon's sensors and schedules keep their state and ticks there too
     assert pg_rows(team, "SELECT count(*) FROM job_ticks")[0][0] > 0
-    with duckdb.connect(str(stack["root"] / "warehouse.duckdb"), read_only=True) as con:
+    with warehouse(stack) as con:
         assert con.execute("SELECT count(*) FROM marts.recommendations").fetchone()[0] > 0
 
 
@@ -124,7 +149,7 @@ def test_two_runs_at_once_take_turns_and_both_succeed(stack):
     waited = pg_rows(team, "SELECT count(*) FROM event_logs WHERE run_id IN %s AND dagster_event_type = "
                            "'PIPELINE_ENQUEUED'", (tuple(run_ids),))[0][0]
     assert waited == 2
-    with duckdb.connect(str(stack["root"] / "warehouse.duckdb"), read_only=True) as con:
+    with warehouse(stack) as con:
         for table in ("patients", "products", "orders"):
             raw, accounted = row_accounting(con, table)
             assert raw == accounted and raw > 0, table
@@ -177,7 +202,7 @@ def test_a_killed_daemon_loses_nothing_and_ingests_a_batch_once(stack):
     assert len(originals) == 1, runs
     final = wait_runs(team, [r[0] for r in runs], 600)
     assert "SUCCESS" in final.values(), final  # the run, or its automatic retry, finished the batch
-    with duckdb.connect(str(stack["root"] / "warehouse.duckdb"), read_only=True) as con:
+    with warehouse(stack) as con:
         (batch_rows,) = con.execute("SELECT count(*) FROM raw.orders WHERE _source_file LIKE '%day1%'").fetchone()
         assert batch_rows == len(body.strip().splitlines()) - 1  # every line once, none twice
         raw, accounted = row_accounting(con, "orders")
@@ -215,7 +240,7 @@ def test_the_mlflow_server_holds_runs_metrics_artifacts_and_champions(stack):
     assert pg_rows(team, "SELECT count(*) FROM event_logs WHERE event LIKE %s",
                    (f"%{team.mlflow_url}/#/experiments/%",))[0][0] > 0
     # a champion loads from the server by alias (artifacts over HTTP) and answers what was published
-    with duckdb.connect(str(stack["root"] / "warehouse.duckdb"), read_only=True) as con:
+    with warehouse(stack) as con:
         key = con.execute("SELECT patient_key FROM marts.recommendations ORDER BY patient_key LIMIT 1").fetchone()[0]
         published = con.execute("SELECT product_id FROM marts.recommendations WHERE patient_key = ? ORDER BY rank",
                                 [key]).fetchall()
