@@ -59,5 +59,6 @@ demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=
 bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark); tables in data/bench/
 	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb}
 
-clean:  ## remove generated data (warehouse, Spark lakehouse and metastore, MLflow store, demo files, Dagster home)
+clean:  ## remove generated data (warehouse, Spark lakehouse and metastore, MLflow store, demo files, Dagster home, the team deployment's data/team after stopping it)
+	-@test ! -d data/team || $(BIN)/python -m medmkt_assets.team down
 	rm -rf data/raw data/warehouse.duckdb* data/mlflow data/team data/exports data/quality data/alerts data/insight data/lakehouse data/metastore .dagster_home
