@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -15,7 +15,7 @@ from medmkt_assets.lib.sources.as_of import AS_OF_TABLE
 from medmkt_assets.lib.sources.quarantine_share import quarantine_verdict
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 from medmkt_assets.lib.tracking.mlflow_runs import artifact_root, prepare_backend
-from medmkt_assets.settings import Settings, dagster_ui_url
+from medmkt_assets.settings import Settings, dagster_ui_url, env
 
 BIN = Path(sys.executable).parent
 
@@ -131,8 +131,9 @@ def experiment_links(settings: Settings) -> list[str]:
 def dev_commands(settings: Settings) -> dict[str, list[str]]:
     """What `make dev` starts, each on the address the settings give (the ones links are written with)."""
     mlflow_ui, docs = urlparse(settings.mlflow_ui), urlparse(settings.quality_docs_url)
+    host = env("MEDMKT_BIND_HOST")  # loopback unless told otherwise
     mlflow_cmd = [str(BIN / "mlflow"), "ui", "--backend-store-uri", settings.mlflow_tracking_uri,
-                  "--host", "127.0.0.1", "--port", str(mlflow_ui.port or 80)]
+                  "--host", host, "--port", str(mlflow_ui.port or 80)]
     root = artifact_root(settings.mlflow_tracking_uri)
     if root:
         mlflow_cmd += ["--default-artifact-root", root]
@@ -141,9 +142,22 @@ def dev_commands(settings: Settings) -> dict[str, list[str]]:
         "docs": [sys.executable, "-m", "http.server", str(docs.port or 80), "--bind", docs.hostname or "127.0.0.1",
                  "--directory", str(data_docs_root(settings.quality_dir))],
         "app": [sys.executable, "-m", "medmkt_assets.app"],
-        "dagster": [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+        "dagster": [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", host,
                     "-p", str(settings.dagster_port)],
     }
+
+
+# `dagster dev` logs that the dagster.yaml in the folder it starts in "will not be used": it is the
+# instance file make copies into DAGSTER_HOME, so it is used, and the line would only mislead.
+UNUSED_INSTANCE_FILE_NOTICE = "file will not be used to configure Dagster"
+
+
+def copy_lines_but(source, target, notice: str) -> None:
+    """Copy `source` to `target` line by line, leaving out lines that hold `notice`."""
+    for line in source:
+        if notice not in line:
+            target.write(line)
+            target.flush()
 
 
 def dev(settings: Settings) -> int:
@@ -157,7 +171,10 @@ def dev(settings: Settings) -> int:
           f"Data Docs {settings.quality_docs_url} · insight app http://127.0.0.1:{settings.app_port}", flush=True)
     print("\n".join(["MLflow runs (opened as model training):", *experiment_links(settings)]), flush=True)
     try:
-        return subprocess.call(commands["dagster"], env=quiet_cli_env())
+        dagster = subprocess.Popen(commands["dagster"], env=quiet_cli_env(), stderr=subprocess.PIPE, text=True)
+        threading.Thread(target=copy_lines_but, args=(dagster.stderr, sys.stderr, UNUSED_INSTANCE_FILE_NOTICE),
+                         daemon=True).start()
+        return dagster.wait()
     except KeyboardInterrupt:
         return 0
     finally:

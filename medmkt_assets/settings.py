@@ -35,6 +35,26 @@ DEFAULTS = {
     "MEDMKT_SENSITIVE_POLICY": "",   # empty: the policy packaged with medmkt (lib/privacy/sensitive_data.yaml)
     "MEDMKT_AS_OF": "",
     "MEDMKT_MAX_QUARANTINE_SHARE": "0.5",
+    # Where the UIs listen (`make dev`, `make team-up`): loopback unless told otherwise.
+    "MEDMKT_BIND_HOST": "127.0.0.1",
+    "MEDMKT_APP_ADDRESS": "127.0.0.1",
+    # The insight app beyond loopback: Streamlit's OIDC login, from the environment (app/access.py).
+    "MEDMKT_APP_OIDC_METADATA_URL": "",
+    "MEDMKT_APP_OIDC_CLIENT_ID": "",
+    "MEDMKT_APP_OIDC_CLIENT_SECRET": "",
+    "MEDMKT_APP_OIDC_REDIRECT_URI": "",
+    "MEDMKT_APP_COOKIE_SECRET": "",
+    # The team deployment (team.py): PostgreSQL behind Dagster and the MLflow server.
+    "MEDMKT_TEAM_DIR": "data/team",
+    "MEDMKT_PG_HOST": "127.0.0.1",
+    "MEDMKT_PG_PORT": "5433",
+    "MEDMKT_PG_USER": "medmkt",
+    "MEDMKT_PG_PASSWORD": "",          # empty: team-up generates one into MEDMKT_TEAM_DIR/secrets/
+    "MEDMKT_PG_DAGSTER_DB": "medmkt_dagster",
+    "MEDMKT_PG_MLFLOW_DB": "medmkt_mlflow",
+    "MEDMKT_PG_DATA": "",              # empty: MEDMKT_TEAM_DIR/pg
+    "MEDMKT_MLFLOW_ARTIFACTS": "",      # empty: MEDMKT_TEAM_DIR/mlartifacts
+    "MEDMKT_CODE_SERVER": "127.0.0.1:4000",
 }
 ENGINES = ("duckdb", "spark")
 SOURCE_FORMATS = ("canonical", "synthea", "fhir", "omop", "mapped")

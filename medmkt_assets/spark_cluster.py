@@ -153,14 +153,14 @@ class StandaloneCluster(_Daemons):
         raise TimeoutError(f"{self.workers} workers did not register with {self.url} within {timeout:.0f}s")
 
 
-def stop_groups(groups: list[int]) -> None:
-    """Stop process groups started by an earlier `start` (SIGTERM, then SIGKILL after 30 s)."""
+def stop_groups(groups: list[int], grace: float = 30) -> None:
+    """Stop process groups started by an earlier `start` (SIGTERM, then SIGKILL after `grace` seconds)."""
     for group in groups:
         try:
             os.killpg(group, signal.SIGTERM)
         except ProcessLookupError:
             continue
-    deadline = time.time() + 30
+    deadline = time.time() + grace
     for group in groups:
         while time.time() < deadline:
             try:

@@ -104,16 +104,20 @@ def row_accounting(con, table: str) -> tuple[int, int]:
 SPARK_MASTER = "local[2]"
 
 
+def require(missing: str, flag: str) -> None:
+    """Skip, saying why, when `missing` names what is missing, except where the environment variable
+    `flag` is 1 (CI): there it fails the test."""
+    if missing:
+        if os.environ.get(flag) == "1":
+            pytest.fail(f"{flag}=1 but {missing}")
+        pytest.skip(missing)
+
+
 def require_spark(remote: str = "") -> None:
-    """Skip (saying why) without PySpark or Java, except where MEDMKT_REQUIRE_SPARK=1 (CI): there a
-    missing Spark fails the test."""
+    """Skip (saying why) without PySpark or Java, except where MEDMKT_REQUIRE_SPARK=1 (CI)."""
     from medmkt_assets.lib.engine.spark.session import spark_missing
 
-    missing = spark_missing(remote)
-    if missing:
-        if os.environ.get("MEDMKT_REQUIRE_SPARK") == "1":
-            pytest.fail(f"MEDMKT_REQUIRE_SPARK=1 but {missing}")
-        pytest.skip(missing)
+    require(spark_missing(remote), "MEDMKT_REQUIRE_SPARK")
 
 
 @pytest.fixture(scope="session")

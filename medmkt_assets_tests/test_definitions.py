@@ -63,15 +63,28 @@ def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):
 
 
 def test_the_instance_settings_switch_off_telemetry_and_the_first_visit_dialog(tmp_path):
-    """instance/dagster.yaml (copied into DAGSTER_HOME by make dev / make run): no community pop-up on a
-    fresh instance, no telemetry, the one-writer pool; and no dagster.yaml at the top of the repository,
-    where `dagster dev` would warn that it is not used."""
+    """dagster.yaml (copied into DAGSTER_HOME by make dev / make run): no community pop-up on a
+    fresh instance, no telemetry, the one-writer pool."""
     import shutil
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    assert not (root / "dagster.yaml").exists()
-    shutil.copy(root / "instance" / "dagster.yaml", tmp_path / "dagster.yaml")
+    shutil.copy(root / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.nux_enabled is False
         assert instance.telemetry_enabled is False
+
+
+def test_make_dev_drops_only_dagster_devs_unused_instance_file_line():
+    import io
+
+    from medmkt_assets.cli import UNUSED_INSTANCE_FILE_NOTICE, copy_lines_but
+
+    source = io.StringIO("Serving dagster-webserver on http://127.0.0.1:3000\n"
+                         "WARNING - Found a dagster instance configuration value (dagster.yaml) in the current folder, "
+                         "but your DAGSTER_HOME environment variable is set to /x. The dagster.yaml file will not be "
+                         "used to configure Dagster unless it is placed in the same folder as DAGSTER_HOME.\n"
+                         "Launching Dagster services...\n")
+    target = io.StringIO()
+    copy_lines_but(source, target, UNUSED_INSTANCE_FILE_NOTICE)
+    assert target.getvalue() == "Serving dagster-webserver on http://127.0.0.1:3000\nLaunching Dagster services...\n"

@@ -26,7 +26,7 @@ ARTIFACTS = Path(os.environ.get("MEDMKT_TEST_ARTIFACTS", Path(__file__).resolve(
 def dagster_dev(tmp_path):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(Path(__file__).resolve().parents[1] / "instance" / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
     source = write_tiny_source(tmp_path / "source")
     port = free_port()
     env = {**os.environ, "DAGSTER_HOME": str(home), "MEDMKT_SOURCE_DIR": str(source),
@@ -74,7 +74,7 @@ def test_asset_graph_checks_and_a_launched_run(dagster_dev):
         browser.close()
 
     # Two runs launched at once (as a sensor run and a manual launch would be) both write the
-    # one-writer DuckDB file: the pool limit in instance/dagster.yaml makes them take turns, not fail.
+    # one-writer DuckDB file: the pool limit in dagster.yaml makes them take turns, not fail.
     client = DagsterGraphQLClient("127.0.0.1", port_number=port)
     run_ids = [client.submit_job_execution("ingestion", repository_location_name="medmkt.definitions")
                for _ in range(2)]

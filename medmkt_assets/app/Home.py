@@ -7,9 +7,12 @@ request to a fresh server gets the language switch, the translated page list and
 serves the default page at `/` only). st.navigation runs before the snapshot check, so without
 a snapshot every page shows the same message.
 """
+import os
+
 import streamlit as st
 
 from medmkt_assets.app import ui
+from medmkt_assets.app.access import LOGIN_FLAG, is_loopback
 
 PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences")
 # Streamlit's own English-only furniture, hidden: "Press Enter to apply" under text inputs, and the
@@ -21,6 +24,18 @@ STYLE = ("<style>[data-testid='InputInstructions'], [data-testid='stElementToolb
 st.set_page_config(page_title="medmkt insight · 洞察", layout="wide", menu_items={
     "Get help": None, "Report a bug": None, "About": None})
 st.html(STYLE)
+# Beyond loopback nobody sees a page before logging in (app/access.py; `python -m medmkt_assets.app`
+# refuses to start there without a login; this gate also holds for a bare `streamlit run`).
+if os.environ.get(LOGIN_FLAG) == "1" or not is_loopback(st.get_option("server.address") or "127.0.0.1"):
+    if "auth" not in st.secrets:
+        st.error("This app listens beyond loopback without a login configured: set MEDMKT_APP_OIDC_* "
+                 "and start it with `python -m medmkt_assets.app`.")
+        st.stop()
+    if not st.user.is_logged_in:
+        st.title("medmkt insight · 洞察")
+        st.button("Log in · 登录", on_click=st.login)
+        st.stop()
+    st.sidebar.button("Log out · 退出", on_click=st.logout)
 ui.choose_language()
 st.sidebar.title(ui.t("app.title"))
 pages = {name: st.Page(f"views/{name}.py", title=ui.t(f"nav.{name}"), url_path=name) for name in PAGES}

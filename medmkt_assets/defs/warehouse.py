@@ -11,7 +11,7 @@ from medmkt_assets.lib.ops.table_docs import (
 )
 from medmkt_assets.lib.privacy.identifiers import NOT_FOR_PREVIEW
 
-# Every asset that writes the warehouse runs in this pool; instance/dagster.yaml limits it to one
+# Every asset that writes the warehouse runs in this pool; dagster.yaml limits it to one
 # run step at a time because DuckDB allows a single writing process.
 WAREHOUSE_POOL = "duckdb_warehouse"
 
