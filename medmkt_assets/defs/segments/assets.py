@@ -11,6 +11,7 @@ from medmkt_assets.defs.warehouse import (
     row_count,
 )
 from medmkt_assets.lib.models.segment_summary import COLUMN_NOTES, SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models import segment_assignment as assign
 from medmkt_assets.lib.models.segments import segment_patients, segment_table
 from medmkt_assets.lib.tracking import mlflow_runs, plots
 
@@ -25,6 +26,9 @@ class SegmentationConfig(dg.Config):
     k_min: int = Field(default=3, description="Smallest number of segments tried.")
     k_max: int = Field(default=8, description="Largest number of segments tried.")
     sample_size: int = Field(default=10_000, description="Patients sampled for silhouettes and plots.")
+    max_fit_patients: int = Field(default=200_000, description=(
+        "Most patients the segmentation is fitted on (all when fewer; else a sample by a hash of the key). "
+        "Every patient is then labelled by the fitted model, on Spark in the executors."))
     seed: int = Field(default=42, description="Random seed for sampling and clustering.")
 
 
@@ -34,24 +38,27 @@ class SegmentationConfig(dg.Config):
 )
 def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: Warehouse,
                      tracker: MlflowTracker) -> dg.MaterializeResult:
-    """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
+    """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient.
+
+    Fitted on at most `max_fit_patients` patients (all of them when there are no more); every
+    patient is then labelled where the rows live (on Spark, in the executors)."""
     with warehouse.session() as con:
-        features = con.execute(SEGMENT_INPUTS_SQL).fetchdf()
+        patients, buyers = con.execute(assign.counts_sql(SEGMENT_INPUTS_SQL)).fetchone()
+        if buyers < MIN_BUYERS:
+            return _single_segment(context, warehouse, int(patients), int(buyers))
+        features = con.execute(assign.fit_inputs_sql(SEGMENT_INPUTS_SQL, patients, config.max_fit_patients)).fetchdf()
     keys, age_bands = features.pop("patient_key"), features.pop("_age_band")
-    buyers = int((features.frequency > 0).sum())
-    if buyers < MIN_BUYERS:
-        return _single_segment(context, warehouse, keys, buyers)
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
     model_name = f"{result.method}_k{result.k}"
-    segments, labels = segment_table(keys, features, age_bands, result.labels, model_name)
+    labels = _publish(warehouse, result, model_name, features, keys, age_bands, whole=len(features) == patients)
     run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
-    with warehouse.transaction() as con:
-        con.write_frame(segments, "marts.patient_segments")
+    with warehouse.session() as con:
         n = row_count(con, "marts.patient_segments")
-    context.log.info("Segmented %d patients into %d segments with %s (silhouette %.3f).",
-                     n, len(labels), model_name, result.metrics["silhouette"])
+    context.log.info("Segmented %d patients (fitted on %d) into %d segments with %s (silhouette %.3f).",
+                     n, len(features), len(labels), model_name, result.metrics["silhouette"])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n,
+        "patients_fitted": len(features),
         "model": model_name,
         "silhouette": result.metrics["silhouette"],
         "stability_ari": result.metrics["stability_ari"],
@@ -63,17 +70,32 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     })
 
 
-def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, keys: pd.Series,
+def _publish(warehouse: Warehouse, result, model_name: str, features: pd.DataFrame, keys: pd.Series,
+             age_bands: pd.Series, whole: bool) -> pd.Series:
+    """Write marts.patient_segments; returns each segment's label. On DuckDB the rows are in pandas:
+    the fit's own labels when it saw everyone, else the model's prediction for every patient. On
+    Spark the executors label every patient (lib.models.segment_assignment.publish_on_spark)."""
+    with warehouse.transaction() as con:
+        if con.engine == "spark":
+            return assign.publish_on_spark(con, result.model, SEGMENT_INPUTS_SQL, list(features.columns), model_name)
+        labels_by_row = result.labels
+        if not whole:
+            features = con.execute(SEGMENT_INPUTS_SQL).fetchdf()
+            keys, age_bands = features.pop("patient_key"), features.pop("_age_band")
+            labels_by_row = result.model.predict(features)
+        segments, labels = segment_table(keys, features, age_bands, labels_by_row, model_name)
+        con.write_frame(segments, "marts.patient_segments")
+    return labels
+
+
+def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, patients: int,
                     buyers: int) -> dg.MaterializeResult:
     """Too few buyers to cluster: everyone in one segment, and the metadata says why."""
     context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
                         buyers, MIN_BUYERS)
     with warehouse.transaction() as con:
-        con.write_frame(keys.to_frame(), "marts.patient_segments",
-                        query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
-                              "'all patients' AS segment_label, CAST(NULL AS VARCHAR) AS distinctive_category, "
-                              "CAST(NULL AS VARCHAR) AS distinctive_channel, 'single_segment' AS model FROM frame")
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
+        con.execute(assign.single_segment_sql(SEGMENT_INPUTS_SQL))
+    return dg.MaterializeResult(metadata={"dagster/row_count": patients, "model": "single_segment",
                                           "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
 
 

@@ -69,9 +69,14 @@ def metastore_conf(metastore: str) -> dict[str, str]:
 
 
 def spark_session(master: str, remote: str = "", driver_memory: str = "4g", partitions: int = 8,
-                  metastore: str = "data/metastore"):
+                  metastore: str = "data/metastore", max_result_size: str = "1g"):
     """The process's SparkSession: Spark Connect when `remote` is set (its server's catalog), else a
-    local or cluster master with Hive support on `metastore` (metastore_conf)."""
+    local or cluster master with Hive support on `metastore` (metastore_conf).
+
+    `max_result_size` is spark.driver.maxResultSize: an action that would bring more than that to
+    the driver fails. No patient-sized table is collected (lib.models.on_spark), so it can be
+    small; like the driver's memory it is fixed when the first session of the process starts, and
+    a Spark Connect server keeps its own."""
     missing = spark_missing(remote)
     if missing:
         raise RuntimeError(f"MEDMKT_ENGINE=spark: {missing}")
@@ -81,7 +86,8 @@ def spark_session(master: str, remote: str = "", driver_memory: str = "4g", part
     if remote:
         builder = builder.remote(remote)
     else:
-        builder = builder.master(master).config("spark.driver.memory", driver_memory)
+        builder = (builder.master(master).config("spark.driver.memory", driver_memory)
+                   .config("spark.driver.maxResultSize", max_result_size))
         for key, value in metastore_conf(metastore).items():
             builder = builder.config(key, value)
         builder = builder.enableHiveSupport()
