@@ -1,0 +1,128 @@
+"""Models on the executors (issue 26): segments fitted on a bounded sample, every patient labelled
+where the rows live, and on Spark no patient-sized table collected to the driver.
+
+The tests' Spark has spark.driver.maxResultSize = conftest.SPARK_MAX_RESULT_SIZE; the world here
+(200,000 patients, made in Spark) is far bigger than that, so collecting it fails, while the
+segmentation's fit sample and its per-segment aggregates fit.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models import segment_assignment as assign
+from medmkt_assets.lib.models.segments import segment_patients, segment_table
+
+WORLD = 200_000
+FIT = 2_000
+INPUTS_SQL = ("SELECT f.*, p.age_band AS _age_band FROM features.patient_features f "
+              "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
+# three kinds of buyer (by id % 3) and one patient in ten without orders; ids hashed into keys
+WORLD_COLUMNS = (
+    "CAST(md5(CAST(id AS STRING)) AS STRING) AS patient_key",
+    "CAST(CASE WHEN id % 10 = 0 THEN 0 ELSE 1 + (id % 3) * 5 END AS BIGINT) AS frequency",
+    "CASE WHEN id % 10 = 0 THEN 0.0 ELSE 30.0 + (id % 3) * 300.0 + rand(1) * 20 END AS monetary",
+    "CASE WHEN id % 3 = 0 THEN 0.8 ELSE 0.1 END + rand(2) * 0.05 AS cat__diabetes_care",
+    "CASE WHEN id % 3 = 1 THEN 0.8 ELSE 0.1 END + rand(3) * 0.05 AS cat__skin_care",
+    "CASE WHEN id % 3 = 2 THEN 0.9 ELSE 0.2 END + rand(4) * 0.05 AS ch__online",
+    "CASE WHEN id % 3 = 2 THEN 0.1 ELSE 0.8 END + rand(5) * 0.05 AS ch__store",
+)
+
+
+def _world(spark, tmp_path):
+    """A SparkWarehouseSession whose features.patient_features and marts.patient_profiles hold WORLD
+    patients, written by Spark from spark.range (no row passes through the driver)."""
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets_tests.conftest import isolated_lakehouse
+
+    con = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
+    people = spark.range(WORLD)
+    con.register("_features", people.selectExpr(*WORLD_COLUMNS))
+    con.register("_profiles", people.selectExpr(WORLD_COLUMNS[0], "CASE WHEN id % 7 = 0 THEN 'unknown' "
+                                                "ELSE concat(CAST(20 + (id % 5) * 10 AS STRING), '-29') END AS age_band"))
+    for schema in ("features", "marts"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute("CREATE OR REPLACE TABLE features.patient_features AS SELECT * FROM _features")
+    con.execute("CREATE OR REPLACE TABLE marts.patient_profiles AS SELECT * FROM _profiles")
+    return con
+
+
+def test_the_fit_sample_is_everyone_when_few_else_the_same_keys_on_both_engines(spark, tmp_path):
+    assert assign.fit_inputs_sql(INPUTS_SQL, 3_000, 3_000) == INPUTS_SQL
+    con = _world(spark, tmp_path)
+    duck = Session(duckdb.connect())
+    try:
+        duck.execute("CREATE SCHEMA features; CREATE SCHEMA marts")
+        duck.execute(f"CREATE TABLE features.patient_features AS SELECT md5(CAST(range AS VARCHAR)) AS patient_key, "
+                     f"1 AS frequency FROM range({WORLD})")
+        duck.execute("CREATE TABLE marts.patient_profiles AS SELECT patient_key, '20-29' AS age_band "
+                     "FROM features.patient_features")
+        sql = f"SELECT patient_key FROM ({assign.fit_inputs_sql(INPUTS_SQL, WORLD, FIT)}) AS s"
+        on_spark, on_duckdb = con.execute(sql).fetchdf(), duck.execute(sql).fetchdf()
+        assert len(on_spark) == FIT
+        assert on_spark.patient_key.tolist() == on_duckdb.patient_key.tolist()
+    finally:
+        duck.close()
+        con.close()
+
+
+def test_segments_are_assigned_in_the_executors_and_no_patient_table_reaches_the_driver(spark, tmp_path):
+    con = _world(spark, tmp_path)
+    try:
+        with pytest.raises(Exception, match="maxResultSize"):  # the proof's premise: a patient table is too big
+            con.execute(INPUTS_SQL).fetchdf()
+        patients, buyers = con.execute(assign.counts_sql(INPUTS_SQL)).fetchone()
+        assert (patients, buyers) == (WORLD, WORLD - WORLD // 10)
+        features = con.execute(assign.fit_inputs_sql(INPUTS_SQL, patients, FIT)).fetchdf()
+        keys = features.pop("patient_key")
+        features.pop("_age_band")
+        result = segment_patients(features, (2, 5), sample_size=1_000, seed=42)
+        with con.transaction():
+            labels = assign.publish_on_spark(con, result.model, INPUTS_SQL, list(features.columns), "kmeans_k3")
+        sizes = con.execute("SELECT segment_id, count(*) AS n, count(DISTINCT segment_label) AS labels "
+                            "FROM marts.patient_segments GROUP BY segment_id ORDER BY segment_id").fetchdf()
+        assert sizes.n.sum() == WORLD and (sizes.labels == 1).all()
+        assert sizes.segment_id.tolist() == list(range(result.k + 1))  # k clusters and the no-orders segment
+        assert labels.index.tolist() == sizes.segment_id.tolist() and labels.is_unique
+        # the fitted patients keep the fit's own labels (the executors' predict is the fit's labelling)
+        fitted = con.execute("SELECT patient_key, segment_id FROM marts.patient_segments WHERE patient_key IN "
+                             f"(SELECT patient_key FROM ({assign.fit_inputs_sql(INPUTS_SQL, patients, FIT)}) AS s) "
+                             "ORDER BY patient_key").fetchdf()
+        assert fitted.patient_key.tolist() == keys.tolist()
+        assert (fitted.segment_id.to_numpy() == result.labels).all()
+        assert labels[result.k].startswith("no purchases yet")
+    finally:
+        con.close()
+
+
+def test_labels_from_aggregates_match_the_pandas_labelling():
+    """segment_labels (from per-segment SQL aggregates) labels as segment_table does in pandas."""
+    rng = np.random.default_rng(3)
+    n = 900
+    group = np.arange(n) % 3
+    features = pd.DataFrame({
+        "frequency": np.where(np.arange(n) % 10 == 0, 0, 1 + group * 5),
+        "monetary": np.where(np.arange(n) % 10 == 0, 0.0, 30 + group * 300 + rng.random(n) * 20),
+        "cat__diabetes_care": np.where(group == 0, 0.8, 0.1) + rng.random(n) * 0.05,
+        "ch__store": np.where(group == 2, 0.1, 0.8) + rng.random(n) * 0.05,
+    })
+    keys = pd.Series([f"p{i:04d}" for i in range(n)])
+    age_bands = pd.Series(np.where(np.arange(n) % 7 == 0, "unknown", np.where(group == 1, "70-79", "30-39")))
+    result = segment_patients(features, (2, 5), sample_size=500)
+    expected, expected_labels = segment_table(keys, features, age_bands, result.labels, "m")
+    con = duckdb.connect()
+    con.register("ids", pd.DataFrame({"patient_key": keys, "segment_id": result.labels}))
+    con.register("f", features.assign(patient_key=keys))
+    con.register("p", pd.DataFrame({"patient_key": keys, "age_band": age_bands}))
+    means = con.execute(assign.profile_means_sql(list(features.columns), "f").replace(
+        assign.SEGMENT_IDS_VIEW, "ids")).fetchdf()
+    bands = con.execute(assign.AGE_BANDS_SQL.replace(assign.SEGMENT_IDS_VIEW, "ids")
+                        .replace("marts.patient_profiles", "p")).fetchdf()
+    labels = assign.segment_labels(means, bands).set_index("segment_id")
+    assert labels.segment_label.tolist() == expected_labels.tolist()
+    by_segment = expected.drop_duplicates("segment_id").set_index("segment_id").sort_index()
+    assert labels.distinctive_category.tolist() == by_segment.distinctive_category.tolist()
+    assert labels.distinctive_channel.tolist() == by_segment.distinctive_channel.tolist()
