@@ -126,3 +126,22 @@ def test_labels_from_aggregates_match_the_pandas_labelling():
     by_segment = expected.drop_duplicates("segment_id").set_index("segment_id").sort_index()
     assert labels.distinctive_category.tolist() == by_segment.distinctive_category.tolist()
     assert labels.distinctive_channel.tolist() == by_segment.distinctive_channel.tolist()
+
+
+def test_the_fitted_model_labels_its_own_patients_as_the_fit_did():
+    """Labelling everyone with the fitted pipeline (the executors' function) keeps the fit's labels
+    for the patients it saw, whichever method won."""
+    rng = np.random.default_rng(5)
+    n = 1_200
+    group = np.arange(n) % 4
+    features = pd.DataFrame({
+        "frequency": np.where(np.arange(n) % 9 == 0, 0, 1 + group * 3),
+        "monetary": np.where(np.arange(n) % 9 == 0, 0.0, 20 + group * 150 + rng.random(n) * 40),
+        "cat__a": np.where(group < 2, 0.7, 0.2) + rng.random(n) * 0.1,
+        "ch__store": np.where(group % 2 == 0, 0.9, 0.1) + rng.random(n) * 0.1,
+    })
+    result = segment_patients(features, (2, 6), sample_size=600)
+    batch = features.assign(patient_key=[f"k{i}" for i in range(n)], _age_band="30-39")
+    assigned = pd.concat([assign.assign(result.model, part) for part in np.array_split(batch, 7)])
+    assert (assigned.segment_id.to_numpy() == result.labels).all()
+    assert assigned.patient_key.tolist() == batch.patient_key.tolist()
