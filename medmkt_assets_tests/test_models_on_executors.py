@@ -145,3 +145,19 @@ def test_the_fitted_model_labels_its_own_patients_as_the_fit_did():
     assigned = pd.concat([assign.assign(result.model, part) for part in np.array_split(batch, 7)])
     assert (assigned.segment_id.to_numpy() == result.labels).all()
     assert assigned.patient_key.tolist() == batch.patient_key.tolist()
+
+
+def test_item_cooccurrence_counted_in_spark_is_the_recommenders_gram_matrix(spark):
+    """The items x items co-occurrence Spark counts equals X'X of the binary user x item matrix the
+    recommenders fit on the driver (ItemKNN's co-occurrence, EASE's Gram matrix before the penalty)."""
+    from medmkt_assets.lib.models import on_spark
+    from medmkt_assets.lib.models.recommenders import EASE
+
+    rng = np.random.default_rng(11)
+    interactions = pd.DataFrame({"user_id": rng.integers(0, 300, 4_000), "item_id": rng.choice(
+        [f"p{i:02d}" for i in range(25)], 4_000), "weight": 1.0})
+    model = EASE(lambda_=10.0).fit(interactions, items=[f"p{i:02d}" for i in range(27)])  # two nobody bought
+    expected = (model.X_.T @ model.X_).toarray()
+    gram = on_spark.item_cooccurrence(spark.createDataFrame(interactions[["user_id", "item_id"]]), model.items_)
+    np.testing.assert_array_equal(gram, expected)
+    np.testing.assert_array_equal(np.diag(gram), model.popularity_)
