@@ -30,6 +30,7 @@ DEFAULTS = {
     "MEDMKT_LAKEHOUSE": "data/lakehouse",
     "MEDMKT_SPARK_DRIVER_MEMORY": "4g",
     "MEDMKT_SPARK_PARTITIONS": "8",
+    "MEDMKT_SPARK_MAX_RESULT_SIZE": "1g",
     "MEDMKT_SPARK_METASTORE": "",
     "MEDMKT_SPARK_DATABASE_PREFIX": "",
     "MEDMKT_SENSITIVE_POLICY": "",   # empty: the policy packaged with medmkt (lib/privacy/sensitive_data.yaml)
@@ -100,6 +101,7 @@ class Settings:
     lakehouse: str             # where Spark keeps the tables (a folder every worker sees)
     spark_driver_memory: str
     spark_partitions: int      # shuffle partitions (Spark's 200 suits a cluster, not a laptop)
+    spark_max_result_size: str  # spark.driver.maxResultSize: the most one action may bring to the driver
     spark_metastore: str       # the catalog of a Spark this process starts: a Derby folder or thrift:// URI
     spark_database_prefix: str  # the catalog's databases are <prefix><schema>
     sensitive_policy: str = ""  # the sensitive-data policy file; empty: the packaged one
@@ -140,6 +142,7 @@ class Settings:
             lakehouse=env("MEDMKT_LAKEHOUSE"),
             spark_driver_memory=env("MEDMKT_SPARK_DRIVER_MEMORY"),
             spark_partitions=int(env("MEDMKT_SPARK_PARTITIONS")),
+            spark_max_result_size=env("MEDMKT_SPARK_MAX_RESULT_SIZE"),
             spark_metastore=env("MEDMKT_SPARK_METASTORE"),
             spark_database_prefix=env("MEDMKT_SPARK_DATABASE_PREFIX"),
             sensitive_policy=env("MEDMKT_SENSITIVE_POLICY"),

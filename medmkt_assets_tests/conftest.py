@@ -78,7 +78,8 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: s
         "warehouse": Warehouse(engine=DuckDBResource(
             database=str(warehouse), connection_config={"memory_limit": DEFAULTS["MEDMKT_DUCKDB_MEMORY"]}),
             compute=engine, **{"lakehouse": str(warehouse.parent / "lakehouse"), "spark_master": SPARK_MASTER,
-                               "spark_partitions": 4, "spark_driver_memory": "2g", **spark}),
+                               "spark_partitions": 4, "spark_driver_memory": "2g",
+                               "spark_max_result_size": SPARK_MAX_RESULT_SIZE, **spark}),
         "pseudonym": PseudonymKey(env_var="MEDMKT_TEST_PSEUDONYM_KEY"),
         "sensitive": SensitiveData(policy_file=policy_file),
         "tracker": MlflowTracker(tracking_uri=mlflow_uri),
@@ -102,6 +103,10 @@ def row_accounting(con, table: str) -> tuple[int, int]:
 
 
 SPARK_MASTER = "local[2]"
+# spark.driver.maxResultSize of the tests' Spark: a patient-sized table of test_models_on_executors'
+# world (200,000 patients) is far bigger, so collecting one fails; what the whole graph brings to the
+# driver on the 3,000-patient demo world (training samples, per-segment and per-item aggregates) fits.
+SPARK_MAX_RESULT_SIZE = "4m"
 
 
 def require(missing: str, flag: str) -> None:
@@ -128,7 +133,8 @@ def spark(tmp_path_factory):
 
     require_spark()
     metastore = tmp_path_factory.mktemp("metastore")
-    return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g", metastore=str(metastore))
+    return spark_session(SPARK_MASTER, partitions=4, driver_memory="2g", metastore=str(metastore),
+                         max_result_size=SPARK_MAX_RESULT_SIZE)
 
 
 def isolated_lakehouse(folder: Path):

@@ -96,6 +96,9 @@ class Warehouse(dg.ConfigurableResource):
         "Where the Parquet tables live: a folder or a Hadoop filesystem URI (MEDMKT_LAKEHOUSE)."))
     spark_driver_memory: str = Field(default="4g", description="Driver heap of a local Spark.")
     spark_partitions: int = Field(default=8, description="Spark SQL shuffle partitions.")
+    spark_max_result_size: str = Field(default="1g", description=(
+        "spark.driver.maxResultSize of a Spark this process starts (MEDMKT_SPARK_MAX_RESULT_SIZE): no "
+        "patient-sized table is collected, so a few hundred MB is plenty."))
     spark_metastore: str = Field(default="", description=(
         "Catalog of a Spark this process starts (MEDMKT_SPARK_METASTORE): a thrift:// Hive metastore, or "
         "the folder of the embedded Derby one; empty: `metastore` beside a local lakehouse, else data/metastore."))
@@ -126,7 +129,7 @@ class Warehouse(dg.ConfigurableResource):
         metastore = self.spark_metastore or (str(Path(lakehouse.root).parent / "metastore") if lakehouse.is_local
                                              else "data/metastore")
         spark = spark_session(self.spark_master, self.spark_remote, self.spark_driver_memory, self.spark_partitions,
-                              metastore)
+                              metastore, self.spark_max_result_size)
         session = SparkWarehouseSession(spark, lakehouse, Path(self.engine.database))
         try:
             yield session

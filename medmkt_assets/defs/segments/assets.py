@@ -10,8 +10,9 @@ from medmkt_assets.defs.warehouse import (
     WAREHOUSE_POOL,
     row_count,
 )
-from medmkt_assets.lib.models.segment_summary import LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
-from medmkt_assets.lib.models.segments import label_segments, labelled, segment_patients, segment_table
+from medmkt_assets.lib.models import segment_assignment as assign
+from medmkt_assets.lib.models.segment_summary import SEGMENT_SUMMARY_SQL
+from medmkt_assets.lib.models.segments import segment_patients
 from medmkt_assets.lib.tracking import mlflow_runs, plots
 
 MODEL_NAME = "medmkt-segmentation"
@@ -25,6 +26,9 @@ class SegmentationConfig(dg.Config):
     k_min: int = Field(default=3, description="Smallest number of segments tried.")
     k_max: int = Field(default=8, description="Largest number of segments tried.")
     sample_size: int = Field(default=10_000, description="Patients sampled for silhouettes and plots.")
+    max_fit_patients: int = Field(default=200_000, description=(
+        "Most patients the segmentation is fitted on (all when fewer; else a sample by a hash of the key). "
+        "Every patient is then labelled by the fitted model, on Spark in the executors."))
     seed: int = Field(default=42, description="Random seed for sampling and clustering.")
 
 
@@ -34,28 +38,28 @@ class SegmentationConfig(dg.Config):
 )
 def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConfig, warehouse: Warehouse,
                      tracker: MlflowTracker) -> dg.MaterializeResult:
-    """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient."""
+    """K-means and micro-cluster Ward segments compared; the better one labels every profiled patient.
+
+    Fitted on at most `max_fit_patients` patients (all of them when there are no more); every
+    patient is then labelled where the rows live (on Spark, in the executors)."""
     with warehouse.session() as con:
-        features = con.execute(SEGMENT_INPUTS_SQL).fetchdf()
+        patients, buyers = con.execute(assign.counts_sql(SEGMENT_INPUTS_SQL)).fetchone()
+        if buyers < MIN_BUYERS:
+            return _single_segment(context, warehouse, int(patients), int(buyers))
+        features = con.execute(assign.fit_inputs_sql(SEGMENT_INPUTS_SQL, patients, config.max_fit_patients)).fetchdf()
     keys = features.pop("patient_key")
-    buyers = int((features.frequency > 0).sum())
-    if buyers < MIN_BUYERS:
-        return _single_segment(context, warehouse, keys, buyers)
     result = segment_patients(features, (config.k_min, config.k_max), config.sample_size, config.seed)
     model_name = f"{result.method}_k{result.k}"
-    segments = segment_table(keys, features, result.labels, model_name)
     with warehouse.transaction() as con:
-        # the label is made of what the warehouse says of the members (the numbers segment_summary
-        # shows), so the memberships are written first and labelled from them in the same transaction
-        con.write_frame(segments, "marts.patient_segments")
-        labels = label_segments(con.execute(LABEL_WORDS_SQL).fetchdf().set_index("segment_id"))
-        con.write_frame(labelled(segments, labels), "marts.patient_segments")
+        labels = assign.publish_segments(con, result, SEGMENT_INPUTS_SQL, features, keys,
+                                         whole=len(features) == patients, model_name=model_name)
         n = row_count(con, "marts.patient_segments")
-        run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
-    context.log.info("Segmented %d patients into %d segments with %s (silhouette %.3f).",
-                     n, len(labels), model_name, result.metrics["silhouette"])
+    run, version = _log_segmentation(context, tracker, config, result, labels, features, model_name)
+    context.log.info("Segmented %d patients (fitted on %d) into %d segments with %s (silhouette %.3f).",
+                     n, len(features), len(labels), model_name, result.metrics["silhouette"])
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n,
+        "patients_fitted": len(features),
         "model": model_name,
         "silhouette": result.metrics["silhouette"],
         "stability_ari": result.metrics["stability_ari"],
@@ -67,17 +71,14 @@ def patient_segments(context: dg.AssetExecutionContext, config: SegmentationConf
     })
 
 
-def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, keys: pd.Series,
+def _single_segment(context: dg.AssetExecutionContext, warehouse: Warehouse, patients: int,
                     buyers: int) -> dg.MaterializeResult:
     """Too few buyers to cluster: everyone in one segment, and the metadata says why."""
     context.log.warning("Only %d patients with orders (need %d to cluster): everyone is put in one segment.",
                         buyers, MIN_BUYERS)
     with warehouse.transaction() as con:
-        con.write_frame(keys.to_frame(), "marts.patient_segments",
-                        query="SELECT patient_key, CAST(0 AS INTEGER) AS segment_id, "
-                              "'all patients' AS segment_label, CAST(NULL AS VARCHAR) AS distinctive_category, "
-                              "CAST(NULL AS VARCHAR) AS distinctive_channel, 'single_segment' AS model FROM frame")
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(keys), "model": "single_segment",
+        con.execute(assign.single_segment_sql(SEGMENT_INPUTS_SQL))
+    return dg.MaterializeResult(metadata={"dagster/row_count": patients, "model": "single_segment",
                                           "reason": f"{buyers} patients with orders; {MIN_BUYERS} needed"})
 
 

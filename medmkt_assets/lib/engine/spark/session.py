@@ -68,10 +68,31 @@ def metastore_conf(metastore: str) -> dict[str, str]:
     }
 
 
+def size_bytes(size: str) -> int:
+    """Bytes of a Spark size setting: `4m`, `512k`, `1g`, `1024` (bytes)."""
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+    text = size.strip().lower().removesuffix("b") or "0"
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1] in units else int(text)
+
+
+def result_size_conf(max_result_size: str) -> dict[str, str]:
+    """spark.driver.maxResultSize, and a broadcast-join threshold under it: a broadcast join collects
+    its small side on the driver first, so a patient-sized table Spark thinks small (its files'
+    compressed size) would hit the limit. Spark's own threshold (10 MB) when the limit allows."""
+    limit = size_bytes(max_result_size)
+    threshold = 10 << 20 if limit == 0 else min(10 << 20, limit // 4)
+    return {"spark.driver.maxResultSize": max_result_size, "spark.sql.autoBroadcastJoinThreshold": str(threshold)}
+
+
 def spark_session(master: str, remote: str = "", driver_memory: str = "4g", partitions: int = 8,
-                  metastore: str = "data/metastore"):
+                  metastore: str = "data/metastore", max_result_size: str = "1g"):
     """The process's SparkSession: Spark Connect when `remote` is set (its server's catalog), else a
-    local or cluster master with Hive support on `metastore` (metastore_conf)."""
+    local or cluster master with Hive support on `metastore` (metastore_conf).
+
+    `max_result_size` is spark.driver.maxResultSize: an action that would bring more than that to
+    the driver fails. No patient-sized table is collected (lib.models.on_spark), so it can be
+    small; like the driver's memory it is fixed when the first session of the process starts, and
+    a Spark Connect server keeps its own."""
     missing = spark_missing(remote)
     if missing:
         raise RuntimeError(f"MEDMKT_ENGINE=spark: {missing}")
@@ -82,6 +103,8 @@ def spark_session(master: str, remote: str = "", driver_memory: str = "4g", part
         builder = builder.remote(remote)
     else:
         builder = builder.master(master).config("spark.driver.memory", driver_memory)
+        for key, value in result_size_conf(max_result_size).items():
+            builder = builder.config(key, value)
         for key, value in metastore_conf(metastore).items():
             builder = builder.config(key, value)
         builder = builder.enableHiveSupport()

@@ -1,0 +1,181 @@
+"""Models on the executors (issue 26): segments fitted on a bounded sample, every patient labelled
+where the rows live, and on Spark no patient-sized table collected to the driver.
+
+The tests' Spark has spark.driver.maxResultSize = conftest.SPARK_MAX_RESULT_SIZE; the world here
+(200,000 patients, made in Spark) is far bigger than that, so collecting it fails, while the
+segmentation's fit sample and its per-segment aggregates fit.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models import segment_assignment as assign
+from medmkt_assets.lib.models.segments import segment_patients
+
+WORLD = 200_000
+FIT = 2_000
+INPUTS_SQL = ("SELECT f.* FROM features.patient_features f "
+              "JOIN marts.patient_profiles p USING (patient_key) ORDER BY patient_key")
+# three kinds of buyer (by id % 3) and one patient in ten without orders; ids hashed into keys
+WORLD_COLUMNS = (
+    "CAST(md5(CAST(id AS STRING)) AS STRING) AS patient_key",
+    "CAST(CASE WHEN id % 10 = 0 THEN 0 ELSE 1 + (id % 3) * 5 END AS BIGINT) AS frequency",
+    "CASE WHEN id % 10 = 0 THEN 0.0 ELSE 30.0 + (id % 3) * 300.0 + rand(1) * 20 END AS monetary",
+    "CASE WHEN id % 3 = 0 THEN 0.8 ELSE 0.1 END + rand(2) * 0.05 AS cat__diabetes_care",
+    "CASE WHEN id % 3 = 1 THEN 0.8 ELSE 0.1 END + rand(3) * 0.05 AS cat__skin_care",
+    "CASE WHEN id % 3 = 2 THEN 0.9 ELSE 0.2 END + rand(4) * 0.05 AS ch__online",
+    "CASE WHEN id % 3 = 2 THEN 0.1 ELSE 0.8 END + rand(5) * 0.05 AS ch__store",
+    "CAST(0 AS DOUBLE) AS digital_events",
+)
+
+
+def _world(spark, tmp_path):
+    """A SparkWarehouseSession whose features.patient_features and marts.patient_profiles hold WORLD
+    patients, written by Spark from spark.range (no row passes through the driver)."""
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets_tests.conftest import isolated_lakehouse
+
+    con = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
+    people = spark.range(WORLD)
+    con.register("_features", people.selectExpr(*WORLD_COLUMNS))
+    con.register("_profiles", people.selectExpr(WORLD_COLUMNS[0], WORLD_COLUMNS[2], "CASE WHEN id % 7 = 0 THEN "
+                                                "'unknown' ELSE concat(CAST(20 + (id % 5) * 10 AS STRING), '-29') "
+                                                "END AS age_band", "CASE WHEN id % 3 = 2 THEN 'online' ELSE 'store' "
+                                                "END AS preferred_channel"))
+    # a few order lines: the label's category is the segment's most spend (segment_summary.SEGMENT_WORDS)
+    con.register("_orders", spark.range(300).selectExpr(
+        WORLD_COLUMNS[0], "CASE WHEN id % 3 = 0 THEN 'D' ELSE 'S' END AS product_id", "1 AS quantity",
+        "CAST(10.0 AS DOUBLE) AS unit_price"))
+    con.register("_products", spark.createDataFrame([("D", "diabetes_care"), ("S", "skin_care")],
+                                                    "product_id string, category string"))
+    for schema in ("features", "marts", "staging"):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    con.execute("CREATE OR REPLACE TABLE features.patient_features AS SELECT * FROM _features")
+    con.execute("CREATE OR REPLACE TABLE marts.patient_profiles AS SELECT * FROM _profiles")
+    con.execute("CREATE OR REPLACE TABLE staging.orders AS SELECT * FROM _orders")
+    con.execute("CREATE OR REPLACE TABLE staging.products AS SELECT * FROM _products")
+    return con
+
+
+def test_the_fit_sample_is_everyone_when_few_else_the_same_keys_on_both_engines(spark, tmp_path):
+    assert assign.fit_inputs_sql(INPUTS_SQL, 3_000, 3_000) == INPUTS_SQL
+    con = _world(spark, tmp_path)
+    duck = Session(duckdb.connect())
+    try:
+        duck.execute("CREATE SCHEMA features; CREATE SCHEMA marts")
+        duck.execute(f"CREATE TABLE features.patient_features AS SELECT md5(CAST(range AS VARCHAR)) AS patient_key, "
+                     f"1 AS frequency FROM range({WORLD})")
+        duck.execute("CREATE TABLE marts.patient_profiles AS SELECT patient_key, '20-29' AS age_band "
+                     "FROM features.patient_features")
+        sql = f"SELECT patient_key FROM ({assign.fit_inputs_sql(INPUTS_SQL, WORLD, FIT)}) AS s"
+        on_spark, on_duckdb = con.execute(sql).fetchdf(), duck.execute(sql).fetchdf()
+        assert len(on_spark) == FIT
+        assert on_spark.patient_key.tolist() == on_duckdb.patient_key.tolist()
+    finally:
+        duck.close()
+        con.close()
+
+
+def test_segments_are_assigned_in_the_executors_and_no_patient_table_reaches_the_driver(spark, tmp_path):
+    con = _world(spark, tmp_path)
+    try:
+        with pytest.raises(Exception, match="maxResultSize"):  # the proof's premise: a patient table is too big
+            con.execute(INPUTS_SQL).fetchdf()
+        patients, buyers = con.execute(assign.counts_sql(INPUTS_SQL)).fetchone()
+        assert (patients, buyers) == (WORLD, WORLD - WORLD // 10)
+        features = con.execute(assign.fit_inputs_sql(INPUTS_SQL, patients, FIT)).fetchdf()
+        keys = features.pop("patient_key")
+        result = segment_patients(features, (2, 5), sample_size=1_000, seed=42)
+        with con.transaction():
+            labels = assign.publish_segments(con, result, INPUTS_SQL, features, keys, whole=False,
+                                             model_name="kmeans_k3")
+        sizes = con.execute("SELECT segment_id, count(*) AS n, count(DISTINCT segment_label) AS labels "
+                            "FROM marts.patient_segments GROUP BY segment_id ORDER BY segment_id").fetchdf()
+        assert sizes.n.sum() == WORLD and (sizes.labels == 1).all()
+        assert sizes.segment_id.tolist() == list(range(result.k + 1))  # k clusters and the no-orders segment
+        assert labels.index.tolist() == sizes.segment_id.tolist() and labels.is_unique
+        # the fitted patients keep the fit's own labels (the executors' predict is the fit's labelling)
+        fitted = con.execute("SELECT patient_key, segment_id FROM marts.patient_segments WHERE patient_key IN "
+                             f"(SELECT patient_key FROM ({assign.fit_inputs_sql(INPUTS_SQL, patients, FIT)}) AS s) "
+                             "ORDER BY patient_key").fetchdf()
+        assert fitted.patient_key.tolist() == keys.tolist()
+        assert (fitted.segment_id.to_numpy() == result.labels).all()
+        assert labels[result.k].startswith("no purchases yet")
+    finally:
+        con.close()
+
+
+def test_publishing_on_duckdb_labels_every_patient_from_what_the_summary_shows():
+    """publish_segments on DuckDB (in pandas): memberships written, then named from LABEL_WORDS_SQL,
+    the same numbers segment_summary shows; every patient labelled, the fit's labels kept."""
+    rng = np.random.default_rng(3)
+    n = 900
+    group = np.arange(n) % 3
+    keys = pd.Series([f"p{i:04d}" for i in range(n)])
+    features = pd.DataFrame({
+        "frequency": np.where(np.arange(n) % 10 == 0, 0, 1 + group * 5),
+        "monetary": np.where(np.arange(n) % 10 == 0, 0.0, 30 + group * 300 + rng.random(n) * 20),
+        "cat__diabetes_care": np.where(group == 0, 0.8, 0.1) + rng.random(n) * 0.05,
+        "ch__store": np.where(group == 2, 0.1, 0.8) + rng.random(n) * 0.05,
+        "digital_events": 0.0,
+    })
+    result = segment_patients(features, (2, 5), sample_size=500)
+    raw = duckdb.connect()
+    con = Session(raw)
+    for schema in ("features", "marts", "staging"):
+        con.execute(f"CREATE SCHEMA {schema}")
+    raw.register("f", features.assign(patient_key=keys))
+    con.execute("CREATE TABLE features.patient_features AS SELECT * FROM f")
+    raw.register("p", pd.DataFrame({"patient_key": keys, "monetary": features.monetary,
+                                    "age_band": np.where(group == 1, "70-79", "30-39"),
+                                    "preferred_channel": np.where(group == 2, "online", "store")}))
+    con.execute("CREATE TABLE marts.patient_profiles AS SELECT * FROM p")
+    con.execute("CREATE TABLE staging.products AS SELECT 'D' AS product_id, 'diabetes_care' AS category")
+    con.execute("CREATE TABLE staging.orders AS SELECT patient_key, 'D' AS product_id, 1 AS quantity, "
+                "10.0 AS unit_price FROM f WHERE frequency > 0")
+    labels = assign.publish_segments(con, result, "SELECT * FROM features.patient_features ORDER BY patient_key",
+                                     features, keys, whole=True, model_name="m")
+    rows = con.execute("SELECT patient_key, segment_id, segment_label FROM marts.patient_segments "
+                       "ORDER BY patient_key").fetchdf()
+    assert len(rows) == n and (rows.segment_id.to_numpy() == result.labels).all()
+    assert (rows.segment_label == labels.reindex(rows.segment_id).to_numpy()).all()
+    assert labels[result.k].startswith("no purchases yet") and labels.is_unique
+
+
+def test_the_fitted_model_labels_its_own_patients_as_the_fit_did():
+    """Labelling everyone with the fitted pipeline (the executors' function) keeps the fit's labels
+    for the patients it saw, whichever method won."""
+    rng = np.random.default_rng(5)
+    n = 1_200
+    group = np.arange(n) % 4
+    features = pd.DataFrame({
+        "frequency": np.where(np.arange(n) % 9 == 0, 0, 1 + group * 3),
+        "monetary": np.where(np.arange(n) % 9 == 0, 0.0, 20 + group * 150 + rng.random(n) * 40),
+        "cat__a": np.where(group < 2, 0.7, 0.2) + rng.random(n) * 0.1,
+        "ch__store": np.where(group % 2 == 0, 0.9, 0.1) + rng.random(n) * 0.1,
+    })
+    result = segment_patients(features, (2, 6), sample_size=600)
+    batch = features.assign(patient_key=[f"k{i}" for i in range(n)], _age_band="30-39")
+    assigned = pd.concat([assign.assign(result.model, part) for part in np.array_split(batch, 7)])
+    assert (assigned.segment_id.to_numpy() == result.labels).all()
+    assert assigned.patient_key.tolist() == batch.patient_key.tolist()
+
+
+def test_item_cooccurrence_counted_in_spark_is_the_recommenders_gram_matrix(spark):
+    """The items x items co-occurrence Spark counts equals X'X of the binary user x item matrix the
+    recommenders fit on the driver (ItemKNN's co-occurrence, EASE's Gram matrix before the penalty)."""
+    from medmkt_assets.lib.models import on_spark
+    from medmkt_assets.lib.models.recommenders import EASE
+
+    rng = np.random.default_rng(11)
+    interactions = pd.DataFrame({"user_id": rng.integers(0, 300, 4_000), "item_id": rng.choice(
+        [f"p{i:02d}" for i in range(25)], 4_000), "weight": 1.0})
+    model = EASE(lambda_=10.0).fit(interactions, items=[f"p{i:02d}" for i in range(27)])  # two nobody bought
+    expected = (model.X_.T @ model.X_).toarray()
+    gram = on_spark.item_cooccurrence(spark.createDataFrame(interactions[["user_id", "item_id"]]), model.items_)
+    np.testing.assert_array_equal(gram, expected)
+    np.testing.assert_array_equal(np.diag(gram), model.popularity_)
