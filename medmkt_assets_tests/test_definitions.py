@@ -63,12 +63,16 @@ def test_a_failed_step_does_not_leave_the_warehouse_file_open(tmp_path):
 
 
 def test_the_instance_settings_switch_off_telemetry_and_the_first_visit_dialog(tmp_path):
-    """dagster.yaml (copied into DAGSTER_HOME by make dev / make run): no community pop-up on a
-    fresh instance, no telemetry, the one-writer pool."""
+    """dagster.yaml (copied into DAGSTER_HOME by make dev / make run) and dagster_team.yaml: no
+    community pop-up on a fresh instance, no telemetry; the one-writer pool."""
     import shutil
     from pathlib import Path
 
+    import yaml
+
     root = Path(__file__).resolve().parents[1]
+    team = yaml.safe_load((root / "dagster_team.yaml").read_text())  # its storage needs PostgreSQL to load
+    assert team["nux"]["enabled"] is False and team["telemetry"]["enabled"] is False
     shutil.copy(root / "dagster.yaml", tmp_path / "dagster.yaml")
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert instance.nux_enabled is False
