@@ -299,7 +299,10 @@ def test_every_page_url_is_a_working_first_request_to_a_fresh_server(browser, sn
         page.get_by_role("heading", name=i18n.t(f"nav.{name}", lang), exact=True).first.wait_for(timeout=60_000)
         _settle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
+        # the sidebar may render after the page's heading on a busy machine: wait for it, then count
+        sidebar.get_by_text(i18n.LANGUAGES["zh"], exact=True).first.wait_for(timeout=30_000)
         assert sidebar.get_by_text(i18n.LANGUAGES["zh"], exact=True).count() == 1
+        page.locator('[data-testid="stSidebarNav"]').first.wait_for(timeout=30_000)
         nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
         assert [i18n.t(f"nav.{p}", lang) in nav for p in PAGES] == [True] * len(PAGES), nav
         assert "Page not found" not in page.locator("body").inner_text()

@@ -36,9 +36,13 @@ WORLD_COLUMNS = (
 def _world(spark, tmp_path):
     """A SparkWarehouseSession whose features.patient_features and marts.patient_profiles hold WORLD
     patients, written by Spark from spark.range (no row passes through the driver)."""
-    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
-    from medmkt_assets_tests.conftest import isolated_lakehouse
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession, result_size_conf
+    from medmkt_assets_tests.conftest import SPARK_MAX_RESULT_SIZE, isolated_lakehouse
 
+    # The broadcast threshold is a runtime setting of the shared session, which a session started
+    # for another test (with Spark's 1g limit) may have raised: put back the one under this limit.
+    threshold = "spark.sql.autoBroadcastJoinThreshold"
+    spark.conf.set(threshold, result_size_conf(SPARK_MAX_RESULT_SIZE)[threshold])
     con = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
     people = spark.range(WORLD)
     con.register("_features", people.selectExpr(*WORLD_COLUMNS))

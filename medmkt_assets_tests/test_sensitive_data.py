@@ -347,8 +347,11 @@ def test_marketing_outputs_are_exactly_those_of_a_world_without_the_sensitive_ro
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
         result = materialize_all(build_definitions(Settings.from_env()), resources)
     assert result.success
-    # staging differs only in its lineage columns (_source_file, _source_row of a shorter file)
-    assert differences(str(demo_pipeline["warehouse"]), str(warehouse), schemas=("marts", "features")) == []
+    # staging differs only in its lineage columns (_source_file, _source_row of a shorter file); an
+    # average over the same rows read in another physical order (the shorter files) may differ in its
+    # last bits (about 1e-15 of it), which says nothing about the sensitive rows: rtol 1e-9
+    assert differences(str(demo_pipeline["warehouse"]), str(warehouse), rtol=1e-9,
+                       schemas=("marts", "features")) == []
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM restricted.sensitive_diagnoses").fetchone()[0] == 0
     con.close()
