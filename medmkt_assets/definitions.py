@@ -58,6 +58,7 @@ OWNERS_BY_GROUP = {
     "ingest": "team:data-engineering", "staging": "team:data-engineering",
     "profiles": "team:data-science", "segments": "team:data-science", "rules": "team:data-science",
     "recommend": "team:data-science", "campaigns": "team:marketing-analytics", "insight": "team:marketing-analytics",
+    "voice": "team:patient-experience",
 }
 
 

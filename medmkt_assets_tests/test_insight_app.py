@@ -15,9 +15,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 import pytest
 
 from medmkt_assets.app import data, i18n
+from medmkt_assets.lib.ops.insight import VOICE_COLUMNS
 from medmkt_assets_tests.servers import free_port, wait_http
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -25,7 +27,7 @@ playwright = pytest.importorskip("playwright.sync_api", reason="playwright is no
 pytestmark = [pytest.mark.ui, pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed")]
 ARTIFACTS = Path(os.environ.get("MEDMKT_TEST_ARTIFACTS",
                                 Path(__file__).resolve().parents[1] / "data" / "test-artifacts")) / "insight"
-PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences")
+PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences", "voice")
 PSEUDONYM = re.compile(r"\b[0-9a-f]{64}\b")
 
 
@@ -64,6 +66,10 @@ def expected(warehouse: Path) -> dict:
         "exclusions": query("SELECT * FROM marts.audience_exclusions"),
         "planned": query("SELECT * FROM marts.campaign_catalog WHERE status = 'planned'"),
     }
+    # The patient-voice marts (lib/ops/insight.VOICE_COLUMNS) the run published: the demo world has them
+    published = set(query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'marts'").table_name)
+    found["voice"] = {t: query(f"SELECT * FROM marts.{t}") for t in VOICE_COLUMNS if t in published}
+    found["campaign_names"] = dict(query("SELECT campaign_id, name FROM marts.campaign_catalog").itertuples(index=False))
     con.close()
     found["rules"] = found["rules"].assign(**{
         f"{side}_names_{lang}": found["rules"][column].map(lambda items, n=by_id: [n[i] for i in items])
@@ -276,6 +282,148 @@ def test_audiences_page_counts_reasons_and_exports_without_contacts(browser, app
     assert {(r[i18n.t("col.reason", lang)], r[i18n.t("col.patients", lang)]) for r in shown} == expected
     _check(page, "audiences", lang)
 
+
+
+def _voice(marts: dict, table: str):
+    """A voice mart as the warehouse holds it (the demo pipeline publishes every one)."""
+    assert table in marts["voice"], f"the demo pipeline did not publish marts.{table}"
+    return marts["voice"][table]
+
+
+def _topic_labels(topics, lang: str) -> dict:
+    return {t.topic_id: data.topic_label(t.label, t.label_zh, lang) for t in topics.itertuples()}
+
+
+def _shown(topic, author_count) -> bool:
+    """Whether a topic's examples may be shown: examples_shown and more than 10 authors."""
+    return bool(topic.examples_shown) and author_count is not None and author_count > 10
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_voice_page_shows_every_topic_in_the_language_with_hidden_counts(browser, app_url, marts, lang):
+    topics = _voice(marts, "voice_topics")
+    assert len(topics), "the demo world's survey comments should make topics"
+    page = _open(browser, app_url, "voice", lang)
+    rows = {r[i18n.t("col.topic", lang)]: r for r in _rows(page, i18n.t("col.top_terms", lang))}
+    labels = _topic_labels(topics, lang)
+    assert set(rows) == set(labels.values())
+    for topic in topics.itertuples():
+        row = rows[labels[topic.topic_id]]
+        hidden = topic.authors is None or pd.isna(topic.authors) or topic.authors <= 10
+        assert row[i18n.t("col.authors", lang)] == (i18n.t("hidden", lang) if hidden
+                                                    else i18n.number(topic.authors, lang))
+        assert row[i18n.t("col.top_terms", lang)] == data.topic_terms(topic.top_terms, lang)
+        if pd.notna(topic.share):
+            assert row[i18n.t("col.share_of_comments", lang)] == i18n.percent(topic.share, lang)
+    figures = _voice(marts, "voice_quality")
+    quality = dict(zip(figures.metric, figures.value))
+    if "sentiment_accuracy" in quality and "sentiment_kappa" in quality:
+        assert i18n.t("voice.sentiment_check", lang, share=i18n.percent(quality["sentiment_accuracy"], lang, 0),
+                      kappa=i18n.number(quality["sentiment_kappa"], lang, 2)) in page.locator("body").inner_text()
+    _check(page, "voice", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_voice_examples_appear_only_for_topics_whose_examples_are_shown(browser, app_url, marts, lang):
+    topics, examples = _voice(marts, "voice_topics"), _voice(marts, "voice_examples")
+    labels = _topic_labels(topics, lang)
+    shown = {t.topic_id: _shown(t, None if pd.isna(t.authors) else t.authors) for t in topics.itertuples()}
+    never = set(examples.comment[~examples.topic_id.map(shown).fillna(False).astype(bool)])
+    first = topics.sort_values(["share", "topic_id"], ascending=[False, True]).topic_id.iloc[0]
+    hidden_topic = next((t for t, ok in shown.items() if not ok), None)
+    page = _open(browser, app_url, "voice", lang)
+    for topic in (first, hidden_topic):
+        if topic is None:
+            continue
+        if topic != first:  # the page opens on the topic most comments are about
+            page.get_by_role("combobox", name=i18n.t("voice.pick_topic", lang)).click()
+            page.get_by_role("option", name=labels[topic], exact=True).click()
+            page.get_by_role("heading", name=i18n.t("voice.examples", lang, topic=labels[topic])).wait_for(
+                timeout=30_000)
+            page.get_by_text(i18n.t("voice.examples_hidden" if not shown[topic] else "voice.deidentified", lang)
+                             ).wait_for(timeout=30_000)
+            page.wait_for_timeout(1500)  # the rerun's last elements replace the previous topic's
+            _settle(page)
+        text = page.locator("body").inner_text()
+        assert not any(comment in text for comment in never)
+        if shown[topic]:
+            assert i18n.t("voice.deidentified", lang) in text
+            expected = examples[examples.topic_id == topic].sort_values("rank").comment.tolist()
+            assert [r[i18n.t("col.comment", lang)] for r in _rows(page, i18n.t("col.comment", lang))] == expected
+        else:
+            assert i18n.t("voice.examples_hidden", lang) in text
+            assert page.locator("table th", has_text=i18n.t("col.comment", lang)).count() == 0
+    _check(page, "voice-examples", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_voice_drivers_show_each_effect_with_its_interval_against_its_reference(browser, app_url, marts, lang):
+    drivers = _voice(marts, "satisfaction_drivers")
+    assert len(drivers)
+    page = _open(browser, app_url, "voice", lang)
+    shown = [r for table in _tables(page, i18n.t("col.effect_ci", lang)) for r in _rows_of(table)]
+    assert len(shown) == len(drivers)
+    to = i18n.t("voice.interval", lang, low="", high="").strip()
+    names = marts["campaign_names"]
+    expected = set()
+    for d in drivers.itertuples():
+        small = pd.isna(d.respondents) or d.respondents <= 10 or pd.isna(d.effect)
+        text = (i18n.t("hidden", lang) if small else
+                f"{d.effect:+.2f} ({i18n.number(d.ci_low, lang, 2)} {to} {i18n.number(d.ci_high, lang, 2)})")
+        clear = "–" if small else i18n.t("voice.clear" if d.ci_low > 0 or d.ci_high < 0 else "voice.not_clear", lang)
+        reference = i18n.t("voice.compared_with", lang,
+                           reference=data.level_name(d.factor, d.reference_level, lang, names))
+        expected.add((data.level_name(d.factor, d.level, lang, names), reference, text, clear))
+    assert {(r[i18n.t("col.level", lang)], r[i18n.t("col.reference", lang)], r[i18n.t("col.effect_ci", lang)],
+             r[i18n.t("col.clear", lang)]) for r in shown} == expected
+    _check(page, "voice-drivers", lang)
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_voice_nps_and_searches_hide_what_the_marts_suppressed(browser, app_url, marts, lang):
+    nps, searches = _voice(marts, "nps_summary"), _voice(marts, "search_themes")
+    page = _open(browser, app_url, "voice", lang)
+    rows = [r for table in _tables(page, i18n.t("col.promoters", lang)) for r in _rows_of(table)]
+    assert len(rows) == len(nps)
+    cells = {tuple(r.values())[0]: r[i18n.t("col.nps", lang)] for r in rows}
+    for cell in nps.itertuples():
+        level = (i18n.t("voice.all_respondents", lang) if cell.dimension == "overall"
+                 else data.level_name(cell.dimension, cell.level, lang))
+        assert cells[level] == (i18n.t("hidden", lang) if pd.isna(cell.nps) else f"{cell.nps:+.1f}")
+    rows = _rows(page, i18n.t("col.searchers", lang))
+    assert rows and len(rows) == min(len(searches), 120)  # every region is chosen to begin with
+    cells = {(i18n.month(c.month, lang), i18n.term(c.region, lang), i18n.term(c.theme, lang)): c
+             for c in searches.itertuples()}
+    for row in rows:
+        cell = cells[(row[i18n.t("col.month", lang)], row[i18n.t("col.region", lang)],
+                      row[i18n.t("col.theme", lang)])]
+        assert row[i18n.t("col.searches", lang)] == (i18n.t("hidden", lang) if pd.isna(cell.searches)
+                                                     else i18n.number(cell.searches, lang))
+        if pd.isna(cell.searchers) or cell.searchers <= 10:
+            assert row[i18n.t("col.searchers", lang)] == i18n.t("hidden", lang)
+    _check(page, "voice-nps-searches", lang)
+
+
+def test_the_chinese_voice_page_shows_no_english_but_the_data(browser, app_url, marts):
+    """Every word of the page in Chinese: what Latin text is left is the data's own (comments, their top
+    terms, search terms, facility and campaign names, placeholders such as [NAME])."""
+    topics = _voice(marts, "voice_topics")
+    page = _open(browser, app_url, "voice", "zh")
+    text = page.locator('[data-testid="stMain"]').inner_text()
+    assert i18n.t("nav.voice", "zh") in text and i18n.t("nav.voice", "en") not in text
+    drivers = _voice(marts, "satisfaction_drivers")
+    untranslated = drivers[~drivers.factor.isin(["segment", "channel", "category"])]
+    data_words = {
+        *_voice(marts, "voice_examples").comment, *[t for terms in topics.top_terms for t in terms],
+        *topics.label[topics.label_zh.isna()], *_voice(marts, "search_theme_terms").term,
+        *untranslated.level, *untranslated.reference_level, *marts["campaign_names"].values(),
+        *_voice(marts, "voice_quality").metric, *_voice(marts, "search_themes").region,
+        *_voice(marts, "search_themes").theme}
+    for word in sorted(map(str, data_words), key=len, reverse=True):
+        text = text.replace(word, " ")
+    text = re.sub(r"\[[A-Z_]+\]", " ", text)
+    assert set(re.findall(r"[A-Za-z]{2,}", text)) <= {"App"}, text
+    _check(page, "voice-zh-words", "zh")
 
 
 def test_the_sidebar_switches_the_language(browser, app_url):

@@ -21,6 +21,8 @@ from medmkt_assets.lib.ops.insight import (
     PRODUCT_CATALOG_SQL,
     SNAPSHOT_SQL,
     SNAPSHOT_TABLES,
+    VOICE_COLUMNS,
+    VOICE_TABLES,
     manifest_frame,
     publish_snapshot,
 )
@@ -28,6 +30,35 @@ from medmkt_assets.lib.privacy.identifiers import DIRECT_IDENTIFIERS
 
 KEY_A, KEY_B = "a" * 64, "b" * 64
 APP = Path(data.__file__).parent
+
+# The patient-voice marts: topic 1 has 40 authors and its examples shown, topic 2 fewer than 11
+# people (an example row the marts should not have published, and a rare search term, must not
+# reach the snapshot); extra columns the snapshot must not copy.
+VOICE_SQL = """
+CREATE TABLE marts.voice_topics AS SELECT * FROM (VALUES
+    (1, 'Waiting times', '等候时间', ['wait', '排队'], 50, 40, 0.9, 3.1, 6.0, 0.2, 0.3, 0.5, true, 'x'),
+    (2, 'Parking', '停车', ['parking'], NULL, NULL, 0.1, 3.5, 7.0, 0.3, 0.4, 0.3, false, 'y'))
+    t(topic_id, label, label_zh, top_terms, comments, authors, share, avg_satisfaction, avg_nps,
+      positive_share, neutral_share, negative_share, examples_shown, model_notes);
+CREATE TABLE marts.voice_topic_trends AS SELECT DATE '2025-01-01' AS month, 1 AS topic_id, 50 AS comments,
+    40 AS authors, 0.9 AS share, 3.1 AS avg_satisfaction;
+CREATE TABLE marts.voice_examples AS SELECT * FROM (VALUES
+    (1, 1, 'Waited two hours, [NAME] said nothing', 'en', 'negative', 2, 'raw text'),
+    (2, 1, 'Parking at [ADDRESS]', 'en', 'neutral', 3, 'raw text'))
+    t(topic_id, rank, comment, language, sentiment, satisfaction, original_comment);
+CREATE TABLE marts.satisfaction_drivers AS SELECT 'satisfaction' AS outcome, 'channel' AS factor,
+    'online' AS level, 'clinic' AS reference_level, 120 AS respondents, -0.25 AS effect, -0.4 AS ci_low,
+    -0.1 AS ci_high, 0.001 AS p_value, 'ols' AS model;
+CREATE TABLE marts.nps_summary AS SELECT 'overall' AS dimension, 'all' AS level, 120 AS respondents,
+    0.5 AS promoters_share, 0.3 AS passives_share, 0.2 AS detractors_share, 30.0 AS nps, 20.0 AS nps_ci_low,
+    40.0 AS nps_ci_high;
+CREATE TABLE marts.search_themes AS SELECT DATE '2025-01-01' AS month, 'Beijing' AS region,
+    'diabetes_care' AS theme, 120 AS searches, 60 AS searchers;
+CREATE TABLE marts.search_theme_terms AS SELECT * FROM (VALUES ('diabetes_care', 'glucose meter', 90),
+    ('other', 'a rare search', 2)) t(theme, term, searches);
+CREATE TABLE marts.voice_quality AS SELECT * FROM (VALUES ('comments_analysed', 50.0),
+    ('sentiment_accuracy', 0.8), ('sentiment_kappa', 0.6)) t(metric, value);
+"""
 
 # A warehouse holding every table the snapshot copies, and the ones it must never copy.
 WAREHOUSE_SQL = f"""
@@ -71,6 +102,7 @@ CREATE TABLE marts.uplift_models AS SELECT 'C2' AS campaign_id, 'all past campai
     't_learner_logistic' AS model, 0.01 AS qini_auc, true AS ranks_audience;
 CREATE TABLE marts.recommendation_evaluation AS SELECT 'ease_l200' AS model, 'holdout' AS split, 0.2 AS ndcg_at_10;
 {PRODUCT_CATALOG_SQL}; {CAMPAIGN_CATALOG_SQL}; {CONDITION_CATALOG_SQL};
+{VOICE_SQL}
 """
 MANIFEST = {"run_id": "r1", "written_at": "2026-07-01T00:00:00+00:00", "campaigns": [
     {"campaign_id": "C2", "name": "Summer plan", "purpose": "marketing", "channel": "email",
@@ -109,8 +141,10 @@ def test_the_snapshot_holds_exactly_the_listed_tables_and_nothing_about_a_person
     assert set(counts) == set(SNAPSHOT_TABLES) - {INFO_TABLE}
     assert sorted(tables["marts_patient_segments"]) == ["patient_key", "segment_id", "segment_label"]
     assert sorted(tables["marts_product_catalog"]) == ["category", "kind", "name", "name_zh", "product_id"]
-    columns = {c for cs in tables.values() for c in cs}
+    columns = {c for t, cs in tables.items() for c in cs if t != "marts_voice_examples"}
     assert not columns & (DIRECT_IDENTIFIERS | {"description", "comment", "query", "condition_name_raw"})
+    # the one free text: de-identified examples (see test_the_voice_marts_are_copied_...)
+    assert sorted(tables["marts_voice_examples"]) == sorted(VOICE_COLUMNS["voice_examples"])
     con = duckdb.connect(str(target), read_only=True)
     assert con.execute("SELECT campaign_id, status FROM marts_campaign_catalog ORDER BY 1").fetchall() == [
         ("C1", "past"), ("C2", "planned")]
@@ -125,6 +159,62 @@ def test_the_snapshot_holds_exactly_the_listed_tables_and_nothing_about_a_person
                                    ("selected: holdout", None, True, "expected uplift")]
     con.close()
     assert [p.name for p in target.parent.iterdir()] == ["insight.duckdb"]  # no partial file left behind
+
+
+def test_the_voice_marts_are_copied_with_their_listed_columns_and_examples_only_of_shown_topics(warehouse, tmp_path):
+    target = tmp_path / "insight.duckdb"
+    counts = _publish(warehouse, target)
+    tables = _tables(target)
+    for table, columns in VOICE_COLUMNS.items():
+        assert tables[f"marts_{table}"] == sorted(columns), table  # no extra column (model_notes, original_comment)
+    con = duckdb.connect(str(target), read_only=True)
+    # topic 2's example row is in the mart, but the topic's examples are not shown: not copied
+    assert con.execute("SELECT topic_id, comment FROM marts_voice_examples").fetchall() == [
+        (1, "Waited two hours, [NAME] said nothing")]
+    assert con.execute("SELECT term FROM marts_search_theme_terms").fetchall() == [("glucose meter",)]
+    assert con.execute("SELECT top_terms FROM marts_voice_topics ORDER BY topic_id").fetchall() == [
+        (["wait", "排队"],), (["parking"],)]
+    con.close()
+    assert counts["marts_voice_topics"] == 2 and counts["marts_voice_examples"] == 1
+    assert {t for t in counts if "voice" in t} == {t for t in VOICE_TABLES if "voice" in t}
+
+
+def test_a_warehouse_without_the_voice_marts_gets_empty_voice_tables_and_every_other_table(warehouse, tmp_path):
+    """A source without surveys or searches: the snapshot is still whole, the voice tables empty with
+    their columns (and their types), and the other tables as before."""
+    for table in VOICE_COLUMNS:
+        warehouse.execute(f"DROP TABLE marts.{table}")
+    target = tmp_path / "insight.duckdb"
+    counts = _publish(warehouse, target)
+    tables = _tables(target)
+    assert set(tables) == set(SNAPSHOT_TABLES)
+    assert all(counts[t] == 0 for t in VOICE_TABLES) and counts["marts_recommendations"] == 3
+    con = duckdb.connect(str(target), read_only=True)
+    kinds = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                             "WHERE table_name = 'marts_voice_topics'").fetchall())
+    con.close()
+    assert kinds == VOICE_COLUMNS["voice_topics"]
+    snap = data.Snapshot(target)
+    assert snap.optional_table("marts_voice_topics", VOICE_COLUMNS["voice_topics"]).empty
+
+
+def test_examples_with_their_topic_but_no_topics_are_not_copied(warehouse, tmp_path):
+    """voice_examples is filtered by voice_topics: without topics it is copied empty, never whole."""
+    warehouse.execute("DROP TABLE marts.voice_topics")
+    target = tmp_path / "insight.duckdb"
+    counts = _publish(warehouse, target)
+    assert counts["marts_voice_examples"] == 0 and counts["marts_voice_topics"] == 0
+    assert counts["marts_search_themes"] == 1
+
+
+def test_an_older_snapshot_without_voice_tables_reads_as_empty(warehouse, tmp_path):
+    target = tmp_path / "insight.duckdb"
+    _publish(warehouse, target)
+    con = duckdb.connect(str(target))
+    con.execute("DROP TABLE marts_nps_summary")
+    con.close()
+    found = data.Snapshot(target).optional_table("marts_nps_summary", VOICE_COLUMNS["nps_summary"])
+    assert found.empty and list(found.columns) == list(VOICE_COLUMNS["nps_summary"])
 
 
 def test_a_failed_copy_leaves_the_previous_snapshot_whole_and_readable(warehouse, tmp_path):
@@ -269,6 +359,9 @@ def test_the_snapshot_asset_waits_for_every_asset_that_writes_what_it_copies(tmp
     written_by = {"uplift_models": "uplift_scores",
                   "recommendation_evaluation": "recommendations"}
     assert {written_by.get(t, t) for t in copied} <= {key.path[-1] for key in snapshot.parent_keys}
+    # the voice marts are copied when they exist: an asset named after one must come before the snapshot
+    voice = {key for key in graph.materializable_asset_keys if key.path[-1] in VOICE_COLUMNS}
+    assert voice <= set(snapshot.parent_keys), voice - set(snapshot.parent_keys)
 
 
 def test_without_a_snapshot_the_app_says_so_in_both_languages(tmp_path, monkeypatch):
@@ -375,3 +468,61 @@ def test_the_heatmap_labels_every_column():
     spec = charts.heatmap(frame, "measure", "segment", "index", "text", "x", "y", "v", tooltip=[]).to_dict()
     axis = spec["layer"][0]["encoding"]["x"]["axis"] if "layer" in spec else spec["encoding"]["x"]["axis"]
     assert axis["labelOverlap"] is False
+
+
+def test_voice_examples_only_of_topics_whose_examples_are_shown_and_more_than_10_people_wrote():
+    topics = pd.DataFrame({"topic_id": [1, 2, 3, 4], "examples_shown": [True, False, True, None],
+                           "authors": [40.0, 40.0, None, 50.0]})
+    examples = pd.DataFrame({"topic_id": [1, 1, 2, 3, 4], "rank": [2, 1, 1, 1, 1],
+                             "comment": ["b", "a", "never", "never", "never"]})
+    assert data.topic_examples(topics, examples, 1).comment.tolist() == ["a", "b"]
+    assert all(data.topic_examples(topics, examples, t) is None for t in (2, 3, 4, 99))
+    assert data.topic_label("Waiting times", "等候时间", "zh") == "等候时间"
+    assert data.topic_label("Waiting times", None, "zh") == "Waiting times"
+    assert data.topic_label("Waiting times", "等候时间", "en") == "Waiting times"
+    assert data.topic_terms(["wait", "排队"], "zh") == "wait、排队"
+
+
+def test_drivers_read_as_effect_and_interval_against_the_reference_by_factor():
+    drivers = pd.DataFrame({
+        "outcome": ["satisfaction"] * 4 + ["nps"], "factor": ["channel", "segment", "segment", "channel", "channel"],
+        "level": ["online", "high value · diabetes care · clinic · 70-79", "no purchases yet · 30-39", "phone",
+                  "online"],
+        "reference_level": ["clinic", "mid value · 30-39", "mid value · 30-39", "clinic", "clinic"],
+        "respondents": [500, 420, 300, 8, 500], "effect": [-0.25, 0.3, -0.05, 0.9, -1.2],
+        "ci_low": [-0.4, 0.21, -0.2, 0.1, -1.8], "ci_high": [-0.1, 0.39, 0.1, 1.7, -0.6],
+        "p_value": [0.001, 0.0001, 0.5, 0.03, 0.0001], "model": "ols"})
+    rows = data.driver_rows(drivers, "satisfaction", "en")
+    assert rows.factor.tolist() == ["segment", "segment", "channel", "channel"]  # segments first, largest first
+    assert rows.estimate_text.tolist() == ["+0.30 (0.21 to 0.39)", "-0.05 (-0.20 to 0.10)", "hidden",
+                                           "-0.25 (-0.40 to -0.10)"]
+    assert rows.clear.tolist() == [True, False, None, True]  # 8 respondents: hidden, nothing said
+    zh = data.driver_rows(drivers, "satisfaction", "zh")
+    assert zh.estimate_text.iloc[0] == "+0.30 (0.21 至 0.39)"
+    assert zh.level_text.tolist()[-1] == "线上" and zh.reference_text.iloc[-1] == "诊所"
+    assert data.driver_rows(drivers, "nps", "en").estimate_text.tolist() == ["-1.20 (-1.80 to -0.60)"]
+    assert data.driver_rows(drivers.iloc[:0], "nps", "en").empty
+    assert data.level_name("campaign", "none", "zh") == "答卷前未接触营销活动"
+    assert data.level_name("campaign", "C1", "en", {"C1": "Spring offer"}) == "Spring offer"
+    assert data.level_name("facility", "none", "en") == "none found"
+
+
+def test_nps_cells_hide_what_the_mart_suppressed_and_quality_figures_are_named():
+    summary = pd.DataFrame({"dimension": ["overall", "channel", "channel"], "level": ["all", "online", "sms"],
+                            "respondents": [900, 400, None], "promoters_share": [0.5, 0.4, None],
+                            "passives_share": [0.3, 0.3, None], "detractors_share": [0.2, 0.3, None],
+                            "nps": [30.0, 10.0, None], "nps_ci_low": [25.0, 2.5, None],
+                            "nps_ci_high": [35.0, 17.5, None]})
+    overall = data.nps_rows(summary, "overall", "zh")
+    assert overall.level_text.tolist() == ["全部受访者"] and overall.nps_text.tolist() == ["+30.0"]
+    channels = data.nps_rows(summary, "channel", "en")
+    assert channels.level_text.tolist() == [i18n.term("online", "en"), i18n.term("sms", "en")]
+    assert channels.nps_text.tolist() == ["+10.0", "hidden"] and channels.ci_text.tolist() == ["2.5 to 17.5", "hidden"]
+    shown = data.format_table(channels, {"respondents": ("col.respondents", "count")}, "en")
+    assert shown.iloc[:, 0].tolist() == ["400", "hidden"]
+    quality = pd.DataFrame({"metric": ["comments_analysed", "sentiment_accuracy", "coherence"],
+                            "value": [2400.0, 0.812, 0.47]})
+    assert data.quality_rows(quality, "zh").to_dict("list") == {
+        "指标": ["已分析的意见", "情感与满意度评分一致的比例", "coherence"], "数值": ["2,400", "81.2%", "0.470"]}
+    assert data.quality_value(quality, "sentiment_accuracy") == pytest.approx(0.812)
+    assert data.quality_value(quality, "sentiment_kappa") is None

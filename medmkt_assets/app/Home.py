@@ -14,7 +14,7 @@ import streamlit as st
 from medmkt_assets.app import ui
 from medmkt_assets.app.access import LOGIN_FLAG, is_loopback
 
-PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences")
+PAGES = ("segments", "demand", "rules", "offers", "campaigns", "audiences", "voice")
 # Streamlit's own English-only furniture, hidden: "Press Enter to apply" under text inputs, and the
 # chart toolbar (fullscreen, and "Show data" with the chart's internal column names; every chart
 # has a translated table beside it). The app menu is off (`client.toolbarMode minimal`, no menu_items).

@@ -36,11 +36,11 @@ def heatmap(frame: pd.DataFrame, x: str, y: str, value: str, text: str, x_title:
 
 
 def lines(frame: pd.DataFrame, x: str, x_order: list[str], y: str, colour: str, x_title: str, y_title: str,
-          colour_title: str, tooltip: list) -> alt.Chart:
+          colour_title: str, tooltip: list, y_format: str = ",.0f") -> alt.Chart:
     """One line per colour group over ordered (pre-formatted) x labels."""
     return alt.Chart(frame).mark_line(point=True).encode(
         x=alt.X(f"{x}:O", title=x_title, sort=x_order, axis=alt.Axis(labelAngle=-45)),
-        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=",.0f")),
+        y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
         color=alt.Color(f"{colour}:N", title=colour_title),
         tooltip=tooltip,
     )
@@ -98,13 +98,21 @@ def network(pairs: pd.DataFrame, weight_title: str, tooltip: list) -> alt.LayerC
 
 
 def forest(frame: pd.DataFrame, label: str, estimate: str, low: str, high: str, label_title: str,
-           x_title: str, tooltip: list) -> alt.Chart:
-    """A forest plot: each row's estimate with its confidence interval, and a line at no effect."""
+           x_title: str, tooltip: list, x_format: str = "+.0%", colour: str | None = None,
+           colour_title: str = "", colour_order: list[str] | None = None) -> alt.Chart:
+    """A forest plot: each row's estimate with its confidence interval, and a line at no effect
+    (points coloured by `colour`, a pre-formatted field, when given: the first of `colour_order`
+    red, the others grey)."""
     base = alt.Chart(frame).encode(y=alt.Y(f"{label}:N", title=label_title, sort=None,
                                            axis=alt.Axis(labelLimit=LABEL_LIMIT)))
     interval = base.mark_rule(strokeWidth=2).encode(
-        x=alt.X(f"{low}:Q", title=x_title, axis=alt.Axis(format="+.0%")), x2=f"{high}:Q", tooltip=tooltip)
-    point = base.mark_point(filled=True, size=80, color="#e45756").encode(x=f"{estimate}:Q", tooltip=tooltip)
+        x=alt.X(f"{low}:Q", title=x_title, axis=alt.Axis(format=x_format)), x2=f"{high}:Q", tooltip=tooltip)
+    point = base.mark_point(filled=True, size=80, color="#e45756").encode(
+        x=f"{estimate}:Q", tooltip=tooltip,
+        **({"color": alt.Color(f"{colour}:N", title=colour_title, legend=alt.Legend(orient="bottom"),
+                               scale=alt.Scale(domain=colour_order, range=["#e45756", *["#9d9d9d"] * (
+                                   len(colour_order) - 1)]) if colour_order else alt.Undefined)}
+           if colour else {}))
     zero = alt.Chart(pd.DataFrame({"zero": [0.0]})).mark_rule(strokeDash=[4, 4], color="gray").encode(x="zero:Q")
     return (interval + point + zero).properties(height=alt.Step(30))
 
@@ -119,3 +127,17 @@ def grouped_bars(frame: pd.DataFrame, label: str, group: str, value: str, label_
         color=alt.Color(f"{group}:N", title=group_title),
         tooltip=tooltip,
     )
+
+
+def stacked_bars(frame: pd.DataFrame, label: str, part: str, part_order: list[str], value: str, label_title: str,
+                 value_title: str, part_title: str, tooltip: list, colours: list[str] | None = None) -> alt.Chart:
+    """Horizontal bars split into parts (shares that add up to 1: a topic's sentiment mix), parts
+    in `part_order` (pre-formatted)."""
+    scale = alt.Scale(domain=part_order, range=colours) if colours else alt.Scale(domain=part_order)
+    return alt.Chart(frame).mark_bar().encode(
+        y=alt.Y(f"{label}:N", title=label_title, sort=None, axis=alt.Axis(labelLimit=LABEL_LIMIT)),
+        x=alt.X(f"{value}:Q", title=value_title, stack="normalize", axis=alt.Axis(format=".0%")),
+        color=alt.Color(f"{part}:N", title=part_title, scale=scale, legend=alt.Legend(orient="bottom")),
+        order=alt.Order("part_order:Q"),
+        tooltip=tooltip,
+    ).transform_calculate(part_order=f"indexof({part_order!r}, datum['{part}'])").properties(height=alt.Step(24))

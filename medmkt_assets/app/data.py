@@ -15,6 +15,7 @@ from typing import Callable
 
 import pandas as pd
 import streamlit as st
+from babel.numbers import format_decimal
 
 from medmkt_assets.app import i18n
 from medmkt_assets.lib.engine.sql import sql_list, sql_literal
@@ -71,6 +72,12 @@ class Snapshot:
     def cached(self, sql: str) -> pd.DataFrame:
         """A query's result, cached until the snapshot is replaced."""
         return _cached_query(str(self.path), self.version, sql)
+
+    def optional_table(self, name: str, columns) -> pd.DataFrame:
+        """A table an older snapshot may lack (the voice marts): empty, with `columns`, when it does."""
+        found = self.cached(f"SELECT count(*) AS n FROM duckdb_tables() WHERE database_name = 'snap' "
+                            f"AND table_name = {sql_literal(name)}")
+        return self.table(name) if found.n.iloc[0] else pd.DataFrame(columns=list(columns))
 
     def patient(self, patient_key: str) -> tuple[str | None, pd.DataFrame]:
         """One patient's segment label and recommendation list (the big tables are read per patient)."""
@@ -313,3 +320,130 @@ def segment_patients(snapshot: Snapshot, segment_id: int, limit: int) -> list[st
     found = snapshot.query("SELECT patient_key FROM snap.marts_patient_segments WHERE segment_id = ? "
                            "ORDER BY patient_key LIMIT ?", [int(segment_id), int(limit)])
     return found.patient_key.tolist()
+
+
+# Patient voice (views/voice.py): what a topic, a driver, an NPS cell and a quality figure read as.
+SENTIMENTS = ("positive", "neutral", "negative")
+DRIVER_FACTORS = ("segment", "channel", "category", "facility", "campaign")
+NO_LEVEL = "none"  # a driver's missing level: no visit found, no campaign contact before the answer (lib.voice.drivers)
+# voice_quality metrics the page names, and how each value reads; others are shown by their own name.
+QUALITY_FORMATS = {"comments_analysed": "int", "comments_excluded_sensitive": "int", "identifiers_redacted": "int",
+                   "topics": "int", "sentiment_accuracy": "percent", "sentiment_kappa": "decimal2",
+                   "sentiment_spearman": "decimal2"}
+
+
+def topic_label(label, label_zh, lang: str) -> str:
+    """A topic's label in `lang` (the English one where the mart has no Chinese label)."""
+    if lang == "zh" and isinstance(label_zh, str) and label_zh.strip():
+        return label_zh
+    return str(label)
+
+
+def topic_terms(terms, lang: str) -> str:
+    """A topic's top terms as the comments write them (data, not translated)."""
+    if terms is None or (not hasattr(terms, "__len__") and pd.isna(terms)):
+        return "–"
+    return i18n.join([str(t) for t in terms], lang)
+
+
+def topic_examples(topics: pd.DataFrame, examples: pd.DataFrame, topic_id: int) -> pd.DataFrame | None:
+    """The example comments of one topic, ranked, or None where its examples may not be shown: only
+    a topic whose `examples_shown` is true and that more than SMALL_CELL_MAX people wrote about
+    (the marts and the snapshot already hold to this; the page holds to it again)."""
+    topic = topics[topics.topic_id == topic_id]
+    if topic.empty:
+        return None
+    shown, authors = topic.examples_shown.iloc[0], topic.authors.iloc[0]
+    if not (pd.notna(shown) and bool(shown)) or pd.isna(authors) or float(authors) <= SMALL_CELL_MAX:
+        return None
+    return examples[examples.topic_id == topic_id].sort_values("rank")
+
+
+def signed(value, lang: str, digits: int = 2) -> str:
+    """A difference with its sign: '+0.30', '-1.20'."""
+    pattern = "+#,##0." + "0" * digits + ";-#,##0." + "0" * digits if digits else "+#,##0;-#,##0"
+    return format_decimal(value, format=pattern, locale=i18n.LOCALES[lang])
+
+
+def interval(low, high, lang: str, digits: int = 2) -> str:
+    """A confidence interval in words: '0.21 to 0.39', '0.21 至 0.39'."""
+    return i18n.t("voice.interval", lang, low=i18n.number(low, lang, digits), high=i18n.number(high, lang, digits))
+
+
+def estimate(value, low, high, lang: str, digits: int = 2) -> str:
+    """'+0.30 (0.21 to 0.39)': an estimate with its interval."""
+    return f"{signed(value, lang, digits)} ({interval(low, high, lang, digits)})"
+
+
+def excludes_zero(low, high) -> bool:
+    return bool(pd.notna(low) and pd.notna(high) and (low > 0 or high < 0))
+
+
+def level_name(factor: str, level, lang: str, campaigns: dict[str, str] | None = None) -> str:
+    """A driver's or an NPS cell's level in `lang`: segment labels part by part, channels and
+    categories by the data's words, campaigns by name; facilities as the data names them."""
+    if level is None or (not isinstance(level, str) and pd.isna(level)):
+        return "–"
+    if level == NO_LEVEL:
+        return i18n.t("voice.none.campaign" if factor == "campaign" else "voice.none", lang)
+    if factor == "segment":
+        return i18n.segment_label(level, lang)
+    if factor in ("channel", "category", "theme", "region"):
+        return i18n.term(level, lang)
+    if factor == "campaign" and campaigns and level in campaigns:
+        return campaigns[level]
+    return str(level)
+
+
+def driver_rows(drivers: pd.DataFrame, outcome: str, lang: str, campaigns: dict[str, str] | None = None
+                ) -> pd.DataFrame:
+    """One outcome's drivers for display, by factor (in DRIVER_FACTORS order) and largest effect
+    first: level and reference in words, 'effect (interval)' text, whether the interval excludes 0.
+    A row with no effect, or of 1-10 respondents, is hidden (its effect never shown)."""
+    rows = drivers[drivers.outcome == outcome].copy()
+    if rows.empty:
+        return rows.assign(level_text=[], reference_text=[], estimate_text=[], clear=[], suppressed=[])
+    order = {f: i for i, f in enumerate(DRIVER_FACTORS)}
+    respondents = rows.respondents.astype("Float64")
+    rows["suppressed"] = (rows.effect.isna() | respondents.isna() | (respondents <= SMALL_CELL_MAX)).astype(bool)
+    rows["factor_order"] = rows.factor.map(order).fillna(len(order))
+    rows = rows.sort_values(["factor_order", "factor", "effect"], ascending=[True, True, False])
+    rows["level_text"] = [level_name(f, v, lang, campaigns) for f, v in zip(rows.factor, rows.level)]
+    rows["reference_text"] = [level_name(f, v, lang, campaigns) for f, v in zip(rows.factor, rows.reference_level)]
+    rows["estimate_text"] = [i18n.t("hidden", lang) if h else estimate(e, lo, hi, lang)
+                             for e, lo, hi, h in zip(rows.effect, rows.ci_low, rows.ci_high, rows.suppressed)]
+    rows["clear"] = [None if h else excludes_zero(lo, hi)
+                     for lo, hi, h in zip(rows.ci_low, rows.ci_high, rows.suppressed)]
+    return rows.drop(columns="factor_order").reset_index(drop=True)
+
+
+def nps_rows(summary: pd.DataFrame, dimension: str, lang: str) -> pd.DataFrame:
+    """NPS cells of one dimension for display, highest first; a cell without an NPS (suppressed) or
+    without its number of respondents (1-10) shows those as hidden."""
+    rows = summary[summary.dimension == dimension].copy()
+    rows["suppressed"] = (rows.nps.isna() | rows.respondents.isna()).astype(bool)
+    rows["level_text"] = ([i18n.t("voice.all_respondents", lang)] * len(rows) if dimension == "overall"
+                          else [level_name(dimension, v, lang) for v in rows.level])
+    rows["nps_text"] = [i18n.t("hidden", lang) if pd.isna(v) else signed(v, lang, 1) for v in rows.nps]
+    rows["ci_text"] = [i18n.t("hidden", lang) if pd.isna(v) or pd.isna(lo) else interval(lo, hi, lang, 1)
+                       for v, lo, hi in zip(rows.nps, rows.nps_ci_low, rows.nps_ci_high)]
+    return rows.sort_values("nps", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def quality_value(quality: pd.DataFrame, metric: str) -> float | None:
+    found = quality.value[quality.metric == metric]
+    return float(found.iloc[0]) if len(found) and pd.notna(found.iloc[0]) else None
+
+
+def quality_rows(quality: pd.DataFrame, lang: str) -> pd.DataFrame:
+    """Every quality figure the mart holds: the known ones named and formatted, others as written."""
+    names = [i18n.t(f"quality.{m}", lang) if m in QUALITY_FORMATS else str(m) for m in quality.metric]
+    values = [cell(v, QUALITY_FORMATS.get(m, "decimal3"), False, lang) for m, v in zip(quality.metric, quality.value)]
+    return pd.DataFrame({i18n.t("col.metric", lang): names, i18n.t("col.value", lang): values})
+
+
+def search_selection(themes: pd.DataFrame, regions: list[str]) -> pd.DataFrame:
+    """Search cells of the chosen regions; `suppressed` where the mart hid the searches or the
+    number of people searching (so a blank renders hidden)."""
+    cells = themes[themes.region.isin(regions)]
+    return cells.assign(suppressed=(cells.searches.isna() | cells.searchers.isna()).astype(bool))

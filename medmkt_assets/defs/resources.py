@@ -200,7 +200,9 @@ class MlflowTracker(dg.ConfigurableResource):
     def start_run(self, context: dg.AssetExecutionContext, experiment: str, run_name: str,
                   tags: dict[str, str] | None = None) -> Iterator[mlflow.ActiveRun]:
         experiment_id = mlflow_runs.ensure_experiment(self.tracking_uri, experiment)
-        asset, snapshot = context.asset_key.to_user_string(), data_snapshot(context.instance)
+        # a multi-asset's run names every asset the step writes
+        asset = ", ".join(sorted(k.to_user_string() for k in context.selected_asset_keys))
+        snapshot = data_snapshot(context.instance)
         all_tags = {
             "dagster.run_id": context.run.run_id,
             "dagster.asset_key": asset,

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from medmkt_assets.demo_data import sensitive as S
+from medmkt_assets.demo_data import voice as V
 from medmkt_assets.demo_data import world as W
 from medmkt_assets.demo_data.writers import TableWriter
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
@@ -316,18 +317,13 @@ class DemoWorld:
         return pd.DataFrame({"patient_id": p["patient_id"][rows.i], "purpose": rows.purpose,
                              "channel": rows.channel, "status": rows.status, "recorded_at": _to_ts(rows["at"].to_numpy())})
 
-    def surveys(self, p: dict, has_orders: np.ndarray) -> pd.DataFrame:
+    def skip_survey_draws(self, p: dict, has_orders: np.ndarray) -> None:
+        """Draw from self.rng what the survey table drew before it moved to demo_data/voice.py (which
+        has its own generator), so every table drawn after it is the same world as before."""
         rng = self.rng
-        who = np.nonzero(has_orders & (rng.random(p["n"]) < 0.15))[0]
-        satisfaction = np.clip(np.round(rng.normal(np.array([s[8] for s in W.SEGMENTS])[p["seg"][who]], 0.8)), 1, 5)
-        nps = np.clip(np.round(satisfaction * 2 + rng.normal(0, 1.2, len(who))), 0, 10)
-        bucket = np.where(satisfaction <= 2, "low", np.where(satisfaction <= 3, "mid", "high"))
-        comment = np.array([W.COMMENTS[b][i % len(W.COMMENTS[b])] for b, i in
-                            zip(bucket, rng.integers(0, 60, len(who)))], dtype=object)
-        comment[rng.random(len(who)) < 0.3] = None
-        return pd.DataFrame({"patient_id": p["patient_id"][who],
-                             "responded_at": _to_ts(rng.integers(self.window_start, self.window_end, len(who))),
-                             "satisfaction": satisfaction.astype(int), "nps": nps.astype(int), "comment": comment})
+        n = int((has_orders & (rng.random(p["n"]) < 0.15)).sum())
+        rng.normal(0, 0.8, n), rng.normal(0, 1.2, n), rng.integers(0, 60, n), rng.random(n)
+        rng.integers(self.window_start, self.window_end, n)
 
     def events(self, p: dict) -> pd.DataFrame:
         rng, cat = self.rng, self.catalog
@@ -484,13 +480,17 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
                                  ("patient_id", "condition_code", "yearly_risk", "diagnosed_next_year"), "csv")
     truth_sensitive = TableWriter(truth_dir, "sensitive_patients",
                                   ("patient_id", "condition_code", "onset", "care_consent"), "csv")
+    truth_comments = TableWriter(truth_dir, "voice_comments", V.TRUTH_COMMENT_COLUMNS, "csv")
+    truth_identifiers = TableWriter(truth_dir, "voice_identifiers", ("patient_id", "kind", "value", "where"), "csv")
+    categories = dict(zip(catalog.products.product_id, catalog.products.category))
     treatment = int(np.flatnonzero(catalog.products.name.to_numpy() == W.SENSITIVE_INCIDENT[2])[0])
     writers["products"].write(catalog.products)
     writers["campaigns"].write(campaign_rows())
     next_order = 0
     for first in range(0, patients, chunk_size):
         p = world.patients(first, min(chunk_size, patients - first))
-        writers["patients"].write(world.patient_rows(p))
+        patient_rows = world.patient_rows(p)
+        writers["patients"].write(patient_rows)
         orders = world.orders(p, next_order)
         next_order += int(orders["_order"].max()) + 1 if len(orders) else 0
         writers["orders"].write(orders.drop(columns=["_owner", "_order"]))
@@ -506,9 +506,16 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
         writers["consents"].write(world.consents(p))
         writers["consents"].write(care)
         truth_sensitive.write(S.truth(p["patient_id"], onset, care))
-        writers["surveys"].write(world.surveys(p, has_orders))
-        writers["events"].write(world.events(p))
-        writers["campaign_contacts"].write(world.contacts(p))
+        world.skip_survey_draws(p, has_orders)
+        events, in_queries = V.plant_in_queries(seed, first, world.events(p), patient_rows)
+        writers["events"].write(events)
+        contacts = world.contacts(p)
+        writers["campaign_contacts"].write(contacts)
+        voice = V.surveys(seed, first, p, patient_rows, orders, contacts, categories,
+                          (world.window_start, world.window_end))
+        writers["surveys"].write(voice["surveys"])
+        truth_comments.write(voice["comments"])
+        truth_identifiers.write(pd.concat([voice["identifiers"], in_queries], ignore_index=True))
         truth_segments.write(pd.DataFrame({"patient_id": p["patient_id"], "segment_id": p["seg"],
                                            "segment": np.array([s[0] for s in W.SEGMENTS])[p["seg"]]}))
         planned = world.planned_truth(p)
@@ -517,7 +524,8 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
     planted = bad_rows(patients) if with_bad_rows else {}
     for table, rows in planted.items():
         writers[table].write(pd.DataFrame([{k: v for k, v in r.items() if k != "_why"} for r in rows]))
-    for writer in (*writers.values(), truth_segments, truth_planned, truth_incident, truth_sensitive):
+    for writer in (*writers.values(), truth_segments, truth_planned, truth_incident, truth_sensitive,
+                   truth_comments, truth_identifiers):
         writer.close()
 
     campaigns = [{"campaign_id": c[0], "purpose": c[2], "channel": c[3], "target_category": c[4],
@@ -556,6 +564,7 @@ def generate(out_dir: str | Path, patients: int = 20_000, seed: int = 42, produc
                                               "Fertility consultation")],
         "other_sensitive_conditions": ["F32"],
     }, indent=2, ensure_ascii=False))
+    (truth_dir / "voice.json").write_text(json.dumps(V.planted_truth(), indent=2, ensure_ascii=False))
     (truth_dir / "bundles.json").write_text(json.dumps(bundles, indent=2, ensure_ascii=False))
     (truth_dir / "bad_rows.json").write_text(json.dumps(planted, indent=2, ensure_ascii=False))
     (truth_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))

@@ -11,6 +11,7 @@ from medmkt_assets.lib.ops.quality import (
     record_baselines,
     staged_checks,
     validate,
+    voice_checks,
 )
 from medmkt_assets.lib.sources.schema import SOURCE_TABLES
 
@@ -53,3 +54,5 @@ staged_quality_checks = [_suite_checks(dg.AssetKey(["staging", t]), f"staging.{t
                          for t in SOURCE_TABLES]
 feature_quality_checks = _suite_checks(dg.AssetKey(["features", "patient_features"]), "features.patient_features",
                                        feature_checks())
+voice_quality_checks = [_suite_checks(dg.AssetKey(table.split(".")), table, checks)
+                        for table, checks in voice_checks().items()]

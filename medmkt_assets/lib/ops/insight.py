@@ -7,8 +7,10 @@ snapshot or the next one, never half of one; a copy that fails leaves the previo
 
 Only what the app shows is copied: the aggregate marts with their `suppressed` flags,
 pseudonymous segments and recommendation lists, the names of products, campaigns and
-conditions, and the counts of the audience export manifest. Never profiles, scores,
-audiences, staging, raw or restricted tables, contact details or free text.
+conditions, the counts of the audience export manifest, and the patient-voice marts (topics,
+drivers, NPS, search themes). Never profiles, scores, audiences, staging, raw or restricted
+tables, contact details or free text, but for one thing: the de-identified example comments of
+topics more than 10 people wrote about (VOICE_WHERE holds them to that again).
 """
 from __future__ import annotations
 
@@ -84,9 +86,52 @@ SNAPSHOT_SQL: dict[str, str] = {
                                "status FROM marts.campaign_catalog"),
     "marts_condition_catalog": "SELECT condition_code, condition_name FROM marts.condition_catalog",
 }
+# The patient-voice marts (survey comments, satisfaction and NPS, site searches) and their columns.
+# A source without surveys or searches has none of them: each is copied when the warehouse has it
+# and is written as an empty table of these columns when it does not, so the app's voice page says
+# there is nothing to show and every other page is as before. Only the listed columns are copied.
+VOICE_COLUMNS: dict[str, dict[str, str]] = {
+    "voice_topics": {"topic_id": "INTEGER", "label": "VARCHAR", "label_zh": "VARCHAR", "top_terms": "VARCHAR[]",
+                     "comments": "INTEGER", "authors": "INTEGER", "share": "DOUBLE", "avg_satisfaction": "DOUBLE",
+                     "avg_nps": "DOUBLE", "positive_share": "DOUBLE", "neutral_share": "DOUBLE",
+                     "negative_share": "DOUBLE", "examples_shown": "BOOLEAN"},
+    "voice_topic_trends": {"month": "DATE", "topic_id": "INTEGER", "comments": "INTEGER", "authors": "INTEGER",
+                           "share": "DOUBLE", "avg_satisfaction": "DOUBLE"},
+    "voice_examples": {"topic_id": "INTEGER", "rank": "INTEGER", "comment": "VARCHAR", "language": "VARCHAR",
+                       "sentiment": "VARCHAR", "satisfaction": "INTEGER"},
+    "satisfaction_drivers": {"outcome": "VARCHAR", "factor": "VARCHAR", "level": "VARCHAR",
+                             "reference_level": "VARCHAR", "respondents": "INTEGER", "effect": "DOUBLE",
+                             "ci_low": "DOUBLE", "ci_high": "DOUBLE", "p_value": "DOUBLE", "model": "VARCHAR"},
+    "nps_summary": {"dimension": "VARCHAR", "level": "VARCHAR", "respondents": "INTEGER",
+                    "promoters_share": "DOUBLE", "passives_share": "DOUBLE", "detractors_share": "DOUBLE",
+                    "nps": "DOUBLE", "nps_ci_low": "DOUBLE", "nps_ci_high": "DOUBLE"},
+    "search_themes": {"month": "DATE", "region": "VARCHAR", "theme": "VARCHAR", "searches": "INTEGER",
+                      "searchers": "INTEGER"},
+    "search_theme_terms": {"theme": "VARCHAR", "term": "VARCHAR", "searches": "INTEGER"},
+    "voice_quality": {"metric": "VARCHAR", "value": "DOUBLE"},
+}
+# Held again on the way out (the marts already do): examples only of topics whose examples are
+# shown, written by more than SMALL_CELL_MAX people; search terms only searched more often than that.
+VOICE_WHERE: dict[str, tuple[str, tuple[str, ...]]] = {
+    "voice_examples": (f"topic_id IN (SELECT topic_id FROM marts.voice_topics WHERE examples_shown "
+                       f"AND authors > {SMALL_CELL_MAX})", ("voice_topics",)),
+    "search_theme_terms": (f"searches > {SMALL_CELL_MAX}", ()),
+}
+VOICE_TABLES = tuple(f"marts_{t}" for t in VOICE_COLUMNS)
 MANIFEST_TABLE = "ops_audience_manifest"
 INFO_TABLE = "snapshot_info"
-SNAPSHOT_TABLES = (*SNAPSHOT_SQL, MANIFEST_TABLE, INFO_TABLE)
+SNAPSHOT_TABLES = (*SNAPSHOT_SQL, *VOICE_TABLES, MANIFEST_TABLE, INFO_TABLE)
+
+
+def voice_sql(con: Session, table: str) -> str:
+    """The statement that writes `snap.marts_<table>`: a copy of its columns when the warehouse has
+    the mart (and what its filter reads), else an empty table of the same columns."""
+    columns = VOICE_COLUMNS[table]
+    where, needs = VOICE_WHERE.get(table, ("", ()))
+    if all(con.table_exists(f"marts.{t}") for t in (table, *needs)):
+        return (f"CREATE TABLE snap.marts_{table} AS SELECT {', '.join(columns)} FROM marts.{table}"
+                + (f" WHERE {where}" if where else ""))
+    return f"CREATE TABLE snap.marts_{table} ({', '.join(f'{c} {kind}' for c, kind in columns.items())})"
 
 # The audiences asset writes this file into the export folder (defs/campaigns/audiences.py).
 MANIFEST_FILE = "audience_manifest.json"
@@ -122,17 +167,20 @@ def manifest_frame(manifest: dict | None) -> pd.DataFrame:
 
 def publish_snapshot(con: Session, target: Path, manifest: pd.DataFrame, run_id: str,
                      published_at: datetime) -> dict[str, int]:
-    """Copy SNAPSHOT_SQL, the manifest rows and a `snapshot_info` table into a new DuckDB file
-    beside `target`, then rename it over `target`. Returns the row count of each table."""
+    """Copy SNAPSHOT_SQL, the voice marts (empty where missing), the manifest rows and a
+    `snapshot_info` table into a new DuckDB file beside `target`, then rename it over `target`.
+    Returns the row count of each table."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{uuid.uuid4().hex}.partial")
     con.execute(f"ATTACH {sql_literal(str(partial))} AS snap")
     try:
         for table, select in SNAPSHOT_SQL.items():
             con.execute(f"CREATE TABLE snap.{table} AS {select}")
+        for table in VOICE_COLUMNS:
+            con.execute(voice_sql(con, table))
         con.write_frame(manifest, f"snap.{MANIFEST_TABLE}", query=MANIFEST_SQL)
         counts = {t: con.execute(f"SELECT count(*) FROM snap.{t}").fetchall()[0][0]
-                  for t in (*SNAPSHOT_SQL, MANIFEST_TABLE)}
+                  for t in (*SNAPSHOT_SQL, *VOICE_TABLES, MANIFEST_TABLE)}
         info = pd.DataFrame({"table_name": list(counts), "row_count": list(counts.values())})
         con.write_frame(info, f"snap.{INFO_TABLE}",
                         query=f"SELECT CAST({sql_literal(published_at.isoformat())} AS TIMESTAMPTZ) AS published_at, "

@@ -50,6 +50,12 @@ SMALL_CELL_RULES = (
     # one campaign's reasons add up to every profiled patient
     SmallCellRule("audience_exclusions", ("patients",), ("campaign_id",)),
     SmallCellRule("demand_trends", ("patients",)),
+    # patient voice: the topics add up to the analysed comments; one topic's months to its total;
+    # one dimension's levels to the overall NPS count
+    SmallCellRule("voice_topics", ("authors",), ()),
+    SmallCellRule("voice_topic_trends", ("authors",), ("topic_id",)),
+    SmallCellRule("nps_summary", ("respondents",), ("dimension",)),
+    SmallCellRule("search_themes", ("searches", "searchers")),
 )
 
 

@@ -226,6 +226,38 @@ def feature_checks(table: str = "features.patient_features") -> list[Check]:
     ]
 
 
+# What an identifier left in de-identified text looks like (an e-mail address, a Chinese mobile number,
+# a resident ID): counted by the gate below, so a redaction miss fails loudly. No backslashes (Spark).
+LEFT_IDENTIFIER = ("regexp_matches({c}, '[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+[.][A-Za-z.]{{2,}}') OR "
+                   "regexp_matches({c}, '1[3-9][0-9][ -]?[0-9]{{4}}[ -]?[0-9]{{4}}') OR "
+                   "regexp_matches({c}, '[0-9]{{17}}[0-9Xx]')")
+
+
+def voice_checks() -> dict[str, list[Check]]:
+    """The suites guarding the patient-voice tables: no identifier in the text analytics reads, scores
+    and shares within their scales, every driver effect inside its interval."""
+    comments, queries = "features.survey_comments", "features.search_queries"
+    topics, drivers = "marts.voice_topics", "marts.satisfaction_drivers"
+    return {
+        comments: [*_keys(comments, "survey_id", "survey_id"),
+                   Check("no_identifier_left", "no e-mail address, mobile number or resident ID in a comment",
+                         _count(comments, LEFT_IDENTIFIER.format(c="comment"))),
+                   Check("scores_in_scale", "satisfaction 1-5 and NPS 0-10",
+                         _count(comments, "satisfaction NOT BETWEEN 1 AND 5 OR nps NOT BETWEEN 0 AND 10"))],
+        queries: [Check("no_identifier_left", "no e-mail address, mobile number or resident ID in a search query",
+                        _count(queries, LEFT_IDENTIFIER.format(c="query")))],
+        topics: [*_keys(topics, "topic_id", "topic_id"),
+                 Check("shares_between_0_and_1", "topic shares and sentiment shares within [0, 1]",
+                       _count(topics, "share NOT BETWEEN 0 AND 1 OR positive_share NOT BETWEEN 0 AND 1 "
+                                      "OR negative_share NOT BETWEEN 0 AND 1")),
+                 Check("labelled", "every topic has a label in both languages and top terms",
+                       _count(topics, "label IS NULL OR label_zh IS NULL OR array_length(top_terms) = 0"))],
+        drivers: [Check("effect_inside_interval", "ci_low ≤ effect ≤ ci_high on every row",
+                        _count(drivers, "NOT (ci_low <= effect AND effect <= ci_high)")),
+                  Check("p_value_valid", "p-values within [0, 1]", _count(drivers, "p_value NOT BETWEEN 0 AND 1"))],
+    }
+
+
 def _expanded(con: Session, check: Check) -> str:
     """The check's SQL with `{any_column}` spelled out over the table's columns (DuckDB's COLUMNS()
     in a WHERE clause would AND the tests, so a row failed only when every column did)."""

@@ -54,3 +54,16 @@ def hide_complement(hidden: pd.Series, size: pd.Series, partition: pd.DataFrame)
         if hidden[index].sum() == 1 and len(index) > 1:
             hidden[size[index][~hidden[index]].idxmin()] = True
     return hidden
+
+
+def hidden_cells(people: pd.Series, partitions: list[pd.DataFrame]) -> pd.Series:
+    """Cells to hide: 1..SMALL_CELL_MAX people, then, until nothing changes, the smallest visible sibling
+    of a lone hidden cell in each partition (a table whose rows add up along several keys, months
+    and topics say, needs each of them closed)."""
+    hidden = people.apply(is_small_cell)
+    while True:
+        before = int(hidden.sum())
+        for partition in partitions:
+            hidden = hide_complement(hidden, people, partition)
+        if int(hidden.sum()) == before:
+            return hidden

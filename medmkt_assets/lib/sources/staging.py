@@ -22,6 +22,7 @@ class StagingSpec:
     unique_key: tuple[str, ...]       # parsed names; later duplicates are quarantined
     output: tuple[str, ...]           # select list of the staging table over parsed names
     restricted_output: tuple[str, ...] = ()  # select list of restricted.<table>, if any
+    restricted_where: str = "true"           # which staged rows restricted.<table> keeps
     # name -> (condition over raw rows, costlier expression used only when some row meets it)
     parsed_if_needed: dict[str, tuple[str, str]] = field(default_factory=dict)
     # the unique key as (parsed name, staging column) pairs, when the staging table does not
@@ -179,7 +180,9 @@ def _publish(con: Session, spec: StagingSpec, raw_columns: list[str], append: bo
                     f"CAST({spec.sensitive_match} AS VARCHAR) AS sensitive_match")
         con.execute(f"{into(spec.withheld_table)} {_staged(withheld, f'({spec.sensitive}) IS NOT NULL')}")
     if spec.restricted_output:
-        con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output)}")
+        # (sensitive rows are all in restricted.sensitive_<table> already)
+        kept = f"{ordinary} AND ({spec.restricted_where})"
+        con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output, kept)}")
     con.execute("DROP TABLE _medmkt_parsed")
 
 

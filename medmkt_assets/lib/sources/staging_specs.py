@@ -55,6 +55,7 @@ class TableSpec:
     output: tuple[str, ...]
     unique_key: tuple[str, ...] = ()
     restricted_output: tuple[str, ...] = ()
+    restricted_where: str = "true"  # SQL over parsed names: which staged rows restricted.<table> keeps
     parsed_if_needed: dict[str, tuple[str, str]] = field(default_factory=dict)
     staged_key: dict[str, str] = field(default_factory=dict)  # parsed name → staging column
     # the sensitive family of a row (NULL: none) and how it matched, by the sensitive-data policy
@@ -92,6 +93,7 @@ class TableSpec:
             tuple(PREFIX + k for k in self.unique_key),
             tuple(column(e) for e in self.output),
             tuple(column(e) for e in self.restricted_output),
+            sql(self.restricted_where),
             {n: (condition, expr) for n, (condition, expr) in self.parsed_if_needed.items()},
             tuple((PREFIX + k, c) for k, c in self.staged_key.items()),
             sql(self.sensitive) if self.sensitive else None,
@@ -106,11 +108,15 @@ def table_spec(table: str, **fields) -> TableSpec:
     return TableSpec(table, **fields)
 
 
+# A survey response's own id, stable across runs: its file and row (comments join back by it).
+SURVEY_ID = "md5(concat(_source_file, ':', CAST(_source_row AS VARCHAR))) AS survey_id"
+
 # Rule building blocks ------------------------------------------------------------------
 
 # Tables the sensitive-data policy screens (build_specs), and the parent tables whose sensitive
 # rows make their children's rows sensitive.
-SCREENED_TABLES = ("products", "orders", "diagnoses", "events", "campaigns", "campaign_contacts", "consents")
+SCREENED_TABLES = ("products", "orders", "diagnoses", "events", "campaigns", "campaign_contacts", "consents",
+                   "surveys")
 SCREENED_PARENTS = ("products", "campaigns")
 PURPOSE_RULE_REASON = "purpose must be one of"
 
@@ -294,8 +300,12 @@ SPECS = (
                 "satisfaction must be a whole number 1-5"),
                (invalid("nps") + " OR {nps} NOT BETWEEN 0 AND 10", "nps must be a whole number 0-10"),
                UNKNOWN_PATIENT),
-        output=("patient_key", "responded_at", "CAST({satisfaction} AS INTEGER) AS satisfaction",
-                "CAST({nps} AS INTEGER) AS nps", "comment"),
+        # the comment is free text that may name people: only restricted.surveys holds it, until
+        # lib.voice.deidentify has replaced its identifiers (features.survey_comments)
+        output=(SURVEY_ID, "patient_key", "responded_at", "CAST({satisfaction} AS INTEGER) AS satisfaction",
+                "CAST({nps} AS INTEGER) AS nps", "{comment} IS NOT NULL AS has_comment"),
+        restricted_output=(SURVEY_ID, "patient_key", "responded_at", "comment"),
+        restricted_where="{comment} IS NOT NULL",
     ),
     table_spec(
         "events",
@@ -310,7 +320,12 @@ SPECS = (
                 f"source must be one of {', '.join(EVENT_SOURCES)}"),
                (f"{{patient_key}} IS NOT NULL AND NOT {known('patients', 'patient_key', '{patient_key}')}",
                 "unknown patient_id (not in patients)")),
-        output=("patient_key", "occurred_at", "event_type", "source", "product_id", "category", "query"),
+        # search queries are free text too: restricted.events holds them (lib.voice.search reads them
+        # de-identified); staging keeps only whether there was one
+        output=("patient_key", "occurred_at", "event_type", "source", "product_id", "category",
+                "{query} IS NOT NULL AS has_query"),
+        restricted_output=("patient_key", "occurred_at", "category", "query"),
+        restricted_where="{query} IS NOT NULL",
     ),
 )
 
@@ -343,6 +358,9 @@ def screened(spec: TableSpec, policy: SensitivePolicy) -> TableSpec:
         family, match = inherited_family("campaigns", "campaign_id", "{campaign_id}"), "'campaign'"
     elif spec.table == "consents":
         family, match = policy.care_family("{purpose}"), "'care programme'"
+    elif spec.table == "surveys":
+        # a comment that speaks of a sensitive condition: the whole response stays out of analytics
+        family, match = policy.text_family("{comment}"), "'comment'"
     else:
         return spec
     return replace(spec, sensitive=family, sensitive_match=match)

@@ -1,0 +1,264 @@
+"""Per-comment sentiment, offline, checked against the satisfaction score each comment comes with.
+
+Two methods: a bilingual lexicon with negation and intensifiers (no training, works on any amount
+of text) and a supervised model (TF-IDF of words and word pairs plus the lexicon score, logistic
+regression). The satisfaction score (1-2 negative, 3 neutral, 4-5 positive) is the truth both are
+judged by; the supervised model's labels are out-of-fold (5 folds), so no comment is labelled by a
+model that saw its own score, and its figures are comparable with the lexicon's. The method with
+the higher macro-F1 (then Cohen's kappa) labels the comments; with fewer than MIN_SUPERVISED
+scored comments or a class under MIN_CLASS, only the lexicon is used (too little to learn from).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+from scipy.stats import spearmanr
+from sklearn.compose import ColumnTransformer
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import (
+    accuracy_score,
+    cohen_kappa_score,
+    confusion_matrix,
+    f1_score,
+)
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.pipeline import Pipeline
+
+from medmkt_assets.lib.voice.text import _CJK_CHAR, CLAUSE_BREAK, raw_tokens
+
+LEXICON_FILE = Path(__file__).with_name("sentiment_lexicon.yaml")
+CLASSES = ("negative", "neutral", "positive")
+POSITIVE_AT = 0.1  # lexicon score above: positive; below -NEGATIVE_AT: negative (fixed, not tuned on the truth)
+NEGATIVE_AT = 0.1
+MIN_SUPERVISED = 200
+MIN_CLASS = 20
+FOLDS = 5
+NEGATION_WINDOW = 3  # a negator reaches the next sentiment word within this many words
+NEGATED = -0.75  # "not good" is bad, but less than "bad"; "not bad" is mildly good
+INTENSITY = 1.5
+CONTRAST_BEFORE, CONTRAST_AFTER = 0.5, 1.5
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    positive: frozenset[str]
+    negative: frozenset[str]
+    negators: frozenset[str]
+    intensifiers: frozenset[str]
+    contrast: frozenset[str]
+
+
+@lru_cache(maxsize=4)
+def load_lexicon(path: str | Path = LEXICON_FILE) -> Lexicon:
+    """The reviewed bilingual lexicon (sentiment_lexicon.yaml beside this file)."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+
+    def words(key: str) -> frozenset[str]:
+        return frozenset(str(w).lower() for lang in ("zh", "en") for w in raw.get(key, {}).get(lang, []))
+    return Lexicon(words("positive"), words("negative"), words("negators"), words("intensifiers"), words("contrast"))
+
+
+def _word_polarity(word: str, lex: Lexicon) -> float:
+    if word in lex.positive:
+        return 1.0
+    if word in lex.negative:
+        return -1.0
+    return 0.0
+
+
+def _polarity(token: str, lex: Lexicon) -> float:
+    """Polarity of one token: a listed word; negator + listed word inside one jieba word (不太好, 不满意);
+    else the listed 2-4 character words inside it, longest first (single characters only as whole tokens:
+    好 inside 好像 is not praise)."""
+    p = _word_polarity(token, lex)
+    if p or not _CJK_CHAR.match(token) or len(token) < 2:
+        return p
+    for neg in sorted((n for n in lex.negators if _CJK_CHAR.match(n)), key=len, reverse=True):
+        if token.startswith(neg) and len(token) > len(neg):
+            inner = _word_polarity(token[len(neg):], lex)
+            if inner:
+                return NEGATED * inner
+    total, i = 0.0, 0
+    while i < len(token):
+        for size in (4, 3, 2):
+            piece = token[i:i + size]
+            if len(piece) == size and _word_polarity(piece, lex):
+                total += _word_polarity(piece, lex)
+                i += size
+                break
+        else:
+            i += 1
+    return total
+
+
+def _is_negator(token: str, lex: Lexicon) -> bool:
+    return token in lex.negators or token.endswith("n't")
+
+
+def token_score(tokens: Sequence[str], lex: Lexicon | None = None) -> float:
+    """Lexicon score of `raw_tokens` output in [-1, 1]: (P - N) / (P + N + 1).
+
+    Negators flip the next sentiment word within NEGATION_WINDOW words of the same clause,
+    intensifiers multiply it by INTENSITY, and a contrast word ("but", 但是) halves what came before
+    and weighs what follows by 1.5. The +1 keeps a single mild word from reading as certainty.
+    """
+    lex = load_lexicon() if lex is None else lex
+    hits: list[float] = []
+    negate, boost, weight = 0, 1.0, 1.0
+    tokens = list(tokens)
+    for i, tok in enumerate(tokens):
+        if tok == CLAUSE_BREAK:
+            negate, boost = 0, 1.0
+            continue
+        if tok in lex.contrast:
+            hits = [h * CONTRAST_BEFORE for h in hits]
+            negate, boost, weight = 0, 1.0, CONTRAST_AFTER
+            continue
+        if _is_negator(tok, lex):
+            negate = NEGATION_WINDOW
+            continue
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if tok in lex.intensifiers and nxt and (_polarity(nxt, lex) or _is_negator(nxt, lex)):
+            boost *= INTENSITY
+            continue
+        p = _polarity(tok, lex)
+        if p:
+            hits.append(p * boost * weight * (NEGATED if negate else 1.0))
+            negate, boost = 0, 1.0
+        elif negate:
+            negate -= 1
+    pos = sum(h for h in hits if h > 0)
+    neg = -sum(h for h in hits if h < 0)
+    return float((pos - neg) / (pos + neg + 1.0))
+
+
+def lexicon_score(text: str) -> float:
+    """Lexicon sentiment of one comment in [-1, 1] (see `token_score`)."""
+    return token_score(raw_tokens(text))
+
+
+def lexicon_label(score: float) -> str:
+    return "positive" if score > POSITIVE_AT else ("negative" if score < -NEGATIVE_AT else "neutral")
+
+
+def satisfaction_label(satisfaction: float) -> str | None:
+    """Truth from the 1-5 score: 1-2 negative, 3 neutral, 4-5 positive; None when missing or out of range."""
+    if satisfaction is None or pd.isna(satisfaction) or not 1 <= float(satisfaction) <= 5:
+        return None
+    s = round(float(satisfaction))
+    return "negative" if s <= 2 else ("neutral" if s == 3 else "positive")
+
+
+@dataclass
+class SentimentResult:
+    """Labels and scores per comment, the method that made them and how well it agrees with satisfaction."""
+
+    labels: np.ndarray
+    scores: np.ndarray
+    method: str
+    report: dict
+    model: Pipeline | None = field(default=None, repr=False)
+
+
+def _bigrams(tokens: list[str]) -> list[str]:
+    """Words (clause breaks dropped) and adjacent pairs within a clause: 不 好 -> "不 好" keeps negation."""
+    words = [t for t in tokens if t != CLAUSE_BREAK]
+    pairs = [f"{a} {b}" for a, b in pairwise(tokens) if CLAUSE_BREAK not in (a, b)]
+    return words + pairs
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
+
+
+def _frame(texts: Sequence[str]) -> pd.DataFrame:
+    tokens = [raw_tokens(t) for t in texts]
+    return pd.DataFrame({"grams": [_bigrams(t) for t in tokens], "lexicon": [token_score(t) for t in tokens]})
+
+
+def _model(seed: int) -> Pipeline:
+    features = ColumnTransformer([("tfidf", TfidfVectorizer(analyzer=_identity, min_df=2, sublinear_tf=True), "grams"),
+                                  ("lexicon", "passthrough", ["lexicon"])])
+    return Pipeline([("features", features),
+                     ("clf", LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed))])
+
+
+def _figures(truth: np.ndarray, labels: np.ndarray, scores: np.ndarray, satisfaction: np.ndarray) -> dict:
+    if len(truth) == 0:  # no comment has a satisfaction score: nothing to validate against
+        return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "cohen_kappa": float("nan"),
+                "spearman": None, "confusion_labels": list(CLASSES), "confusion": [[0] * 3 for _ in CLASSES]}
+    rho = spearmanr(scores, satisfaction).statistic if len(truth) > 2 and np.ptp(scores) > 0 else float("nan")
+    return {"n": len(truth),
+            "accuracy": float(accuracy_score(truth, labels)),
+            "macro_f1": float(f1_score(truth, labels, labels=list(CLASSES), average="macro", zero_division=0)),
+            "cohen_kappa": float(cohen_kappa_score(truth, labels, labels=list(CLASSES))),
+            "spearman": None if np.isnan(rho) else float(rho),
+            "confusion_labels": list(CLASSES),
+            "confusion": confusion_matrix(truth, labels, labels=list(CLASSES)).tolist()}
+
+
+def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int = 0) -> SentimentResult:
+    """Label every comment by the better of lexicon and supervised model, judged out-of-fold on satisfaction."""
+    texts = [t if isinstance(t, str) else "" for t in texts]
+    sat = np.asarray(pd.to_numeric(pd.Series(list(satisfaction)), errors="coerce"), dtype=float)
+    if len(sat) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(sat)} satisfaction scores")
+    frame = _frame(texts)
+    lex_scores = frame["lexicon"].to_numpy(dtype=float)
+    lex_labels = np.array([lexicon_label(s) for s in lex_scores], dtype=object)
+    truth_all = np.array([satisfaction_label(s) for s in sat], dtype=object)
+    scored = np.array([t is not None for t in truth_all])
+    truth = truth_all[scored].astype(str)
+    counts = {c: int((truth == c).sum()) for c in CLASSES}
+    methods = {"lexicon": _figures(truth, lex_labels[scored], lex_scores[scored], sat[scored]), "supervised": None}
+    report = {"class_counts": counts, "thresholds": {"positive_above": POSITIVE_AT, "negative_below": -NEGATIVE_AT},
+              "methods": methods}
+    if len(truth) < MIN_SUPERVISED or min(counts.values()) < MIN_CLASS:
+        report["reason"] = (f"lexicon only: {len(truth)} scored comments, smallest class {min(counts.values())} "
+                            f"(supervised needs >= {MIN_SUPERVISED} and >= {MIN_CLASS} per class)")
+        return SentimentResult(lex_labels.astype(str), lex_scores, "lexicon", {**report, **methods["lexicon"],
+                               "method": "lexicon", "labels_out_of_fold": False})
+    folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
+    proba = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba")
+    order = sorted(CLASSES)  # LogisticRegression.classes_ is sorted
+    sup_labels = np.array(order, dtype=object)[proba.argmax(axis=1)]
+    sup_scores = proba[:, order.index("positive")] - proba[:, order.index("negative")]
+    methods["supervised"] = _figures(truth, sup_labels, sup_scores, sat[scored])
+    key = lambda m: (methods[m]["macro_f1"], methods[m]["cohen_kappa"])
+    method = "supervised" if key("supervised") > key("lexicon") else "lexicon"
+    report["reason"] = f"{method}: higher out-of-fold macro-F1 (then kappa) against satisfaction"
+    if method == "lexicon":
+        return SentimentResult(lex_labels.astype(str), lex_scores, method,
+                               {**report, **methods["lexicon"], "method": method, "labels_out_of_fold": False})
+    model = _model(seed).fit(frame[scored], truth)
+    labels, scores = np.empty(len(texts), dtype=object), np.zeros(len(texts))
+    labels[scored], scores[scored] = sup_labels, sup_scores
+    if (~scored).any():  # comments without a score never enter validation: the full model labels them
+        labels[~scored], scores[~scored] = _predict(model, frame[~scored])
+    return SentimentResult(labels.astype(str), scores, method,
+                           {**report, **methods["supervised"], "method": method, "labels_out_of_fold": True}, model)
+
+
+def _predict(model: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    proba = model.predict_proba(frame)
+    classes = list(model.classes_)
+    return (np.asarray(model.classes_, dtype=object)[proba.argmax(axis=1)],
+            proba[:, classes.index("positive")] - proba[:, classes.index("negative")])
+
+
+def classify(texts: Sequence[str], result: SentimentResult) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and scores of new comments by the method `result` chose."""
+    frame = _frame([t if isinstance(t, str) else "" for t in texts])
+    if result.method == "supervised" and result.model is not None:
+        labels, scores = _predict(result.model, frame)
+        return labels.astype(str), scores
+    scores = frame["lexicon"].to_numpy(dtype=float)
+    return np.array([lexicon_label(s) for s in scores], dtype=str), scores
