@@ -526,3 +526,5 @@ def test_nps_cells_hide_what_the_mart_suppressed_and_quality_figures_are_named()
         "指标": ["已分析的意见", "情感与满意度评分一致的比例", "coherence"], "数值": ["2,400", "81.2%", "0.470"]}
     assert data.quality_value(quality, "sentiment_accuracy") == pytest.approx(0.812)
     assert data.quality_value(quality, "sentiment_kappa") is None
+    assert data.quality_value(quality.assign(metric=["sentiment_cohen_kappa", "x", "y"]), *data.KAPPA) == 2400.0
+    assert data.level_name("campaign", "other", "zh") == i18n.term("other", "zh") != "other"

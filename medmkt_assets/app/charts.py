@@ -36,10 +36,12 @@ def heatmap(frame: pd.DataFrame, x: str, y: str, value: str, text: str, x_title:
 
 
 def lines(frame: pd.DataFrame, x: str, x_order: list[str], y: str, colour: str, x_title: str, y_title: str,
-          colour_title: str, tooltip: list, y_format: str = ",.0f") -> alt.Chart:
-    """One line per colour group over ordered (pre-formatted) x labels."""
+          colour_title: str, tooltip: list, y_format: str = ",.0f", every_x: bool = False) -> alt.Chart:
+    """One line per colour group over ordered (pre-formatted) x labels (`every_x`: every label on the
+    axis, also those without a point, so a gap in the data shows as one)."""
+    scale = alt.Scale(domain=x_order) if every_x else alt.Undefined
     return alt.Chart(frame).mark_line(point=True).encode(
-        x=alt.X(f"{x}:O", title=x_title, sort=x_order, axis=alt.Axis(labelAngle=-45)),
+        x=alt.X(f"{x}:O", title=x_title, sort=x_order, scale=scale, axis=alt.Axis(labelAngle=-45)),
         y=alt.Y(f"{y}:Q", title=y_title, axis=alt.Axis(format=y_format)),
         color=alt.Color(f"{colour}:N", title=colour_title),
         tooltip=tooltip,

@@ -325,11 +325,14 @@ def segment_patients(snapshot: Snapshot, segment_id: int, limit: int) -> list[st
 # Patient voice (views/voice.py): what a topic, a driver, an NPS cell and a quality figure read as.
 SENTIMENTS = ("positive", "neutral", "negative")
 DRIVER_FACTORS = ("segment", "channel", "category", "facility", "campaign")
+OTHER_LEVEL = "other"  # the rare levels of a factor taken together
 NO_LEVEL = "none"  # a driver's missing level: no visit found, no campaign contact before the answer (lib.voice.drivers)
 # voice_quality metrics the page names, and how each value reads; others are shown by their own name.
 QUALITY_FORMATS = {"comments_analysed": "int", "comments_excluded_sensitive": "int", "identifiers_redacted": "int",
-                   "topics": "int", "sentiment_accuracy": "percent", "sentiment_kappa": "decimal2",
-                   "sentiment_spearman": "decimal2"}
+                   "topics": "int", "comments_without_topic": "int", "sentiment_accuracy": "percent",
+                   "sentiment_kappa": "decimal2", "sentiment_cohen_kappa": "decimal2", "sentiment_spearman": "decimal2",
+                   "sentiment_macro_f1": "decimal2", "sentiment_polar_agreement": "percent"}
+KAPPA = ("sentiment_kappa", "sentiment_cohen_kappa")  # the agreement beyond chance, as the mart names it
 
 
 def topic_label(label, label_zh, lang: str) -> str:
@@ -386,6 +389,8 @@ def level_name(factor: str, level, lang: str, campaigns: dict[str, str] | None =
         return "–"
     if level == NO_LEVEL:
         return i18n.t("voice.none.campaign" if factor == "campaign" else "voice.none", lang)
+    if level == OTHER_LEVEL:
+        return i18n.term(level, lang)
     if factor == "segment":
         return i18n.segment_label(level, lang)
     if factor in ("channel", "category", "theme", "region"):
@@ -430,9 +435,13 @@ def nps_rows(summary: pd.DataFrame, dimension: str, lang: str) -> pd.DataFrame:
     return rows.sort_values("nps", ascending=False, na_position="last").reset_index(drop=True)
 
 
-def quality_value(quality: pd.DataFrame, metric: str) -> float | None:
-    found = quality.value[quality.metric == metric]
-    return float(found.iloc[0]) if len(found) and pd.notna(found.iloc[0]) else None
+def quality_value(quality: pd.DataFrame, *metrics: str) -> float | None:
+    """The first of `metrics` the quality mart holds a value for."""
+    for metric in metrics:
+        found = quality.value[quality.metric == metric]
+        if len(found) and pd.notna(found.iloc[0]):
+            return float(found.iloc[0])
+    return None
 
 
 def quality_rows(quality: pd.DataFrame, lang: str) -> pd.DataFrame:

@@ -27,7 +27,7 @@ import pandas as pd
 from medmkt_assets.demo_data import world as W
 
 SECONDS_PER_DAY = 86_400
-RESPONSE_RATE = 0.25      # of patients with orders
+RESPONSE_RATE = 0.35      # of patients with orders
 COMMENT_RATE = 0.75
 ENGLISH_RATE = 0.3
 IDENTIFIER_RATE = 0.08    # comments carrying a planted identifier
@@ -40,7 +40,7 @@ CHANNEL = {"store": 0.0, "online": -0.1, "app": 0.2, "phone": -0.3, "clinic": 0.
 CATEGORY = {"pediatrics": -0.2, "wellbeing": 0.15}  # every other category 0
 FACILITY = {"FAC007": -0.6, "FAC013": 0.3}           # every other facility 0
 CAMPAIGN = {"C005": 0.25, "C003": -0.2}               # no recent treatment contact: 0
-SPREAD = 1.0
+SPREAD = 0.6
 NPS_SLOPE, NPS_INTERCEPT = 2.0, 0.0   # E[satisfaction] spans 1.9-5.0, so 3.8-10
 
 # topic -> (weight, lean, zh negative, zh positive, en negative, en positive); lean > 0: written
@@ -86,7 +86,7 @@ KEY_TERMS = {
     "environment": ("环境", "卫生间", "停车", "干净", "parking", "clean"),
 }
 # the planted trend: delivery's weight grows from 1x to DELIVERY_GROWTH x over the window
-DELIVERY_GROWTH = 3.0
+DELIVERY_GROWTH = 4.0
 OPENERS_ZH = ("", "", "总体来说，", "这次就诊，", "说实话，")
 CLOSERS_ZH = ("", "", "。", "，下次还会再来。", "，希望改进。")
 OPENERS_EN = ("", "", "Overall, ", "On this visit, ", "Honestly, ")
@@ -187,8 +187,8 @@ def surveys(seed: int, first: int, p: dict, patients: pd.DataFrame, orders: pd.D
     has_comment = rng.random(n) < COMMENT_RATE
     english = rng.random(n) < ENGLISH_RATE
     months = (visit.responded.to_numpy() - start) / max(end - start, 1)
-    positive = np.where(satisfaction >= 4, rng.random(n) < 0.9, np.where(satisfaction <= 2, rng.random(n) < 0.1,
-                                                                         rng.random(n) < 0.5))
+    # the tone of the words follows the score, not always: a 3 is written either way
+    positive = rng.random(n) < np.array([0.0, 0.05, 0.15, 0.45, 0.85, 0.95])[satisfaction]
     names = list(TOPICS)
     comments, topics_of, planted = [], [], []
     rows = patients.set_index(patients.patient_id.astype(str).str.strip())

@@ -20,7 +20,7 @@ st.caption(ui.t("voice.intro"))
 
 def sentiment_check(quality: pd.DataFrame) -> None:
     """(7) how far the sentiment read from the comments agrees with the score each patient gave."""
-    accuracy, kappa = (data.quality_value(quality, m) for m in ("sentiment_accuracy", "sentiment_kappa"))
+    accuracy, kappa = data.quality_value(quality, "sentiment_accuracy"), data.quality_value(quality, *data.KAPPA)
     if accuracy is not None and kappa is not None:
         st.caption(ui.t("voice.sentiment_check", share=i18n.percent(accuracy, lang, 0),
                         kappa=i18n.number(kappa, lang, 2)))
@@ -69,7 +69,7 @@ def topic_section() -> None:
                                            share_text=lambda f: f.share.map(lambda v: i18n.percent(v, lang)))
     if len(line):
         ui.chart(charts.lines(line, "month_text", mine.month_text.tolist(), "share", "topic_text", ui.t("col.month"),
-                              ui.t("col.share_of_month"), ui.t("col.topic"), y_format=".0%",
+                              ui.t("col.share_of_month"), ui.t("col.topic"), y_format=".0%", every_x=True,
                               tooltip=[ui.tip("month_text", "col.month"), ui.tip("share_text", "col.share_of_month")]))
     if mine.empty:
         st.info(ui.t("voice.no_trend"))

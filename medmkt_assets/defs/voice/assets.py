@@ -133,7 +133,7 @@ def voice_topics(context: dg.AssetExecutionContext, config: VoiceConfig, warehou
     quality = {"comments_analysed": float(len(comments)), "topics": float(len(described)),
                "comments_without_topic": float((assigned.topic_id < 0).sum()),
                **{f"sentiment_{k}": float(v) for k, v in sentiment.report.items()
-                  if k in ("accuracy", "macro_f1", "cohen_kappa", "spearman") and v is not None}}
+                  if k in ("accuracy", "polar_agreement", "macro_f1", "cohen_kappa", "spearman") and v is not None}}
     with warehouse.transaction() as con:
         con.write_frame(assigned[["survey_id", "month", "topic_id", "topic_weight", "sentiment", "sentiment_score"]],
                         "marts.comment_topics", query=COMMENT_TOPICS_SQL)

@@ -27,6 +27,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 PLACEHOLDERS = ("[NAME]", "[PHONE]", "[EMAIL]", "[ID_NUMBER]", "[INSURANCE_NUMBER]", "[ADDRESS]",
                 "[DATE]", "[URL]", "[NUMBER]")
@@ -40,8 +41,8 @@ _FULLWIDTH_RE = re.compile("[\uff10-\uff19\uff20-\uff3a\uff41-\uff5a]")
 # Chinese characters that end a name candidate: particles, pronouns, common verbs.
 _STOP_CH = "的了是在和与说也就很都要想来去看把被对给跟从到我你他她它们这那个吗呢吧啊哦呀又还没不有"
 
-# The ~120 most common Chinese surnames (compound ones first so they win); characters that are
-# mostly function words (和, 时, 全, 成, 应, 明, 文, 安, 常) are left out on purpose.
+# About 200 common Chinese surnames (compound ones first so they win); characters that are mostly
+# function words (和, 时, 全, 成, 应, 明, 文, 安, 常) are left out on purpose; 于 stays (a common name).
 _COMPOUND_SURNAMES = ("欧阳", "司马", "诸葛", "上官", "东方", "皇甫", "司徒", "慕容", "令狐", "公孙", "夏侯", "尉迟")
 SURNAMES = frozenset(
     "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
@@ -58,7 +59,7 @@ _NAME_CH = f"(?:(?!{_ROLE_RE})(?![{_STOP_CH}])[{CJK}])"  # a character that can 
 _NOT_NAMES = frozenset("谢谢 康复 康复科 金银花 胡萝卜 黄连素 过敏 方便 周到 高兴 安全 马上 白天 黄色 常规 温柔 高级 金额 石膏 许多 何时 "
                        "顾客 齐全 关怀 陈旧 孙子 孙女 岳父 岳母 马虎 高超 周全 温馨 周密 宁静 方正 胡说 许可 祝福 "
                        "陈列 周转 周折 殷勤 高明 辛勤 白领 毛巾 胡子 叶子 高中生 申请人 黄金周 严重性 华丽 高雅 钟爱 "
-                       "小于 老师 小姐 师傅 胡同 阳光 明白 道德 顾客 顾问 高峰 齐全 安静".split())
+                       "小于 老师 小姐 师傅 胡同 阳光 明白 道德 顾问 高峰 安静".split())
 _NR_MAX_FREQ = 500  # dictionary "names" more frequent than this are famous people or ordinary words
 
 _EN_STOP = frozenset("""I The A An This That These Those It He She We They You My Our Your His Her Their
@@ -132,7 +133,7 @@ _RULES: list[tuple[str, re.Pattern, str | None]] = [
     ("PHONE", r"(?i:电话|手机号?码?|手机|座机|联系方式|tel\.?|phone(?:\s*number)?|mobile|cell|call\s+me\s+(?:at|on))"
               r"\s*(?:是|为|[:：]|is|at)?\s*(?P<v>\+?\(?\d[\d\s\-().]{4,}\d)"),
     # Addresses: Chinese road + number (+ building/unit/room), estates, unit chains; English street lines.
-    ("ADDRESS", rf"{_ADMIN_CN}*{_ROAD_CH}{{1,8}}?(?:路|街|大街|大道|道|巷|弄|胡同|里|村)"
+    ("ADDRESS", rf"(?:(?<![A-Za-z])[A-Z][a-z]+\s?(?=[{CJK}]))?{_ADMIN_CN}*{_ROAD_CH}{{1,8}}?(?:路|街|大街|大道|道|巷|弄|胡同|里|村)"
                 rf"\s*[\d{_CN_NUM}]+\s*(?:号|弄|巷)(?:院|楼)?(?:\s*{_UNIT_CN})*{_ADDR_TAIL}"),
     ("ADDRESS", rf"{_ADMIN_CN}*{_ROAD_CH}{{2,8}}?(?:小区|花园|公寓|大厦|家园|苑|新村|社区|广场|中心)\s*(?:{_UNIT_CN}\s*)+{_ADDR_TAIL}"),
     ("ADDRESS", rf"(?<![\dA-Za-z]){_UNIT_CN}(?:\s*{_UNIT_CN})+{_ADDR_TAIL}"),
@@ -154,7 +155,7 @@ _RULES: list[tuple[str, re.Pattern, str | None]] = [
     ("NAME", rf"(?<!百)姓\s*(?P<v>{_SURNAME_RE})", "cn"),
     ("NAME", rf"(?:我叫|我的名字是|我的名字叫|名字叫|名字是|姓名[:：]?|签名[:：]?|联系人[:：]?)\s*(?P<v>{_NAME_CH}{{2,3}})", "cn"),
     ("NAME", rf"(?:我是|本人|患者|病人|家属|找的是|挂的是)\s*(?P<v>{_SURNAME_RE}{_NAME_CH}{{0,2}})", "cn"),
-    ("NAME", rf"(?:感谢|谢谢|多谢|表扬|投诉|转告|通知)\s*(?P<v>{_SURNAME_RE}{_NAME_CH}{{0,2}})", "cn_strict"),
+    ("NAME", rf"(?:感谢|谢谢|多谢|表扬|投诉|转告|通知)\s*(?P<v>{_SURNAME_RE}{_NAME_CH}{{1,2}})", "cn_strict"),
     ("NAME", rf"(?:^|(?<=[^{CJK}]))(?P<v>{_SURNAME_RE}{_NAME_CH}{{0,2}})(?={_ROLE_RE})", "cn_strict"),
     ("NAME", rf"(?<![A-Za-z])(?i:my\s+name\s+is|name\s+is|i'm|i’m|i\s+am|this\s+is|signed|call\s+me|thanks\s+to|"
              rf"thank\s+you|thanks|name:|patient:?|nurse|doctor|from)[,:]?\s*(?P<v>{_SURNAME_RE}{_NAME_CH}{{0,2}})", "cn"),
@@ -167,7 +168,8 @@ _RULES: list[tuple[str, re.Pattern, str | None]] = [
     ("NAME", rf"(?:(?<![A-Za-z])(?i:doctor|nurse|miss|professor|my\s+name\s+is|name\s+is|i'm|i’m|i\s+am|this\s+is|signed|"
              rf"call\s+me|thanks|thank\s+you|name:|patient:?|from)),?\s+"
              rf"(?P<v>{_EN_NAME_WORD}(?:\s+{_EN_NAME_WORD})?)", "en"),
-    ("NAME", rf"(?:(?<=[a-z,;:]\s)|(?<=[{CJK}，；：、]\s)|(?<=[{CJK}，。；：、！？]))(?P<v>{_EN_NAME_WORD}(?:\s+{_EN_NAME_WORD}){{1,2}})\b", "pair"),
+    ("NAME", rf"(?:(?<=[a-z,;:]\s)|(?<=[{CJK}，；：、]\s)|(?<=[{CJK}，。；：、！？]))"
+             rf"(?P<v>{_EN_NAME_WORD}(?:\s+{_EN_NAME_WORD}){{1,2}})\b", "pair"),
 ]]
 
 
@@ -185,11 +187,11 @@ def redact(text: str | None, known: Iterable[str] = ()) -> Redacted | None:
     spaces/dashes inside phone numbers, case-insensitive for Latin text."""
     if text is None or not str(text).strip():
         return None
-    known_rules = _known_rules(known)
-    counts: Counter = Counter()
     out = str(text)
     if _FULLWIDTH_RE.search(out):
         out = out.translate(_FULLWIDTH)
+    known_rules = _known_rules(known, out)
+    counts: Counter = Counter()
     for _ in range(MAX_PASSES):
         before = out
         out = _one_pass(out, known_rules, counts)
@@ -202,7 +204,17 @@ def redact_many(texts: Sequence[str | None], known: Sequence[Iterable[str]] | No
     """`redact` over a column; `known[i]` are the identifiers of the author of `texts[i]`."""
     if known is not None and len(known) != len(texts):
         raise ValueError(f"known has {len(known)} entries for {len(texts)} texts")
-    return [redact(t, known[i] if known is not None else ()) for i, t in enumerate(texts)]
+    seen: dict[str, Redacted | None] = {}  # survey comments repeat; texts without known identifiers are done once
+    out: list[Redacted | None] = []
+    for i, text in enumerate(texts):
+        ids = list(known[i]) if known is not None and known[i] is not None else []
+        if ids or not isinstance(text, str):
+            out.append(redact(text, ids))
+            continue
+        if text not in seen:
+            seen[text] = redact(text)
+        out.append(seen[text])
+    return out
 
 
 def _one_pass(text: str, known_rules: list[tuple[str, re.Pattern]], counts: Counter) -> str:
@@ -222,14 +234,13 @@ def _apply(pattern: re.Pattern, kind: str, text: str, counts: Counter, check=Non
 
     def repl(m: re.Match) -> str:
         s, e = m.span("v") if has_v else m.span()
-        value, rest = m.string[s:e], ""
+        value, rest = m.string[s:e], ""  # rest: common words kept after an English name
         if check is not None:
             n_words = check(value)
             if not n_words:
                 return m.group(0)
-            if n_words is not True:
-                words = value.split()
-                value, rest = " ".join(words[:n_words]), " " + " ".join(words[n_words:]) if words[n_words:] else ""
+            tail = value.split()[n_words:] if n_words is not True else []
+            rest = " " + " ".join(tail) if tail else ""
         counts[kind] += 1
         return m.string[m.start():s] + f"[{kind}]" + rest + m.string[e:m.end()]
 
@@ -274,12 +285,12 @@ def _cn_name(value: str) -> bool:
 
 def _cn_name_strict(value: str) -> bool:
     """`_cn_name` after a weaker cue (感谢, a role word), where words such as 康复 or 高超 are not names."""
-    return value not in _NOT_NAMES and _cn_name(value)
+    return value not in _NOT_NAMES and not value.startswith(("谢谢", "多谢")) and _cn_name(value)
 
 
 def _cn_alone(value: str) -> bool:
     """A surname-led fragment without a cue: a name unless it is a known word (names jieba knows are rare words)."""
-    if value in _NOT_NAMES or value[1:] in ROLE_WORDS or value[-2:] in ROLE_WORDS:
+    if value[1:] in ROLE_WORDS or value[-2:] in ROLE_WORDS:
         return False
     _, freq, tags = _posseg()
     f, tag = freq.get(value), tags.get(value)
@@ -293,13 +304,18 @@ _CHECKS = {"cn": _cn_name, "cn_strict": _cn_name_strict, "alone": _cn_alone, "en
 
 # ---- known identifiers of the author ---------------------------------------------------------------
 
+_KNOWN_DATE = re.compile(r"((?:19|20)\d{2})[\-/.年](\d{1,2})[\-/.月](\d{1,2})日?(?:[ T][\d:.]+)?")
+
+
 def _known_kind(value: str) -> str:
     if "@" in value:
         return "EMAIL"
+    if _KNOWN_DATE.fullmatch(value):
+        return "DATE"
     digits = sum(c.isdigit() for c in value)
     if digits >= 7 and re.fullmatch(r"[\d\s\-+().]+", value):
         return "PHONE"
-    if re.search(r"\d", value) and (re.search(f"[路街道号室栋弄巷楼区市省]", value)
+    if re.search(r"\d", value) and (re.search("[路街道号室栋弄巷楼区市省]", value)
                                     or re.search(r"\s", value) and re.search(r"[A-Za-z]{3,}", value)):
         return "ADDRESS"
     if re.search(r"\d", value):
@@ -307,21 +323,42 @@ def _known_kind(value: str) -> str:
     return "NAME"
 
 
-def _known_rules(known: Iterable[str]) -> list[tuple[str, re.Pattern]]:
+def _might_contain(text: str, value: str, kind: str) -> bool:
+    """A cheap test before a pattern is compiled: most comments hold none of their author's identifiers."""
+    if kind == "PHONE":
+        digits = re.sub(r"\D", "", value)
+        return digits[-7:] in re.sub(r"\D", "", text)
+    if kind == "DATE":
+        return value[:4] in text
+    squash = re.compile(r"[\s\-]")
+    hay = squash.sub("", text.lower())
+    if kind == "NAME" and not _HAS_CJK.search(value):
+        return any(part.lower() in hay for part in value.split())
+    if kind == "NAME" and len(value) == 3:
+        return value[1:] in hay
+    return squash.sub("", value.lower()) in hay
+
+
+def _known_rules(known: Iterable[str], text: str) -> list[tuple[str, re.Pattern]]:
     rules: list[tuple[str, re.Pattern]] = []
     values = sorted({str(k).strip() for k in (known or ()) if k is not None and len(str(k).strip()) >= 2},
                     key=len, reverse=True)
     for value in values:
         kind = _known_kind(value)
+        if not _might_contain(text, value, kind):
+            continue
         if kind == "PHONE":
             digits = re.sub(r"\D", "", value)
             if value.lstrip().startswith(("+", "00")) and len(digits) > 10:  # drop the country code
                 digits = re.sub(r"^(?:00)?(?:86|852|853|886|44|1)", "", digits)
             body = r"[\s\-().]*".join(digits)
             rules.append((kind, re.compile(rf"(?<!\d)(?:(?:\+|00)\s*\d{{1,3}}[\s\-]*)?\(?{body}(?!\d)")))
+        elif kind == "DATE":  # a birth date in any of its spellings: 1985-03-02, 1985/3/2, 1985年3月2日
+            y, m, d = _KNOWN_DATE.fullmatch(value).groups()
+            rules.append((kind, re.compile(rf"(?<!\d){y}\s*[\-/.年]\s*0?{int(m)}\s*[\-/.月]\s*0?{int(d)}(?:\s*[日号])?(?!\d)")))
         elif kind == "NAME" and not _HAS_CJK.search(value):
             parts = value.split()
-            rules.append((kind, re.compile(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.I)))
+            rules.append((kind, re.compile(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.IGNORECASE)))
             if len(parts) > 1:  # also each capitalised part on its own ("Mr Smith", "John")
                 for part in sorted(parts, key=len, reverse=True):
                     if len(part) >= 3:
@@ -332,9 +369,9 @@ def _known_rules(known: Iterable[str]) -> list[tuple[str, re.Pattern]]:
             if len(value) == 3 and value[0] in SURNAMES:  # the given name alone ("小明")
                 rules.append((kind, re.compile(re.escape(value[1:]))))
         elif kind == "ID_NUMBER":
-            rules.append((kind, re.compile(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.I)))
+            rules.append((kind, re.compile(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.IGNORECASE)))
         else:
-            rules.append((kind, re.compile(r"\s*".join(map(re.escape, value.split())), re.I)))
+            rules.append((kind, re.compile(r"\s*".join(map(re.escape, value.split())), re.IGNORECASE)))
     return rules
 
 
@@ -397,7 +434,29 @@ def _is_name_token(word: str, flag: str, prev: str, nxt: str, before_role: bool)
     return f < _NR_MAX_FREQ or prev in _CUE_BEFORE or before_role or nxt in _CUE_AFTER
 
 
+_CLAUSE_SPLIT = re.compile(r"([，。！？；、,!?;\n]+)")
+_SURNAME_START = frozenset(s[0] for s in SURNAMES) | frozenset("小老")
+
+
 def _jieba_names(text: str, counts: Counter) -> str:
+    """Names found by jieba, clause by clause (comments repeat their clauses, so each is tagged once)."""
+    out = []
+    for part in _CLAUSE_SPLIT.split(text):
+        if part and _HAS_CJK.search(part) and not _SURNAME_START.isdisjoint(part):
+            part, found = _jieba_clause(part)
+            if found:
+                counts["NAME"] += found
+        out.append(part)
+    return "".join(out)
+
+
+@lru_cache(maxsize=1 << 16)
+def _jieba_clause(text: str) -> tuple[str, int]:
+    counts: Counter = Counter()
+    return _jieba_tokens(text, counts), counts["NAME"]
+
+
+def _jieba_tokens(text: str, counts: Counter) -> str:
     pseg, freq, _ = _posseg()
     tokens = [(w.word, w.flag) for w in pseg.cut(text)]
     out: list[str] = []

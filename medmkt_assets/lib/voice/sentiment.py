@@ -4,9 +4,9 @@ Two methods: a bilingual lexicon with negation and intensifiers (no training, wo
 of text) and a supervised model (TF-IDF of words and word pairs plus the lexicon score, logistic
 regression). The satisfaction score (1-2 negative, 3 neutral, 4-5 positive) is the truth both are
 judged by; the supervised model's labels are out-of-fold (5 folds), so no comment is labelled by a
-model that saw its own score, and its figures are comparable with the lexicon's. The method with
-the higher macro-F1 (then Cohen's kappa) labels the comments; with fewer than MIN_SUPERVISED
-scored comments or a class under MIN_CLASS, only the lexicon is used (too little to learn from).
+model that saw its own score, and its figures are comparable with the lexicon's. The supervised
+model labels the comments only when its out-of-fold Cohen's kappa beats the lexicon's by more than
+MIN_KAPPA_GAIN; with fewer than MIN_SUPERVISED scored comments or a class under MIN_CLASS, only the lexicon is used (too little to learn from).
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ POSITIVE_AT = 0.1  # lexicon score above: positive; below -NEGATIVE_AT: negative
 NEGATIVE_AT = 0.1
 MIN_SUPERVISED = 200
 MIN_CLASS = 20
+MIN_KAPPA_GAIN = 0.02  # kappa a supervised model must add over the lexicon to be used
 FOLDS = 5
 NEGATION_WINDOW = 3  # a negator reaches the next sentiment word within this many words
 NEGATED = -0.75  # "not good" is bad, but less than "bad"; "not bad" is mildly good
@@ -201,8 +202,16 @@ def _figures(truth: np.ndarray, labels: np.ndarray, scores: np.ndarray, satisfac
             "macro_f1": float(f1_score(truth, labels, labels=list(CLASSES), average="macro", zero_division=0)),
             "cohen_kappa": float(cohen_kappa_score(truth, labels, labels=list(CLASSES))),
             "spearman": None if np.isnan(rho) else float(rho),
+            # what a marketer asks first: of the clearly pleased (4-5) and displeased (1-2), how many
+            # comments read that way (a 3 can be written either way, so it is left out here)
+            "polar_agreement": _polar_agreement(truth, labels),
             "confusion_labels": list(CLASSES),
             "confusion": confusion_matrix(truth, labels, labels=list(CLASSES)).tolist()}
+
+
+def _polar_agreement(truth: np.ndarray, labels: np.ndarray) -> float:
+    polar = truth != "neutral"
+    return float((labels[polar] == truth[polar]).mean()) if polar.any() else float("nan")
 
 
 def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int = 0) -> SentimentResult:
@@ -232,9 +241,11 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
     sup_labels = np.array(order, dtype=object)[proba.argmax(axis=1)]
     sup_scores = proba[:, order.index("positive")] - proba[:, order.index("negative")]
     methods["supervised"] = _figures(truth, sup_labels, sup_scores, sat[scored])
-    key = lambda m: (methods[m]["macro_f1"], methods[m]["cohen_kappa"])
-    method = "supervised" if key("supervised") > key("lexicon") else "lexicon"
-    report["reason"] = f"{method}: higher out-of-fold macro-F1 (then kappa) against satisfaction"
+    # the lexicon is transparent and needs no labels: the model must beat it by more than noise
+    gain = methods["supervised"]["cohen_kappa"] - methods["lexicon"]["cohen_kappa"]
+    method = "supervised" if gain > MIN_KAPPA_GAIN else "lexicon"
+    report["reason"] = (f"{method}: out-of-fold Cohen's kappa against satisfaction {gain:+.3f} for the supervised "
+                        f"model (it needs more than {MIN_KAPPA_GAIN:+.2f} to replace the lexicon)")
     if method == "lexicon":
         return SentimentResult(lex_labels.astype(str), lex_scores, method,
                                {**report, **methods["lexicon"], "method": method, "labels_out_of_fold": False})

@@ -1,18 +1,22 @@
-"""What patients talk about: NMF topics over TF-IDF of comment tokens, named from a theme lexicon.
+"""What patients talk about: keyword clusters from a reviewed theme lexicon, and NMF topics for the rest.
 
-Why NMF on TF-IDF: comments are short (a few words), where LDA's word counts are too sparse to
-estimate; NMF with NNDSVD initialisation is deterministic for a given matrix and gives additive,
-readable topics. Chinese and English comments share no words, so a theme raised in both languages
-usually comes out as one topic per language; both get the theme's label and are told apart by
-their top term.
+Comments are short and come in two languages that share no words, and a survey's phrasing is
+narrow (the same few sentences with small changes): a topic model on words alone splits one theme
+into a topic per phrasing and per language, and merges small themes into large ones. So a topic is
+first a *theme* a marketer already has a name for (themes.yaml: waiting time, price, delivery, ...
+with keywords in both languages): each comment belongs to the theme most of its words name, and a
+theme that at least `min_comments` comments belong to is a topic. What no theme names is not lost:
+the remaining comments go to an NMF topic model on TF-IDF (k chosen by `select_k`, labelled by its
+top three terms), so a new concern shows up as its own topic. Every topic's top terms are the real
+words of its comments that set them apart (class-based TF-IDF), in both languages.
 
-The number of topics, when not given, is the k in 2..max_topics whose topics are all coherent: the
-highest mean minus standard deviation of the NPMI coherence of their defining terms (see `select_k`). Topics are fitted on a seeded sample of at most `max_fit` comments
-(the vocabulary and the factors stay sparse/small), and every comment is assigned afterwards.
+Topics are fitted on a seeded sample of at most `max_fit` comments; every comment is assigned
+afterwards (`TopicModel.assign`).
 """
 from __future__ import annotations
 
 import warnings
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -38,7 +42,8 @@ MIN_DEFINING = 5
 
 @dataclass
 class TopicModel:
-    """A fitted topic model: top terms, labels and coherence per topic, and `assign` for any text."""
+    """Fitted topics: the theme topics first (`themes`), then the discovered ones (`residual`), with top
+    terms, labels and coherence per topic; `assign` for any text."""
 
     k: int
     top_terms: list[list[str]]
@@ -46,23 +51,30 @@ class TopicModel:
     coherence: list[float]
     labels: list[tuple[str, str]]
     selection: dict[int, float] = field(default_factory=dict)  # k -> mean - sd of NPMI, when k was chosen
-    vectorizer: TfidfVectorizer | None = field(default=None, repr=False)
-    nmf: NMF | None = field(default=None, repr=False)
+    themes: tuple[str, ...] = ()
+    theme_keywords: tuple[tuple[str, ...], ...] = field(default=(), repr=False)
+    residual: "_Discovered | None" = field(default=None, repr=False)
 
     def assign(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """Dominant topic per text (-1 when none of its words is known) and that topic's share (0-1)."""
-        texts = list(texts)
-        topic = np.full(len(texts), -1, dtype=np.int64)
-        weight = np.zeros(len(texts), dtype=np.float64)
-        if self.nmf is None:  # fitted on comments without recurring words: no topics
-            return topic, weight
-        for start in range(0, len(texts), ASSIGN_BATCH):  # batches keep the dense W small
-            w = self.nmf.transform(self.vectorizer.transform(texts[start:start + ASSIGN_BATCH]))
-            total = w.sum(axis=1)
-            has = total > 0
-            rows = np.arange(start, start + len(w))[has]
-            topic[rows] = w[has].argmax(axis=1)
-            weight[rows] = w[has].max(axis=1) / total[has]
+        """Topic per text (-1: no theme and none of the discovered topics' words) and its weight (0-1):
+        the share of the text's theme words that name its theme, or its NMF topic's share."""
+        tokens = [tokenize(t) for t in texts]
+        topic = np.full(len(tokens), -1, dtype=np.int64)
+        weight = np.zeros(len(tokens), dtype=np.float64)
+        kept = [Theme(name, "", "", keywords) for name, keywords in zip(self.themes, self.theme_keywords)]
+        rest = []
+        for i, words in enumerate(tokens):
+            hits = [sum(any(_matches(w.lower(), kw) for kw in th.keywords) for w in words) for th in kept]
+            best = _primary_theme(words, kept) if kept else -1
+            if best >= 0:
+                topic[i], weight[i] = best, hits[best] / max(sum(hits), 1)
+            else:
+                rest.append(i)
+        if self.residual is not None and rest:
+            ids, shares = self.residual.assign_tokens([tokens[i] for i in rest])
+            found = ids >= 0
+            topic[np.array(rest)[found]] = ids[found] + len(self.themes)
+            weight[np.array(rest)[found]] = shares[found]
         return topic, weight
 
 
@@ -116,9 +128,10 @@ def _defining(h: np.ndarray, tops: list[np.ndarray]) -> list[np.ndarray]:
     phrase (3 words that always occur together) from looking perfect.
     """
     out = []
+    ranked = np.argsort(-h, axis=1)[:, :MIN_DEFINING]  # the floor may reach zero-weight words: a phrase is no theme
     for t, ids in enumerate(tops):
         keep = ids[h[t, ids] >= DEFINING_SHARE * h[t, ids[0]]] if len(ids) else ids
-        out.append(keep if len(keep) >= MIN_DEFINING else ids[:MIN_DEFINING])
+        out.append(keep if len(keep) >= MIN_DEFINING else ranked[t])
     return out
 
 
@@ -131,8 +144,10 @@ def select_k(x: sparse.csr_matrix, candidates: Sequence[int], seed: int = 0) -> 
     are padded with weakly related words (NPMI towards 0, uneven across topics). Plain mean NPMI
     over-splits (a few very coherent fragments lift the average) and sometimes merges two themes
     when the others are strong; mean - sd penalises both. On synthetic corpora (2-5 themes, one or
-    two languages, in the tests) it finds the planted number or a little more, never fewer; a theme
-    split in two keeps its name on both parts. Ties (within 0.005) go to the smaller k.
+    two languages, in the tests) it found the planted number or a little more, in our runs never
+    fewer; a theme split in two keeps its name on both parts. No tolerance band towards smaller k
+    (only exact ties go to it): when k and k+1 score alike, the larger is as coherent and may show
+    a theme that the smaller hides.
     """
     binary = (x > 0).astype(np.float64).tocsc()
     scores: dict[int, float] = {}
@@ -140,40 +155,127 @@ def select_k(x: sparse.csr_matrix, candidates: Sequence[int], seed: int = 0) -> 
         h = _fit_nmf(x, k, seed).components_
         coherence = np.array([npmi_coherence(binary, ids) for ids in _defining(h, _top(h))])
         scores[k] = float(coherence.mean() - coherence.std())
-    best = max(scores.values())
-    return min(k for k, s in scores.items() if s >= best - 0.005), scores
+    return max(scores, key=lambda k: (scores[k], -k)), scores
 
 
 def fit_topics(texts: Sequence[str], n_topics: int | None = None, seed: int = 0, max_topics: int = 12,
-               max_fit: int = MAX_FIT) -> TopicModel:
-    """Topics of `texts`: NMF on TF-IDF of `tokenize`d comments, k given or chosen by `select_k`."""
+               max_fit: int = MAX_FIT, min_comments: int | None = None) -> TopicModel:
+    """Theme topics (each theme at least `min_comments` comments belong to; default: 11, or 1 % of
+    the comments when that is more) and NMF topics over the comments no such theme holds (k given by
+    `n_topics`, else chosen by `select_k` up to `max_topics`)."""
     texts = list(texts)
     rng = np.random.default_rng(seed)
     sample = texts if len(texts) <= max_fit else [texts[i] for i in np.sort(rng.choice(len(texts), max_fit, replace=False))]
-    # a word must recur to describe a theme; a word in most comments describes none
-    min_df = 1 if len(sample) < 20 else (2 if len(sample) < 10_000 else 5)
-    vectorizer = TfidfVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, min_df=min_df,
-                                 max_df=0.8 if len(sample) >= 20 else 1.0, sublinear_tf=True)
+    tokens = [tokenize(t) for t in sample]
+    themes = load_themes()
+    primary = np.array([_primary_theme(t, themes) for t in tokens])
+    floor = min_comments if min_comments is not None else max(SMALL_CELL_FLOOR, int(0.01 * len(sample)))
+    counts = {th.name: int((primary == i).sum()) for i, th in enumerate(themes)}
+    kept = [i for i, th in enumerate(themes) if counts[th.name] >= floor]
+    kept.sort(key=lambda i: -counts[themes[i].name])
+    rest = [i for i, p in enumerate(primary) if p < 0 or p not in kept]
+    discovered = _discover([tokens[i] for i in rest], n_topics, seed, max_topics, floor)
+    groups = [[j for j, p in enumerate(primary) if p == i] for i in kept]
+    if discovered is not None:
+        ids, _ = discovered.assign_tokens([tokens[i] for i in rest])
+        groups += [[rest[j] for j in np.flatnonzero(ids == t)] for t in range(discovered.nmf.n_components)]
+    top_terms, term_weights = _characteristic_terms(tokens, groups)
+    labels = [(themes[i].label_en, themes[i].label_zh) for i in kept]
+    labels += label_topics(top_terms[len(kept):], term_weights[len(kept):], match_themes=False)
+    binary, vocab = _binary(tokens)
+    coherence = [npmi_coherence(binary, [vocab[w] for w in terms if w in vocab]) for terms in top_terms]
+    return TopicModel(k=len(groups), top_terms=top_terms, term_weights=term_weights, coherence=coherence,
+                      labels=labels, selection=discovered.selection if discovered else {},
+                      themes=tuple(themes[i].name for i in kept), theme_keywords=tuple(themes[i].keywords for i in kept),
+                      residual=discovered)
+
+
+SMALL_CELL_FLOOR = 11   # a topic fewer people write about cannot be shown anyway
+
+
+def _primary_theme(tokens: Sequence[str], themes: Sequence[Theme]) -> int:
+    """The theme most of the comment's words name (ties: the one named first); -1 when none."""
+    best, best_hits, best_first = -1, 0, len(tokens)
+    for i, theme in enumerate(themes):
+        positions = [p for p, t in enumerate(tokens) if any(_matches(t.lower(), kw) for kw in theme.keywords)]
+        if positions and (len(positions) > best_hits or (len(positions) == best_hits and positions[0] < best_first)):
+            best, best_hits, best_first = i, len(positions), positions[0]
+    return best
+
+
+@dataclass
+class _Discovered:
+    """NMF topics of the comments no theme holds."""
+
+    vectorizer: TfidfVectorizer
+    nmf: NMF
+    selection: dict[int, float]
+
+    def assign_tokens(self, tokens: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
+        topic = np.full(len(tokens), -1, dtype=np.int64)
+        weight = np.zeros(len(tokens))
+        for start in range(0, len(tokens), ASSIGN_BATCH):  # batches keep the dense W small
+            w = self.nmf.transform(self.vectorizer.transform(list(tokens[start:start + ASSIGN_BATCH])))
+            total = w.sum(axis=1)
+            has = total > 0
+            rows = np.arange(start, start + len(w))[has]
+            topic[rows] = w[has].argmax(axis=1)
+            weight[rows] = w[has].max(axis=1) / total[has]
+        return topic, weight
+
+
+def _identity(tokens):
+    return tokens
+
+
+def _discover(tokens: list[list[str]], n_topics: int | None, seed: int, max_topics: int,
+              floor: int) -> _Discovered | None:
+    """NMF topics of the leftover comments, when there are enough of them to hold a topic."""
+    if len(tokens) < 2 * floor:
+        return None
+    vectorizer = TfidfVectorizer(tokenizer=_identity, preprocessor=_identity, lowercase=False, token_pattern=None,
+                                 min_df=2 if len(tokens) < 10_000 else 5, max_df=0.8, sublinear_tf=True)
     try:
-        x = vectorizer.fit_transform(sample).tocsr()
-    except ValueError:  # no comment has a content word (empty vocabulary)
-        x = sparse.csr_matrix((len(sample), 0))
-    if x.shape[1] < 2 or x.shape[0] < 3:  # nothing to factorise: no topics, every comment -1
-        return TopicModel(k=0, top_terms=[], term_weights=[], coherence=[], labels=[])
-    upper = min(max_topics, x.shape[1] - 1, x.shape[0] - 1)
+        x = vectorizer.fit_transform(tokens).tocsr()
+    except ValueError:  # no recurring content word
+        return None
+    upper = min(max_topics, x.shape[1] - 1, x.shape[0] // floor)
+    if upper < 1:
+        return None
     selection: dict[int, float] = {}
     if n_topics is None:
-        n_topics, selection = select_k(x, range(2, max(upper, 2) + 1), seed)
-    nmf = _fit_nmf(x, n_topics, seed)
-    vocab = vectorizer.get_feature_names_out()
-    binary = (x > 0).astype(np.float64).tocsc()
-    tops = _top(nmf.components_)
-    top_terms = [[str(vocab[i]) for i in ids] for ids in tops]
-    term_weights = [[float(nmf.components_[t, i]) for i in ids] for t, ids in enumerate(tops)]
-    return TopicModel(k=n_topics, top_terms=top_terms, term_weights=term_weights,
-                      coherence=[npmi_coherence(binary, ids) for ids in _defining(nmf.components_, tops)],
-                      labels=label_topics(top_terms, term_weights), selection=selection,
-                      vectorizer=vectorizer, nmf=nmf)
+        n_topics, selection = select_k(x, range(2, upper + 1), seed) if upper >= 2 else (1, {})
+    return _Discovered(vectorizer, _fit_nmf(x, min(n_topics, upper), seed), selection)
+
+
+def _characteristic_terms(tokens: Sequence[Sequence[str]], groups: Sequence[Sequence[int]],
+                          top_n: int = TOP_N) -> tuple[list[list[str]], list[list[float]]]:
+    """Each group's words that set it apart: class-based TF-IDF (a word's frequency in the group times
+    log(1 + average words per group / its frequency over all groups))."""
+    counts = [Counter(w for i in group for w in set(tokens[i])) for group in groups]
+    overall = Counter()
+    for c in counts:
+        overall.update(c)
+    average = np.mean([sum(c.values()) for c in counts]) if counts else 0.0
+    terms, weights = [], []
+    for c in counts:
+        size = max(sum(c.values()), 1)
+        scored = sorted(((n / size * np.log(1 + average / overall[w]), w) for w, n in c.items() if n >= 2),
+                        key=lambda x: (-x[0], x[1]))[:top_n]
+        terms.append([w for _, w in scored])
+        weights.append([float(v) for v, _ in scored])
+    return terms, weights
+
+
+def _binary(tokens: Sequence[Sequence[str]]) -> tuple[sparse.csc_matrix, dict[str, int]]:
+    vocab: dict[str, int] = {}
+    rows, cols = [], []
+    for r, words in enumerate(tokens):
+        for w in set(words):
+            rows.append(r)
+            cols.append(vocab.setdefault(w, len(vocab)))
+    matrix = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(tokens), max(len(vocab), 1)))
+    return matrix.tocsc(), vocab
 
 
 # --------------------------------------------------------------------------- labels
@@ -199,8 +301,8 @@ def _matches(term: str, keyword: str) -> bool:
     """A top term names a keyword: equal, CJK containment (2+ chars), or an English stem (4+ letters)."""
     if term == keyword:
         return True
-    if _CJK_CHAR.match(term):
-        return len(keyword) >= 2 and (keyword in term or (len(term) >= 2 and term in keyword))
+    if _CJK_CHAR.match(term):  # the keyword inside a longer word (等待 in 等待时间), not the other way
+        return len(keyword) >= 2 and keyword in term
     return len(keyword) >= 4 and term.startswith(keyword)
 
 
@@ -230,9 +332,12 @@ def label_topic(top_terms: Sequence[str], weights: Sequence[float] | None = None
     return "Topic: " + ", ".join(head), "话题：" + "、".join(head)
 
 
-def label_topics(top_terms: Sequence[Sequence[str]], weights: Sequence[Sequence[float]] | None = None) -> list[tuple[str, str]]:
-    """`label_topic` for each topic; topics sharing a theme get their own top term appended."""
-    labels = [label_topic(t, None if weights is None else weights[i]) for i, t in enumerate(top_terms)]
+def label_topics(top_terms: Sequence[Sequence[str]], weights: Sequence[Sequence[float]] | None = None,
+                 match_themes: bool = True) -> list[tuple[str, str]]:
+    """`label_topic` for each topic (match_themes=False: always the top terms, for topics no theme
+    held); topics sharing a label get their own top term appended."""
+    labels = [label_topic(t, None if weights is None else weights[i], None if match_themes else ())
+              for i, t in enumerate(top_terms)]
     out = list(labels)
     for label in set(labels):
         same = [i for i, lab in enumerate(labels) if lab == label]
