@@ -211,3 +211,17 @@ def test_the_text_models_and_the_drivers_are_mlflow_runs(voice):
     assert text["metrics.sentiment_accuracy"] > 0.5 and text["metrics.topics"] >= 5
     artifacts = Path(mlflow.get_run(text.run_id).info.artifact_uri.removeprefix("file://"))
     assert (artifacts / "topics.csv").exists()
+
+
+def test_the_voice_quality_gates_and_small_cell_checks_ran_and_passed(voice):
+    evaluations = {(e.asset_key.to_user_string(), e.check_name): e.passed
+                   for e in voice["result"].get_asset_check_evaluations()}
+    expected = {("features/survey_comments", "no_identifier_left"), ("features/search_queries", "no_identifier_left"),
+                ("marts/voice_topics", "labelled"), ("marts/satisfaction_drivers", "effect_inside_interval"),
+                ("marts/voice_topics", "small_cells_hidden"), ("marts/voice_topic_trends", "small_cells_hidden"),
+                ("marts/nps_summary", "small_cells_hidden"), ("marts/search_themes", "small_cells_hidden")}
+    assert expected <= set(evaluations), sorted(expected - set(evaluations))
+    failed = [key for key, passed in evaluations.items() if not passed and key[0].split("/")[1] in (
+        "survey_comments", "search_queries", "voice_topics", "voice_topic_trends", "satisfaction_drivers",
+        "nps_summary", "search_themes")]
+    assert failed == []

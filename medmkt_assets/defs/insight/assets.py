@@ -26,7 +26,10 @@ from medmkt_assets.lib.ops.insight import (
 SNAPSHOT_DEPS = [dg.AssetKey(["marts", t]) for t in (
     "segment_summary", "demand_trends", "association_rules", "recommendations", "patient_segments",
     "campaign_effects", "campaign_effects_by_group", "audiences", "audience_exclusions", "uplift_scores",
-    "product_catalog", "campaign_catalog", "condition_catalog")] + [
+    "product_catalog", "campaign_catalog", "condition_catalog",
+    # the Patient voice page
+    "voice_topics", "voice_topic_trends", "voice_examples", "voice_quality", "satisfaction_drivers", "nps_summary",
+    "search_themes", "search_theme_terms")] + [
     dg.AssetKey(["ops", "sensitive_use"])]  # its blocking check keeps a leak of sensitive data out of the app
 
 

@@ -242,8 +242,9 @@ DRIVER_TABLES = {
 def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse, tracker: MlflowTracker):
     """What goes with higher or lower satisfaction and NPS, all factors in one model; NPS by group."""
     with warehouse.session() as con:
+        # in a fixed order: the same rows in another order give intervals that differ in their last bits
         responses = con.execute("SELECT satisfaction, nps, segment, channel, category, facility, campaign "
-                                "FROM features.survey_responses").fetchdf()
+                                "FROM features.survey_responses ORDER BY survey_id").fetchdf()
         counts = con.execute(Q.NPS_COUNTS_SQL).fetchdf()
     drivers = pd.concat([fit_drivers(responses, outcome) for outcome in OUTCOMES], ignore_index=True)
     nps = nps_table(counts)

@@ -204,10 +204,12 @@ def redact_many(texts: Sequence[str | None], known: Sequence[Iterable[str]] | No
     """`redact` over a column; `known[i]` are the identifiers of the author of `texts[i]`."""
     if known is not None and len(known) != len(texts):
         raise ValueError(f"known has {len(known)} entries for {len(texts)} texts")
-    seen: dict[str, Redacted | None] = {}  # survey comments repeat; texts without known identifiers are done once
+    seen: dict[str, Redacted | None] = {}  # comments repeat; those holding none of their author's identifiers are done once
     out: list[Redacted | None] = []
     for i, text in enumerate(texts):
         ids = list(known[i]) if known is not None and known[i] is not None else []
+        if ids and isinstance(text, str) and not _known_rules(ids, text):
+            ids = []
         if ids or not isinstance(text, str):
             out.append(redact(text, ids))
             continue

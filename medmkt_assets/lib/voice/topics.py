@@ -61,14 +61,11 @@ class TopicModel:
         tokens = [tokenize(t) for t in texts]
         topic = np.full(len(tokens), -1, dtype=np.int64)
         weight = np.zeros(len(tokens), dtype=np.float64)
-        kept = [Theme(name, "", "", keywords) for name, keywords in zip(self.themes, self.theme_keywords)]
+        matcher = _ThemeMatcher([Theme(name, "", "", keywords) for name, keywords in zip(self.themes, self.theme_keywords)])
         rest = []
         for i, words in enumerate(tokens):
-            hits = [sum(any(_matches(w.lower(), kw) for kw in th.keywords) for w in words) for th in kept]
-            best = _primary_theme(words, kept) if kept else -1
-            if best >= 0:
-                topic[i], weight[i] = best, hits[best] / max(sum(hits), 1)
-            else:
+            topic[i], weight[i] = matcher.primary(words)
+            if topic[i] < 0:
                 rest.append(i)
         if self.residual is not None and rest:
             ids, shares = self.residual.assign_tokens([tokens[i] for i in rest])
@@ -168,7 +165,8 @@ def fit_topics(texts: Sequence[str], n_topics: int | None = None, seed: int = 0,
     sample = texts if len(texts) <= max_fit else [texts[i] for i in np.sort(rng.choice(len(texts), max_fit, replace=False))]
     tokens = [tokenize(t) for t in sample]
     themes = load_themes()
-    primary = np.array([_primary_theme(t, themes) for t in tokens])
+    matcher = _ThemeMatcher(themes)
+    primary = np.array([matcher.primary(t)[0] for t in tokens], dtype=np.int64)
     floor = min_comments if min_comments is not None else max(SMALL_CELL_FLOOR, int(0.01 * len(sample)))
     counts = {th.name: int((primary == i).sum()) for i, th in enumerate(themes)}
     kept = [i for i, th in enumerate(themes) if counts[th.name] >= floor]
@@ -193,14 +191,32 @@ def fit_topics(texts: Sequence[str], n_topics: int | None = None, seed: int = 0,
 SMALL_CELL_FLOOR = 11   # a topic fewer people write about cannot be shown anyway
 
 
-def _primary_theme(tokens: Sequence[str], themes: Sequence[Theme]) -> int:
-    """The theme most of the comment's words name (ties: the one named first); -1 when none."""
-    best, best_hits, best_first = -1, 0, len(tokens)
-    for i, theme in enumerate(themes):
-        positions = [p for p, t in enumerate(tokens) if any(_matches(t.lower(), kw) for kw in theme.keywords)]
-        if positions and (len(positions) > best_hits or (len(positions) == best_hits and positions[0] < best_first)):
-            best, best_hits, best_first = i, len(positions), positions[0]
-    return best
+class _ThemeMatcher:
+    """Which themes each word names, remembered per word (a corpus has far fewer words than tokens)."""
+
+    def __init__(self, themes: Sequence[Theme]):
+        self.themes = tuple(themes)
+        self._named: dict[str, tuple[int, ...]] = {}
+
+    def named(self, token: str) -> tuple[int, ...]:
+        found = self._named.get(token)
+        if found is None:
+            word = token.lower()
+            found = self._named[token] = tuple(i for i, th in enumerate(self.themes)
+                                               if any(_matches(word, kw) for kw in th.keywords))
+        return found
+
+    def primary(self, tokens: Sequence[str]) -> tuple[int, float]:
+        """The theme most of the comment's words name (ties: the one named first) and its share of the
+        theme words; (-1, 0) when no word names a theme."""
+        hits: dict[int, int] = {}
+        for token in tokens:
+            for i in self.named(token):
+                hits[i] = hits.get(i, 0) + 1  # dicts keep insertion order: the first named wins a tie
+        if not hits:
+            return -1, 0.0
+        best = max(hits, key=hits.get)
+        return best, hits[best] / sum(hits.values())
 
 
 @dataclass
