@@ -160,6 +160,11 @@ TINY = {
         P1,marketing,all,granted,2023-01-01
         P1,care_opioid_recovery,all,granted,2023-01-01
         """,
+    "surveys": """\
+        patient_id,responded_at,satisfaction,nps,comment
+        P1,2024-02-01,4,9,拿抑郁症的药时护士很耐心
+        P2,2024-02-02,5,10,送药很快
+        """,
     "events": """\
         patient_id,occurred_at,event_type,source,product_id,category,query
         P1,2024-01-01,page_view,web,S,,
@@ -200,7 +205,14 @@ def test_staging_moves_sensitive_rows_to_restricted_and_loses_none(tmp_path, pse
     assert rows("SELECT campaign_id FROM restricted.sensitive_campaign_contacts") == [("C2",)]
     assert rows("SELECT purpose FROM staging.consents") == [("marketing",)]
     assert rows("SELECT purpose FROM restricted.sensitive_consents") == [("care_opioid_recovery",)]
-    assert rows("SELECT coalesce(query, product_id) FROM staging.events") == [("A",), ("blood glucose meter",)]
+    # a search query is free text: staging keeps that there was one, restricted.events the words
+    assert rows("SELECT coalesce(product_id, '-'), has_query FROM staging.events") == [("-", True), ("A", False)]
+    assert rows("SELECT query FROM restricted.events") == [("blood glucose meter",)]
+    # a survey comment that speaks of a sensitive condition withholds the whole response
+    assert rows("SELECT satisfaction FROM staging.surveys") == [(5,)]
+    assert rows("SELECT comment FROM restricted.surveys") == [("送药很快",)]
+    assert rows("SELECT sensitive_family, sensitive_match FROM restricted.sensitive_surveys") == [
+        ("mental_health", "comment")]
     assert rows("SELECT sensitive_family, sensitive_match FROM restricted.sensitive_events") == [
         ("mental_health", "product"), ("reproductive_health", "search query")]
     for table in TINY:
@@ -322,6 +334,7 @@ def _without_sensitive_rows(source: Path, target: Path) -> None:
     keep["orders"] = f"coalesce(product_id, '') NOT IN ({sensitive_products})"
     keep["events"] = (f"coalesce(product_id, '') NOT IN ({sensitive_products}) AND "
                       f"{POLICY.category_family('category')} IS NULL AND {POLICY.text_family('query')} IS NULL")
+    keep["surveys"] = f"{POLICY.text_family('comment')} IS NULL"
     keep["campaign_contacts"] = (f"campaign_id NOT IN (SELECT campaign_id FROM {read('campaigns')} "
                                  f"WHERE NOT ({keep['campaigns']}))")
     for table, condition in keep.items():

@@ -11,12 +11,15 @@ from __future__ import annotations
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaigns import COLUMN_NOTES as CAMPAIGN_EFFECT_NOTES
 from medmkt_assets.lib.models.segment_summary import COLUMN_NOTES as SEGMENT_SUMMARY_NOTES
+from medmkt_assets.lib.voice.sql import DRIVER_NOTES, TOPIC_NOTES
 
 DOCUMENTED_SCHEMAS = ("staging", "features", "marts")
 COLUMN_NOTES = {
     "marts.segment_summary": SEGMENT_SUMMARY_NOTES,
     "marts.campaign_effects": CAMPAIGN_EFFECT_NOTES,
     "marts.campaign_effects_by_group": CAMPAIGN_EFFECT_NOTES,
+    "marts.satisfaction_drivers": DRIVER_NOTES,
+    "marts.voice_topics": TOPIC_NOTES,
 }
 # Staging columns named otherwise than the raw column they come from.
 RENAMED_FROM_RAW = {"patient_key": "patient_id"}

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 FACTORS = ("segment", "channel", "category", "facility", "campaign")
 OUTCOMES = ("satisfaction", "nps")
@@ -35,6 +34,8 @@ def fit_drivers(responses: pd.DataFrame, outcome: str, factors: tuple[str, ...] 
                 min_level: int = MIN_LEVEL_RESPONDENTS, alpha: float = 0.05) -> pd.DataFrame:
     """One row per non-reference level of each factor: its adjusted effect on `outcome`, a (1-alpha)
     interval and p-value; empty when there are too few responses to fit (fewer than two per parameter)."""
+    import statsmodels.api as sm  # here, not at the top: loading it costs every Dagster process a second
+
     data = responses.dropna(subset=[outcome])
     levels = {f: _levels(data[f], min_level) for f in factors if f in data}
     levels = {f: v for f, v in levels.items() if v.nunique() > 1}
@@ -68,3 +69,4 @@ def nps_interval(promoters: np.ndarray, detractors: np.ndarray, respondents: np.
         half = z * np.sqrt((p + d - (p - d) ** 2) / n)
     nps = 100 * (p - d)
     return nps, np.maximum(nps - 100 * half, -100), np.minimum(nps + 100 * half, 100)
+

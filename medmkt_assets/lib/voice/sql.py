@@ -124,3 +124,24 @@ ranked AS (
 )
 SELECT topic_id, CAST(rank AS INTEGER) AS rank, comment, language, sentiment, satisfaction
 FROM ranked WHERE rank <= {per_topic} ORDER BY topic_id, rank"""
+
+
+# What each column of marts.satisfaction_drivers means (shown in the Dagster UI's column schema).
+DRIVER_NOTES = {
+    "effect": "difference in mean score (satisfaction 1-5 or NPS 0-10) against reference_level, the other "
+              "factors held fixed (one OLS per outcome)",
+    "ci_low": "95% interval, heteroskedasticity-robust (HC3) standard errors",
+    "ci_high": "95% interval, heteroskedasticity-robust (HC3) standard errors",
+    "reference_level": "the factor's most common level; levels under 20 respondents are pooled as 'other'",
+    "respondents": "responses at this level",
+}
+
+
+# What the columns of marts.voice_topics mean (shown in the Dagster UI's column schema).
+TOPIC_NOTES = {
+    "label": "the theme of themes.yaml most of its comments' words name, or 'Topic: <top terms>' for a topic "
+             "the NMF model found among the comments no theme holds",
+    "top_terms": "the words that set its comments apart (class-based TF-IDF), both languages",
+    "authors": "distinct patients; NULL when 1-10 (or when it would give a hidden topic back from the total)",
+    "examples_shown": "true only with at least 11 authors: marts.voice_examples holds examples only then",
+}

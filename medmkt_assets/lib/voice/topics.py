@@ -365,3 +365,4 @@ def label_topics(top_terms: Sequence[Sequence[str]], weights: Sequence[Sequence[
             used.add(term)
             out[i] = (f"{label[0]} ({term})", f"{label[1]}（{term}）")
     return out
+
