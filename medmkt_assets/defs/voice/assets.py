@@ -249,8 +249,8 @@ def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse
     drivers = pd.concat([fit_drivers(responses, outcome) for outcome in OUTCOMES], ignore_index=True)
     nps = nps_table(counts)
     with warehouse.transaction() as con:
-        con.write_frame(drivers, "marts.satisfaction_drivers")
-        con.write_frame(nps, "marts.nps_summary")
+        con.write_frame(drivers, "marts.satisfaction_drivers", query=DRIVERS_SQL)
+        con.write_frame(nps, "marts.nps_summary", query=NPS_SQL)
     with tracker.start_run(context, EXPERIMENT, "satisfaction_drivers") as run:
         log_params({"model": "ols_hc3", "factors": "segment,channel,category,facility,campaign",
                     "campaign_window_days": Q.CAMPAIGN_WINDOW_DAYS})
@@ -266,6 +266,19 @@ def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse
             strongest[["outcome", "factor", "level", "reference_level", "effect", "ci_low", "ci_high"]]
             .round(3).to_markdown(index=False) if len(strongest) else "(no responses)")})
     yield dg.MaterializeResult(asset_key=_key("marts", "nps_summary"), metadata={"dagster/row_count": len(nps)})
+
+
+# typed columns, whatever pandas made of an empty frame (a source without surveys)
+DRIVERS_SQL = ("SELECT CAST(outcome AS VARCHAR) AS outcome, CAST(factor AS VARCHAR) AS factor, "
+               "CAST(level AS VARCHAR) AS level, CAST(reference_level AS VARCHAR) AS reference_level, "
+               "CAST(respondents AS INTEGER) AS respondents, CAST(effect AS DOUBLE) AS effect, "
+               "CAST(ci_low AS DOUBLE) AS ci_low, CAST(ci_high AS DOUBLE) AS ci_high, "
+               "CAST(p_value AS DOUBLE) AS p_value, CAST(model AS VARCHAR) AS model FROM frame")
+NPS_SQL = ("SELECT CAST(dimension AS VARCHAR) AS dimension, CAST(level AS VARCHAR) AS level, "
+           "CAST(respondents AS INTEGER) AS respondents, CAST(promoters_share AS DOUBLE) AS promoters_share, "
+           "CAST(passives_share AS DOUBLE) AS passives_share, CAST(detractors_share AS DOUBLE) AS detractors_share, "
+           "CAST(nps AS DOUBLE) AS nps, CAST(nps_ci_low AS DOUBLE) AS nps_ci_low, "
+           "CAST(nps_ci_high AS DOUBLE) AS nps_ci_high, CAST(suppressed AS BOOLEAN) AS suppressed FROM frame")
 
 
 def nps_table(counts: pd.DataFrame) -> pd.DataFrame:

@@ -224,7 +224,7 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
     lex_scores = frame["lexicon"].to_numpy(dtype=float)
     lex_labels = np.array([lexicon_label(s) for s in lex_scores], dtype=object)
     truth_all = np.array([satisfaction_label(s) for s in sat], dtype=object)
-    scored = np.array([t is not None for t in truth_all])
+    scored = np.array([t is not None for t in truth_all], dtype=bool)
     truth = truth_all[scored].astype(str)
     counts = {c: int((truth == c).sum()) for c in CLASSES}
     methods = {"lexicon": _figures(truth, lex_labels[scored], lex_scores[scored], sat[scored]), "supervised": None}
