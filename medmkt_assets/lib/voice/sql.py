@@ -14,8 +14,9 @@ KNOWN_COLUMNS = ("full_name", "phone", "email", "address", "patient_id", "birth_
 # features.survey_comments: the de-identified comment (the frame) beside its response.
 SURVEY_COMMENTS_SQL = """
 SELECT s.survey_id, s.patient_key, s.responded_at, CAST(date_trunc('month', s.responded_at) AS DATE) AS month,
-       s.satisfaction, s.nps, f.language, f.comment, CAST(f.redactions AS INTEGER) AS redactions
-FROM frame f JOIN staging.surveys s USING (survey_id)"""
+       s.satisfaction, s.nps, CAST(f.language AS VARCHAR) AS language, CAST(f.comment AS VARCHAR) AS comment,
+       CAST(f.redactions AS INTEGER) AS redactions
+FROM frame f JOIN staging.surveys s ON s.survey_id = CAST(f.survey_id AS VARCHAR)"""
 
 # features.survey_responses: each response and what the pipeline knows of the visit it is about,
 # the author's latest order at or before it (the first line's category), and the campaign whose
@@ -64,9 +65,11 @@ FROM restricted.events e LEFT JOIN restricted.patients p USING (patient_key)"""
 # features.search_queries: each search as month, region, the source's category and the redacted query.
 SEARCH_QUERIES_SQL = """
 SELECT CAST(date_trunc('month', e.occurred_at) AS DATE) AS month, coalesce(p.region, 'unknown') AS region,
-       e.patient_key, e.category, f.query, coalesce(e.category, f.theme) AS theme
+       e.patient_key, e.category, CAST(f.query AS VARCHAR) AS query,
+       coalesce(e.category, CAST(f.theme AS VARCHAR)) AS theme
 FROM restricted.events e
-JOIN frame f ON f.query_raw = e.query AND f.patient_key IS NOT DISTINCT FROM e.patient_key
+JOIN frame f ON CAST(f.query_raw AS VARCHAR) = e.query
+     AND CAST(f.patient_key AS VARCHAR) IS NOT DISTINCT FROM e.patient_key
 LEFT JOIN staging.patients p ON p.patient_key = e.patient_key"""
 
 # marts.search_themes: searches and searchers per month, region and theme; anonymous searches count
