@@ -28,7 +28,9 @@ from medmkt_assets.lib.sources.staging_specs import SCREENED_TABLES
 MARKETING_OUTPUTS = [dg.AssetKey(["marts", t]) for t in (
     "patient_profiles", "patient_segments", "segment_summary", "association_rules", "recommendations",
     "propensity_scores", "uplift_scores", "campaign_effects", "campaign_effects_by_group", "demand_trends",
-    "audiences", "audience_exclusions", "product_catalog", "campaign_catalog", "condition_catalog")] + [
+    "audiences", "audience_exclusions", "product_catalog", "campaign_catalog", "condition_catalog",
+    "comment_topics", "voice_topics", "voice_topic_trends", "voice_examples", "voice_quality", "satisfaction_drivers",
+    "nps_summary", "search_themes", "search_theme_terms")] + [
     dg.AssetKey(["features", t]) for t in ("patient_features", "campaign_training", "risk_training")]
 
 

@@ -144,7 +144,6 @@ def voice_topics(context: dg.AssetExecutionContext, config: VoiceConfig, warehou
         con.execute("CREATE OR REPLACE TABLE marts.voice_examples AS "
                     + Q.EXAMPLES_SQL.format(per_topic=int(config.examples_per_topic)))
         examples = row_count(con, "marts.voice_examples")
-        quality["comments_excluded_sensitive"] = float(_withheld_surveys(con))
         quality["identifiers_redacted"] = float(con.execute(
             "SELECT coalesce(sum(redactions), 0) FROM features.survey_comments").fetchall()[0][0])
         con.write_frame(pd.DataFrame({"metric": list(quality), "value": list(quality.values())}),
@@ -199,12 +198,6 @@ def _trends(counts: pd.DataFrame) -> pd.DataFrame:
     for column in ("comments", "authors", "share", "avg_satisfaction"):
         counts[column] = counts[column].astype("Float64").mask(hidden)
     return counts.assign(suppressed=hidden)
-
-
-def _withheld_surveys(con) -> int:
-    if not con.table_exists("restricted.sensitive_surveys"):
-        return 0
-    return row_count(con, "restricted.sensitive_surveys")
 
 
 def _log_voice(context, tracker: MlflowTracker, config: VoiceConfig, model, sentiment, topics: pd.DataFrame,

@@ -23,7 +23,10 @@ USE_COLUMNS = {"family": "str", "label": "str", "legal_basis": "str", "source_ta
 PUBLISHED_MARTS = ("association_rules", "audience_exclusions", "audiences", "campaign_catalog", "campaign_effects",
                    "campaign_effects_by_group", "condition_catalog", "demand_trends", "patient_profiles",
                    "patient_segments", "product_catalog", "propensity_scores", "recommendation_evaluation",
-                   "recommendations", "segment_summary", "uplift_models", "uplift_scores")
+                   "recommendations", "segment_summary", "uplift_models", "uplift_scores",
+                   # patient voice: topics, examples and search terms are words patients wrote
+                   "comment_topics", "nps_summary", "satisfaction_drivers", "search_theme_terms", "search_themes",
+                   "voice_examples", "voice_quality", "voice_topic_trends", "voice_topics")
 # Feature tables whose column names are the marketing models' feature lists.
 FEATURE_TABLES = ("features.patient_features", "features.campaign_training", "features.risk_training")
 

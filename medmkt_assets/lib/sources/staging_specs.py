@@ -108,8 +108,11 @@ def table_spec(table: str, **fields) -> TableSpec:
     return TableSpec(table, **fields)
 
 
-# A survey response's own id, stable across runs: its file and row (comments join back by it).
-SURVEY_ID = "md5(concat(_source_file, ':', CAST(_source_row AS VARCHAR))) AS survey_id"
+# A survey response's own id, stable across runs, folders and the other rows of its file (a row
+# number shifts when rows before it go; a file's path moves): who answered, when, and what. The
+# same response delivered twice gets one id, and the voice assets count it once.
+SURVEY_ID = ("md5(concat_ws('|', {patient_key}, CAST({responded_at} AS VARCHAR), CAST({satisfaction} AS VARCHAR), "
+             "CAST({nps} AS VARCHAR), coalesce({comment}, ''))) AS survey_id")
 
 # Rule building blocks ------------------------------------------------------------------
 

@@ -5,7 +5,7 @@ from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
 # Each comment beside what its author's own record says of them: lib.voice.deidentify replaces those
 # exact strings wherever they appear (the pattern rules catch the rest). Runs in the restricted area.
 COMMENTS_TO_REDACT_SQL = """
-SELECT r.survey_id, r.comment, p.full_name, p.phone, p.email, p.address, p.patient_id,
+SELECT DISTINCT r.survey_id, r.comment, p.full_name, p.phone, p.email, p.address, p.patient_id,
        CAST(p.birth_date AS VARCHAR) AS birth_date
 FROM restricted.surveys r LEFT JOIN restricted.patients p USING (patient_key)
 ORDER BY r.survey_id"""
@@ -16,30 +16,32 @@ SURVEY_COMMENTS_SQL = """
 SELECT s.survey_id, s.patient_key, s.responded_at, CAST(date_trunc('month', s.responded_at) AS DATE) AS month,
        s.satisfaction, s.nps, CAST(f.language AS VARCHAR) AS language, CAST(f.comment AS VARCHAR) AS comment,
        CAST(f.redactions AS INTEGER) AS redactions
-FROM frame f JOIN staging.surveys s ON s.survey_id = CAST(f.survey_id AS VARCHAR)"""
+FROM frame f JOIN (SELECT DISTINCT survey_id, patient_key, responded_at, satisfaction, nps FROM staging.surveys) s
+     ON s.survey_id = CAST(f.survey_id AS VARCHAR)"""
 
 # features.survey_responses: each response and what the pipeline knows of the visit it is about,
 # the author's latest order at or before it (the first line's category), and the campaign whose
 # treatment contact came last in the window before it.
 SURVEY_RESPONSES_SQL = """
-WITH visits AS (
+WITH surveys AS (SELECT DISTINCT survey_id, patient_key, responded_at, satisfaction, nps FROM staging.surveys),
+visits AS (
     SELECT s.survey_id, o.channel, o.facility_id, p.category,
            row_number() OVER (PARTITION BY s.survey_id ORDER BY o.ordered_at DESC, o.order_id DESC) AS latest
-    FROM staging.surveys s
+    FROM surveys s
     JOIN staging.orders o ON o.patient_key = s.patient_key AND o.ordered_at <= s.responded_at AND o.line_no = 1
     LEFT JOIN staging.products p ON p.product_id = o.product_id
 ),
 contacts AS (
     SELECT s.survey_id, c.campaign_id,
            row_number() OVER (PARTITION BY s.survey_id ORDER BY c.contacted_at DESC, c.campaign_id) AS latest
-    FROM staging.surveys s
+    FROM surveys s
     JOIN staging.campaign_contacts c ON c.patient_key = s.patient_key AND c.arm = 'treatment'
          AND c.contacted_at <= s.responded_at AND c.contacted_at > s.responded_at - INTERVAL {window_days} DAY
 )
 SELECT s.survey_id, s.patient_key, s.responded_at, CAST(date_trunc('month', s.responded_at) AS DATE) AS month,
        s.satisfaction, s.nps, g.segment_label AS segment, v.channel, v.category, v.facility_id AS facility,
        c.campaign_id AS campaign
-FROM staging.surveys s
+FROM surveys s
 LEFT JOIN visits v ON v.survey_id = s.survey_id AND v.latest = 1
 LEFT JOIN contacts c ON c.survey_id = s.survey_id AND c.latest = 1
 LEFT JOIN marts.patient_segments g ON g.patient_key = s.patient_key"""
