@@ -34,6 +34,13 @@ def _key(schema: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([schema, name])
 
 
+def _mart_specs(tables: dict[str, str], source: str, kinds: set[str]) -> list[dg.AssetSpec]:
+    """One spec per mart a voice step writes, all fed by the same features table."""
+    return [dg.AssetSpec(_key("marts", t), group_name=GROUP, kinds=kinds, description=d,
+                         deps=[_key("features", source)], automation_condition=REFRESH_WHEN_INPUTS_CHANGE)
+            for t, d in tables.items()]
+
+
 def _known(frame: pd.DataFrame) -> list[list[str]]:
     """Per row, the author's own identifiers from the restricted patients table."""
     values = frame[list(Q.KNOWN_COLUMNS)].astype("string")
@@ -90,8 +97,10 @@ def survey_responses(context: dg.AssetExecutionContext, warehouse: Warehouse) ->
 
 
 class VoiceConfig(dg.Config):
-    n_topics: int = Field(default=0, description="Topics to find (0: chosen by coherence, up to max_topics).")
-    max_topics: int = Field(default=12, description="Most topics tried when n_topics is 0.")
+    n_topics: int = Field(default=0, description=(
+        "Topics the NMF model finds among the comments no theme of themes.yaml holds (0: chosen by coherence, "
+        "up to max_topics)."))
+    max_topics: int = Field(default=12, description="Most NMF topics tried when n_topics is 0.")
     examples_per_topic: int = Field(default=5, description="De-identified example comments shown per topic.")
     seed: int = Field(default=7, description="Seed of the topic model and the sentiment folds.")
 
@@ -107,9 +116,7 @@ VOICE_TABLES = {
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(_key("marts", t), group_name=GROUP, kinds={"duckdb", "mlflow"}, description=d,
-                        deps=[_key("features", "survey_comments")], automation_condition=REFRESH_WHEN_INPUTS_CHANGE)
-           for t, d in VOICE_TABLES.items()],
+    specs=_mart_specs(VOICE_TABLES, "survey_comments", {"duckdb", "mlflow"}),
     pool=WAREHOUSE_POOL, name="voice_topics",
 )
 def voice_topics(context: dg.AssetExecutionContext, config: VoiceConfig, warehouse: Warehouse,
@@ -206,7 +213,7 @@ def _log_voice(context, tracker: MlflowTracker, config: VoiceConfig, model, sent
     No comment text is logged, only terms that at least 11 people used (topics' top terms)."""
     with tracker.start_run(context, EXPERIMENT, "topics_and_sentiment") as run:
         log_params({**config.model_dump(), "sentiment_method": sentiment.method,
-                    "topic_model": "tfidf_nmf", "k_chosen_by": "coherence" if not config.n_topics else "config"})
+                    "topic_model": "lexicon_themes+tfidf_nmf", "k_chosen_by": "coherence" if not config.n_topics else "config"})
         log_metrics({k: v for k, v in quality.items() if np.isfinite(v)})
         if model is not None:
             log_metrics({"mean_coherence": float(np.mean(model.coherence))})
@@ -227,9 +234,7 @@ DRIVER_TABLES = {
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(_key("marts", t), group_name=GROUP, kinds={"duckdb", "mlflow"}, description=d,
-                        deps=[_key("features", "survey_responses")], automation_condition=REFRESH_WHEN_INPUTS_CHANGE)
-           for t, d in DRIVER_TABLES.items()],
+    specs=_mart_specs(DRIVER_TABLES, "survey_responses", {"duckdb", "mlflow"}),
     pool=WAREHOUSE_POOL, name="satisfaction_drivers",
 )
 def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse, tracker: MlflowTracker):
@@ -318,9 +323,7 @@ def search_queries(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
 
 
 @dg.multi_asset(
-    specs=[dg.AssetSpec(_key("marts", t), group_name=GROUP, kinds={"duckdb"}, description=d,
-                        deps=[_key("features", "search_queries")], automation_condition=REFRESH_WHEN_INPUTS_CHANGE)
-           for t, d in SEARCH_TABLES.items()],
+    specs=_mart_specs(SEARCH_TABLES, "search_queries", {"duckdb"}),
     pool=WAREHOUSE_POOL, name="search_themes",
 )
 def search_themes(context: dg.AssetExecutionContext, warehouse: Warehouse):
