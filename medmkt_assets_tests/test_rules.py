@@ -387,8 +387,10 @@ def test_demo_bundles_come_out_with_their_planted_confidence(demo_pipeline):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed):
-    """Leaving baskets with fewer than two frequent items out of FP-growth changes nothing."""
+@pytest.mark.parametrize("max_len", [2, 3, None])
+def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed, max_len):
+    """Counting pairs by a sparse product and leaving baskets with fewer than three frequent items
+    out of FP-growth changes nothing."""
     from mlxtend.frequent_patterns import fpgrowth
 
     from medmkt_assets.lib.models.rules import frequent_itemsets
@@ -398,12 +400,14 @@ def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed):
     popularity = rng.dirichlet(np.full(12, 0.6))
     rows = [(b, item) for b, size in enumerate(sizes) for item in rng.choice(12, size, p=popularity)]
     matrix, items, _ = encode_baskets(pd.DataFrame(rows, columns=["basket_id", "item_id"]))
-    ours = frequent_itemsets(matrix, items, min_count=9, max_len=3)
+    ours = frequent_itemsets(matrix, items, min_count=9, max_len=max_len)
     dense = pd.DataFrame(matrix.toarray(), columns=list(items))
-    plain = fpgrowth(dense, min_support=8.5 / len(dense), use_colnames=True, max_len=3)
+    plain = fpgrowth(dense, min_support=8.5 / len(dense), use_colnames=True, max_len=max_len)
     expected = dict(zip(plain.itemsets, np.rint(plain.support * len(dense)).astype(int)))
     assert dict(zip(ours.itemsets, ours["count"])) == {k: v for k, v in expected.items() if v >= 9}
-    assert any(len(s) >= 2 for s in ours.itemsets) and (sizes == 1).sum() > 100
+    assert ours["count"].dtype == np.int64 and len(ours.itemsets) == len(set(ours.itemsets))
+    assert any(len(s) == 2 for s in ours.itemsets) and (sizes == 1).sum() > 100
+    assert any(len(s) == 3 for s in ours.itemsets) == (max_len != 2)
 
 
 def test_rules_in_the_metadata_read_as_names_with_their_codes():

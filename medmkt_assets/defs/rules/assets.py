@@ -3,6 +3,7 @@ import time
 
 import dagster as dg
 import pandas as pd
+import pyarrow as pa
 from mlflow import log_metrics, log_params
 from pydantic import Field
 
@@ -61,6 +62,7 @@ SELECT i.item_id, CASE
     ELSE coalesce(p.name || ' (' || i.item_id || ')', i.item_id) END AS label
 FROM items i LEFT JOIN staging.products p ON p.product_id = i.item_id LEFT JOIN conditions c USING (item_id)"""
 TOP_RULES_PER_SCOPE = 10
+ARROW_TEXT = {pa.string(): pd.ArrowDtype(pa.string()), pa.large_string(): pd.ArrowDtype(pa.large_string())}
 
 # Rule item lists as VARCHAR[] (pandas hands over Python lists), ordered for readers.
 RULES_TABLE_SQL = ("SELECT rule_id, CAST(antecedents AS VARCHAR[]) AS antecedents, "
@@ -146,15 +148,17 @@ def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehous
         if scope == "patient" and 0 < config.patient_sample_size < row_count(con, "staging.patients"):
             sample = PATIENT_SAMPLE.format(size=config.patient_sample_size)
         basket_sql = BASKET_ITEMS_SQL[scope].format(sample=sample)
-        n_baskets = max(con.execute(f"SELECT count(DISTINCT basket_id) FROM ({basket_sql})").fetchall()[0][0], 1)
-        min_support = min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
         if con.engine == "spark":  # itemsets counted in the cluster: the baskets never reach the driver
+            n_baskets = max(con.execute(f"SELECT count(DISTINCT basket_id) FROM ({basket_sql})").fetchall()[0][0], 1)
+            min_support = _min_support(config, scope, n_baskets)
             itemsets, n = on_spark.frequent_itemsets(con.dataframe(basket_sql),
                                                          min_count_for(min_support, n_baskets), max_len)
             rules = rules_from_itemsets(itemsets, n, confidence, **settings)
-        else:
-            rules = mine_rules(con.execute(basket_sql).fetchdf(), min_support, confidence, max_len=max_len,
-                               **settings)
+        else:  # item ids stay Arrow strings: 20 M Python str objects would cost more than the mining
+            baskets = con.query_arrow(basket_sql).to_pandas(types_mapper=ARROW_TEXT.get)
+            n_baskets = max(baskets.basket_id.nunique(), 1)
+            min_support = _min_support(config, scope, n_baskets)
+            rules = mine_rules(baskets, min_support, confidence, max_len=max_len, **settings)
     if len(rules) > config.max_rules:
         context.log.warning("%s scope: %d rules; publishing the %d with the highest lift.", scope, len(rules),
                             config.max_rules)
@@ -163,6 +167,11 @@ def _mine_scope(context: dg.AssetExecutionContext, config: RulesConfig, warehous
     context.log.info("%s scope: %d rules from %d baskets%s (min support %.5f)", scope, len(rules), n_baskets,
                      " (a random sample of patients)" if sample else "", min_support)
     return rules.assign(scope=scope), bool(sample)
+
+
+def _min_support(config: RulesConfig, scope: str, n_baskets: int) -> float:
+    """The scope's relative support, raised so that no rule rests on fewer than min_support_count baskets."""
+    return min(1.0, max(getattr(config, f"{scope}_min_support"), config.min_support_count / n_baskets))
 
 
 def _log_rules(context: dg.AssetExecutionContext, tracker: MlflowTracker, config: RulesConfig, rules: pd.DataFrame,

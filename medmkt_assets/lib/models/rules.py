@@ -59,6 +59,8 @@ def _clean_codes(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         text = pa.array(values, from_pandas=True)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed types, e.g. 1 and "1 ": compare as text
         text = pa.array([None if pd.isna(v) else str(v) for v in values], type=pa.string())
+    if isinstance(text, pa.ChunkedArray):  # an Arrow-backed column: one dictionary for all its chunks
+        text = text.combine_chunks()
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         text = pc.cast(text, pa.string())
     text = pc.utf8_trim(text, characters=ID_WHITESPACE)
@@ -123,10 +125,12 @@ def frequent_itemsets(matrix: sparse.csr_matrix, items: pd.Index, min_count: int
                       max_len: int | None) -> pd.DataFrame:
     """FP-growth itemsets in at least `min_count` baskets: columns itemsets (frozensets), count.
 
-    Single items are counted straight from the matrix. FP-growth, which builds its tree one
-    basket at a time in Python, then sees only the baskets holding two or more frequent
-    items: no other basket can hold a frequent itemset of two or more, so the itemsets and
-    counts are the same while most baskets (a single-item order) never reach it.
+    FP-growth builds its tree one basket at a time in Python, so it sees only the baskets that
+    can hold what is left to find. Single items are counted straight from the matrix and pairs
+    by one sparse product of it with itself; FP-growth then mines the baskets holding three or
+    more frequent items for the itemsets of three and more: no other basket can hold one, so
+    the itemsets and counts are the same while most baskets (an order of one or two products)
+    never reach it.
     """
     n = matrix.shape[0]
     empty = pd.DataFrame({"itemsets": pd.Series(dtype=object), "count": pd.Series(dtype=np.int64)})
@@ -134,24 +138,43 @@ def frequent_itemsets(matrix: sparse.csr_matrix, items: pd.Index, min_count: int
         return empty
     item_counts = np.asarray(matrix.sum(axis=0)).ravel().astype(np.int64)
     frequent = np.flatnonzero(item_counts >= min_count)
-    labels = items.to_numpy(dtype=object)
-    singles = pd.DataFrame({"itemsets": [frozenset([labels[i]]) for i in frequent], "count": item_counts[frequent]})
+    labels = items.to_numpy(dtype=object)[frequent]
+    singles = pd.DataFrame({"itemsets": [frozenset([label]) for label in labels], "count": item_counts[frequent]})
     if len(frequent) < 2 or max_len == 1:
         return singles if len(singles) else empty
     reduced = matrix[:, frequent].tocsr()
-    reduced = reduced[np.diff(reduced.indptr) >= 2]
-    if reduced.shape[0] < min_count:
-        return singles
+    sizes = np.diff(reduced.indptr)
+    found = [singles, _frequent_pairs(reduced[sizes >= 2], labels, min_count)]
+    larger = reduced[sizes >= 3]
+    if (max_len is None or max_len >= 3) and len(frequent) >= 3 and larger.shape[0] >= min_count:
+        found.append(_fp_growth(larger, labels, min_count, max_len))
+    return pd.concat(found, ignore_index=True)
+
+
+def _frequent_pairs(baskets: sparse.csr_matrix, labels: np.ndarray, min_count: int) -> pd.DataFrame:
+    """Pairs of items in at least `min_count` baskets, counted exactly by the items x items product."""
+    together = (baskets.T.astype(np.int64) @ baskets.astype(np.int64)).toarray()
+    first, second = np.triu_indices(len(labels), k=1)
+    counts = together[first, second]
+    keep = counts >= min_count
+    return pd.DataFrame({"itemsets": [frozenset(pair) for pair in zip(labels[first[keep]], labels[second[keep]])],
+                         "count": counts[keep].astype(np.int64)})
+
+
+def _fp_growth(baskets: sparse.csr_matrix, labels: np.ndarray, min_count: int, max_len: int | None) -> pd.DataFrame:
+    """mlxtend's FP-growth on these baskets: the itemsets of three or more items, with integer counts.
+
+    It is asked for a threshold half a basket lower, so float rounding never drops a boundary
+    itemset; the integer count decides."""
     with warnings.catch_warnings():  # pandas' bool sparse fill-value notice is harmless here
         warnings.simplefilter("ignore", FutureWarning)
-        frame = pd.DataFrame.sparse.from_spmatrix(reduced, columns=list(labels[frequent]))
-        found = fpgrowth(frame, min_support=(min_count - 0.5) / reduced.shape[0], use_colnames=True,
+        frame = pd.DataFrame.sparse.from_spmatrix(baskets, columns=list(labels))
+        found = fpgrowth(frame, min_support=(min_count - 0.5) / baskets.shape[0], use_colnames=True,
                          max_len=max_len)
-    found = found[found["itemsets"].map(len) >= 2]
-    counts = np.rint(found["support"].to_numpy() * reduced.shape[0]).astype(np.int64)
+    found = found[found["itemsets"].map(len) >= 3]
+    counts = np.rint(found["support"].to_numpy() * baskets.shape[0]).astype(np.int64)
     keep = counts >= min_count
-    larger = pd.DataFrame({"itemsets": found["itemsets"].to_numpy()[keep], "count": counts[keep]})
-    return pd.concat([singles, larger], ignore_index=True)
+    return pd.DataFrame({"itemsets": found["itemsets"].to_numpy()[keep], "count": counts[keep]})
 
 
 class _CountLookup:
