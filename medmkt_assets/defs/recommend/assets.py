@@ -60,6 +60,13 @@ SERVED_SQL = ("SELECT c.patient_key, f.rank, i.product_id, f.score, f.model "
               "FROM frame f JOIN _rec_patients c USING (user_id) JOIN _rec_products i USING (item_id)")
 
 
+def fetch_frame(con, sql: str) -> pd.DataFrame:
+    """A query's rows as a frame; on DuckDB through NumPy arrays (half the time of fetchdf's
+    conversion for 20 M order lines)."""
+    result = con.execute(sql)
+    return pd.DataFrame(result.fetchnumpy()) if con.engine == "duckdb" else result.fetchdf()
+
+
 @dg.asset(
     key=["marts", "recommendations"], group_name="recommend", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
@@ -72,7 +79,7 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
     with warehouse.session() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(PRODUCT_CODES_SQL)
-        interactions, products = con.execute(INTERACTIONS_SQL).fetchdf(), con.execute(PRODUCTS_SQL).fetchdf()
+        interactions, products = fetch_frame(con, INTERACTIONS_SQL), con.execute(PRODUCTS_SQL).fetchdf()
         codes = con.execute("SELECT product_id, item_id FROM _rec_products").fetchdf()
         patients = con.execute("SELECT user_id, segment_label, patient_key FROM _rec_patients "
                                "ORDER BY user_id").fetchdf()

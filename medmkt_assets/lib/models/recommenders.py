@@ -34,7 +34,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from medmkt_assets.lib.models.rec_metrics import evaluate
+from medmkt_assets.lib.models.rec_metrics import as_datetime, evaluate
 
 BATCH_USERS = 20_000
 BATCH_CELLS = 8_000_000  # dense scores per batch (64 MB of float64), whatever the catalog size
@@ -100,9 +100,14 @@ class Interactions:
         missing = {"user_id", "item_id"} - set(interactions.columns)
         if missing:
             raise ValueError(f"interactions needs columns user_id and item_id; missing {sorted(missing)}")
-        weight = (interactions["weight"].astype(float).fillna(1.0).to_numpy() if "weight" in interactions
+        weight = (interactions["weight"].to_numpy(dtype=float, na_value=np.nan) if "weight" in interactions
                   else np.ones(len(interactions)))
-        keep = (weight > 0) & interactions["user_id"].notna().to_numpy() & interactions["item_id"].notna().to_numpy()
+        if np.isnan(weight).any():
+            weight = np.where(np.isnan(weight), 1.0, weight)
+        keep = weight > 0
+        for column in ("user_id", "item_id"):
+            if interactions[column].hasnans:
+                keep &= interactions[column].notna().to_numpy()
         rows = slice(None) if keep.all() else keep
         self.user_codes, self.users = pd.factorize(interactions["user_id"][rows])
         self.item_codes, self.items = pd.factorize(interactions["item_id"][rows])
@@ -110,7 +115,8 @@ class Interactions:
         self.weight = weight[rows]
         self.timestamp = interactions["timestamp"][rows] if "timestamp" in interactions else None
         self._matrices: dict = {}
-        self._grams: dict = {}
+        self._patterns: dict = {}
+        self._grams: dict = {}  # id of a cached matrix -> (that matrix, its X'X)
 
     def __len__(self) -> int:
         return len(self.weight)
@@ -124,39 +130,59 @@ class Interactions:
     def matrix(self, n_items: int, key, weights) -> tuple:
         """X (users x n_items, one value per pair: the largest of `weights()` when `key[0]` says
         binarize, else their sum), the seen pattern, distinct users per item and the tiebreak
-        of popular items; built once per key."""
+        of popular items; built once per key. Binarized matrices share one pattern (0/1 data: no
+        weights to look at)."""
         if (n_items, key) not in self._matrices:
-            X = self._build(n_items, key[0], weights())
-            seen = (X > 0).astype(bool).tocsr()
+            shape = (len(self.users), n_items)
+            if key[0] and len(self):  # one value per pair: the largest (1, or the latest decay factor)
+                order, starts, pattern = self._pattern(n_items)
+                data = np.ones(pattern.nnz) if key == _BINARY else np.maximum.reduceat(weights()[order], starts)
+                X = sparse.csr_matrix((data, pattern.indices, pattern.indptr), shape=shape)
+                seen = pattern if (data > 0).all() else (X > 0).astype(bool).tocsr()
+            else:
+                X = sparse.csr_matrix((weights(), (self.user_codes, self.item_codes)), shape=shape)
+                X.sum_duplicates()
+                seen = (X > 0).astype(bool).tocsr()
             popularity = np.asarray(seen.sum(axis=0), dtype=float).ravel()  # distinct users per item
             top = popularity.max() if len(popularity) else 0.0
             tiebreak = 1e-9 * popularity / top if top > 0 else np.zeros(n_items)
             self._matrices[n_items, key] = X, seen, popularity, tiebreak
         return self._matrices[n_items, key]
 
-    def _build(self, n_items: int, binarize: bool, weights: np.ndarray) -> sparse.csr_matrix:
-        rows, cols = self.user_codes, self.item_codes
-        shape = (len(self.users), n_items)
-        if binarize and len(rows):  # one value per pair: the largest (1, or the latest decay factor)
-            key = rows.astype(np.int64) * shape[1] + cols
+    def _pattern(self, n_items: int) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
+        """The distinct (user, item) pairs: the rows sorted by pair, where each pair's rows start,
+        and the 0/1 users x items matrix of them."""
+        if n_items not in self._patterns:
+            key = self.user_codes.astype(np.int64) * n_items + self.item_codes
             order = np.argsort(key, kind="stable")
-            key, weights = key[order], weights[order]
+            key = key[order]
             starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-            weights = np.maximum.reduceat(weights, starts)
-            rows, cols = np.divmod(key[starts], shape[1])
-        matrix = sparse.csr_matrix((weights, (rows, cols)), shape=shape)
-        matrix.sum_duplicates()
-        return matrix
+            rows, cols = np.divmod(key[starts], n_items)  # sorted and unique: the CSR arrays as they are
+            indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(self.users)))]
+            pattern = sparse.csr_matrix((np.ones(len(starts), dtype=bool), cols, indptr),
+                                        shape=(len(self.users), n_items))
+            self._patterns[n_items] = order, starts, pattern
+        return self._patterns[n_items]
 
-    def gram(self, n_items: int, key, pattern: bool) -> np.ndarray:
+    def gram(self, n_items: int, key, pattern: bool, batch: int = 65_536) -> np.ndarray:
         """X'X (dense items x items) of the matrix built for `key`, or of its 0/1 pattern (the
-        co-occurrence counts); a binary X is its own pattern, so both share one product."""
+        co-occurrence counts); a binary X is its own pattern, so both share one product.
+
+        Counts are whole numbers, exact in any order of summation, so a pattern's product is
+        summed over batches of users as sparse x dense (a third of scipy's sparse x sparse time)."""
         X, seen, _, _ = self._matrices[n_items, key]
-        pattern = pattern or key == _BINARY
-        if (n_items, key, pattern) not in self._grams:
-            M = seen.astype(np.float64) if pattern else X.astype(np.float64)
-            self._grams[n_items, key, pattern] = (M.T @ M).toarray()
-        return self._grams[n_items, key, pattern]
+        M = seen if pattern or key == _BINARY else X
+        if id(M) not in self._grams:
+            if M is seen:
+                gram = np.zeros((n_items, n_items))
+                for start in range(0, M.shape[0], batch):
+                    part = M[start:start + batch].astype(np.float64)
+                    gram += part.T @ part.toarray()
+            else:
+                M64 = M.astype(np.float64)
+                gram = (M64.T @ M64).toarray()
+            self._grams[id(M)] = M, gram
+        return self._grams[id(M)][1]
 
 
 _BINARY = (True, None)  # the matrix key of 0/1 data: binarized, no time decay
@@ -224,10 +250,12 @@ class Recommender:
         for start in range(0, len(users), step):
             batch, batch_users = codes[start:start + step], users[start:start + step]
             known = batch >= 0
-            scores = np.empty((len(batch), len(self.items_)))
-            if known.any():
-                scores[known] = self._scores(batch[known]) + self.tiebreak_
-            if (~known).any():
+            if known.all():  # the usual batch: no copy into a frame of mixed rows
+                scores = self._scores(batch) + self.tiebreak_
+            else:
+                scores = np.empty((len(batch), len(self.items_)))
+                if known.any():
+                    scores[known] = self._scores(batch[known]) + self.tiebreak_
                 scores[~known] = self._unknown_scores(batch_users[~known]) + self.tiebreak_
             if exclude_seen and known.any():
                 seen_rows, seen_cols = self.seen_[batch[known]].nonzero()
@@ -317,7 +345,7 @@ class ItemKNN(Recommender):
         if self.half_life_days:
             if data.timestamp is None:
                 raise ValueError("half_life_days needs a timestamp column")
-            stamps = pd.to_datetime(data.timestamp)
+            stamps = as_datetime(data.timestamp)
             age_days = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86_400
             weights = weights * 0.5 ** (age_days / self.half_life_days)
         return weights
@@ -662,9 +690,11 @@ def business_rule_ranks(lists: RankedLists, products: pd.DataFrame, k: int = 10,
         already = pairs.isin(pd.MultiIndex.from_frame(bought[["user_id", "item_id"]]))
         valid[rows[already], slots[already]] = False
     if max_per_category:
-        category = pd.factorize(info["category"], use_na_sentinel=False)[0][at]  # a missing category is one too
-        for code in np.unique(category[valid]):
+        codes = pd.factorize(info["category"], use_na_sentinel=False)[0]  # a missing category is one too
+        category = codes[at]
+        count = np.int16 if cols.shape[1] < 2 ** 15 else np.int64
+        for code in range(codes.max() + 1 if len(codes) else 0):
             of_category = valid & (category == code)
-            valid &= ~(of_category & (np.cumsum(of_category, axis=1) > max_per_category))
+            valid &= ~(of_category & (np.cumsum(of_category, axis=1, dtype=count) > max_per_category))
     ranks = np.cumsum(valid, axis=1)
     return np.where(valid & (ranks <= k), ranks, 0)
