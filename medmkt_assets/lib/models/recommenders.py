@@ -138,6 +138,7 @@ class Interactions:
                 order, starts, pattern = self._pattern(n_items)
                 data = np.ones(pattern.nnz) if key == _BINARY else np.maximum.reduceat(weights()[order], starts)
                 X = sparse.csr_matrix((data, pattern.indices, pattern.indptr), shape=shape)
+                X.indices, X.indptr = pattern.indices, pattern.indptr  # one copy of the structure (memory, pickles)
                 seen = pattern if (data > 0).all() else (X > 0).astype(bool).tocsr()
             else:
                 X = sparse.csr_matrix((weights(), (self.user_codes, self.item_codes)), shape=shape)
@@ -691,10 +692,12 @@ def business_rule_ranks(lists: RankedLists, products: pd.DataFrame, k: int = 10,
         valid[rows[already], slots[already]] = False
     if max_per_category:
         codes = pd.factorize(info["category"], use_na_sentinel=False)[0]  # a missing category is one too
-        category = codes[at]
-        count = np.int16 if cols.shape[1] < 2 ** 15 else np.int64
-        for code in range(codes.max() + 1 if len(codes) else 0):
-            of_category = valid & (category == code)
-            valid &= ~(of_category & (np.cumsum(of_category, axis=1, dtype=count) > max_per_category))
+        other = codes.max() + 1 if len(codes) else 0  # where left-out cells are counted
+        category = np.where(valid, codes[at], other)
+        seen = np.zeros((len(cols), other + 1), dtype=np.int32)  # each list's running count per category
+        rows = np.arange(len(cols))
+        for slot in range(cols.shape[1]):
+            seen[rows, category[:, slot]] += 1
+            valid[:, slot] &= seen[rows, category[:, slot]] <= max_per_category
     ranks = np.cumsum(valid, axis=1)
     return np.where(valid & (ranks <= k), ranks, 0)
