@@ -683,8 +683,10 @@ def business_rule_ranks(lists: RankedLists, products: pd.DataFrame, k: int = 10,
     cols = lists.cols
     valid = cols >= 0
     at = np.where(valid, cols, 0)
-    if exclude_rx_only:
-        valid &= ~info["rx_only"].fillna(False).astype(bool).to_numpy()[at]
+    if exclude_rx_only:  # unknown products (no rx_only) are not prescription-only
+        rx_only, known = np.zeros(len(info), dtype=bool), info["rx_only"].notna().to_numpy()
+        rx_only[known] = info["rx_only"][known].astype(bool).to_numpy()
+        valid &= ~rx_only[at]
     if bought is not None and one_time_kinds:
         rows, slots = np.nonzero(valid & info["kind"].isin(one_time_kinds).to_numpy()[at])
         pairs = pd.MultiIndex.from_arrays([lists.users.to_numpy()[rows], lists.items.to_numpy()[cols[rows, slots]]])
