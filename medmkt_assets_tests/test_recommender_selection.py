@@ -64,3 +64,23 @@ def test_serving_covers_every_user_in_batches_under_the_rules():
     assert served.groupby("user_id").product_id.apply(set).loc[1].isdisjoint({"a", "b"})  # already bought
     assert (served.groupby("user_id")["rank"].max() <= 3).all()
     assert set(served.user_id) == {1, 2, 3, 4}                                 # the new patient 4 too
+
+
+def test_a_recommender_fitted_on_item_codes_serves_product_ids():
+    interactions = pd.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 11, 10, 12, 11],
+                                 "weight": 1.0, "timestamp": pd.Timestamp("2025-01-01")})
+    products = pd.DataFrame({"item_id": [10, 11, 12, 13, 14], "product_id": list("abcde"), "name": list("ABCDE"),
+                             "category": ["x", "x", "y", "y", "z"], "kind": "drug",
+                             "rx_only": [False, False, False, True, False],
+                             "text": ["alpha", "beta", "gamma", "delta", "epsilon"]})
+    segments = pd.Series(["s1", "s1", "s2", "s2"], index=[1, 2, 3, 4])
+    policy = sel.serving_policy(Popularity(), interactions, pd.Index(products.item_id),
+                                products.set_index("item_id").text, segments, 1)
+    rules = sel.ServingRules(k=3, exclude_seen=False)  # bought services and tests are still left out
+    server = sel.ServedRecommender.build(policy, products, segments, rules, "popularity", interactions,
+                                         products.set_index("item_id").product_id)
+    codes = pd.concat(list(server.batches(pd.Series([1, 2, 3, 4]), batch_size=2)), ignore_index=True)
+    served = server.recommend([1, 2, 3, 4])
+    assert served.item_id.tolist() == codes.product_id.map(dict(zip(products.item_id, products.product_id))).tolist()
+    assert set(served.item_id) <= {"a", "b", "c", "e"}                         # d is prescription-only
+    assert set(served[served.user_id == 1].item_id) == {"a", "b", "c"}       # bought drugs may come again

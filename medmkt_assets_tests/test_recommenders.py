@@ -335,3 +335,50 @@ def test_movielens_reference_check_reads_u_data_and_runs_the_ms_protocol(tmp_pat
     code = movielens.main([str(u_data)])
     assert code == (0 if met else 1)  # the exit code says whether the published bar was reached
     assert f"the bar (BiVAE {movielens.BAR}) is {'met' if met else 'NOT met'}" in capsys.readouterr().out
+
+
+def test_models_fitted_on_one_prepared_interactions_share_its_matrices_and_match_a_frame_fit(small):
+    data = R.Interactions(small)
+    knn, ease, decayed = R.ItemKNN("cosine").fit(data), R.EASE(100.0).fit(data), R.ItemKNN(half_life_days=30).fit(data)
+    assert knn.X_ is ease.X_ and knn.seen_ is decayed.seen_  # one matrix, one pattern (decay changes values only)
+    assert decayed.X_ is not knn.X_
+    for shared, alone in ((knn, R.ItemKNN("cosine").fit(small)), (ease, R.EASE(100.0).fit(small)),
+                          (decayed, R.ItemKNN(half_life_days=30).fit(small))):
+        pd.testing.assert_frame_equal(shared.recommend(["u1", "u7", "stranger"], k=6),
+                                      alone.recommend(["u1", "u7", "stranger"], k=6))
+    X = knn.X_.toarray()
+    np.testing.assert_array_equal(data.gram(len(knn.items_), (True, None), pattern=True), X.T @ X)
+
+
+def test_prepared_interactions_drop_rows_without_ids_or_positive_weight():
+    frame = pd.DataFrame({"user_id": ["u", "u", None, "v", "v"], "item_id": ["a", "b", "a", None, "c"],
+                          "weight": [1.0, 0.0, 1.0, 1.0, np.nan]})
+    data = R.Interactions(frame)
+    assert list(data.users) == ["u", "v"] and list(data.items) == ["a", "c"]
+    np.testing.assert_array_equal(data.weight, [1.0, 1.0])  # a missing weight counts 1
+
+
+def test_business_rules_drop_one_time_kinds_already_bought_and_count_missing_categories_as_one():
+    products = pd.DataFrame({"item_id": list("abcd"), "category": ["x", None, None, "y"],
+                             "rx_only": [False, False, False, False], "kind": ["service", "drug", "drug", "test"]})
+    candidates = pd.DataFrame({"user_id": ["u"] * 5 + ["v"] * 2, "item_id": list("abcdeab"),
+                               "score": [5, 4, 3, 2, 1, 2, 1], "rank": [1, 2, 3, 4, 5, 1, 2]})
+    bought = pd.DataFrame({"user_id": ["u", "u"], "item_id": ["a", "b"]})  # a is a one-time service, b a drug
+    out = R.apply_business_rules(candidates, products, k=3, max_per_category=1, bought=bought,
+                                 one_time_kinds=("service", "test"))
+    # u: a (bought service) out; b, c and the unknown e share the missing category: only b stays
+    assert out[out.user_id == "u"].item_id.tolist() == ["b", "d"]
+    assert out[out.user_id == "v"].item_id.tolist() == ["a", "b"]
+    assert out["rank"].tolist() == [1, 2, 1, 2] and list(out.columns) == list(candidates.columns)
+
+
+def test_ranked_lists_take_picks_at_the_new_item_position_unless_already_listed():
+    lists = R.RankedLists(pd.Index(["u", "v"]), pd.Index(list("abcdefg")),
+                          np.array([[0, 1, 2, 3], [4, 5, -1, -1]]), np.array([[4., 3, 2, 1], [2, 1, -np.inf, -np.inf]]),
+                          np.zeros((2, 4), dtype=np.int8), ["main", "pick"])
+    picks, scores = np.array([[6], [5]]), np.array([[9.], [9.]])  # v's pick is already on v's list
+    out = lists.insert(np.array([0, 1]), picks, scores, 1, position=3, k=4).frame()
+    assert out[out.user_id == "u"].item_id.tolist() == ["a", "b", "g", "c"]  # cut at k
+    assert out[out.user_id == "u"].model.tolist() == ["main", "main", "pick", "main"]
+    assert out[out.user_id == "v"].item_id.tolist() == ["e", "f"]
+    assert out["rank"].tolist() == [1, 2, 3, 4, 1, 2]

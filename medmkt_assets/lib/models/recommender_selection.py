@@ -21,10 +21,11 @@ from medmkt_assets.lib.models.recommenders import (
     EASE,
     ContentBased,
     Hybrid,
+    Interactions,
     ItemKNN,
     Popularity,
     Recommender,
-    apply_business_rules,
+    business_rule_ranks,
 )
 
 # Segment popularity is a reported baseline, never the champion: segments are fitted on
@@ -81,22 +82,24 @@ def empty_evaluation(k: int) -> pd.DataFrame:
 def evaluate_candidates(models: list[Recommender], rows: pd.DataFrame, items: pd.Index, *, k: int,
                         holdout_days: int, split_ratio: float, seed: int, eval_users: int) -> Evaluation:
     """Each model fitted on a chronological holdout and a stratified split of `rows`, scored on
-    at most `eval_users` test users per split."""
-    splits = {"holdout": chronological_split(rows, holdout_days),
-              "stratified": stratified_split(rows, split_ratio, seed)}
-    reach = {split: item_reach(train) for split, (train, _) in splits.items()}
+    at most `eval_users` test users per split. Each split's training rows are prepared once
+    (`Interactions`), so the candidates share its matrices."""
+    splits = {}
+    for split, (train, test) in {"holdout": chronological_split(rows, holdout_days),
+                                 "stratified": stratified_split(rows, split_ratio, seed)}.items():
+        if test.empty:
+            continue
+        users = pd.Series(test.user_id.unique())
+        if len(users) > eval_users:
+            users = users.sample(eval_users, random_state=seed)
+            test = test[test.user_id.isin(users)]
+        splits[split] = Interactions(train), test, users, item_reach(train)
     table, metrics = [], {}
     for model in models:
         name, logged = label(model), {}
-        for split, (train, test) in splits.items():
-            if test.empty:
-                continue
+        for split, (train, test, users, reach) in splits.items():
             fitted = model.fit(train, items=items)
-            users = pd.Series(test.user_id.unique())
-            if len(users) > eval_users:
-                users = users.sample(eval_users, random_state=seed)
-                test = test[test.user_id.isin(users)]
-            scores = evaluate(fitted.recommend(users, k=k), test, train, len(items), k=k, reach=reach[split])
+            scores = evaluate(fitted.recommend(users, k=k), test, None, len(items), k=k, reach=reach)
             logged.update({(m if split == "holdout" else f"{split}_{m}"): v for m, v in scores.items()})
             table.append({"model": name, "split": split, **scores})
         metrics[name] = logged
@@ -122,10 +125,12 @@ def pick_champion(evaluation: pd.DataFrame, k: int) -> str:
 def serving_policy(champion: Recommender, interactions: pd.DataFrame, items: pd.Index, item_text: pd.Series,
                    segments: pd.Series, new_item_slots: int) -> Hybrid:
     """The champion (refitted on every history) with its fallbacks: segment favourites for
-    patients without history, content picks for never-bought products."""
-    champion.fit(interactions, items=items)
-    popularity = Popularity(by=segments).fit(interactions, items=items)
-    content = ContentBased(item_text).fit(interactions)
+    patients without history, content picks for never-bought products; all three fitted on the
+    same prepared rows (one users x items matrix)."""
+    data = Interactions(interactions)
+    champion.fit(data, items=items)
+    popularity = Popularity(by=segments).fit(data, items=items)
+    content = ContentBased(item_text).fit(data)
     return Hybrid(champion, popularity, content, new_item_slots=new_item_slots)
 
 
@@ -139,19 +144,20 @@ def allowed_products(products: pd.DataFrame, exclude_rx_only: bool) -> pd.Index:
 def serve(policy: Hybrid, user_ids: pd.Series, products: pd.DataFrame, interactions: pd.DataFrame,
           segments: pd.Series, rules: ServingRules, champion_label: str, batch_size: int) -> Iterator[pd.DataFrame]:
     """Top-k lists (user_id, rank, product_id, score, model) for every user, `batch_size` users at
-    a time so memory stays bounded; the champion's rows carry its label."""
+    a time so memory stays bounded; the champion's rows carry its label. product_id is the
+    products' item_id (the item codes the models were fitted on)."""
     allowed = allowed_products(products, rules.exclude_rx_only)
     bought = interactions[["user_id", "item_id"]] if not rules.exclude_seen else None
     for start in range(0, len(user_ids), batch_size):
         batch = user_ids.iloc[start:start + batch_size]
-        picks = policy.recommend(batch, k=3 * rules.k, groups=segments,  # room for the category cap
-                                 exclude_seen=rules.exclude_seen, allowed=allowed)
-        final = apply_business_rules(picks, products, k=rules.k, exclude_rx_only=rules.exclude_rx_only,
-                                     max_per_category=rules.max_per_category,
-                                     bought=bought[bought.user_id.isin(batch)] if bought is not None else None,
-                                     one_time_kinds=rules.one_time_kinds)
-        final = final.rename(columns={"item_id": "product_id"})
-        final["model"] = final.model.where(final.model != policy.main.name, champion_label)
+        lists = policy.ranked(batch, k=3 * rules.k, groups=segments,  # room for the category cap
+                              exclude_seen=rules.exclude_seen, allowed=allowed)
+        ranks = business_rule_ranks(lists, products, k=rules.k, exclude_rx_only=rules.exclude_rx_only,
+                                    max_per_category=rules.max_per_category,
+                                    bought=bought[bought.user_id.isin(batch)] if bought is not None else None,
+                                    one_time_kinds=rules.one_time_kinds)
+        lists.models[:] = [champion_label if m == policy.main.name else m for m in lists.models]
+        final = lists.frame(ranks).rename(columns={"item_id": "product_id"})
         yield final[["user_id", "rank", "product_id", "score", "model"]]
 
 
@@ -166,13 +172,15 @@ class ServedRecommender:
     rules: ServingRules
     champion_label: str
     bought: pd.DataFrame                # (user_id, item_id) pairs; empty unless exclude_seen is off
+    product_ids: pd.Series | None = None  # item_id -> product_id when the models were fitted on item codes
 
     @classmethod
     def build(cls, policy: Hybrid, products: pd.DataFrame, segments: pd.Series, rules: ServingRules,
-              champion_label: str, interactions: pd.DataFrame) -> "ServedRecommender":
+              champion_label: str, interactions: pd.DataFrame,
+              product_ids: pd.Series | None = None) -> "ServedRecommender":
         bought = interactions[["user_id", "item_id"]].drop_duplicates() if not rules.exclude_seen \
             else interactions[["user_id", "item_id"]].iloc[:0]
-        return cls(policy, products, segments, rules, champion_label, bought.reset_index(drop=True))
+        return cls(policy, products, segments, rules, champion_label, bought.reset_index(drop=True), product_ids)
 
     def batches(self, user_ids: pd.Series, batch_size: int, k: int | None = None) -> Iterator[pd.DataFrame]:
         """Top-k lists (user_id, rank, product_id, score, model), batch_size users at a time."""
@@ -181,7 +189,9 @@ class ServedRecommender:
                      batch_size)
 
     def recommend(self, user_ids, k: int | None = None) -> pd.DataFrame:
-        """One frame for these users, in the recommenders' column names (item_id)."""
+        """One frame for these users, in the recommenders' column names (item_id, the product's own id)."""
         users = pd.Series(list(user_ids))
-        lists = list(self.batches(users, max(len(users), 1), k))
-        return pd.concat(lists, ignore_index=True).rename(columns={"product_id": "item_id"})
+        lists = pd.concat(list(self.batches(users, max(len(users), 1), k)), ignore_index=True)
+        if self.product_ids is not None:
+            lists["product_id"] = lists.product_id.map(self.product_ids)
+        return lists.rename(columns={"product_id": "item_id"})

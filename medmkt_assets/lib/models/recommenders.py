@@ -26,6 +26,7 @@ as long as there are items left to recommend.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -33,7 +34,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-from medmkt_assets.lib.models.rec_metrics import evaluate
+from medmkt_assets.lib.models.rec_metrics import as_datetime, evaluate
 
 BATCH_USERS = 20_000
 BATCH_CELLS = 8_000_000  # dense scores per batch (64 MB of float64), whatever the catalog size
@@ -49,86 +50,174 @@ def _as_index(values) -> pd.Index:
     return pd.Index(values).unique()
 
 
-def _validated(interactions: pd.DataFrame) -> pd.DataFrame:
-    """Rows with user and item ids and a positive weight (default 1)."""
-    missing = {"user_id", "item_id"} - set(interactions.columns)
-    if missing:
-        raise ValueError(f"interactions needs columns user_id and item_id; missing {sorted(missing)}")
-    columns = [c for c in ("user_id", "item_id", "weight", "timestamp") if c in interactions]
-    frame = interactions[columns].dropna(subset=["user_id", "item_id"])
-    weight = frame["weight"].astype(float).fillna(1.0) if "weight" in frame else pd.Series(1.0, index=frame.index)
-    frame = frame.assign(weight=weight)
-    return frame[frame["weight"] > 0]
-
-
 def _empty() -> pd.DataFrame:
     return pd.DataFrame({"user_id": pd.Series(dtype=object), "item_id": pd.Series(dtype=object),
                          "score": pd.Series(dtype=float), "rank": pd.Series(dtype=np.int32)})
 
 
-def _top_k(users: pd.Index, scores: np.ndarray, items: pd.Index, k: int) -> pd.DataFrame:
-    """Top k finite scores per row (descending) as user_id, item_id, score, rank."""
+def _top(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Top k finite scores per row (descending): column positions (-1 past the last finite one) and scores."""
     k = min(k, scores.shape[1])
-    if k <= 0 or len(users) == 0:
-        return _empty()
+    if k <= 0 or len(scores) == 0:
+        return np.full((len(scores), max(k, 0)), -1, dtype=np.int64), np.full((len(scores), max(k, 0)), -np.inf)
     part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
     part_scores = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-part_scores, axis=1, kind="stable")
     top = np.take_along_axis(part, order, axis=1)
     top_scores = np.take_along_axis(part_scores, order, axis=1)
-    valid = np.isfinite(top_scores)  # -inf = seen or not allowed; they sort last
-    rows = np.broadcast_to(np.arange(len(users))[:, None], top.shape)
+    top[~np.isfinite(top_scores)] = -1  # -inf = seen or not allowed; they sort last
+    return top, top_scores
+
+
+def _frame(users: pd.Index, cols: np.ndarray, scores: np.ndarray, items: pd.Index) -> pd.DataFrame:
+    """Fixed-width top-k arrays (one row per user, -1 past a list's end) as user_id, item_id, score, rank."""
+    if cols.shape[1] == 0 or len(users) == 0:
+        return _empty()
+    valid = cols >= 0
+    rows = np.broadcast_to(np.arange(len(users))[:, None], cols.shape)
     return pd.DataFrame({
-        "user_id": users.to_numpy()[rows[valid]], "item_id": items.to_numpy()[top[valid]],
-        "score": top_scores[valid], "rank": np.cumsum(valid, axis=1)[valid].astype(np.int32),
+        "user_id": users.to_numpy()[rows[valid]], "item_id": items.to_numpy()[cols[valid]],
+        "score": scores[valid], "rank": np.cumsum(valid, axis=1)[valid].astype(np.int32),
     })
+
+
+def _top_k(users: pd.Index, scores: np.ndarray, items: pd.Index, k: int) -> pd.DataFrame:
+    """Top k finite scores per row (descending) as user_id, item_id, score, rank."""
+    return _frame(users, *_top(scores, k), items)
+
+
+class Interactions:
+    """Training rows prepared once for every model fitted on them.
+
+    Checking the rows, indexing users and items and building the users x items matrix cost more
+    than most fits, and the same rows are fitted many times (every candidate on each split, three
+    models at serving). Models fitted on one `Interactions` share its matrices (read-only) and
+    its items x items Gram matrices; `fit` accepts a frame too and prepares it on the spot.
+    Rows need user and item ids; a missing weight counts 1, rows of weight <= 0 are left out.
+    """
+
+    def __init__(self, interactions: pd.DataFrame):
+        missing = {"user_id", "item_id"} - set(interactions.columns)
+        if missing:
+            raise ValueError(f"interactions needs columns user_id and item_id; missing {sorted(missing)}")
+        weight = (interactions["weight"].to_numpy(dtype=float, na_value=np.nan) if "weight" in interactions
+                  else np.ones(len(interactions)))
+        if np.isnan(weight).any():
+            weight = np.where(np.isnan(weight), 1.0, weight)
+        keep = weight > 0
+        for column in ("user_id", "item_id"):
+            if interactions[column].hasnans:
+                keep &= interactions[column].notna().to_numpy()
+        rows = slice(None) if keep.all() else keep
+        self.user_codes, self.users = pd.factorize(interactions["user_id"][rows])
+        self.item_codes, self.items = pd.factorize(interactions["item_id"][rows])
+        self.users, self.items = pd.Index(self.users), pd.Index(self.items)
+        self.weight = weight[rows]
+        self.timestamp = interactions["timestamp"][rows] if "timestamp" in interactions else None
+        self._matrices: dict = {}
+        self._patterns: dict = {}
+        self._grams: dict = {}  # id of a cached matrix -> (that matrix, its X'X)
+
+    def __len__(self) -> int:
+        return len(self.weight)
+
+    def catalog(self, items: Iterable | None) -> pd.Index:
+        """Items with interactions (first seen first), then those of `items` nobody interacted with."""
+        if items is None:
+            return self.items
+        return self.items.append(_as_index(items).difference(self.items, sort=False))
+
+    def matrix(self, n_items: int, key, weights) -> tuple:
+        """X (users x n_items, one value per pair: the largest of `weights()` when `key[0]` says
+        binarize, else their sum), the seen pattern, distinct users per item and the tiebreak
+        of popular items; built once per key. Binarized matrices share one pattern (0/1 data: no
+        weights to look at)."""
+        if (n_items, key) not in self._matrices:
+            shape = (len(self.users), n_items)
+            if key[0] and len(self):  # one value per pair: the largest (1, or the latest decay factor)
+                order, starts, pattern = self._pattern(n_items)
+                data = np.ones(pattern.nnz) if key == _BINARY else np.maximum.reduceat(weights()[order], starts)
+                X = sparse.csr_matrix((data, pattern.indices, pattern.indptr), shape=shape)
+                X.indices, X.indptr = pattern.indices, pattern.indptr  # one copy of the structure (memory, pickles)
+                seen = pattern if (data > 0).all() else (X > 0).astype(bool).tocsr()
+            else:
+                X = sparse.csr_matrix((weights(), (self.user_codes, self.item_codes)), shape=shape)
+                X.sum_duplicates()
+                seen = (X > 0).astype(bool).tocsr()
+            popularity = np.asarray(seen.sum(axis=0), dtype=float).ravel()  # distinct users per item
+            top = popularity.max() if len(popularity) else 0.0
+            tiebreak = 1e-9 * popularity / top if top > 0 else np.zeros(n_items)
+            self._matrices[n_items, key] = X, seen, popularity, tiebreak
+        return self._matrices[n_items, key]
+
+    def _pattern(self, n_items: int) -> tuple[np.ndarray, np.ndarray, sparse.csr_matrix]:
+        """The distinct (user, item) pairs: the rows sorted by pair, where each pair's rows start,
+        and the 0/1 users x items matrix of them."""
+        if n_items not in self._patterns:
+            key = self.user_codes.astype(np.int64) * n_items + self.item_codes
+            order = np.argsort(key, kind="stable")
+            key = key[order]
+            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+            rows, cols = np.divmod(key[starts], n_items)  # sorted and unique: the CSR arrays as they are
+            indptr = np.r_[0, np.cumsum(np.bincount(rows, minlength=len(self.users)))]
+            pattern = sparse.csr_matrix((np.ones(len(starts), dtype=bool), cols, indptr),
+                                        shape=(len(self.users), n_items))
+            self._patterns[n_items] = order, starts, pattern
+        return self._patterns[n_items]
+
+    def gram(self, n_items: int, key, pattern: bool, batch: int = 65_536) -> np.ndarray:
+        """X'X (dense items x items) of the matrix built for `key`, or of its 0/1 pattern (the
+        co-occurrence counts); a binary X is its own pattern, so both share one product.
+
+        Counts are whole numbers, exact in any order of summation, so a pattern's product is
+        summed over batches of users as sparse x dense (a third of scipy's sparse x sparse time)."""
+        X, seen, _, _ = self._matrices[n_items, key]
+        M = seen if pattern or key == _BINARY else X
+        if id(M) not in self._grams:
+            if M is seen:
+                gram = np.zeros((n_items, n_items))
+                for start in range(0, M.shape[0], batch):
+                    part = M[start:start + batch].astype(np.float64)
+                    gram += part.T @ part.toarray()
+            else:
+                M64 = M.astype(np.float64)
+                gram = (M64.T @ M64).toarray()
+            self._grams[id(M)] = M, gram
+        return self._grams[id(M)][1]
+
+
+_BINARY = (True, None)  # the matrix key of 0/1 data: binarized, no time decay
 
 
 class Recommender:
     """Shared indexing, user x item matrix, batching, seen-item masking and top-k selection.
 
-    Subclasses implement `_fit(frame)` and `_scores(rows)` (dense scores for a batch of known
-    user codes). `binarize=True` makes the matrix 0/1 (the most recent purchase's time-decay
-    factor for `ItemKNN`); otherwise weights of repeated rows are summed.
+    Subclasses implement `_fit(data)` (an `Interactions`) and `_scores(rows)` (dense scores for a
+    batch of known user codes). `binarize=True` makes the matrix 0/1 (the most recent purchase's
+    time-decay factor for `ItemKNN`); otherwise weights of repeated rows are summed.
     """
 
     name = "base"
     binarize = True
 
-    def fit(self, interactions: pd.DataFrame, items: Iterable | None = None) -> "Recommender":
+    def fit(self, interactions: pd.DataFrame | Interactions, items: Iterable | None = None) -> "Recommender":
         """Index users and items (`items` may add catalog items nobody interacted with) and fit."""
-        frame = _validated(interactions)
-        user_codes, users = pd.factorize(frame["user_id"])
-        item_codes, seen_items = pd.factorize(frame["item_id"])
-        self.users_ = pd.Index(users)
-        self.items_ = pd.Index(seen_items)
-        if items is not None:
-            self.items_ = self.items_.append(_as_index(items).difference(self.items_, sort=False))
-        self.X_ = self._matrix(user_codes, item_codes, self._weights(frame))
-        self.seen_ = (self.X_ > 0).astype(bool).tocsr()
-        self.popularity_ = np.asarray(self.seen_.sum(axis=0), dtype=float).ravel()  # distinct users per item
-        top = self.popularity_.max() if len(self.popularity_) else 0.0
-        self.tiebreak_ = 1e-9 * self.popularity_ / top if top > 0 else np.zeros(len(self.items_))
-        self._fit(frame)
+        data = interactions if isinstance(interactions, Interactions) else Interactions(interactions)
+        self.users_ = data.users
+        self.items_ = data.catalog(items)
+        self.X_, self.seen_, self.popularity_, self.tiebreak_ = data.matrix(
+            len(self.items_), self._matrix_key(), lambda: self._weights(data))
+        self._fit(data)
         return self
 
-    def _weights(self, frame: pd.DataFrame) -> np.ndarray:
-        return np.ones(len(frame)) if self.binarize else frame["weight"].to_numpy(dtype=float)
+    def _matrix_key(self) -> tuple:
+        """What the matrix depends on besides the data (models with equal keys share one matrix)."""
+        return (bool(self.binarize), None)
 
-    def _matrix(self, rows: np.ndarray, cols: np.ndarray, weights: np.ndarray) -> sparse.csr_matrix:
-        shape = (len(self.users_), len(self.items_))
-        if self.binarize and len(rows):  # one value per pair: the largest (1, or the latest decay factor)
-            key = rows.astype(np.int64) * shape[1] + cols
-            order = np.argsort(key, kind="stable")
-            key, weights = key[order], weights[order]
-            starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-            weights = np.maximum.reduceat(weights, starts)
-            rows, cols = np.divmod(key[starts], shape[1])
-        matrix = sparse.csr_matrix((weights, (rows, cols)), shape=shape)
-        matrix.sum_duplicates()
-        return matrix
+    def _weights(self, data: Interactions) -> np.ndarray:
+        return np.ones(len(data)) if self.binarize else data.weight
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, data: Interactions) -> None:
         raise NotImplementedError
 
     def _scores(self, rows: np.ndarray) -> np.ndarray:
@@ -149,25 +238,33 @@ class Recommender:
         may be recommended (business rules applied while scoring).
         """
         users = _as_index(user_ids)
+        return _frame(users, *self.top(users, k, exclude_seen, allowed), self.items_)
+
+    def top(self, users: pd.Index, k: int, exclude_seen: bool = True,
+            allowed: Iterable | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`recommend` as arrays, one row per user: positions in `items_` (-1 past the end of a
+        list) and scores, best first."""
         codes = self.users_.get_indexer(users)
         blocked = None if allowed is None else ~self.items_.isin(_as_index(allowed))
-        frames = []
+        parts = [_top(np.empty((0, len(self.items_))), k)]
         step = self._batch_size()
         for start in range(0, len(users), step):
             batch, batch_users = codes[start:start + step], users[start:start + step]
             known = batch >= 0
-            scores = np.empty((len(batch), len(self.items_)))
-            if known.any():
-                scores[known] = self._scores(batch[known]) + self.tiebreak_
-            if (~known).any():
+            if known.all():  # the usual batch: no copy into a frame of mixed rows
+                scores = self._scores(batch) + self.tiebreak_
+            else:
+                scores = np.empty((len(batch), len(self.items_)))
+                if known.any():
+                    scores[known] = self._scores(batch[known]) + self.tiebreak_
                 scores[~known] = self._unknown_scores(batch_users[~known]) + self.tiebreak_
             if exclude_seen and known.any():
                 seen_rows, seen_cols = self.seen_[batch[known]].nonzero()
                 scores[np.flatnonzero(known)[seen_rows], seen_cols] = -np.inf
             if blocked is not None:
                 scores[:, blocked] = -np.inf
-            frames.append(_top_k(batch_users, scores, self.items_, k))
-        return pd.concat(frames, ignore_index=True) if frames else _empty()
+            parts.append(_top(scores, k))
+        return np.concatenate([c for c, _ in parts]), np.concatenate([s for _, s in parts])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -188,7 +285,7 @@ class Popularity(Recommender):
         if self.by is not None:
             self.name = "popularity_by_segment"
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, data: Interactions) -> None:
         self.group_of_ = None
         if self.by is None:
             return
@@ -241,19 +338,21 @@ class ItemKNN(Recommender):
         self.binarize = binarize
         self.name = f"itemknn_{similarity}" + ("_decay" if half_life_days else "")
 
-    def _weights(self, frame: pd.DataFrame) -> np.ndarray:
-        weights = super()._weights(frame)
+    def _matrix_key(self) -> tuple:
+        return (bool(self.binarize), self.half_life_days or None)
+
+    def _weights(self, data: Interactions) -> np.ndarray:
+        weights = super()._weights(data)
         if self.half_life_days:
-            if "timestamp" not in frame:
+            if data.timestamp is None:
                 raise ValueError("half_life_days needs a timestamp column")
-            stamps = pd.to_datetime(frame["timestamp"])
+            stamps = as_datetime(data.timestamp)
             age_days = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86_400
             weights = weights * 0.5 ** (age_days / self.half_life_days)
         return weights
 
-    def _fit(self, frame: pd.DataFrame) -> None:
-        binary = self.seen_.astype(np.float64)
-        co = (binary.T @ binary).toarray()
+    def _fit(self, data: Interactions) -> None:
+        co = data.gram(len(self.items_), self._matrix_key(), pattern=True)
         count = np.diag(co).copy()
         with np.errstate(divide="ignore", invalid="ignore"):
             if self.similarity == "cosine":
@@ -261,7 +360,7 @@ class ItemKNN(Recommender):
             elif self.similarity == "jaccard":
                 sim = co / (count[:, None] + count[None, :] - co)
             else:
-                sim = co * binary.shape[0] / np.outer(count, count)
+                sim = co * self.seen_.shape[0] / np.outer(count, count)
         sim = np.nan_to_num(sim, nan=0.0, posinf=0.0, neginf=0.0)
         np.fill_diagonal(sim, 0.0)
         self.similarity_ = sim
@@ -285,13 +384,13 @@ class ContentBased(Recommender):
         self.binarize = binarize
         self.tfidf_params = {"ngram_range": (1, 2), "sublinear_tf": True, **tfidf_params}
 
-    def fit(self, interactions: pd.DataFrame, items: Iterable | None = None) -> "ContentBased":
+    def fit(self, interactions: pd.DataFrame | Interactions, items: Iterable | None = None) -> "ContentBased":
         catalog = pd.Index(self.item_text.index)
         if items is not None:
             catalog = catalog.append(_as_index(items)).unique()
         return super().fit(interactions, catalog)
 
-    def _fit(self, frame: pd.DataFrame) -> None:
+    def _fit(self, data: Interactions) -> None:
         text = self.item_text[~self.item_text.index.duplicated()].reindex(self.items_).fillna("").astype(str)
         try:
             tfidf = TfidfVectorizer(**self.tfidf_params).fit_transform(text)
@@ -322,9 +421,8 @@ class EASE(Recommender):
         self.lambda_ = float(lambda_)
         self.binarize = binarize
 
-    def _fit(self, frame: pd.DataFrame) -> None:
-        X = self.X_.astype(np.float64)
-        gram = (X.T @ X).toarray()
+    def _fit(self, data: Interactions) -> None:
+        gram = data.gram(len(self.items_), self._matrix_key(), pattern=False).copy()
         gram[np.diag_indices_from(gram)] += self.lambda_
         precision = np.linalg.inv(gram)
         self.B_ = -precision / np.diag(precision)
@@ -339,10 +437,68 @@ def tune_ease(train: pd.DataFrame, test: pd.DataFrame, lambdas=(50, 100, 200, 50
     """Fit EASE for each lambda on `train`, score on `test`; return the best lambda and the table."""
     n_items = pd.concat([train["item_id"], test["item_id"]]).nunique()
     users = test["user_id"].unique()
-    rows = [{"lambda_": lam, **evaluate(EASE(lam).fit(train).recommend(users, k=k), test, train, n_items, k)}
+    data = Interactions(train)
+    rows = [{"lambda_": lam, **evaluate(EASE(lam).fit(data).recommend(users, k=k), test, train, n_items, k)}
             for lam in lambdas]
     table = pd.DataFrame(rows)
     return float(table.loc[table[f"{metric}_at_{k}"].idxmax(), "lambda_"]), table
+
+
+@dataclass
+class RankedLists:
+    """Users' lists as fixed-width arrays, one row per user, best first, -1 past the end of a list:
+    positions in `items`, their scores, and the part of the policy that picked each (a position
+    in `models`). Serving inserts picks and applies the business rules on these arrays (every list
+    has the same width) and makes one frame at the end."""
+
+    users: pd.Index
+    items: pd.Index
+    cols: np.ndarray
+    scores: np.ndarray
+    source: np.ndarray
+    models: list[str]
+
+    def frame(self, ranks: np.ndarray | None = None) -> pd.DataFrame:
+        """user_id, item_id, score, rank, model; `ranks` (0 = left out) as `business_rule_ranks` gives them."""
+        if ranks is None:
+            ranks = np.where(self.cols >= 0, np.cumsum(self.cols >= 0, axis=1), 0)
+        keep = ranks > 0
+        rows = np.broadcast_to(np.arange(len(self.users))[:, None], keep.shape)[keep]
+        return pd.DataFrame({"user_id": self.users.to_numpy()[rows], "item_id": self.items.to_numpy()[self.cols[keep]],
+                             "score": self.scores[keep], "rank": ranks[keep].astype(np.int32),
+                             "model": np.asarray(self.models, dtype=object)[self.source[keep]]})
+
+    def insert(self, rows: np.ndarray, picks: np.ndarray, scores: np.ndarray, source: int, position: int,
+               k: int) -> "RankedLists":
+        """Put each of `rows`' picks (best first, -1 for none) into its list from `position` on, as
+        ranks 1..slots of the picks; a pick the list already holds stays where the list has it, and
+        lists are cut at k."""
+        slots = int((picks >= 0).sum(axis=1).max()) if picks.size else 0
+        if not slots:
+            return self
+        picks, scores = picks[:, :slots], scores[:, :slots]
+        left = min(max(1, min(position, k) - slots + 1) - 1, self.cols.shape[1])
+        cols = self.cols[rows]
+        picks = np.where((picks[:, :, None] == cols[:, None, :]).any(axis=2), -1, picks)
+        merged = [np.concatenate([part[rows][:, :left], new, part[rows][:, left:]], axis=1) for part, new in
+                  ((self.cols, picks), (self.scores, scores), (self.source, np.full(picks.shape, source)))]
+        order = np.argsort(merged[0] < 0, axis=1, kind="stable")  # close the gaps, keeping the order
+        width = min(k, self.cols.shape[1] + slots)
+        out = []
+        for part, new, empty in zip((self.cols, self.scores, self.source), merged, (-1, -np.inf, 0)):
+            whole = np.full((len(part), width), empty, dtype=part.dtype)
+            kept = min(part.shape[1], width)
+            whole[:, :kept] = part[:, :kept]
+            whole[rows] = np.take_along_axis(new, order, axis=1)[:, :width]
+            out.append(whole)
+        return replace(self, cols=out[0], scores=out[1], source=out[2])
+
+
+def _positions(cols: np.ndarray, items: pd.Index, catalog: pd.Index) -> np.ndarray:
+    """Positions in `items` (-1 = none) as positions in `catalog`."""
+    if items.equals(catalog):
+        return cols
+    return np.where(cols >= 0, catalog.get_indexer(items)[cols], -1)
 
 
 class Hybrid:
@@ -361,12 +517,13 @@ class Hybrid:
         self.main, self.popularity, self.content = main, popularity, content
         self.new_item_slots, self.new_item_position = new_item_slots, new_item_position
 
-    def fit(self, interactions: pd.DataFrame, items: Iterable | None = None) -> "Hybrid":
+    def fit(self, interactions: pd.DataFrame | Interactions, items: Iterable | None = None) -> "Hybrid":
         """Fit every part on the same interactions (a missing popularity part becomes overall popularity)."""
-        self.main.fit(interactions, items=items)
-        self.popularity = (self.popularity or Popularity()).fit(interactions, items=items)
+        data = interactions if isinstance(interactions, Interactions) else Interactions(interactions)
+        self.main.fit(data, items=items)
+        self.popularity = (self.popularity or Popularity()).fit(data, items=items)
         if self.content is not None:
-            self.content.fit(interactions, items=items)
+            self.content.fit(data, items=items)
         return self
 
     @property
@@ -383,79 +540,82 @@ class Hybrid:
 
         `groups` (user_id -> group) overrides the popularity part's own mapping for new users.
         """
+        return self.ranked(user_ids, k, exclude_seen, groups, allowed).frame()
+
+    def ranked(self, user_ids, k: int = 10, exclude_seen: bool = True, groups: pd.Series | None = None,
+               allowed: Iterable | None = None) -> RankedLists:
+        """`recommend` as `RankedLists` over the items of every part."""
         users = _as_index(user_ids)
         known = users.isin(self.main.users_)
         allowed = None if allowed is None else _as_index(allowed)
-        lists = []
+        popularity = self.popularity if self.popularity is not None else _overall(self.main)
+        catalog = self.main.items_
+        for part in (popularity, self.content):
+            if part is not None and not part.items_.equals(catalog):
+                catalog = catalog.append(part.items_.difference(catalog, sort=False))
+        width = max(min(k, len(self.main.items_)), min(k, len(popularity.items_)), 0)
+        lists = RankedLists(users, catalog, np.full((len(users), width), -1, dtype=np.int64),
+                            np.full((len(users), width), -np.inf), np.zeros((len(users), width), dtype=np.int8),
+                            [self.main.name, "popularity", "content_new_item", "content_for_new_patient"])
         if known.any():
-            main = self.main.recommend(users[known], k=k, exclude_seen=exclude_seen, allowed=allowed)
-            lists.append(main.assign(model=self.main.name))
+            cols, scores = self.main.top(users[known], k, exclude_seen, allowed)
+            lists.cols[known, :cols.shape[1]] = _positions(cols, self.main.items_, catalog)
+            lists.scores[known, :cols.shape[1]] = scores
         if (~known).any():
             new_users = users[~known]
-            popularity = self.popularity if self.popularity is not None else _overall(self.main)
             mapping = groups if groups is not None else getattr(popularity, "by", None)
             group = mapping.reindex(new_users).to_numpy() if mapping is not None else [None] * len(new_users)
             scores = popularity.scores_for_groups(group) + popularity.tiebreak_
             if allowed is not None:
                 scores[:, ~popularity.items_.isin(allowed)] = -np.inf
-            by_group = mapping is not None and popularity.group_of_ is not None
-            lists.append(_top_k(new_users, scores, popularity.items_, k)
-                         .assign(model="popularity_by_segment" if by_group else "popularity"))
-        recs = pd.concat(lists, ignore_index=True)
+            cols, scores = _top(scores, k)
+            lists.cols[~known, :cols.shape[1]] = _positions(cols, popularity.items_, catalog)
+            lists.scores[~known, :cols.shape[1]] = scores
+            lists.source[~known] = 1
+            if mapping is not None and popularity.group_of_ is not None:
+                lists.models[1] = "popularity_by_segment"
         if self.content is not None and self.new_item_slots > 0:
             if known.any():
-                recs = self._with_new_items(recs, users[known], k, allowed)
+                lists = self._with_new_items(lists, np.flatnonzero(known), k, allowed)
             if (~known).any():
-                recs = self._with_content_for_new_users(recs, users[~known], k, allowed)
-        return recs.reset_index(drop=True)
+                lists = self._with_content_for_new_users(lists, np.flatnonzero(~known), k, allowed)
+        return lists
 
-    def _with_content_for_new_users(self, recs: pd.DataFrame, users: pd.Index, k: int,
-                                    allowed: pd.Index | None, batch: int = 20_000) -> pd.DataFrame:
+    def _with_content_for_new_users(self, lists: RankedLists, rows: np.ndarray, k: int,
+                                    allowed: pd.Index | None, batch: int = 20_000) -> RankedLists:
         """Content picks for users without history: items most like those already on their list."""
         items = self.content.items_
-        listed = recs[recs["user_id"].isin(users)]
-        user_row = pd.Index(users).get_indexer(listed["user_id"])
-        item_col = items.get_indexer(listed["item_id"])
+        listed = lists.cols[rows]
+        valid = listed >= 0
+        user_row = np.broadcast_to(np.arange(len(rows))[:, None], listed.shape)[valid]
+        item_col = items.get_indexer(lists.items)[listed[valid]]
         ok = item_col >= 0
         weights = sparse.csr_matrix((np.ones(int(ok.sum())), (user_row[ok], item_col[ok])),
-                                    shape=(len(users), len(items)))
+                                    shape=(len(rows), len(items)))
         blocked = None if allowed is None else ~items.isin(allowed)
-        picks = []
-        for start in range(0, len(users), batch):
+        picks = [_top(np.empty((0, len(items))), min(self.new_item_slots, k))]
+        for start in range(0, len(rows), batch):
             part = weights[start:start + batch]
             scores = self.content.scores_from(part)
             scores[part.nonzero()] = -np.inf  # not what the list already holds
             if blocked is not None:
                 scores[:, blocked] = -np.inf
             scores[part.getnnz(axis=1) == 0] = -np.inf  # nothing listed: nothing to be like
-            picks.append(_top_k(pd.Index(users[start:start + batch]), scores, items, min(self.new_item_slots, k)))
-        return self._insert(recs, pd.concat(picks, ignore_index=True).assign(model="content_for_new_patient"), k)
+            picks.append(_top(scores, min(self.new_item_slots, k)))
+        cols, scores = np.concatenate([c for c, _ in picks]), np.concatenate([s for _, s in picks])
+        return lists.insert(rows, _positions(cols, items, lists.items), scores, 3, self.new_item_position, k)
 
-    def _with_new_items(self, recs: pd.DataFrame, users: pd.Index, k: int, allowed: pd.Index | None) -> pd.DataFrame:
+    def _with_new_items(self, lists: RankedLists, rows: np.ndarray, k: int, allowed: pd.Index | None) -> RankedLists:
         bought = self.main.items_[self.main.popularity_ > 0]
         never_bought = self.content.items_[~self.content.items_.isin(bought)]
         if allowed is not None:
             never_bought = never_bought[never_bought.isin(allowed)]
         slots = min(self.new_item_slots, k)
         if not len(never_bought) or not slots:
-            return recs
-        picks = self.content.recommend(users, k=slots, exclude_seen=True, allowed=never_bought)
-        return self._insert(recs, picks.assign(model="content_new_item"), k)
-
-    def _insert(self, recs: pd.DataFrame, picks: pd.DataFrame, k: int) -> pd.DataFrame:
-        """Put each user's picks (ranked 1..slots) into the list at the new-item position."""
-        if picks.empty:
-            return recs
-        slots = int(picks["rank"].max())
-        position = max(1, min(self.new_item_position, k) - slots + 1)
-        recs = recs.assign(_order=recs["rank"].astype(float))
-        shift = recs["user_id"].isin(picks["user_id"]) & (recs["rank"] >= position)
-        recs.loc[shift, "_order"] += slots  # make room for the picks
-        picks = picks.assign(_order=(position + picks["rank"] - 1).astype(float))
-        recs = (pd.concat([recs, picks], ignore_index=True).drop_duplicates(["user_id", "item_id"])
-                .sort_values(["user_id", "_order"], kind="stable"))
-        recs["rank"] = (recs.groupby("user_id", sort=False).cumcount() + 1).astype(np.int32)
-        return recs[recs["rank"] <= k].drop(columns="_order")
+            return lists
+        cols, scores = self.content.top(lists.users[rows], slots, exclude_seen=True, allowed=never_bought)
+        return lists.insert(rows, _positions(cols, self.content.items_, lists.items), scores, 2,
+                            self.new_item_position, k)
 
 
 def _overall(model: Recommender) -> Popularity:
@@ -500,16 +660,46 @@ def apply_business_rules(candidates: pd.DataFrame, products: pd.DataFrame, k: in
     item_id), and keeps at most `max_per_category` products of one category per list.
     `products` has item_id, category, rx_only and kind.
     """
-    recs = candidates.merge(products[["item_id", "category", "rx_only", "kind"]], on="item_id", how="left")
-    if exclude_rx_only:
-        recs = recs[~recs.rx_only.fillna(False).astype(bool)]
+    recs = candidates.sort_values(["user_id", "rank"], kind="stable")
+    user_codes, users = pd.factorize(recs["user_id"])
+    if not len(users):
+        return recs.reset_index(drop=True)
+    starts = np.flatnonzero(np.r_[True, user_codes[1:] != user_codes[:-1]])
+    slot = np.arange(len(recs)) - np.repeat(starts, np.diff(np.r_[starts, len(recs)]))
+    items = pd.Index(recs["item_id"]).unique()
+    cols = np.full((len(users), int(slot.max()) + 1), -1, dtype=np.int64)
+    cols[user_codes, slot] = items.get_indexer(recs["item_id"])
+    lists = RankedLists(pd.Index(users), items, cols, np.zeros(cols.shape), np.zeros(cols.shape, dtype=np.int8), [])
+    ranks = business_rule_ranks(lists, products, k, exclude_rx_only, max_per_category, bought, one_time_kinds)
+    rank = ranks[user_codes, slot]
+    return recs[rank > 0].assign(rank=rank[rank > 0].astype(np.int64)).reset_index(drop=True)
+
+
+def business_rule_ranks(lists: RankedLists, products: pd.DataFrame, k: int = 10, exclude_rx_only: bool = True,
+                        max_per_category: int | None = 4, bought: pd.DataFrame | None = None,
+                        one_time_kinds: tuple[str, ...] = ()) -> np.ndarray:
+    """`apply_business_rules` on ranked lists: each cell's rank in the final list, 0 where it is left out."""
+    info = products.drop_duplicates("item_id").set_index("item_id").reindex(lists.items)
+    cols = lists.cols
+    valid = cols >= 0
+    at = np.where(valid, cols, 0)
+    if exclude_rx_only:  # unknown products (no rx_only) are not prescription-only
+        rx_only, known = np.zeros(len(info), dtype=bool), info["rx_only"].notna().to_numpy()
+        rx_only[known] = info["rx_only"][known].astype(bool).to_numpy()
+        valid &= ~rx_only[at]
     if bought is not None and one_time_kinds:
-        once = recs.kind.isin(one_time_kinds)
-        already = recs[["user_id", "item_id"]].merge(bought[["user_id", "item_id"]].drop_duplicates(),
-                                                     how="left", indicator=True)
-        recs = recs[~(once.to_numpy() & (already._merge == "both").to_numpy())]
-    recs = recs.sort_values(["user_id", "rank"], kind="stable")
+        rows, slots = np.nonzero(valid & info["kind"].isin(one_time_kinds).to_numpy()[at])
+        pairs = pd.MultiIndex.from_arrays([lists.users.to_numpy()[rows], lists.items.to_numpy()[cols[rows, slots]]])
+        already = pairs.isin(pd.MultiIndex.from_frame(bought[["user_id", "item_id"]]))
+        valid[rows[already], slots[already]] = False
     if max_per_category:
-        recs = recs[recs.groupby(["user_id", "category"], dropna=False).cumcount() < max_per_category]
-    recs = recs.assign(rank=recs.groupby("user_id").cumcount() + 1)
-    return recs[recs["rank"] <= k].drop(columns=["category", "rx_only", "kind"]).reset_index(drop=True)
+        codes = pd.factorize(info["category"], use_na_sentinel=False)[0]  # a missing category is one too
+        other = codes.max() + 1 if len(codes) else 0  # where left-out cells are counted
+        category = np.where(valid, codes[at], other)
+        seen = np.zeros((len(cols), other + 1), dtype=np.int32)  # each list's running count per category
+        rows = np.arange(len(cols))
+        for slot in range(cols.shape[1]):
+            seen[rows, category[:, slot]] += 1
+            valid[:, slot] &= seen[rows, category[:, slot]] <= max_per_category
+    ranks = np.cumsum(valid, axis=1)
+    return np.where(valid & (ranks <= k), ranks, 0)

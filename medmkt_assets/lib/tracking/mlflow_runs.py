@@ -123,17 +123,24 @@ def log_figure(figure, artifact_file: str) -> None:
     plt.close(figure)
 
 
-def log_dataset(frame: pd.DataFrame, name: str, context: str = "training") -> None:
-    """Name the rows a run learned from (the MLflow UI's Dataset column): schema, row count and a
-    digest of every row, never the rows themselves. The schema is read from the first rows:
-    MLflow's own inference checks every cell for missing values (20 s for five 30,000-row targets)."""
+def frame_digest(frame: pd.DataFrame) -> str:
+    """A short digest of every row of a frame (what `log_dataset` names the rows by)."""
     import hashlib
 
+    return hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:8]
+
+
+def log_dataset(frame: pd.DataFrame, name: str, context: str = "training", digest: str | None = None) -> None:
+    """Name the rows a run learned from (the MLflow UI's Dataset column): schema, row count and a
+    digest of every row, never the rows themselves. The schema is read from the first rows:
+    MLflow's own inference checks every cell for missing values (20 s for five 30,000-row targets).
+    Pass `digest` (`frame_digest(frame)`) when several runs log the same rows: hashing millions
+    of rows once is enough."""
     import mlflow.data
     from mlflow.entities import Dataset, DatasetInput, InputTag
     from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
-    digest = hashlib.sha256(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes()).hexdigest()[:8]
+    digest = digest or frame_digest(frame)
     head = mlflow.data.from_pandas(frame.head(1000), name=name, digest=digest)._to_mlflow_entity()
     entity = Dataset(name=name, digest=digest, source_type=head.source_type, source=head.source, schema=head.schema,
                      profile=json.dumps({"num_rows": len(frame), "num_elements": int(frame.size)}))
