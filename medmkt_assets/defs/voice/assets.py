@@ -22,7 +22,7 @@ from medmkt_assets.lib.tracking import mlflow_runs
 from medmkt_assets.lib.voice import sql as Q
 from medmkt_assets.lib.voice import topics as T
 from medmkt_assets.lib.voice.deidentify import redact_many
-from medmkt_assets.lib.voice.drivers import OUTCOMES, fit_drivers, nps_interval
+from medmkt_assets.lib.voice.drivers import fit_all_drivers, nps_interval
 from medmkt_assets.lib.voice.search import assign_themes, category_documents
 from medmkt_assets.lib.voice.sentiment import fit_sentiment
 from medmkt_assets.lib.voice.text import language, tokenize
@@ -258,7 +258,7 @@ def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse
         responses = con.execute("SELECT satisfaction, nps, segment, channel, category, facility, campaign "
                                 "FROM features.survey_responses ORDER BY survey_id").fetchdf()
         counts = con.execute(Q.NPS_COUNTS_SQL).fetchdf()
-    drivers = pd.concat([fit_drivers(responses, outcome) for outcome in OUTCOMES], ignore_index=True)
+    drivers = fit_all_drivers(responses)
     nps = nps_table(counts)
     with warehouse.transaction() as con:
         con.write_frame(drivers, "marts.satisfaction_drivers", query=DRIVERS_SQL)

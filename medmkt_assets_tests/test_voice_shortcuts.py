@@ -1,10 +1,14 @@
-"""The shortcuts that keep de-identification fast must not change what it catches.
+"""The shortcuts that keep the patient-voice steps fast must not change what they find.
 
 - The engine decides which (author, text) pairs may hold one of the author's own identifiers
   (lib.voice.sql.own_identifier_ctes); every pair Python's own test (deidentify._known_rules) would
   find must be among them, and for plain text and values exactly those (but for long Latin names).
 - A rule is skipped for a text holding none of the characters every match of it needs
   (deidentify.required_characters): every match found must hold one.
+- The two driver outcomes share one design and pseudo-inverse: the tables are exactly a fit per outcome.
+- Sentiment is screened on distinct comments (the same model up to rounding); published labels come
+  from the model on every row, as before.
+- Topics tokenize each distinct comment once: the same topics as comment by comment.
 """
 from __future__ import annotations
 
@@ -13,10 +17,15 @@ import random
 import re
 
 import duckdb
+import numpy as np
+import pandas as pd
 import pytest
 
 from medmkt_assets.lib.voice import deidentify as D
+from medmkt_assets.lib.voice import drivers as Dr
+from medmkt_assets.lib.voice import sentiment as S
 from medmkt_assets.lib.voice import sql as Q
+from medmkt_assets.lib.voice import topics as T
 from medmkt_assets_tests.test_voice_deidentify import KNOWN_ANSWERS, ORDINARY
 
 CJK_NAMES = ["王秀英", "李娜", "欧阳明月", "张伟", "郭宁英", "马超", "陈静", "丁玲", "刘洋"]
@@ -198,3 +207,148 @@ def test_redaction_is_the_same_with_and_without_the_shortcuts(pairs_and_flags):
     for text, known in cases:
         fast, slow = D.redact(text, known), _redact_as_before(text, known)
         assert fast == slow and (fast is None or list(fast.counts) == list(slow.counts)), text
+
+
+# ---- satisfaction drivers: one design and one pseudo-inverse for both outcomes ----------------------------
+
+def _drivers_as_before(responses: pd.DataFrame, outcome: str) -> pd.DataFrame:
+    """fit_drivers as it was: pd.get_dummies, sm.add_constant and a fit of its own per outcome."""
+    import statsmodels.api as sm
+
+    data = responses.dropna(subset=[outcome])
+    levels = {f: Dr._levels(data[f], Dr.MIN_LEVEL_RESPONDENTS) for f in Dr.FACTORS if f in data}
+    levels = {f: v for f, v in levels.items() if v.nunique() > 1}
+    references = {f: v.value_counts().index[0] for f, v in levels.items()}
+    dummies = [pd.get_dummies(v, prefix=f, prefix_sep="=", dtype=float).drop(columns=f"{f}={references[f]}")
+               for f, v in levels.items()]
+    design = sm.add_constant(pd.concat(dummies, axis=1), has_constant="add")
+    fit = sm.OLS(data[outcome].astype(float).to_numpy(), design).fit(cov_type="HC3")
+    interval = fit.conf_int(0.05)
+    rows = [{"outcome": outcome, "factor": name.split("=", 1)[0], "level": name.split("=", 1)[1],
+             "reference_level": references[name.split("=", 1)[0]],
+             "respondents": int((levels[name.split("=", 1)[0]] == name.split("=", 1)[1]).sum()),
+             "effect": float(fit.params[name]), "ci_low": float(interval.loc[name, 0]),
+             "ci_high": float(interval.loc[name, 1]), "p_value": float(fit.pvalues[name]), "model": Dr.MODEL}
+            for name in design.columns.drop("const")]
+    table = pd.DataFrame(rows, columns=list(Dr.COLUMNS))
+    return table.sort_values(["factor", "effect"], ascending=[True, False], kind="stable").reset_index(drop=True)
+
+
+def _responses(n: int, seed: int, nps_missing: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "segment": rng.choice(["high value · 30-39", "low value", "new", "rare"], n, p=[0.4, 0.35, 0.24, 0.01]),
+        "channel": rng.choice(["app", "clinic", "online", None], n),
+        "category": rng.choice(["vaccination", "checkup", "wellbeing", "dental"], n),
+        "facility": rng.choice([f"FAC{i:03d}" for i in range(12)], n),
+        "campaign": rng.choice(["C1", "C2", None], n, p=[0.1, 0.05, 0.85]),
+    })
+    frame["satisfaction"] = np.clip(np.round(3 + (frame.channel == "app") - (frame.category == "dental")
+                                             + rng.normal(0, 1, n)), 1, 5)
+    frame["nps"] = np.clip(np.round(7 + 2 * (frame.segment == "new") + rng.normal(0, 2, n)), 0, 10)
+    if nps_missing:
+        frame.loc[rng.random(n) < 0.2, "nps"] = np.nan
+    return frame
+
+
+@pytest.mark.parametrize("nps_missing", [False, True])
+def test_drivers_are_exactly_what_a_fit_per_outcome_gives(nps_missing):
+    responses = _responses(3000, 5, nps_missing)
+    expected = pd.concat([_drivers_as_before(responses, o) for o in Dr.OUTCOMES], ignore_index=True)
+    pd.testing.assert_frame_equal(Dr.fit_all_drivers(responses), expected, check_exact=True)
+
+
+# ---- sentiment: the screening model, and the figures on class numbers -------------------------------------
+
+def test_figures_on_class_numbers_are_the_figures_on_labels():
+    from sklearn.metrics import accuracy_score, cohen_kappa_score, confusion_matrix, f1_score
+
+    rng = np.random.default_rng(2)
+    truth, labels = (rng.choice(S.CLASSES, 500, p=[0.1, 0.3, 0.6]).astype(object) for _ in range(2))
+    got = S._figures(truth, labels, rng.random(500), rng.integers(1, 6, 500))
+    classes = list(S.CLASSES)
+    assert got["accuracy"] == accuracy_score(truth, labels)
+    assert got["macro_f1"] == f1_score(truth, labels, labels=classes, average="macro", zero_division=0)
+    assert got["cohen_kappa"] == cohen_kappa_score(truth, labels, labels=classes)
+    assert got["confusion"] == confusion_matrix(truth, labels, labels=classes).tolist()
+
+
+def _comments(n: int, seed: int, signal: float) -> tuple[list[str], list[int]]:
+    """Few distinct phrasings, repeated (as survey comments are); `signal`: how often the words match the score."""
+    rng = np.random.default_rng(seed)
+    words = {1: ["太差了", "很失望", "态度恶劣"], 3: ["一般般", "还行吧", "普通"], 5: ["非常满意", "很耐心", "太棒了"]}
+    texts, scores = [], []
+    for _ in range(n):
+        score = int(rng.choice([1, 3, 5], p=[0.2, 0.3, 0.5]))
+        said = score if rng.random() < signal else int(rng.choice([1, 3, 5]))
+        texts.append(str(rng.choice(words[said])) + str(rng.choice(["，排队", "，取药", ""])))
+        scores.append(score)
+    return texts, scores
+
+
+def test_the_screening_model_is_the_model_on_every_row_up_to_rounding():
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    texts, scores = _comments(1500, 4, 0.7)
+    truth = np.array([S.satisfaction_label(s) for s in scores], dtype=object).astype(str)
+    frame = S._frame(texts)
+    folds = StratifiedKFold(n_splits=S.FOLDS, shuffle=True, random_state=3)
+    exact = cross_val_predict(S._model(3), frame, truth, cv=folds, method="predict_proba")
+    screened = S._screen(np.asarray(texts, dtype=object), frame, truth, folds, 3)
+    assert np.allclose(screened, exact, atol=1e-4)
+
+
+@pytest.mark.parametrize("signal", [0.97, 0.0])
+def test_sentiment_labels_are_those_of_the_model_on_every_row(signal):
+    """Whichever method wins, what is published is what fitting every row gives (the screen only decides)."""
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    texts, scores = _comments(1200, 6, signal)
+    result = S.fit_sentiment(texts, scores, seed=1)
+    frame = S._frame(texts)
+    truth = np.array([S.satisfaction_label(s) for s in scores], dtype=object).astype(str)
+    folds = StratifiedKFold(n_splits=S.FOLDS, shuffle=True, random_state=1)
+    proba = cross_val_predict(S._model(1), frame, truth, cv=folds, method="predict_proba")
+    order = sorted(S.CLASSES)
+    if signal:
+        assert result.method == "supervised"
+        assert np.array_equal(result.scores, proba[:, order.index("positive")] - proba[:, order.index("negative")])
+        assert list(result.labels) == list(np.array(order)[proba.argmax(axis=1)])
+    else:
+        assert result.method == "lexicon"
+        assert list(result.labels) == [S.lexicon_label(S.lexicon_score(t)) for t in texts]
+
+
+# ---- topics: one token list per distinct comment --------------------------------------------------------------
+
+def _assign_as_before(model: T.TopicModel, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """TopicModel.assign as it was: each comment tokenized and matched on its own."""
+    from medmkt_assets.lib.voice.text import tokenize
+
+    tokens = [tokenize(t) for t in texts]
+    topic, weight = np.full(len(tokens), -1, dtype=np.int64), np.zeros(len(tokens))
+    matcher = T._ThemeMatcher([T.Theme(n, "", "", k) for n, k in zip(model.themes, model.theme_keywords)])
+    rest = []
+    for i, words in enumerate(tokens):
+        topic[i], weight[i] = matcher.primary(words)
+        if topic[i] < 0:
+            rest.append(i)
+    if model.residual is not None and rest:
+        ids, shares = model.residual.assign_tokens([tokens[i] for i in rest])
+        found = ids >= 0
+        topic[np.array(rest)[found]] = ids[found] + len(model.themes)
+        weight[np.array(rest)[found]] = shares[found]
+    return topic, weight
+
+
+def test_topics_of_repeated_comments_are_those_of_each_comment_alone():
+    from medmkt_assets.lib.voice.text import tokenize
+
+    texts, _ = _comments(800, 8, 0.8)
+    texts += ["医保报销很麻烦", "网上预约很难", "预约挂号抢不到号", "停车位太少了", "停车场收费贵"] * 30
+    model = T.fit_topics(texts, seed=2, min_comments=20)
+    assert model.residual is not None  # the comments no theme holds go through the NMF topics too
+    topic, weight = model.assign(texts)
+    before = _assign_as_before(model, texts)
+    assert np.array_equal(topic, before[0]) and np.array_equal(weight, before[1])
+    assert T._tokens(texts) == [tokenize(t) for t in texts]
