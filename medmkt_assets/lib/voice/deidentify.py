@@ -295,7 +295,7 @@ def redact_many(texts: Sequence[str | None], known: Sequence[Iterable[str]] | No
     out: list[Redacted | None] = []
     for i, text in enumerate(texts):
         ids = list(known[i]) if known is not None and known[i] is not None else []
-        if ids and isinstance(text, str) and not _known_rules(ids, text):
+        if ids and isinstance(text, str) and not _holds_known(ids, text):
             ids = []
         if ids or not isinstance(text, str):
             out.append(redact(text, ids))
@@ -441,11 +441,24 @@ def _might_contain(text: str, value: str, kind: str) -> bool:
     return squash.sub("", value.lower()) in hay
 
 
+# An author's patterns, compiled once per spelling: names and birth dates recur among authors, and there are
+# more of them than the re module's own cache holds.
+_compiled = lru_cache(maxsize=1 << 15)(re.compile)
+
+
+def _known_values(known: Iterable[str]) -> list[str]:
+    return sorted({str(k).strip() for k in (known or ()) if k is not None and len(str(k).strip()) >= 2},
+                  key=len, reverse=True)
+
+
+def _holds_known(known: Iterable[str], text: str) -> bool:
+    """Whether `_known_rules` would give any rule, without compiling them."""
+    return any(_might_contain(text, value, _known_kind(value)) for value in _known_values(known))
+
+
 def _known_rules(known: Iterable[str], text: str) -> list[tuple[str, re.Pattern]]:
     rules: list[tuple[str, re.Pattern]] = []
-    values = sorted({str(k).strip() for k in (known or ()) if k is not None and len(str(k).strip()) >= 2},
-                    key=len, reverse=True)
-    for value in values:
+    for value in _known_values(known):
         kind = _known_kind(value)
         if not _might_contain(text, value, kind):
             continue
@@ -454,26 +467,26 @@ def _known_rules(known: Iterable[str], text: str) -> list[tuple[str, re.Pattern]
             if value.lstrip().startswith(("+", "00")) and len(digits) > 10:  # drop the country code
                 digits = re.sub(r"^(?:00)?(?:86|852|853|886|44|1)", "", digits)
             body = r"[\s\-().]*".join(digits)
-            rules.append((kind, re.compile(rf"(?<!\d)(?:(?:\+|00)\s*\d{{1,3}}[\s\-]*)?\(?{body}(?!\d)")))
+            rules.append((kind, _compiled(rf"(?<!\d)(?:(?:\+|00)\s*\d{{1,3}}[\s\-]*)?\(?{body}(?!\d)")))
         elif kind == "DATE":  # a birth date in any of its spellings: 1985-03-02, 1985/3/2, 1985年3月2日
             y, m, d = _KNOWN_DATE.fullmatch(value).groups()
-            rules.append((kind, re.compile(rf"(?<!\d){y}\s*[\-/.年]\s*0?{int(m)}\s*[\-/.月]\s*0?{int(d)}(?:\s*[日号])?(?!\d)")))
+            rules.append((kind, _compiled(rf"(?<!\d){y}\s*[\-/.年]\s*0?{int(m)}\s*[\-/.月]\s*0?{int(d)}(?:\s*[日号])?(?!\d)")))
         elif kind == "NAME" and not _HAS_CJK.search(value):
             parts = value.split()
-            rules.append((kind, re.compile(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.IGNORECASE)))
+            rules.append((kind, _compiled(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.IGNORECASE)))
             if len(parts) > 1:  # also each capitalised part on its own ("Mr Smith", "John")
                 for part in sorted(parts, key=len, reverse=True):
                     if len(part) >= 3:
-                        rules.append((kind, re.compile(rf"(?<![A-Za-z]){re.escape(part.capitalize())}(?![A-Za-z])|"
+                        rules.append((kind, _compiled(rf"(?<![A-Za-z]){re.escape(part.capitalize())}(?![A-Za-z])|"
                                                        rf"(?<![A-Za-z]){re.escape(part.upper())}(?![A-Za-z])")))
         elif kind == "NAME":
-            rules.append((kind, re.compile(r"\s*".join(re.escape(c) for c in value.replace(" ", "")))))
+            rules.append((kind, _compiled(r"\s*".join(re.escape(c) for c in value.replace(" ", "")))))
             if len(value) == 3 and value[0] in SURNAMES:  # the given name alone ("小明")
-                rules.append((kind, re.compile(re.escape(value[1:]))))
+                rules.append((kind, _compiled(re.escape(value[1:]))))
         elif kind == "ID_NUMBER":
-            rules.append((kind, re.compile(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.IGNORECASE)))
+            rules.append((kind, _compiled(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.IGNORECASE)))
         else:
-            rules.append((kind, re.compile(r"\s*".join(map(re.escape, value.split())), re.IGNORECASE)))
+            rules.append((kind, _compiled(r"\s*".join(map(re.escape, value.split())), re.IGNORECASE)))
     return rules
 
 

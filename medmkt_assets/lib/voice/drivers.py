@@ -10,6 +10,8 @@ level of 1-10 people is a small cell).
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
@@ -41,19 +43,20 @@ def fit_all_drivers(responses: pd.DataFrame, outcomes: tuple[str, ...] = OUTCOME
                     factors: tuple[str, ...] = FACTORS, min_level: int = MIN_LEVEL_RESPONDENTS,
                     alpha: float = 0.05) -> pd.DataFrame:
     """`fit_drivers` of each outcome, one after the other in one table; outcomes answered by the same
-    respondents share one design matrix and its pseudo-inverse (the costly part of the fit)."""
-    tables, shared = [], {}
+    respondents share one design matrix and what the fit works out from it alone (`_OlsHc3`)."""
+    tables, shared, fits = [], {}, {}
     for outcome in outcomes:
         data = responses.dropna(subset=[outcome])
         key = tuple(data.index)
         if key not in shared:
-            shared[key] = _design(data, factors, min_level) + (None,)
-        levels, references, design, first = shared[key]
+            shared[key] = _design(data, factors, min_level)
+        levels, references, design = shared[key]
         if design is None or len(data) < 2 * design.shape[1]:
             tables.append(pd.DataFrame(columns=list(COLUMNS)))
             continue
-        fit = _ols_hc3(data[outcome].astype(float).to_numpy(), design, first)
-        shared[key] = (levels, references, design, fit)
+        if key not in fits:
+            fits[key] = _OlsHc3(design)
+        fit = fits[key].fit(data[outcome].astype(float).to_numpy())
         tables.append(_effects(fit, outcome, design, levels, references, alpha))
     return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
 
@@ -83,25 +86,51 @@ def _design(data: pd.DataFrame, factors: tuple[str, ...], min_level: int):
     return levels, references, pd.DataFrame(matrix.T, index=data.index, columns=names, copy=False)
 
 
-def _ols_hc3(y: np.ndarray, design: pd.DataFrame, same_design=None):
-    """statsmodels' OLS (pseudo-inverse) with HC3 errors; given the fit of another outcome on the same
-    design, its pseudo-inverse is reused exactly as OLS.fit(method="pinv") would have computed it."""
-    import statsmodels.api as sm  # here, not at the top: loading it costs every Dagster process a second
-    from statsmodels.regression.linear_model import OLSResults, RegressionResultsWrapper
+class _OlsHc3:
+    """statsmodels' OLS(y, design).fit(cov_type="HC3") for several outcomes on one design.
 
-    model = sm.OLS(y, design)
-    if same_design is None:
-        return model.fit(cov_type="HC3")
-    done = same_design.model
-    model.pinv_wexog, model.normalized_cov_params = done.pinv_wexog, done.normalized_cov_params
-    model.wexog_singular_values, model.rank = done.wexog_singular_values, done.rank
-    if model._df_model is None:
-        model._df_model = float(model.rank - model.k_constant)
-    if model._df_resid is None:
-        model.df_resid = model.nobs - model.rank
-    beta = np.dot(model.pinv_wexog, model.wendog)
-    return RegressionResultsWrapper(OLSResults(model, beta, normalized_cov_params=model.normalized_cov_params,
-                                               cov_type="HC3", cov_kwds=None, use_t=None))
+    Why: the pseudo-inverse (an SVD of respondents x parameters) and the leverage of every respondent
+    depend on the design alone, and are most of the fit's time. They are worked out once, by statsmodels'
+    own functions on the same arrays, so every fit is what OLS.fit(method="pinv") gives, to the last bit
+    (test_voice_shortcuts compares it with statsmodels' fit)."""
+
+    def __init__(self, design: pd.DataFrame):
+        import statsmodels.api as sm  # here, not at the top: loading it costs every Dagster process a second
+        from statsmodels.regression.linear_model import OLSResults
+        from statsmodels.tools.tools import pinv_extended
+
+        self.design, self._sm = design, sm
+        self.pinv, singular = pinv_extended(sm.OLS(np.zeros(len(design)), design).wexog)
+        self.singular = singular
+        self.normalized_cov = np.dot(self.pinv, np.transpose(self.pinv))
+        self.rank = np.linalg.matrix_rank(np.diag(singular))
+        leverage: list[np.ndarray] = []
+
+        class Results(OLSResults):
+            def _abat_diagonal(self, a, b):  # HC3's leverage, the same for every outcome
+                if not leverage:
+                    leverage.append(super()._abat_diagonal(a, b))
+                return leverage[0]
+
+        self._results = Results
+
+    def fit(self, y: np.ndarray):
+        from statsmodels.regression.linear_model import RegressionResultsWrapper
+        from statsmodels.tools.sm_exceptions import SingularMatrixWarning
+
+        model = self._sm.OLS(y, self.design)
+        model.pinv_wexog, model.normalized_cov_params = self.pinv, self.normalized_cov
+        model.wexog_singular_values, model.rank = self.singular, self.rank
+        if model.rank < model.wexog.shape[1]:
+            warnings.warn("The design matrix is rank-deficient. The model parameters are not uniquely determined.",
+                          SingularMatrixWarning, stacklevel=2)
+        beta = np.dot(model.pinv_wexog, model.wendog)
+        if model._df_model is None:
+            model._df_model = float(model.rank - model.k_constant)
+        if model._df_resid is None:
+            model.df_resid = model.nobs - model.rank
+        return RegressionResultsWrapper(self._results(model, beta, normalized_cov_params=model.normalized_cov_params,
+                                                      cov_type="HC3", cov_kwds=None, use_t=None))
 
 
 def _effects(fit, outcome: str, design: pd.DataFrame, levels: dict, references: dict, alpha: float) -> pd.DataFrame:

@@ -33,6 +33,7 @@ from sklearn.metrics import (
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from medmkt_assets.lib.voice.text import _CJK_CHAR, CLAUSE_BREAK, raw_tokens
 
@@ -226,7 +227,11 @@ def _polar_agreement(truth: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int = 0) -> SentimentResult:
-    """Label every comment by the better of lexicon and supervised model, judged out-of-fold on satisfaction."""
+    """Label every comment by the better of lexicon and supervised model, judged out-of-fold on satisfaction.
+
+    The out-of-fold model is first worked out on distinct comments (`_screen`); when that leaves it clearly
+    short of replacing the lexicon, the lexicon's labels are final (and the report's supervised figures are
+    the screen's), else the model is fitted on every row, fold by fold, and decides as it always did."""
     texts = [t if isinstance(t, str) else "" for t in texts]
     sat = np.asarray(pd.to_numeric(pd.Series(list(satisfaction)), errors="coerce"), dtype=float)
     if len(sat) != len(texts):
@@ -249,15 +254,18 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
     order = sorted(CLASSES)  # LogisticRegression.classes_ is sorted
     proba = _screen(np.asarray(texts, dtype=object)[scored], frame[scored], truth, folds, seed)
-    for _ in range(2):
+    every_row = proba is None
+    if every_row:
+        proba = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba")
+    while True:
         sup_labels = np.array(order, dtype=object)[proba.argmax(axis=1)]
         sup_scores = proba[:, order.index("positive")] - proba[:, order.index("negative")]
         methods["supervised"] = _figures(truth, sup_labels, sup_scores, sat[scored])
         # the lexicon is transparent and needs no labels: the model must beat it by more than noise
         gain = methods["supervised"]["cohen_kappa"] - methods["lexicon"]["cohen_kappa"]
-        if gain <= MIN_KAPPA_GAIN - SCREEN_MARGIN:
-            break  # settled on the lexicon, whose labels and figures are published
-        proba = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba")
+        if every_row or gain <= MIN_KAPPA_GAIN - SCREEN_MARGIN:
+            break  # decided: the lexicon's labels and figures, or the model's on every row, are published
+        proba, every_row = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba"), True
     method = "supervised" if gain > MIN_KAPPA_GAIN else "lexicon"
     report["reason"] = (f"{method}: out-of-fold Cohen's kappa against satisfaction {gain:+.3f} for the supervised "
                         f"model (it needs more than {MIN_KAPPA_GAIN:+.2f} to replace the lexicon)")
@@ -274,7 +282,7 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
 
 
 def _screen(texts: np.ndarray, frame: pd.DataFrame, truth: np.ndarray, folds: StratifiedKFold,
-            seed: int) -> np.ndarray:
+            seed: int) -> np.ndarray | None:
     """Out-of-fold probabilities of `_model` on the same folds, worked out on distinct comments.
 
     Why: comments repeat (a survey's phrasing is narrow), and the model's features depend only on the
@@ -286,8 +294,8 @@ def _screen(texts: np.ndarray, frame: pd.DataFrame, truth: np.ndarray, folds: St
     before whenever the supervised model comes near to being used, so published labels never come from here.
     """
     ids, distinct = pd.factorize(texts)
-    grams = frame["grams"].to_numpy()[np.unique(ids, return_index=True)[1]]
-    lexicon = frame["lexicon"].to_numpy(dtype=float)[np.unique(ids, return_index=True)[1]]
+    first = np.unique(ids, return_index=True)[1]
+    grams, lexicon = frame["grams"].to_numpy()[first], frame["lexicon"].to_numpy(dtype=float)[first]
     vocabulary: dict[str, int] = {}
     rows, cols = [], []
     for r, words in enumerate(grams):
@@ -300,19 +308,30 @@ def _screen(texts: np.ndarray, frame: pd.DataFrame, truth: np.ndarray, folds: St
     order = np.array(sorted(CLASSES), dtype=object)
     label = np.searchsorted(order, truth)
     proba = np.zeros((len(texts), len(order)))
-    for train, test in folds.split(np.zeros(len(texts)), truth):
-        n_train = np.bincount(ids[train], minlength=len(distinct)).astype(np.float64)
-        df = present.T @ n_train
-        kept = np.flatnonzero(df >= 2)  # the vectorizer's min_df
-        tf = counts[:, kept].tocsr()
-        tf.data = np.log(tf.data) + 1.0
-        tf = normalize(tf @ sparse.diags(np.log((1.0 + len(train)) / (1.0 + df[kept])) + 1.0))
-        features = sparse.hstack([tf, lexicon[:, None]]).tocsr()
-        pairs, weight = np.unique(ids[train] * len(order) + label[train], return_counts=True)
-        model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
-        model.fit(features[pairs // len(order)], order[pairs % len(order)], sample_weight=weight.astype(float))
-        proba[test] = model.predict_proba(features)[ids[test]]
+    with threadpool_limits(limits=1):  # small matrices: threads cost more than they bring
+        for train, test in folds.split(np.zeros(len(texts)), truth):
+            found = _screen_fold(train, test, ids, counts, present, lexicon, label, order, seed)
+            if found is None:
+                return None
+            proba[test] = found
     return proba
+
+
+def _screen_fold(train, test, ids, counts, present, lexicon, label, order, seed) -> np.ndarray | None:
+    """One fold of `_screen`; None when no word occurs twice (the vectorizer would refuse)."""
+    n_train = np.bincount(ids[train], minlength=counts.shape[0]).astype(np.float64)
+    df = present.T @ n_train
+    kept = np.flatnonzero(df >= 2)  # the vectorizer's min_df
+    if not len(kept):
+        return None
+    tf = counts[:, kept].tocsr()
+    tf.data = np.log(tf.data) + 1.0
+    tf = normalize(tf @ sparse.diags(np.log((1.0 + len(train)) / (1.0 + df[kept])) + 1.0))
+    features = sparse.hstack([tf, lexicon[:, None]]).tocsr()
+    pairs, weight = np.unique(ids[train] * len(order) + label[train], return_counts=True)
+    model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    model.fit(features[pairs // len(order)], order[pairs % len(order)], sample_weight=weight.astype(float))
+    return model.predict_proba(features)[ids[test]]
 
 
 def _predict(model: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
