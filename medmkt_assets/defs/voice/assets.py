@@ -7,6 +7,7 @@ marts.satisfaction_drivers, marts.nps_summary   what goes with higher or lower s
 features.search_queries, marts.search_themes, marts.search_theme_terms   what patients search for
 """
 import time
+from collections import Counter
 
 import dagster as dg
 import numpy as np
@@ -21,7 +22,7 @@ from medmkt_assets.lib.tracking import mlflow_runs
 from medmkt_assets.lib.voice import sql as Q
 from medmkt_assets.lib.voice import topics as T
 from medmkt_assets.lib.voice.deidentify import redact_many
-from medmkt_assets.lib.voice.drivers import OUTCOMES, fit_drivers, nps_interval
+from medmkt_assets.lib.voice.drivers import fit_all_drivers, nps_interval
 from medmkt_assets.lib.voice.search import assign_themes, category_documents
 from medmkt_assets.lib.voice.sentiment import fit_sentiment
 from medmkt_assets.lib.voice.text import language, tokenize
@@ -42,9 +43,20 @@ def _mart_specs(tables: dict[str, str], source: str, kinds: set[str]) -> list[dg
 
 
 def _known(frame: pd.DataFrame) -> list[list[str]]:
-    """Per row, the author's own identifiers from the restricted patients table."""
-    values = frame[list(Q.KNOWN_COLUMNS)].astype("string")
-    return [[v for v in row if isinstance(v, str) and v.strip()] for row in values.itertuples(index=False)]
+    """Per row, the author's own identifiers from the restricted patients table; none for the rows the
+    engine found cannot hold one (patient_key NULL: see lib.voice.sql.own_identifier_ctes)."""
+    known: list[list[str]] = [[] for _ in range(len(frame))]
+    own = frame.patient_key.notna().to_numpy()
+    values = frame.loc[own, list(Q.KNOWN_COLUMNS)].astype("string")
+    for i, row in zip(own.nonzero()[0], values.itertuples(index=False)):
+        known[i] = [v for v in row if isinstance(v, str) and v.strip()]
+    return known
+
+
+def _by_text(texts: pd.Series, function) -> list:
+    """`function` of each text, called once per distinct text (comments and queries repeat)."""
+    done = {t: function(t) for t in texts.drop_duplicates()}
+    return [done[t] for t in texts]
 
 
 @dg.asset(key=["features", "survey_comments"], group_name=GROUP, kinds={"duckdb"}, pool=WAREHOUSE_POOL,
@@ -62,9 +74,11 @@ def survey_comments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         "comment": [r.text if r else None for r in redacted],
         "redactions": [sum(r.counts.values()) if r else 0 for r in redacted],
     })
-    frame["language"] = [language(t) if t else None for t in frame.comment]
-    kinds = pd.Series([k for r in redacted if r for k, n in r.counts.items() for _ in range(n)],
-                      dtype="string").value_counts()
+    frame["language"] = _by_text(frame.comment, lambda t: language(t) if t else None)
+    kinds = Counter()
+    for r in redacted:
+        if r:
+            kinds.update(r.counts)
     with warehouse.transaction() as con:
         con.write_frame(frame, "features.survey_comments", query=Q.SURVEY_COMMENTS_SQL)
         n = row_count(con, "features.survey_comments")
@@ -74,7 +88,7 @@ def survey_comments(context: dg.AssetExecutionContext, warehouse: Warehouse) -> 
         "dagster/row_count": n,
         "identifiers_replaced": int(frame.redactions.sum()),
         "comments_with_identifiers": int((frame.redactions > 0).sum()),
-        "replaced_by_kind": dg.MetadataValue.json({str(k): int(v) for k, v in kinds.items()}),
+        "replaced_by_kind": dg.MetadataValue.json({k: v for k, v in kinds.most_common() if v}),
         "languages": dg.MetadataValue.json(frame.language.value_counts().to_dict()),
         "seconds": round(time.perf_counter() - started, 2),
     })
@@ -244,7 +258,7 @@ def satisfaction_drivers(context: dg.AssetExecutionContext, warehouse: Warehouse
         responses = con.execute("SELECT satisfaction, nps, segment, channel, category, facility, campaign "
                                 "FROM features.survey_responses ORDER BY survey_id").fetchdf()
         counts = con.execute(Q.NPS_COUNTS_SQL).fetchdf()
-    drivers = pd.concat([fit_drivers(responses, outcome) for outcome in OUTCOMES], ignore_index=True)
+    drivers = fit_all_drivers(responses)
     nps = nps_table(counts)
     with warehouse.transaction() as con:
         con.write_frame(drivers, "marts.satisfaction_drivers", query=DRIVERS_SQL)
@@ -313,13 +327,16 @@ def search_queries(context: dg.AssetExecutionContext, warehouse: Warehouse) -> d
     redacted = redact_many(raw["query"].tolist(), _known(raw))
     frame = pd.DataFrame({"patient_key": raw.patient_key, "query_raw": raw["query"],
                           "query": [r.text if r else None for r in redacted]})
-    frame["theme"] = assign_themes(frame["query"].fillna("").tolist(), category_documents(products))
+    asked = frame["query"].fillna("")
+    distinct = asked.drop_duplicates()
+    themes = dict(zip(distinct, assign_themes(distinct.tolist(), category_documents(products))))
+    frame["theme"] = asked.map(themes)
     with warehouse.transaction() as con:
         con.write_frame(frame, "features.search_queries", query=Q.SEARCH_QUERIES_SQL)
         n = row_count(con, "features.search_queries")
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": n, "distinct_queries": len(frame),
-        "queries_with_identifiers": int(sum(1 for r in redacted if r and r.counts))})
+        "dagster/row_count": n, "distinct_queries": int(raw.pairs.sum()),
+        "queries_with_identifiers": int(sum(k for r, k in zip(redacted, raw.pairs) if r and r.counts))})
 
 
 @dg.multi_asset(

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import logging
 import re
+import re._constants as _sre
+import re._parser as _sre_parse
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -173,6 +175,91 @@ _RULES: list[tuple[str, re.Pattern, str | None]] = [
 ]]
 
 
+
+# ---- what a rule's every match holds ------------------------------------------------------------------
+# Most rules cannot match most texts, and asking the regex engine costs more than looking for one character
+# it needs: `_required` reads a pattern's parse tree for characters of which every match holds at least one
+# (a rule needing '@', a digit, or one of its cue words' first characters); a text holding none of them is
+# left alone without running the rule. Only what consumes characters counts (lookarounds and optional parts
+# do not), so the test can only skip a rule that would have found nothing.
+
+_CATEGORIES = {_sre.CATEGORY_DIGIT: [(48, 57)], _sre.CATEGORY_SPACE: [(9, 13), (32, 32)],
+               _sre.CATEGORY_WORD: [(48, 57), (65, 90), (95, 95), (97, 122)]}  # ASCII-mode classes
+
+
+def _cased(lo: int, hi: int, ignore_case: bool) -> list[tuple[int, int]] | None:
+    """The code point range lo-hi, and under IGNORECASE the other case of its ASCII letters; None when
+    it holds a non-ASCII letter with a case (left to the regex engine)."""
+    if not ignore_case:
+        return [(lo, hi)]
+    if any(chr(c).lower() != chr(c).upper() for c in range(max(lo, 128), hi + 1)):
+        return None
+    out = [(lo, hi)]
+    for a, b in ((65, 90), (97, 122)):
+        if max(lo, a) <= min(hi, b):
+            out.append((max(lo, a) ^ 32, min(hi, b) ^ 32))
+    return out
+
+
+def _required(items, ignore_case: bool) -> list[tuple[int, int]] | None:
+    """Ranges of which every match of a parsed sequence holds a character: the fewest of any one of its
+    parts that must match; None when no part must."""
+    best = None
+    for op, av in items:
+        found = _required_by(op, av, ignore_case)
+        if found is not None and (best is None or _width(found) < _width(best)):
+            best = found
+    return best
+
+
+def _width(ranges: list[tuple[int, int]]) -> int:
+    return sum(b - a + 1 for a, b in ranges)
+
+
+def _required_by(op, av, ignore_case: bool) -> list[tuple[int, int]] | None:
+    if op is _sre.LITERAL:
+        return _cased(av, av, ignore_case)
+    if op is _sre.IN:
+        out: list[tuple[int, int]] = []
+        for item, value in av:
+            found = (_cased(value, value, ignore_case) if item is _sre.LITERAL
+                     else _cased(*value, ignore_case) if item is _sre.RANGE
+                     else _CATEGORIES.get(value) if item is _sre.CATEGORY else None)  # NEGATE: unknown
+            if found is None:
+                return None
+            out += found
+        return out
+    if op is _sre.SUBPATTERN:
+        _, add, remove, inner = av
+        return _required(inner, (ignore_case or bool(add & re.IGNORECASE)) and not remove & re.IGNORECASE)
+    if op is _sre.BRANCH:
+        out = []
+        for branch in av[1]:
+            found = _required(branch, ignore_case)
+            if found is None:
+                return None
+            out += found
+        return out
+    if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT, _sre.POSSESSIVE_REPEAT):
+        return _required(av[2], ignore_case) if av[0] >= 1 else None
+    if op is _sre.ATOMIC_GROUP:
+        return _required(av, ignore_case)
+    return None  # ANY, anchors, lookarounds, back references: nothing required
+
+
+def required_characters(pattern: re.Pattern) -> re.Pattern | None:
+    """A character class of which every match of `pattern` (compiled with re.ASCII) holds a character."""
+    if not pattern.flags & re.ASCII:
+        return None
+    found = _required(_sre_parse.parse(pattern.pattern, pattern.flags), bool(pattern.flags & re.IGNORECASE))
+    if not found:
+        return None
+    return re.compile("[" + "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "")
+                                    for a, b in sorted(set(found))) + "]")
+
+
+_NEEDS = [required_characters(pattern) for _, pattern, _ in _RULES]
+
 @dataclass(frozen=True)
 class Redacted:
     """The text with typed placeholders and how many of each kind were replaced."""
@@ -208,7 +295,7 @@ def redact_many(texts: Sequence[str | None], known: Sequence[Iterable[str]] | No
     out: list[Redacted | None] = []
     for i, text in enumerate(texts):
         ids = list(known[i]) if known is not None and known[i] is not None else []
-        if ids and isinstance(text, str) and not _known_rules(ids, text):
+        if ids and isinstance(text, str) and not _holds_known(ids, text):
             ids = []
         if ids or not isinstance(text, str):
             out.append(redact(text, ids))
@@ -222,11 +309,24 @@ def redact_many(texts: Sequence[str | None], known: Sequence[Iterable[str]] | No
 def _one_pass(text: str, known_rules: list[tuple[str, re.Pattern]], counts: Counter) -> str:
     for kind, pattern in known_rules:
         text = _apply(pattern, kind, text, counts)
-    for kind, pattern, check in _RULES:
-        text = _apply(pattern, kind, text, counts, _CHECKS[check] if check else None)
+    text, found = _rules_pass(text)
+    for kind, n in found:
+        counts[kind] += n
+    return text
+
+
+@lru_cache(maxsize=1 << 17)
+def _rules_pass(text: str) -> tuple[str, tuple[tuple[str, int], ...]]:
+    """The pattern rules and jieba's names over `text`, and what they replaced (in the order first found).
+    Remembered: a text is seen again in the next pass, and texts that differed only in an identifier of
+    their author are the same text once it is replaced."""
+    counts: Counter = Counter()
+    for (kind, pattern, check), needs in zip(_RULES, _NEEDS):
+        if needs is None or needs.search(text):
+            text = _apply(pattern, kind, text, counts, _CHECKS[check] if check else None)
     if _HAS_CJK.search(text):
         text = _jieba_names(text, counts)
-    return text
+    return text, tuple(counts.items())
 
 
 def _apply(pattern: re.Pattern, kind: str, text: str, counts: Counter, check=None) -> str:
@@ -341,11 +441,24 @@ def _might_contain(text: str, value: str, kind: str) -> bool:
     return squash.sub("", value.lower()) in hay
 
 
+# An author's patterns, compiled once per spelling: names and birth dates recur among authors, and there are
+# more of them than the re module's own cache holds.
+_compiled = lru_cache(maxsize=1 << 15)(re.compile)
+
+
+def _known_values(known: Iterable[str]) -> list[str]:
+    return sorted({str(k).strip() for k in (known or ()) if k is not None and len(str(k).strip()) >= 2},
+                  key=len, reverse=True)
+
+
+def _holds_known(known: Iterable[str], text: str) -> bool:
+    """Whether `_known_rules` would give any rule, without compiling them."""
+    return any(_might_contain(text, value, _known_kind(value)) for value in _known_values(known))
+
+
 def _known_rules(known: Iterable[str], text: str) -> list[tuple[str, re.Pattern]]:
     rules: list[tuple[str, re.Pattern]] = []
-    values = sorted({str(k).strip() for k in (known or ()) if k is not None and len(str(k).strip()) >= 2},
-                    key=len, reverse=True)
-    for value in values:
+    for value in _known_values(known):
         kind = _known_kind(value)
         if not _might_contain(text, value, kind):
             continue
@@ -354,26 +467,26 @@ def _known_rules(known: Iterable[str], text: str) -> list[tuple[str, re.Pattern]
             if value.lstrip().startswith(("+", "00")) and len(digits) > 10:  # drop the country code
                 digits = re.sub(r"^(?:00)?(?:86|852|853|886|44|1)", "", digits)
             body = r"[\s\-().]*".join(digits)
-            rules.append((kind, re.compile(rf"(?<!\d)(?:(?:\+|00)\s*\d{{1,3}}[\s\-]*)?\(?{body}(?!\d)")))
+            rules.append((kind, _compiled(rf"(?<!\d)(?:(?:\+|00)\s*\d{{1,3}}[\s\-]*)?\(?{body}(?!\d)")))
         elif kind == "DATE":  # a birth date in any of its spellings: 1985-03-02, 1985/3/2, 1985年3月2日
             y, m, d = _KNOWN_DATE.fullmatch(value).groups()
-            rules.append((kind, re.compile(rf"(?<!\d){y}\s*[\-/.年]\s*0?{int(m)}\s*[\-/.月]\s*0?{int(d)}(?:\s*[日号])?(?!\d)")))
+            rules.append((kind, _compiled(rf"(?<!\d){y}\s*[\-/.年]\s*0?{int(m)}\s*[\-/.月]\s*0?{int(d)}(?:\s*[日号])?(?!\d)")))
         elif kind == "NAME" and not _HAS_CJK.search(value):
             parts = value.split()
-            rules.append((kind, re.compile(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.IGNORECASE)))
+            rules.append((kind, _compiled(r"(?<![A-Za-z])" + r"[\s.,]*".join(map(re.escape, parts)) + r"(?![A-Za-z])", re.IGNORECASE)))
             if len(parts) > 1:  # also each capitalised part on its own ("Mr Smith", "John")
                 for part in sorted(parts, key=len, reverse=True):
                     if len(part) >= 3:
-                        rules.append((kind, re.compile(rf"(?<![A-Za-z]){re.escape(part.capitalize())}(?![A-Za-z])|"
+                        rules.append((kind, _compiled(rf"(?<![A-Za-z]){re.escape(part.capitalize())}(?![A-Za-z])|"
                                                        rf"(?<![A-Za-z]){re.escape(part.upper())}(?![A-Za-z])")))
         elif kind == "NAME":
-            rules.append((kind, re.compile(r"\s*".join(re.escape(c) for c in value.replace(" ", "")))))
+            rules.append((kind, _compiled(r"\s*".join(re.escape(c) for c in value.replace(" ", "")))))
             if len(value) == 3 and value[0] in SURNAMES:  # the given name alone ("小明")
-                rules.append((kind, re.compile(re.escape(value[1:]))))
+                rules.append((kind, _compiled(re.escape(value[1:]))))
         elif kind == "ID_NUMBER":
-            rules.append((kind, re.compile(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.IGNORECASE)))
+            rules.append((kind, _compiled(r"[\s\-]?".join(re.escape(c) for c in value.replace(" ", "")), re.IGNORECASE)))
         else:
-            rules.append((kind, re.compile(r"\s*".join(map(re.escape, value.split())), re.IGNORECASE)))
+            rules.append((kind, _compiled(r"\s*".join(map(re.escape, value.split())), re.IGNORECASE)))
     return rules
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from scipy import sparse
 from scipy.stats import spearmanr
 from sklearn.compose import ColumnTransformer
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -31,6 +32,8 @@ from sklearn.metrics import (
 )
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import normalize
+from threadpoolctl import threadpool_limits
 
 from medmkt_assets.lib.voice.text import _CJK_CHAR, CLAUSE_BREAK, raw_tokens
 
@@ -41,6 +44,7 @@ NEGATIVE_AT = 0.1
 MIN_SUPERVISED = 200
 MIN_CLASS = 20
 MIN_KAPPA_GAIN = 0.02  # kappa a supervised model must add over the lexicon to be used
+SCREEN_MARGIN = 0.005  # the screening model (`_screen`) settles on the lexicon only this far below MIN_KAPPA_GAIN
 FOLDS = 5
 NEGATION_WINDOW = 3  # a negator reaches the next sentiment word within this many words
 NEGATED = -0.75  # "not good" is bad, but less than "bad"; "not bad" is mildly good
@@ -181,8 +185,13 @@ def _identity(tokens: list[str]) -> list[str]:
 
 
 def _frame(texts: Sequence[str]) -> pd.DataFrame:
-    tokens = [raw_tokens(t) for t in texts]
-    return pd.DataFrame({"grams": [_bigrams(t) for t in tokens], "lexicon": [token_score(t) for t in tokens]})
+    """Words and pairs, and the lexicon score, of each text (worked out once per distinct text: comments repeat)."""
+    done = {}
+    for text in texts:
+        if text not in done:
+            tokens = raw_tokens(text)
+            done[text] = (_bigrams(tokens), token_score(tokens))
+    return pd.DataFrame({"grams": [done[t][0] for t in texts], "lexicon": [done[t][1] for t in texts]})
 
 
 def _model(seed: int) -> Pipeline:
@@ -197,16 +206,19 @@ def _figures(truth: np.ndarray, labels: np.ndarray, scores: np.ndarray, satisfac
         return {"n": 0, "accuracy": float("nan"), "macro_f1": float("nan"), "cohen_kappa": float("nan"),
                 "spearman": None, "confusion_labels": list(CLASSES), "confusion": [[0] * 3 for _ in CLASSES]}
     rho = spearmanr(scores, satisfaction).statistic if len(truth) > 2 and np.ptp(scores) > 0 else float("nan")
+    # the metrics on class numbers: the same figures, without sorting hundreds of thousands of strings
+    true, found, classes = (pd.Categorical(truth, CLASSES).codes, pd.Categorical(labels, CLASSES).codes,
+                            list(range(len(CLASSES))))
     return {"n": len(truth),
-            "accuracy": float(accuracy_score(truth, labels)),
-            "macro_f1": float(f1_score(truth, labels, labels=list(CLASSES), average="macro", zero_division=0)),
-            "cohen_kappa": float(cohen_kappa_score(truth, labels, labels=list(CLASSES))),
+            "accuracy": float(accuracy_score(true, found)),
+            "macro_f1": float(f1_score(true, found, labels=classes, average="macro", zero_division=0)),
+            "cohen_kappa": float(cohen_kappa_score(true, found, labels=classes)),
             "spearman": None if np.isnan(rho) else float(rho),
             # what a marketer asks first: of the clearly pleased (4-5) and displeased (1-2), how many
             # comments read that way (a 3 can be written either way, so it is left out here)
             "polar_agreement": _polar_agreement(truth, labels),
             "confusion_labels": list(CLASSES),
-            "confusion": confusion_matrix(truth, labels, labels=list(CLASSES)).tolist()}
+            "confusion": confusion_matrix(true, found, labels=classes).tolist()}
 
 
 def _polar_agreement(truth: np.ndarray, labels: np.ndarray) -> float:
@@ -215,7 +227,11 @@ def _polar_agreement(truth: np.ndarray, labels: np.ndarray) -> float:
 
 
 def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int = 0) -> SentimentResult:
-    """Label every comment by the better of lexicon and supervised model, judged out-of-fold on satisfaction."""
+    """Label every comment by the better of lexicon and supervised model, judged out-of-fold on satisfaction.
+
+    The out-of-fold model is first worked out on distinct comments (`_screen`); when that leaves it clearly
+    short of replacing the lexicon, the lexicon's labels are final (and the report's supervised figures are
+    the screen's), else the model is fitted on every row, fold by fold, and decides as it always did."""
     texts = [t if isinstance(t, str) else "" for t in texts]
     sat = np.asarray(pd.to_numeric(pd.Series(list(satisfaction)), errors="coerce"), dtype=float)
     if len(sat) != len(texts):
@@ -236,13 +252,20 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
         return SentimentResult(lex_labels.astype(str), lex_scores, "lexicon", {**report, **methods["lexicon"],
                                "method": "lexicon", "labels_out_of_fold": False})
     folds = StratifiedKFold(n_splits=FOLDS, shuffle=True, random_state=seed)
-    proba = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba")
     order = sorted(CLASSES)  # LogisticRegression.classes_ is sorted
-    sup_labels = np.array(order, dtype=object)[proba.argmax(axis=1)]
-    sup_scores = proba[:, order.index("positive")] - proba[:, order.index("negative")]
-    methods["supervised"] = _figures(truth, sup_labels, sup_scores, sat[scored])
-    # the lexicon is transparent and needs no labels: the model must beat it by more than noise
-    gain = methods["supervised"]["cohen_kappa"] - methods["lexicon"]["cohen_kappa"]
+    proba = _screen(np.asarray(texts, dtype=object)[scored], frame[scored], truth, folds, seed)
+    every_row = proba is None
+    if every_row:
+        proba = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba")
+    while True:
+        sup_labels = np.array(order, dtype=object)[proba.argmax(axis=1)]
+        sup_scores = proba[:, order.index("positive")] - proba[:, order.index("negative")]
+        methods["supervised"] = _figures(truth, sup_labels, sup_scores, sat[scored])
+        # the lexicon is transparent and needs no labels: the model must beat it by more than noise
+        gain = methods["supervised"]["cohen_kappa"] - methods["lexicon"]["cohen_kappa"]
+        if every_row or gain <= MIN_KAPPA_GAIN - SCREEN_MARGIN:
+            break  # decided: the lexicon's labels and figures, or the model's on every row, are published
+        proba, every_row = cross_val_predict(_model(seed), frame[scored], truth, cv=folds, method="predict_proba"), True
     method = "supervised" if gain > MIN_KAPPA_GAIN else "lexicon"
     report["reason"] = (f"{method}: out-of-fold Cohen's kappa against satisfaction {gain:+.3f} for the supervised "
                         f"model (it needs more than {MIN_KAPPA_GAIN:+.2f} to replace the lexicon)")
@@ -256,6 +279,59 @@ def fit_sentiment(texts: Sequence[str], satisfaction: Sequence[float], seed: int
         labels[~scored], scores[~scored] = _predict(model, frame[~scored])
     return SentimentResult(labels.astype(str), scores, method,
                            {**report, **methods["supervised"], "method": method, "labels_out_of_fold": True}, model)
+
+
+def _screen(texts: np.ndarray, frame: pd.DataFrame, truth: np.ndarray, folds: StratifiedKFold,
+            seed: int) -> np.ndarray | None:
+    """Out-of-fold probabilities of `_model` on the same folds, worked out on distinct comments.
+
+    Why: comments repeat (a survey's phrasing is narrow), and the model's features depend only on the
+    text. Each fold's TF-IDF is counted over its training comments as the vectorizer counts them (document
+    frequencies with repeats, min_df, smoothed idf, sublinear tf, l2), and the regression is fitted on each
+    distinct (comment, label) once, weighted by how often it occurs: the same loss as on every row, so the
+    same model up to the solver's rounding (the balanced class weights count sample weights). That is
+    precise enough to settle a clear decision for the lexicon; `fit_sentiment` refits on every row as
+    before whenever the supervised model comes near to being used, so published labels never come from here.
+    """
+    ids, distinct = pd.factorize(texts)
+    first = np.unique(ids, return_index=True)[1]
+    grams, lexicon = frame["grams"].to_numpy()[first], frame["lexicon"].to_numpy(dtype=float)[first]
+    vocabulary: dict[str, int] = {}
+    rows, cols = [], []
+    for r, words in enumerate(grams):
+        for w in words:
+            rows.append(r)
+            cols.append(vocabulary.setdefault(w, len(vocabulary)))
+    counts = sparse.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(len(distinct), max(len(vocabulary), 1)))
+    counts.sum_duplicates()
+    present = (counts > 0).astype(np.float64).tocsc()
+    order = np.array(sorted(CLASSES), dtype=object)
+    label = np.searchsorted(order, truth)
+    proba = np.zeros((len(texts), len(order)))
+    with threadpool_limits(limits=1):  # small matrices: threads cost more than they bring
+        for train, test in folds.split(np.zeros(len(texts)), truth):
+            found = _screen_fold(train, test, ids, counts, present, lexicon, label, order, seed)
+            if found is None:
+                return None
+            proba[test] = found
+    return proba
+
+
+def _screen_fold(train, test, ids, counts, present, lexicon, label, order, seed) -> np.ndarray | None:
+    """One fold of `_screen`; None when no word occurs twice (the vectorizer would refuse)."""
+    n_train = np.bincount(ids[train], minlength=counts.shape[0]).astype(np.float64)
+    df = present.T @ n_train
+    kept = np.flatnonzero(df >= 2)  # the vectorizer's min_df
+    if not len(kept):
+        return None
+    tf = counts[:, kept].tocsr()
+    tf.data = np.log(tf.data) + 1.0
+    tf = normalize(tf @ sparse.diags(np.log((1.0 + len(train)) / (1.0 + df[kept])) + 1.0))
+    features = sparse.hstack([tf, lexicon[:, None]]).tocsr()
+    pairs, weight = np.unique(ids[train] * len(order) + label[train], return_counts=True)
+    model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    model.fit(features[pairs // len(order)], order[pairs % len(order)], sample_weight=weight.astype(float))
+    return model.predict_proba(features)[ids[test]]
 
 
 def _predict(model: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -2,14 +2,101 @@
 aggregates that are published (with small cells hidden)."""
 from medmkt_assets.lib.privacy.suppression import SMALL_CELL_MAX
 
-# Each comment beside what its author's own record says of them: lib.voice.deidentify replaces those
-# exact strings wherever they appear (the pattern rules catch the rest). Runs in the restricted area.
-COMMENTS_TO_REDACT_SQL = """
-SELECT DISTINCT r.survey_id, r.comment, p.full_name, p.phone, p.email, p.address, p.patient_id,
-       CAST(p.birth_date AS VARCHAR) AS birth_date
-FROM restricted.surveys r LEFT JOIN restricted.patients p USING (patient_key)
-ORDER BY r.survey_id"""
 KNOWN_COLUMNS = ("full_name", "phone", "email", "address", "patient_id", "birth_date")
+
+# ---- Which texts may hold one of their author's own identifiers ---------------------------------------
+# lib.voice.deidentify replaces an author's own identifiers (from restricted.patients) wherever they appear,
+# but few texts hold one, and asking Python for each (patient, text) pair costs more than all the rest.
+# So the engine decides: `own` below is every pair for which deidentify._might_contain holds for one of the
+# author's values, spelled in SQL: each value's kind as deidentify._known_kind decides it, then whether its
+# cheap form is in the text's. The spelling is exact for "plain" text and values (the characters of
+# PLAIN_CHARS, on which Python, DuckDB and Spark agree about case, white space and digits); any other
+# character, or a value with white space at either end, puts the pair in `own` regardless, and
+# redact_many repeats the exact test for every pair in `own`. So a pair left out can hold none of its
+# author's identifiers, and its text is redacted once for everyone who wrote it.
+_WS = "\t\n\r "
+PLAIN_CHARS = (" -~\t\n\r\u2010-\u2027\u3001-\u3029\u3030-\u303f\u4e00-\u9fff"
+               "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65")
+_NOT_PLAIN = f"'[^{PLAIN_CHARS}]'"
+_CJK = "'[\u4e00-\u9fff]'"
+_KNOWN_DATE = "'^(19|20)[0-9][0-9][-/.\u5e74][0-9][0-9]?[-/.\u6708][0-9][0-9]?\u65e5?([ T][0-9:.]+)?$'"
+_ALL_KNOWN = "concat_ws('|', '', " + ", ".join(KNOWN_COLUMNS) + ", '')"
+
+
+def _squash(x: str) -> str:
+    """_might_contain's `squash(x.lower())`: lower case without white space and hyphens."""
+    return (f"CASE WHEN regexp_matches({x}, '[{_WS}-]') THEN regexp_replace(lower({x}), '[{_WS}-]', '', 'g') "
+            f"ELSE lower({x}) END")
+
+
+def _kind(v: str) -> str:
+    """deidentify._known_kind of a plain value, with the NAME kind split by the test _might_contain makes."""
+    return f"""CASE
+        WHEN odd THEN 'any'
+        WHEN length({v}) < 2 THEN 'none'
+        WHEN contains({v}, '@') THEN 'squash'
+        WHEN left({v}, 2) IN ('19', '20') AND regexp_matches({v}, {_KNOWN_DATE}) THEN 'date'
+        WHEN NOT regexp_matches({v}, '[^0-9{_WS}+().-]') AND regexp_matches({v}, '([0-9][^0-9]*){{7}}') THEN 'phone'
+        WHEN regexp_matches({v}, '[0-9]') THEN 'squash'
+        WHEN regexp_matches({v}, {_CJK}) THEN CASE WHEN length({v}) = 3 THEN 'given_name' ELSE 'squash' END
+        WHEN regexp_matches({v}, '[\t\n\r]|  ') OR length({v}) - length(replace({v}, ' ', '')) > 2 THEN 'any'
+        ELSE 'latin_name' END"""
+
+
+def _needles(c: str) -> str:
+    """The form of value `c` that _might_contain looks for (a Latin name: each of its up to three words)."""
+    k = f"k_{c}"
+    return (f"{k}, CASE {k} WHEN 'squash' THEN {_squash(c)} WHEN 'date' THEN left({c}, 4) "
+            f"WHEN 'phone' THEN right(regexp_replace({c}, '[^0-9]', '', 'g'), 7) WHEN 'given_name' THEN substr({c}, 2) "
+            f"WHEN 'latin_name' THEN lower(split_part({c}, ' ', 1)) END AS n_{c}, "
+            f"CASE WHEN {k} = 'latin_name' THEN nullif(lower(split_part({c}, ' ', 2)), '') END AS n2_{c}, "
+            f"CASE WHEN {k} = 'latin_name' THEN nullif(lower(split_part({c}, ' ', 3)), '') END AS n3_{c}")
+
+
+def _found(c: str) -> str:
+    return (f"coalesce(CASE k_{c} WHEN 'any' THEN true WHEN 'none' THEN false "
+            f"WHEN 'phone' THEN contains(t.digits, n_{c}) WHEN 'date' THEN contains(t.text, n_{c}) "
+            f"ELSE contains(t.hay, n_{c}) OR coalesce(contains(t.hay, n2_{c}), false) "
+            f"OR coalesce(contains(t.hay, n3_{c}), false) END, false)")
+
+
+def own_identifier_ctes(pairs: str) -> str:
+    """CTEs after `WITH pairs AS (SELECT patient_key, text ...)`, ending in `own`: the distinct
+    (patient_key, text) pairs whose text may hold one of the author's own identifiers."""
+    return f"""
+authors AS (
+    SELECT *, regexp_matches({_ALL_KNOWN}, {_NOT_PLAIN}) OR regexp_matches({_ALL_KNOWN}, '[|][{_WS}]|[{_WS}][|]') AS odd
+    FROM (SELECT patient_key, full_name, phone, email, address, patient_id, CAST(birth_date AS VARCHAR) AS birth_date
+          FROM restricted.patients WHERE patient_key IN (SELECT patient_key FROM {pairs}))
+),
+kinds AS (SELECT patient_key, {", ".join(KNOWN_COLUMNS)}, {", ".join(f"{_kind(c)} AS k_{c}" for c in KNOWN_COLUMNS)}
+          FROM authors),
+needles AS (SELECT patient_key, {", ".join(_needles(c) for c in KNOWN_COLUMNS)} FROM kinds),
+texts AS (
+    SELECT text, {_squash('text')} AS hay, regexp_replace(text, '[^0-9]', '', 'g') AS digits,
+           regexp_matches(text, {_NOT_PLAIN}) AS odd
+    FROM (SELECT DISTINCT text FROM {pairs} WHERE text IS NOT NULL)
+),
+own AS (
+    SELECT DISTINCT r.patient_key, r.text
+    FROM {pairs} r JOIN texts t ON t.text = r.text JOIN needles n ON n.patient_key = r.patient_key
+    WHERE t.odd OR {" OR ".join(_found(c) for c in KNOWN_COLUMNS)}
+)"""
+
+
+_KNOWN_OF_P = ", ".join(f"p.{c}" for c in KNOWN_COLUMNS[:-1]) + ", CAST(p.birth_date AS VARCHAR) AS birth_date"
+
+# Each comment, and for those that may hold one of their author's identifiers (`own`) the author's key and
+# what their record says of them (lib.voice.deidentify replaces those strings wherever they appear; the
+# pattern rules catch the rest). Runs in the restricted area.
+COMMENTS_TO_REDACT_SQL = f"""
+WITH pairs AS (SELECT DISTINCT patient_key, comment AS text FROM restricted.surveys),
+{own_identifier_ctes("pairs")}
+SELECT DISTINCT r.survey_id, r.comment, o.patient_key, {_KNOWN_OF_P}
+FROM restricted.surveys r
+LEFT JOIN own o ON o.patient_key = r.patient_key AND o.text = r.comment
+LEFT JOIN restricted.patients p ON p.patient_key = o.patient_key
+ORDER BY r.survey_id"""
 
 # features.survey_comments: the de-identified comment (the frame) beside its response.
 SURVEY_COMMENTS_SQL = """
@@ -57,21 +144,32 @@ FROM (SELECT 'overall' AS dimension, 'all' AS level, nps FROM features.survey_re
 WHERE nps IS NOT NULL
 GROUP BY dimension, level ORDER BY dimension, level"""
 
-# Search queries with what their searcher's own record says of them (restricted area), one row per
-# distinct (patient, query): the redacted text is joined back by both.
-QUERIES_TO_REDACT_SQL = """
-SELECT DISTINCT e.patient_key, e.query, p.full_name, p.phone, p.email, p.address, p.patient_id,
-       CAST(p.birth_date AS VARCHAR) AS birth_date
-FROM restricted.events e LEFT JOIN restricted.patients p USING (patient_key)"""
+# Search queries to redact, in the restricted area: every distinct query (patient_key NULL; `pairs`: how
+# many distinct searchers, an anonymous one counted once, searched it without their own identifiers in it),
+# and each (searcher, query) pair that may hold the searcher's own identifiers (`own`), with their record.
+QUERIES_TO_REDACT_SQL = f"""
+WITH pairs AS (SELECT DISTINCT patient_key, query AS text FROM restricted.events),
+{own_identifier_ctes("pairs")},
+queries AS (
+    SELECT NULL AS patient_key, r.text, count(*) - count(o.text) AS pairs
+    FROM pairs r LEFT JOIN own o ON o.patient_key = r.patient_key AND o.text = r.text
+    GROUP BY r.text
+    UNION ALL SELECT patient_key, text, 1 FROM own
+)
+SELECT q.patient_key, q.text AS query, q.pairs, {_KNOWN_OF_P}
+FROM queries q LEFT JOIN restricted.patients p ON p.patient_key = q.patient_key
+ORDER BY q.text, q.patient_key NULLS FIRST"""
 
-# features.search_queries: each search as month, region, the source's category and the redacted query.
+# features.search_queries: each search as month, region, the source's category and the redacted query
+# (the frame: each query's redaction for everyone, patient_key NULL, and the searcher's own where it has one).
 SEARCH_QUERIES_SQL = """
 SELECT CAST(date_trunc('month', e.occurred_at) AS DATE) AS month, coalesce(p.region, 'unknown') AS region,
-       e.patient_key, e.category, CAST(f.query AS VARCHAR) AS query,
-       coalesce(e.category, CAST(f.theme AS VARCHAR)) AS theme
+       e.patient_key, e.category,
+       CAST(CASE WHEN o.query_raw IS NULL THEN f.query ELSE o.query END AS VARCHAR) AS query,
+       coalesce(e.category, CAST(CASE WHEN o.query_raw IS NULL THEN f.theme ELSE o.theme END AS VARCHAR)) AS theme
 FROM restricted.events e
-JOIN frame f ON CAST(f.query_raw AS VARCHAR) = e.query
-     AND CAST(f.patient_key AS VARCHAR) IS NOT DISTINCT FROM e.patient_key
+JOIN frame f ON CAST(f.query_raw AS VARCHAR) = e.query AND f.patient_key IS NULL
+LEFT JOIN frame o ON CAST(o.query_raw AS VARCHAR) = e.query AND CAST(o.patient_key AS VARCHAR) = e.patient_key
 LEFT JOIN staging.patients p ON p.patient_key = e.patient_key"""
 
 # marts.search_themes: searches and searchers per month, region and theme; anonymous searches count

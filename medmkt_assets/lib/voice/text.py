@@ -12,6 +12,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterable
+from functools import lru_cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -74,6 +75,12 @@ def raw_tokens(text: str) -> list[str]:
     Placeholders, numbers and symbols are gone; stop words, negators and intensifiers stay, which is
     what negation handling and the sentiment model's bigrams need.
     """
+    return list(_raw_tokens(text or ""))
+
+
+@lru_cache(maxsize=1 << 16)
+def _raw_tokens(text: str) -> tuple[str, ...]:
+    """Remembered: the topic model and the sentiment model read the same comments, and comments repeat."""
     out: list[str] = []
     for piece in _PIECE.findall(PLACEHOLDER.sub(" , ", text or "")):
         if _CJK_CHAR.match(piece):
@@ -82,7 +89,7 @@ def raw_tokens(text: str) -> list[str]:
             out.append(piece.lower().replace("’", "'"))
         elif not out or out[-1] != CLAUSE_BREAK:
             out.append(CLAUSE_BREAK)
-    return out
+    return tuple(out)
 
 
 def is_content(token: str) -> bool:

@@ -58,13 +58,17 @@ class TopicModel:
     def assign(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Topic per text (-1: no theme and none of the discovered topics' words) and its weight (0-1):
         the share of the text's theme words that name its theme, or its NMF topic's share."""
-        tokens = [tokenize(t) for t in texts]
+        tokens = _tokens(texts)
         topic = np.full(len(tokens), -1, dtype=np.int64)
         weight = np.zeros(len(tokens), dtype=np.float64)
         matcher = _ThemeMatcher([Theme(name, "", "", keywords) for name, keywords in zip(self.themes, self.theme_keywords)])
+        primary: dict[int, tuple[int, float]] = {}  # by token list: a repeated comment shares its list
         rest = []
         for i, words in enumerate(tokens):
-            topic[i], weight[i] = matcher.primary(words)
+            found = primary.get(id(words))
+            if found is None:
+                found = primary[id(words)] = matcher.primary(words)
+            topic[i], weight[i] = found
             if topic[i] < 0:
                 rest.append(i)
         if self.residual is not None and rest:
@@ -73,6 +77,12 @@ class TopicModel:
             topic[np.array(rest)[found]] = ids[found] + len(self.themes)
             weight[np.array(rest)[found]] = shares[found]
         return topic, weight
+
+
+def _tokens(texts: Sequence[str]) -> list[list[str]]:
+    """`tokenize` of each text, one list per distinct text (shared by its repeats, which must not change it)."""
+    done: dict[str, list[str]] = {}
+    return [done[t] if t in done else done.setdefault(t, tokenize(t)) for t in texts]
 
 
 def npmi_coherence(binary_docs: sparse.csc_matrix, term_ids: Sequence[int]) -> float:
@@ -163,7 +173,7 @@ def fit_topics(texts: Sequence[str], n_topics: int | None = None, seed: int = 0,
     texts = list(texts)
     rng = np.random.default_rng(seed)
     sample = texts if len(texts) <= max_fit else [texts[i] for i in np.sort(rng.choice(len(texts), max_fit, replace=False))]
-    tokens = [tokenize(t) for t in sample]
+    tokens = _tokens(sample)
     themes = load_themes()
     matcher = _ThemeMatcher(themes)
     primary = np.array([matcher.primary(t)[0] for t in tokens], dtype=np.int64)
