@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from medmkt_assets.lib.models.profiles import age_band_sql
+from medmkt_assets.lib.privacy.pseudonym import clean_id, clean_id_sql
 from medmkt_assets.lib.privacy.suppression import (
     hide_complement,
     is_small_cell,
@@ -92,3 +93,36 @@ def test_hide_complement_widens_a_lone_hidden_cell_only():
     assert hidden.tolist() == [True, False, True, True, True, True]
     empty = frame.iloc[:0]
     assert hide_complement(empty.n.between(1, 10), empty.n, empty[["g"]]).empty  # no campaigns, no cells
+
+
+# Spellings around values that staging parses: every ID_WHITESPACE character, other Unicode
+# spaces and line separators that are not stripped, inner spaces, and nothing at all.
+_PADS = ["", " ", "\t", "\n", "\r", "\f", "\v", "\u00a0", "\u3000", " \t\u3000 ", "\r\n", "\u2003", "\u2028",
+         "\u0085", "\x01", "x"]
+_CORES = ["", "P001", "a b", " ", "2024-03-05", "2024-03-05 10:11:12", "2024-03-05T10:11:12+08:00",
+          "2024-03-05 10:11:12.123456789", "20240305", "05.03.2024", "2024年03月05日", "2024.03.05", "03/05/2024",
+          "2024-13-40", "李\u3000雷", "\u3000"]
+
+
+def _spellings() -> list[str]:
+    return [left + core + right for core in _CORES for left in _PADS for right in _PADS]
+
+
+def test_text_is_clean_id():
+    """P.text (one regex) strips exactly what clean_id_sql and Python's clean_id strip."""
+    values = _spellings()
+    con = duckdb.connect()
+    got = con.execute(f"SELECT {P.text('v')}, {clean_id_sql('v')} FROM unnest(?) AS t(v)", [values]).fetchall()
+    assert [g[0] for g in got] == [g[1] for g in got] == [clean_id(v) for v in values]
+
+
+def test_timestamp_fast_path_changes_nothing():
+    """Casting the untrimmed text first gives what the trimmed text alone gives, on every spelling."""
+    values = _spellings()
+    t = clean_id_sql("v")
+    formats = ", ".join(f"'{f}'" for f in P._EXTRA_DATE_FORMATS)
+    trimmed_only = f"coalesce(try_cast({t} AS TIMESTAMP), try_strptime({t}, [{formats}]))"
+    got = duckdb.connect().execute(f"SELECT {P.timestamp('v')}, {trimmed_only} FROM unnest(?) AS t(v)",
+                                   [values]).fetchall()
+    assert [g[0] for g in got] == [g[1] for g in got]
+    assert sum(g[0] is not None for g in got) > 100
