@@ -224,26 +224,26 @@ def test_both_uplift_learners_find_a_planted_effect_and_the_better_one_wins():
         assert np.corrcoef(scores, effect)[0, 1] > 0.6, name
 
 
-def test_score_columns_come_back_keyed_by_position_with_their_flags():
+def test_score_columns_come_back_keyed_by_row_id_with_their_flags():
     import duckdb
 
     from medmkt_assets.lib.engine.warehouse import Session
 
     con = Session(duckdb.connect())
     con.execute("CREATE TABLE keys AS SELECT * FROM (VALUES ('kc'), ('ka'), ('kb')) t(patient_key)")
-    query = cm.ScoreColumns.keyed_sql("SELECT patient_key FROM keys", "k.patient_key, CAST(f.target AS VARCHAR) AS "
-                                      "target, f.score, CAST(f.model AS VARCHAR) AS model, f.flag AS already")
-    scores = cm.ScoreColumns(3)  # computed in key order: ka, kb, kc
+    query = cm.ScoreColumns.keyed_sql("SELECT rowid AS row, patient_key FROM keys", "k.patient_key, CAST(f.target "
+                                      "AS VARCHAR) AS target, f.score, CAST(f.model AS VARCHAR) AS model, f.flag AS already")
+    scores = cm.ScoreColumns(np.array([1, 2, 0]))  # computed for ka, kb, kc: their row ids in keys
     scores.add("risk:E11", "lr", np.array([0.1, np.nan, 0.3]), flag=np.array([False, True, False]))
     scores.add("C007", "gbm", np.array([0.5, 0.6, 0.7]))
     con.write_frame(scores.frame(), "out", query=query)
-    assert con.execute("SELECT * FROM out").fetchall() == [
+    assert con.execute("SELECT * FROM out ORDER BY target, patient_key").fetchall() == [
         ("ka", "C007", 0.5, "gbm", None), ("kb", "C007", 0.6, "gbm", None), ("kc", "C007", 0.7, "gbm", None),
         ("ka", "risk:E11", 0.1, "lr", False), ("kb", "risk:E11", None, "lr", True),
         ("kc", "risk:E11", 0.3, "lr", False)]
     with pytest.raises(ValueError):
         scores.add("C008", "lr", np.array([0.1]))
-    con.write_frame(cm.ScoreColumns(3).frame(), "none", query=query)  # no target: an empty table, same columns
+    con.write_frame(cm.ScoreColumns(np.arange(3)).frame(), "none", query=query)  # no target: an empty table, same columns
     assert [r[0] for r in con.execute("DESCRIBE none").fetchall()] == ["patient_key", "target", "score", "model",
                                                                        "already"]
 

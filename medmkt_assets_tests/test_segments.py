@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import adjusted_rand_score
 
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.models.segment_assignment import write_labels
 from medmkt_assets.lib.models.segment_summary import LABEL_WORDS_SQL, SEGMENT_SUMMARY_SQL
 from medmkt_assets.lib.models.segments import (
     MicroWard,
@@ -13,7 +15,6 @@ from medmkt_assets.lib.models.segments import (
     choose_method,
     elbow_k,
     label_segments,
-    labelled,
     segment_patients,
     segment_table,
 )
@@ -164,9 +165,7 @@ def test_a_label_names_the_channel_category_and_age_its_summary_row_shows():
     _summary_world(con, segments, channel="store", orders=orders)
     labels = label_segments(con.execute(LABEL_WORDS_SQL).fetchdf().set_index("segment_id"))
     assert labels[1] == "mid value · dermatology · store · 30-39"
-    con.execute("DROP TABLE marts.patient_segments")
-    con.register("labelled", labelled(segments, labels))
-    con.execute("CREATE TABLE marts.patient_segments AS SELECT * FROM labelled")
+    write_labels(Session(con), labels)
     con.execute(SEGMENT_SUMMARY_SQL)
     rows = con.execute("SELECT segment_label, avg_monetary, top_categories, preferred_channel, typical_age_band, "
                        "distinctive_channel, distinctive_category FROM marts.segment_summary ORDER BY segment_id"

@@ -1,6 +1,6 @@
 """Training rows for campaign models: each past contact with features as of its campaign's start.
 
-Features come from `build_patient_features` with the campaign start as cut-off, so no
+Features come from `build_features_at` with the campaign start as cut-off, so no
 order, diagnosis, survey or event on or after the start can leak into training. The
 vocabulary (category, channel and condition columns) is the one of the current feature
 table, so the rows a model is trained on and the rows it scores have the same columns.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from medmkt_assets.lib.engine.sql import sql_literal
 from medmkt_assets.lib.engine.warehouse import Session
-from medmkt_assets.lib.models.features import build_patient_features, feature_columns
+from medmkt_assets.lib.models.features import build_features_at, feature_columns, feature_names
 
 TRAINING_TABLE = "features.campaign_training"
 
@@ -40,23 +40,24 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
         "SELECT k.campaign_id, k.start_date, k.target_category FROM staging.campaigns k "
         "WHERE k.start_date IS NOT NULL AND EXISTS (SELECT 1 FROM staging.campaign_contacts c "
         "WHERE c.campaign_id = k.campaign_id) ORDER BY k.start_date, k.campaign_id").fetchall()
+    people = [f"SELECT DISTINCT {i} AS _slice, patient_key, CAST({sql_literal(str(start))} AS TIMESTAMP) AS _cutoff "
+              f"FROM staging.campaign_contacts WHERE campaign_id = {sql_literal(campaign_id)}"
+              for i, (campaign_id, start, _) in enumerate(campaigns)]
+    if people:  # every campaign's contacts' features in one pass over the history
+        build_features_at(con, "_campaign_features", " UNION ALL ".join(people), vocabulary)
+    names = feature_names(vocabulary)
+    columns = ", ".join(f"f.{c}" for c in names)
     parts = []
-    for i, (campaign_id, start, target) in enumerate(campaigns):
-        part = f"_campaign_features_{i}"
-        cutoff = f"CAST({sql_literal(str(start))} AS TIMESTAMP)"
-        build_patient_features(
-            con, part, cutoff=cutoff, vocabulary=vocabulary,
-            patients_sql=f"SELECT DISTINCT patient_key FROM staging.campaign_contacts "
-                         f"WHERE campaign_id = {sql_literal(campaign_id)}")
-        share = target_share_sql(target, feature_columns(con, part))
-        events = target_events_sql(target, feature_columns(con, part))
+    for i, (campaign_id, _, target) in enumerate(campaigns):
+        share, events = target_share_sql(target, names), target_events_sql(target, names)
         parts.append(
             f"SELECT c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
-            f"k.purpose AS campaign_purpose, c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, f.*, "
+            f"k.purpose AS campaign_purpose, c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, {columns}, "
             f"{share} AS target_share, {share} * f.monetary AS target_spend, {events} AS target_events, "
             f"{share} * f.order_lines + {events} AS target_interest "
             f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
-            f"JOIN {part} f USING (patient_key) WHERE c.campaign_id = {sql_literal(campaign_id)}")
+            f"JOIN _campaign_features f ON f._slice = {i} AND f.patient_key = c.patient_key "
+            f"WHERE c.campaign_id = {sql_literal(campaign_id)}")
     if parts:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
     else:
@@ -68,6 +69,5 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
                     "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share, "
                     "CAST(NULL AS DOUBLE) AS target_spend, CAST(NULL AS DOUBLE) AS target_events, "
                     "CAST(NULL AS DOUBLE) AS target_interest LIMIT 0")
-    for i in range(len(campaigns)):
-        con.execute(f"DROP TABLE IF EXISTS _campaign_features_{i}")
+    con.execute("DROP TABLE IF EXISTS _campaign_features")
     return len(campaigns)

@@ -11,10 +11,12 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 
-from medmkt_assets.lib.engine.sql import sql_list
+from medmkt_assets.lib.engine.sql import quote_ident, sql_list, sql_literal
 from medmkt_assets.lib.models.campaign_features import target_events_sql, target_share_sql
 from medmkt_assets.lib.models.propensity import (
+    FIT_JOBS,
     UPLIFT_LEARNERS,
     TwoModelUplift,
     folds,
@@ -66,13 +68,25 @@ def has_both_arms_and_outcomes(rows: pd.DataFrame) -> bool:
     return not rows.empty and rows.arm.nunique() == 2 and rows.converted.nunique() == 2
 
 
+def _fold_uplift(learner: type, seed: int, X: pd.DataFrame, y: np.ndarray, treated: np.ndarray,
+                 train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    return learner(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
+
+
 def cross_validated_uplift(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, patients: np.ndarray,
-                           seed: int, learner: type = TwoModelUplift) -> np.ndarray:
-    """Out-of-fold uplift of `learner` (4 folds grouped by patient, stratified by arm and outcome):
-    what the Qini of a planned campaign's model is judged on."""
-    oof = np.full(len(y), np.nan)
-    for train, test in folds(y * 2 + treated, patients, None, n_splits=4, seed=seed):
-        oof[test] = learner(seed=seed).fit(X.iloc[train], y[train], treated[train]).predict(X.iloc[test])
+                           seed: int, learners: dict[str, type] | None = None) -> dict[str, np.ndarray]:
+    """Out-of-fold uplift of each of `learners` (default UPLIFT_LEARNERS; 4 folds grouped by patient,
+    stratified by arm and outcome): what the Qini of a planned campaign's model is judged on. Every
+    (learner, fold) fit is independent: they are spread over the machine's cores."""
+    learners = learners or UPLIFT_LEARNERS
+    splits = folds(y * 2 + treated, patients, None, n_splits=4, seed=seed)
+    fitted = iter(Parallel(n_jobs=FIT_JOBS)(delayed(_fold_uplift)(learner, seed, X, y, treated, train, test)
+                                            for learner in learners.values() for train, test in splits))
+    oof = {}
+    for name in learners:
+        oof[name] = np.full(len(y), np.nan)
+        for _, test in splits:
+            oof[name][test] = next(fitted)
     return oof
 
 
@@ -80,8 +94,7 @@ def best_uplift_learner(X: pd.DataFrame, y: np.ndarray, treated: np.ndarray, pat
                         seed: int) -> tuple[str, dict[str, float], dict[str, np.ndarray]]:
     """Every learner of UPLIFT_LEARNERS judged by its out-of-fold Qini; the T-learner (the simpler)
     unless another beats it. Returns the winner, each learner's Qini and out-of-fold uplift."""
-    oof = {name: cross_validated_uplift(X, y, treated, patients, seed, learner)
-           for name, learner in UPLIFT_LEARNERS.items()}
+    oof = cross_validated_uplift(X, y, treated, patients, seed)
     qini = {name: qini_auc(y, treated, scores) for name, scores in oof.items()}
     best = max(qini, key=lambda name: (qini[name], name == TwoModelUplift.name))
     return best, qini, oof
@@ -96,15 +109,18 @@ def qini_interval(y: np.ndarray, treated: np.ndarray, uplift: np.ndarray, patien
     patients resampled with replacement, each with all their contacts (a patient contacted in
     several past campaigns is one draw). NaN, NaN without two patients."""
     codes, _ = pd.factorize(pd.Series(patients))
-    order = np.argsort(codes, kind="stable")
-    rows_of = np.split(order, np.flatnonzero(np.diff(codes[order])) + 1) if len(codes) else []
-    if len(rows_of) < 2:
+    order = np.argsort(codes, kind="stable")  # each patient's rows together: starts[i], sizes[i] long
+    starts = np.flatnonzero(np.r_[True, np.diff(codes[order]) != 0]) if len(codes) else np.empty(0, int)
+    if len(starts) < 2:
         return float("nan"), float("nan")
+    sizes = np.diff(np.r_[starts, len(order)])
     y, treated, uplift = np.asarray(y), np.asarray(treated).astype(bool), np.asarray(uplift, float)
     rng = np.random.default_rng(seed)
     stats = []
     for _ in range(n_boot):
-        rows = np.concatenate([rows_of[i] for i in rng.integers(0, len(rows_of), len(rows_of))])
+        drawn = rng.integers(0, len(starts), len(starts))
+        lengths = sizes[drawn]  # the drawn patients' rows one after another, as positions in `order`
+        rows = order[np.repeat(starts[drawn] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())]
         stats.append(qini_auc(y[rows], treated[rows], uplift[rows]))
     low, high = np.nanpercentile(stats, [2.5, 97.5])
     return float(low), float(high)
@@ -167,28 +183,34 @@ def proxy_predictor(category: str | None, columns: list[str], overall: float,
     return predict
 
 
-# Every profiled patient's current features with what scoring needs beside them: the profile's
-# gender and age band, past treated contacts and conversions (the proxy score) and which of
-# `codes` they have been diagnosed with (a risk score is not given for a condition one has).
+# Every profiled patient's current features with what scoring needs beside them: past treated
+# contacts and conversions (the proxy score) and, per condition code of a risk target, whether they
+# have been diagnosed with it (`diagnosed_column`: a risk score is not given for a condition one has).
 SCORING_SQL = """
-SELECT f.*, p.gender AS _gender, p.age_band AS _age_band,
-       coalesce(h.treated, 0) AS _past_treated, coalesce(h.conversions, 0) AS _past_conversions,
-       d.codes AS _diagnosed
+SELECT f.*, coalesce(h.treated, 0) AS _past_treated, coalesce(h.conversions, 0) AS _past_conversions{flags}
 FROM features.patient_features f JOIN marts.patient_profiles p USING (patient_key)
 LEFT JOIN (SELECT patient_key, count(*) AS treated, sum(converted) AS conversions
-           FROM features.campaign_training WHERE arm = 'treatment' GROUP BY patient_key) h USING (patient_key)
-LEFT JOIN (SELECT patient_key, list(DISTINCT condition_code ORDER BY condition_code) AS codes
-           FROM staging.diagnoses WHERE condition_code IN ({codes}) GROUP BY patient_key) d USING (patient_key)
-ORDER BY patient_key"""
+           FROM features.campaign_training WHERE arm = 'treatment' GROUP BY patient_key) h USING (patient_key){diagnoses}"""
+DIAGNOSES_SQL = """
+LEFT JOIN (SELECT patient_key, {flags} FROM staging.diagnoses WHERE condition_code IN ({codes})
+           GROUP BY patient_key) d USING (patient_key)"""
 
 
-# The patients SCORING_SQL lists (the keys ScoreColumns joins back by position).
-SCORED_KEYS_SQL = "SELECT patient_key FROM features.patient_features SEMI JOIN marts.patient_profiles USING (patient_key)"
+def diagnosed_column(code: str) -> str:
+    """The SCORING_SQL column saying whether a patient has been diagnosed with `code`."""
+    return f"_diagnosed:{code}"
 
 
 def scoring_sql(codes: list[str]) -> str:
-    """SCORING_SQL for the risk targets' condition codes."""
-    return SCORING_SQL.format(codes=sql_list(codes) if codes else "NULL")
+    """SCORING_SQL with a diagnosed flag for each of the risk targets' condition codes."""
+    if not codes:
+        return SCORING_SQL.format(flags="", diagnoses="")
+    columns = [quote_ident(diagnosed_column(code)) for code in codes]
+    return SCORING_SQL.format(
+        flags="".join(f", coalesce(d.{c}, false) AS {c}" for c in columns),
+        diagnoses=DIAGNOSES_SQL.format(codes=sql_list(codes), flags=", ".join(
+            f"count(*) FILTER (WHERE condition_code = {sql_literal(code)}) > 0 AS {c}"
+            for code, c in zip(codes, columns))))
 
 
 @dataclass(frozen=True)
@@ -205,18 +227,20 @@ class Scorer:
         scores = np.asarray(self.predict(batch), dtype="float64")
         if self.not_for_code is None:
             return scores, None
-        already = np.fromiter((not pd.api.types.is_scalar(codes) and self.not_for_code in list(codes)
-                               for codes in batch["_diagnosed"]), dtype=bool, count=len(batch))  # NULL: no code
+        already = batch[diagnosed_column(self.not_for_code)].to_numpy(dtype=bool)
         return np.where(already, np.nan, scores), already
 
 
 def model_predictor(predict: Callable[[pd.DataFrame], np.ndarray], columns: list[str], category: str | None = None,
                     feature_columns: list[str] | None = None) -> Callable[[pd.DataFrame], np.ndarray]:
     """A fitted model's predict on a batch: its columns, with the campaign's target share added
-    when `category` is given (campaign models)."""
+    when `category` is given (campaign models; from the columns it reads alone, not a copy of the batch)."""
+    reads = {*columns, "monetary", "order_lines", target_share_sql(category, feature_columns or []),
+             target_events_sql(category, feature_columns or [])}
+
     def run(batch: pd.DataFrame) -> np.ndarray:
         if category is not None:
-            batch = with_target_share(batch, category, feature_columns or [])
+            batch = with_target_share(batch[[c for c in batch.columns if c in reads]], category, feature_columns or [])
         return score_in_batches(predict, batch, columns)
     return run
 
@@ -242,13 +266,17 @@ def long_scores(batch: pd.DataFrame, scorers: list[Scorer]) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+# The rows being scored, kept in the warehouse so the scores need not carry their keys.
+SCORING_TABLE = "_medmkt_scoring"
+
+
 def write_scores(con, sql: str, scorers: list[Scorer], table: str, columns: str) -> None:
     """Score every row of `sql` with every scorer and write `table` as SELECT `columns` over the long
-    scores `f` (patient_key, f.target, f.score, f.model, f.flag), in target then key order.
+    scores `f` (patient_key, f.target, f.score, f.model, f.flag), in target then row order.
 
-    On DuckDB the rows come to pandas once, scores are kept by position and the engine joins the keys
-    back (ScoreColumns); on Spark the executors score each partition (mapInPandas) and the rows
-    never reach the driver."""
+    On DuckDB the rows are kept in a temporary table and only their numbers come to pandas (no key
+    strings), scores are kept by row id and the engine joins the keys back (ScoreColumns); on Spark
+    the executors score each partition (mapInPandas) and the rows never reach the driver."""
     if con.engine == "spark":
         from medmkt_assets.lib.models import on_spark
 
@@ -258,43 +286,47 @@ def write_scores(con, sql: str, scorers: list[Scorer], table: str, columns: str)
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {columns} FROM _medmkt_scores f "
                     "ORDER BY f.target, patient_key")
         return
-    features = con.execute(sql).fetchdf()
-    outputs = ScoreColumns(len(features))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {SCORING_TABLE} AS {sql}")
+    features = con.execute(f"SELECT rowid AS _row, * EXCLUDE (patient_key) FROM {SCORING_TABLE}").fetchdf()
+    outputs = ScoreColumns(features.pop("_row").to_numpy())
     for scorer in scorers:
         scores, flag = scorer.apply(features)
         outputs.add(scorer.target, scorer.model, scores, flag=flag)
-    con.write_frame(outputs.frame(), table, query=ScoreColumns.keyed_sql(SCORED_KEYS_SQL, columns))
+    del features
+    con.write_frame(outputs.frame(), table, query=ScoreColumns.keyed_sql(
+        f"SELECT rowid AS row, patient_key FROM {SCORING_TABLE}", columns))
+    con.execute(f"DROP TABLE {SCORING_TABLE}")
 
 
 class ScoreColumns:
-    """Per-patient scores of several targets, kept as arrays in the patients' key order and
+    """Per-patient scores of several targets, kept as arrays beside each patient's row id and
     written in one statement. Millions of rows with a 64-character key each cost more to
-    hand to the engine than to compute; here each row carries only its position, and the
-    engine joins the keys back (`keyed_sql`)."""
+    hand to the engine than to compute; here each row carries only its id, and the engine
+    joins the keys back (`keyed_sql`)."""
 
-    def __init__(self, patients: int):
-        self.patients = patients
+    def __init__(self, rows: np.ndarray):
+        self.rows = np.asarray(rows, dtype="int64")
         self.targets: list[str] = []
         self.models: list[str] = []
         self.scores: list[np.ndarray] = []
         self.flags: list[np.ndarray | None] = []
 
     def add(self, target: str, model: str, scores: np.ndarray, flag: np.ndarray | None = None) -> None:
-        if len(scores) != self.patients:
-            raise ValueError(f"{target}: {len(scores)} scores for {self.patients} patients")
+        if len(scores) != len(self.rows):
+            raise ValueError(f"{target}: {len(scores)} scores for {len(self.rows)} patients")
         self.targets.append(target)
         self.models.append(model)
         self.scores.append(np.asarray(scores, dtype="float64"))
         self.flags.append(flag)
 
     def frame(self) -> pd.DataFrame:
-        """row (position in key order), target, score, model, flag (NA where a target has none)."""
-        n, count = self.patients, len(self.targets)
+        """row (the patient's row id), target, score, model, flag (NA where a target has none)."""
+        n, count = len(self.rows), len(self.targets)
         flags = [np.asarray(f, dtype="float64") if f is not None else np.full(n, np.nan) for f in self.flags]
         flag = np.concatenate(flags) if count else np.empty(0)
         targets, models = sorted(self.targets), sorted(set(self.models))
         return pd.DataFrame({
-            "row": np.tile(np.arange(n, dtype="int64"), count),
+            "row": np.tile(self.rows, count),
             # categories from codes (sorted, so the table sorts by name): repeating the strings
             # 5 million times would cost seconds
             "target": pd.Categorical.from_codes(np.repeat([targets.index(t) for t in self.targets], n).astype(int),
@@ -307,7 +339,6 @@ class ScoreColumns:
 
     @staticmethod
     def keyed_sql(keys_sql: str, columns: str) -> str:
-        """SELECT `columns` over `frame` joined to the patient keys by position: `keys_sql` must list
-        patient_key in the order the scores were computed in (here: ORDER BY patient_key)."""
-        return (f"SELECT {columns} FROM frame f JOIN (SELECT patient_key, row_number() OVER (ORDER BY patient_key) - 1 "
-                f"AS row FROM ({keys_sql})) k USING (row) ORDER BY f.target, f.row")
+        """SELECT `columns` over `frame` joined to the patient keys by row id: `keys_sql` lists
+        `row, patient_key`."""
+        return f"SELECT {columns} FROM frame f JOIN ({keys_sql}) k USING (row) ORDER BY f.target, f.row"

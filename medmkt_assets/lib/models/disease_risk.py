@@ -4,7 +4,7 @@ A patient who already has a condition is not "at risk" of it, and what happened 
 the index date (the drugs bought because of a diagnosis, the diagnosis itself) must not
 reach the features. So training rows are built per index date: the patients alive,
 registered and not yet diagnosed at that date, with features from strictly before it
-(`build_patient_features` with the index date as cut-off) and the label "first diagnosed
+(`build_features_at` with the index date as cut-off) and the label "first diagnosed
 within `horizon` days after it". Index dates step back from the data's as-of time by one
 horizon each, so every label window has ended and the latest index's rows can test a
 model trained on the earlier ones (temporal validation). The model that is published is
@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaign_features import vocabulary_of
-from medmkt_assets.lib.models.features import build_patient_features, column_slug
+from medmkt_assets.lib.models.features import build_features_at, column_slug, feature_names
 from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 
 RISK_TRAINING_TABLE = "features.risk_training"
@@ -74,16 +74,14 @@ def build_risk_training(con: Session, horizon_days: int, index_count: int,
     as_of = con.execute(f"SELECT {AS_OF_SQL}").fetchall()[0][0]
     vocabulary = vocabulary_of(con, current_features)
     dates = index_dates(as_of, horizon_days, index_count)
-    parts = []
-    for i, index in enumerate(dates):
-        part, cutoff = f"_risk_features_{i}", _timestamp(index)
-        build_patient_features(con, part, cutoff=cutoff, vocabulary=vocabulary,
-                               patients_sql=AT_INDEX_SQL.format(index=cutoff))
-        end = _timestamp(index + timedelta(days=horizon_days))
-        parts.append(f"SELECT {cutoff} AS index_date, {end} AS horizon_end, * FROM {part}")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
-    for i in range(len(dates)):
-        con.execute(f"DROP TABLE IF EXISTS _risk_features_{i}")
+    people = " UNION ALL ".join(f"SELECT {i} AS _slice, patient_key, {_timestamp(index)} AS _cutoff "
+                                f"FROM ({AT_INDEX_SQL.format(index=_timestamp(index))}) AS at_index" for i, index in enumerate(dates))
+    build_features_at(con, "_risk_features", people, vocabulary)  # every index date in one pass over the history
+    columns = ", ".join(feature_names(vocabulary))
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(
+        f"SELECT {_timestamp(index)} AS index_date, {_timestamp(index + timedelta(days=horizon_days))} AS horizon_end, "
+        f"{columns} FROM _risk_features WHERE _slice = {i}" for i, index in enumerate(dates)))
+    con.execute("DROP TABLE IF EXISTS _risk_features")
     return dates
 
 

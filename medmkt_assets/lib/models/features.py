@@ -157,3 +157,120 @@ def build_patient_features(con: Session, table: str, cutoff: str | None = None,
 def feature_columns(con: Session, table: str) -> list[str]:
     """The model-input columns of a feature table (everything but the key)."""
     return [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall() if r[0] != "patient_key"]
+
+
+# Features of many (slice, patient, cut-off) rows at once: `_feat_people` lists `_pid` (a number per
+# row), `_slice`, `patient_key` and `_cutoff` (a TIMESTAMP); each row gets what build_patient_features
+# gives that patient with that cut-off (the same columns, types and values, the vocabulary fixed),
+# beside its `_slice`. History is read once for every slice, and only the history of the patients
+# asked for; rows are grouped by `_pid`, not by the long key. Orders and their channels are counted
+# from one grouping of the lines by order (an order counts for a channel when a line of it went
+# through the channel: the distinct (order, channel) pairs build_patient_features counts).
+FEATURES_AT_SQL = """
+CREATE OR REPLACE TEMP TABLE {table} AS
+WITH o AS (SELECT _pid, sum(amount) AS monetary, count(*) AS order_lines, count(DISTINCT product_id) AS distinct_products,
+                  max(ordered_at) AS last_order_at {categories}
+           FROM _feat_lines GROUP BY _pid),
+by_order AS (SELECT _pid, order_id {order_channels} FROM _feat_lines GROUP BY _pid, order_id),
+h AS (SELECT _pid, count(order_id) AS frequency {channels} FROM by_order GROUP BY _pid),
+diagnosed AS (SELECT pe._pid, x.condition_code, {condition} AS condition FROM staging.diagnoses x
+              JOIN _feat_people pe ON pe.patient_key = x.patient_key
+              AND (CAST(x.diagnosed_at AS TIMESTAMP) < pe._cutoff OR x.diagnosed_at IS NULL)),
+d AS ({conditions}),
+dd AS (SELECT _pid, count(DISTINCT condition_code) AS chronic_conditions FROM diagnosed GROUP BY _pid),
+s AS (SELECT pe._pid, avg(x.satisfaction) AS satisfaction FROM staging.surveys x
+      JOIN _feat_people pe ON pe.patient_key = x.patient_key AND (x.responded_at < pe._cutoff OR x.responded_at IS NULL)
+      GROUP BY pe._pid),
+-- an event names a category or a product (contract): the product's category stands in
+-- (each distinct category's name made once, not once per event)
+events AS (SELECT e.patient_key, e.occurred_at, coalesce(ec.category, ep.category) AS category
+           FROM staging.events e LEFT JOIN _feat_products ep ON ep.product_id = e.product_id
+           LEFT JOIN (SELECT category AS name, {event_category} AS category
+                      FROM (SELECT DISTINCT category FROM staging.events) AS named) ec ON ec.name = e.category
+           WHERE e.patient_key IS NOT NULL),
+g AS (SELECT pe._pid, count(*) AS digital_events {event_categories}
+      FROM events e JOIN _feat_people pe ON pe.patient_key = e.patient_key AND e.occurred_at < pe._cutoff
+      GROUP BY pe._pid),
+pt AS (SELECT pe._pid, pe._slice, pe.patient_key, pe._cutoff AS as_of, p.gender, {age_band} AS band
+       FROM _feat_people pe JOIN staging.patients p USING (patient_key))
+SELECT pt._slice, pt.patient_key,
+       CAST(CASE WHEN band = 'unknown' THEN NULL WHEN band = '90+' THEN 92
+                 ELSE CAST(split_part(band, '-', 1) AS INTEGER) + 5 END AS DOUBLE) AS age_years,
+       CASE pt.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 ELSE 0.5 END AS is_female,
+       CAST(h.frequency IS NOT NULL AS DOUBLE) AS has_orders,
+       CAST(coalesce(date_diff('day', o.last_order_at, pt.as_of), 3650) AS DOUBLE) AS recency_days,
+       CAST(coalesce(h.frequency, 0) AS DOUBLE) AS frequency,
+       CAST(coalesce(o.monetary, 0) AS DOUBLE) AS monetary,
+       CAST(coalesce(o.monetary / nullif(h.frequency, 0), 0) AS DOUBLE) AS avg_order_value,
+       CAST(coalesce(o.distinct_products, 0) AS DOUBLE) AS distinct_products,
+       CAST(coalesce(g.digital_events, 0) AS DOUBLE) AS digital_events,
+       CAST(coalesce(o.order_lines, 0) AS DOUBLE) AS order_lines,
+       CAST(s.satisfaction AS DOUBLE) AS satisfaction,
+       CAST(s.satisfaction IS NOT NULL AS DOUBLE) AS has_survey,
+       CAST(coalesce(dd.chronic_conditions, 0) AS DOUBLE) AS chronic_conditions
+       {shares}
+FROM pt
+LEFT JOIN o USING (_pid) LEFT JOIN h USING (_pid) LEFT JOIN d USING (_pid) LEFT JOIN dd USING (_pid)
+LEFT JOIN s USING (_pid) LEFT JOIN g USING (_pid)"""
+FEATURES_AT_LINES_SQL = """
+CREATE OR REPLACE TEMP TABLE _feat_lines AS
+SELECT pe._pid, o.order_id, o.ordered_at, coalesce(o.channel, 'other') AS channel, o.product_id,
+       p.category, o.quantity * o.unit_price AS amount
+FROM staging.orders o JOIN _feat_products p USING (product_id)
+JOIN _feat_people pe ON pe.patient_key = o.patient_key AND o.ordered_at < pe._cutoff"""
+# The products with their category's column name, made once per product rather than once per line.
+FEATURES_AT_PRODUCTS_SQL = "CREATE OR REPLACE TEMP TABLE _feat_products AS SELECT product_id, {category} AS category FROM staging.products"
+
+
+def feature_names(vocabulary: dict[str, list[str]]) -> list[str]:
+    """The columns build_patient_features writes for `vocabulary`, in order."""
+    return ["patient_key", *BASE_COLUMNS, *(f"{prefix}__{v}" for prefix in ("cat", "ch", "cond", "evt")
+                                            for v in vocabulary.get(prefix, []))]
+
+
+def _number_people(con: Session, people_sql: str) -> None:
+    """`_feat_people`: the rows of `people_sql` with a number each, `_pid` (DuckDB's row id costs
+    nothing; Spark numbers them in key order)."""
+    if con.engine == "spark":
+        con.execute("CREATE OR REPLACE TEMP TABLE _feat_people AS SELECT row_number() OVER (ORDER BY _slice, "
+                    f"patient_key) AS _pid, _slice, patient_key, _cutoff FROM ({people_sql}) AS people")
+        return
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _feat_people_rows AS SELECT _slice, patient_key, _cutoff "
+                f"FROM ({people_sql}) AS people")
+    con.execute("CREATE OR REPLACE TEMP VIEW _feat_people AS SELECT rowid AS _pid, * FROM _feat_people_rows")
+
+
+def build_features_at(con: Session, table: str, people_sql: str, vocabulary: dict[str, list[str]]) -> None:
+    """Write the temporary `table`: for each row of `people_sql` (`_slice`, `patient_key`, `_cutoff`),
+    `_slice` and the features build_patient_features would give that patient with that cut-off
+    (FEATURES_AT_SQL)."""
+    _number_people(con, people_sql)
+    con.execute(FEATURES_AT_PRODUCTS_SQL.format(category=_slug("category")))
+    con.execute(FEATURES_AT_LINES_SQL)
+    conditions = [f"max(CASE WHEN condition = {sql_literal(v)} THEN 1 ELSE 0 END) AS cond__{v}"
+                  for v in vocabulary["cond"]]
+    shares = ([f"coalesce(o.cat__{v} / nullif(o.monetary, 0), 0) AS cat__{v}" for v in vocabulary["cat"]]
+              + [f"coalesce(h.ch__{v} / nullif(h.frequency, 0), 0) AS ch__{v}" for v in vocabulary["ch"]]
+              + [f"coalesce(d.cond__{v}, 0) AS cond__{v}" for v in vocabulary["cond"]]
+              + [f"CAST(coalesce(g.evt__{v}, 0) AS DOUBLE) AS evt__{v}" for v in vocabulary.get("evt", [])])
+    con.execute(FEATURES_AT_SQL.format(
+        table=table,
+        categories="".join(f", sum(amount) FILTER (WHERE category = {sql_literal(v)}) AS cat__{v}"
+                           for v in vocabulary["cat"]),
+        order_channels="".join(f", max(CASE WHEN channel = {sql_literal(v)} THEN 1 ELSE 0 END) AS ch__{v}"
+                               for v in vocabulary["ch"]),
+        channels="".join(f", count(*) FILTER (WHERE ch__{v} = 1) AS ch__{v}" for v in vocabulary["ch"]),
+        conditions=(f"SELECT _pid, {', '.join(conditions)} FROM diagnosed GROUP BY _pid" if conditions
+                    else "SELECT _pid FROM diagnosed WHERE false"),
+        event_category=_slug("category"), condition=_slug("x.condition_code"),
+        event_categories="".join(f", count(*) FILTER (WHERE category = {sql_literal(v)}) AS evt__{v}"
+                                 for v in vocabulary.get("evt", [])),
+        age_band=age_band_sql("year(pe._cutoff) - p.birth_year"),
+        shares="".join(f", {c}" for c in shares)))
+    con.execute("DROP TABLE IF EXISTS _feat_lines")
+    con.execute("DROP TABLE IF EXISTS _feat_products")
+    if con.engine == "spark":
+        con.execute("DROP TABLE IF EXISTS _feat_people")
+    else:
+        con.execute("DROP VIEW IF EXISTS _feat_people")
+        con.execute("DROP TABLE IF EXISTS _feat_people_rows")

@@ -9,6 +9,7 @@ segments' labels come from what the warehouse says of their members (k rows reac
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
@@ -18,7 +19,6 @@ from medmkt_assets.lib.models.segments import (
     Segmenter,
     distinctive_parts,
     label_segments,
-    labelled,
     segment_table,
 )
 
@@ -65,27 +65,51 @@ def profile_means_sql(columns: list[str], features_table: str = "features.patien
             "GROUP BY s.segment_id ORDER BY s.segment_id")
 
 
+# The rows to label when the fit did not see everyone, kept in the warehouse so their keys need not
+# come to pandas and go back.
+INPUTS_TABLE = "_medmkt_segment_inputs"
+# marts.patient_segments with each segment's label (`frame`: segment_id, segment_label).
+LABELLED_SQL = ("SELECT s.patient_key, s.segment_id, CAST(l.segment_label AS VARCHAR) AS segment_label, "
+                "s.distinctive_category, s.distinctive_channel, s.model "
+                "FROM marts.patient_segments s LEFT JOIN frame l USING (segment_id)")
+
+
 def publish_segments(con, result: SegmentationResult, inputs_sql: str, features: pd.DataFrame, keys: pd.Series,
                      whole: bool, model_name: str) -> pd.Series:
     """Write marts.patient_segments for every row of `inputs_sql` and return each segment's label.
 
     The memberships are written first (unlabelled), then named from what the warehouse says of the
-    members (segment_summary.LABEL_WORDS_SQL: the numbers segment_summary shows) and written again
-    with the labels. On DuckDB the rows are in pandas: the fit's own labels when it saw everyone
-    (`whole`), else the model's prediction for every patient. On Spark the executors label every
+    members (segment_summary.LABEL_WORDS_SQL: the numbers segment_summary shows) and labelled in
+    SQL. On DuckDB the fit's own labels are written when it saw everyone (`whole`), else the
+    model's prediction for every patient, whose features (not keys) come to pandas from a
+    temporary table that the keys are joined back from. On Spark the executors label every
     patient (mapInPandas) and only per-segment aggregates reach the driver."""
     if con.engine == "spark":
         return _publish_on_spark(con, result.model, inputs_sql, list(features.columns), model_name)
-    labels_by_row = result.labels
-    if not whole:
-        features = con.execute(inputs_sql).fetchdf()
-        keys = features.pop("patient_key")
-        labels_by_row = result.model.predict(features)
-    segments = segment_table(keys, features, labels_by_row, model_name)
-    con.write_frame(segments, "marts.patient_segments")
+    if whole:
+        con.write_frame(segment_table(keys, features, result.labels, model_name), "marts.patient_segments")
+    else:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {INPUTS_TABLE} AS {inputs_sql}")  # in key order
+        features = con.execute(f"SELECT rowid AS _row, * EXCLUDE (patient_key) FROM {INPUTS_TABLE}").fetchdf()
+        rows = features.pop("_row").to_numpy()
+        if (np.diff(rows) < 0).any():  # the patients in key order, as the fit saw them
+            order = np.argsort(rows, kind="stable")
+            features, rows = features.iloc[order].reset_index(drop=True), rows[order]
+        segments = segment_table(pd.Series(rows), features, result.model.predict(features), model_name)
+        con.write_frame(segments.rename(columns={"patient_key": "row"}), "marts.patient_segments", query=(
+            "SELECT k.patient_key, f.* EXCLUDE (row) FROM frame f "
+            f"JOIN (SELECT rowid AS row, patient_key FROM {INPUTS_TABLE}) k USING (row) ORDER BY row"))
+        con.execute(f"DROP TABLE {INPUTS_TABLE}")
     labels = _labels(con)
-    con.write_frame(labelled(segments, labels), "marts.patient_segments")
+    write_labels(con, labels)
     return labels
+
+
+def write_labels(con, labels: pd.Series) -> None:
+    """Give every row of marts.patient_segments its segment's label (`labels` by segment_id)."""
+    con.write_frame(pd.DataFrame({"segment_id": labels.index.to_numpy().astype("int32"),
+                                  "segment_label": labels.to_numpy(dtype=object)}),
+                    "marts.patient_segments", query=LABELLED_SQL)
 
 
 def _labels(con) -> pd.Series:

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score, pairwise_distances_chunked, silhouette_score
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
@@ -158,6 +158,27 @@ def stability(make_model, Z: np.ndarray, seed: int, rounds: int = 3, fit_size: i
     return float(np.mean(scores))
 
 
+# Distances between the sampled patients are kept for all silhouettes when they take at most this
+# much memory (silhouette_score's own working memory computes them at once up to that size too).
+SILHOUETTE_MEMORY = 1024 * 2**20
+
+
+def sample_distances(X: np.ndarray) -> np.ndarray | None:
+    """Euclidean distances between the rows of X as silhouette_score computes them (scikit-learn's
+    chunks, the diagonal zero), to score every labelling of the same rows from one computation;
+    None when they would take more than SILHOUETTE_MEMORY."""
+    if 8 * len(X) ** 2 > SILHOUETTE_MEMORY:
+        return None
+    chunks = list(pairwise_distances_chunked(X))
+    return chunks[0] if len(chunks) == 1 else np.vstack(chunks)
+
+
+def silhouette(X: np.ndarray, labels: np.ndarray, distances: np.ndarray | None = None) -> float:
+    """silhouette_score(X, labels), from `distances` (sample_distances(X)) when given: the same number."""
+    return float(silhouette_score(distances, labels, metric="precomputed") if distances is not None
+                 else silhouette_score(X, labels))
+
+
 def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), sample_size: int = 10_000,
                      seed: int = 42) -> SegmentationResult:
     """Fit both methods over k_range on buyers, keep the better one, and label every row.
@@ -177,13 +198,15 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(Z), size=min(sample_size, len(Z)), replace=False))
     ks = [k for k in range(k_range[0], k_range[1] + 1) if 2 <= k < len(sample)] or [2]
+    Z_sample = Z[sample]
+    distances = sample_distances(Z_sample)
 
     scan = []
     for k in ks:
-        model = _kmeans(k, seed).fit(Z[sample])
+        model = _kmeans(k, seed).fit(Z_sample)
         labels = model.labels_
-        silhouette = silhouette_score(Z[sample], labels) if len(set(labels)) > 1 else -1.0
-        scan.append({"k": k, "inertia": float(model.inertia_), "silhouette": float(silhouette)})
+        score = silhouette(Z_sample, labels, distances) if len(set(labels)) > 1 else -1.0
+        scan.append({"k": k, "inertia": float(model.inertia_), "silhouette": float(score)})
     k_scan = pd.DataFrame(scan)
     k = choose_k(k_scan)
 
@@ -195,10 +218,11 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
     for method, make in candidates.items():
         model = make(seed).fit(Z)
         labels = model.labels_
-        silhouette = silhouette_score(Z[sample], labels[sample]) if len(set(labels[sample])) > 1 else -1.0
-        rows.append({"method": method, "k": k, "silhouette": float(silhouette),
+        score = silhouette(Z_sample, labels[sample], distances) if len(set(labels[sample])) > 1 else -1.0
+        rows.append({"method": method, "k": k, "silhouette": float(score),
                      "stability_ari": stability(make, Z, seed)})
         fitted[method] = model
+    del distances
     comparison = pd.DataFrame(rows)
     best = comparison.loc[choose_method(comparison)]
     method = str(best.method)
@@ -212,7 +236,7 @@ def segment_patients(features: pd.DataFrame, k_range: tuple[int, int] = (3, 8), 
                **{f"{r.method}_silhouette": r.silhouette for r in comparison.itertuples()},
                **{f"{r.method}_stability_ari": r.stability_ari for r in comparison.itertuples()}}
     return SegmentationResult(method, k, Segmenter(pipeline, columns, k), labels, metrics, k_scan, comparison,
-                              np.flatnonzero(buyers)[sample], Z[sample], model.labels_[sample])
+                              np.flatnonzero(buyers)[sample], Z_sample, model.labels_[sample])
 
 
 def _value_tier(monetary: pd.Series) -> pd.Series:
@@ -273,8 +297,3 @@ def segment_table(keys: pd.Series, features: pd.DataFrame, labels_by_row: np.nda
                          "distinctive_category": parts.category.reindex(labels_by_row).to_numpy(),
                          "distinctive_channel": parts.channel.reindex(labels_by_row).to_numpy(),
                          "model": model_name})
-
-
-def labelled(segments: pd.DataFrame, labels: pd.Series) -> pd.DataFrame:
-    """segment_table's rows with each segment's label."""
-    return segments.assign(segment_label=labels.reindex(segments.segment_id.to_numpy()).to_numpy())

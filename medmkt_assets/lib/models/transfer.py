@@ -166,10 +166,13 @@ class Transfer:
 def held_out_campaigns(treated: pd.DataFrame) -> list[str]:
     """Past campaigns that can be held out: both outcomes among their treated contacts, and enough
     other campaigns' contacts left to train on."""
+    codes, campaigns = pd.factorize(treated.campaign_id, sort=True)
+    y = treated.converted.to_numpy(dtype=int)
+    every = np.bincount(y, minlength=2)
     out = []
-    for cid, rows in treated.groupby("campaign_id", sort=True):
-        counts = np.bincount(rows.converted.to_numpy(dtype=int), minlength=2)
-        if counts.min() >= MIN_CLASS_ROWS and _trainable(treated.converted[treated.campaign_id != cid].to_numpy()):
+    for k, cid in enumerate(campaigns):
+        own = np.bincount(y[codes == k], minlength=2)
+        if own.min() >= MIN_CLASS_ROWS and len(y) > own.sum() and (every - own).min() >= 2 * MIN_CLASS_ROWS:
             out.append(cid)
     return out
 
@@ -182,12 +185,16 @@ def leave_one_campaign_out(treated: pd.DataFrame, available: list[str], seed: in
     if len(held) < 2:
         return None
     profiles = profiles_of(treated)
+    # only what the candidates read goes to the workers (each task is pickled with its rows)
+    needed = ["campaign_id", "converted", *dict.fromkeys(col for c in CANDIDATES for col in c.columns(available))]
+    codes, campaigns = pd.factorize(treated.campaign_id)
+    converted = treated.converted.to_numpy()
     tests, pasts = {}, {}
     for cid in held:
-        test = treated[treated.campaign_id == cid]
-        tests[cid] = test.iloc[stratified_cap(test.converted.to_numpy(), max_rows, seed)]
-        past = treated[treated.campaign_id != cid]
-        pasts[cid] = past.iloc[stratified_cap(past.converted.to_numpy(), max_rows, seed)]
+        own = codes == campaigns.get_loc(cid)
+        test, past = np.flatnonzero(own), np.flatnonzero(~own)
+        tests[cid] = treated.iloc[test[stratified_cap(converted[test], max_rows, seed)]][needed]
+        pasts[cid] = treated.iloc[past[stratified_cap(converted[past], max_rows, seed)]][needed]
     work = [(cid, c) for cid in held for c in CANDIDATES]
     results = Parallel(n_jobs=FIT_JOBS)(delayed(_held_out_auc)(c, pasts[cid], tests[cid], profiles, available, seed)
                                         for cid, c in work)
