@@ -6,6 +6,9 @@ in evaluation and serving. A dense items x items matrix is fine for catalogs of 
 thousand products; a dense users x items matrix never exists: scoring runs over batches (at most
 `BATCH_USERS` users and `BATCH_CELLS` scores at a time), seen items are masked with -inf and
 the top k are picked with `argpartition`, so memory stays flat for a million patients.
+Training rows are prepared once (`Interactions`: ids indexed, the matrix and its Gram matrix
+built once) and every model fitted on them shares that work; serving keeps each user's list
+as a row of fixed-width arrays (`RankedLists`) until the final frame.
 
 Models:
 
@@ -79,11 +82,6 @@ def _frame(users: pd.Index, cols: np.ndarray, scores: np.ndarray, items: pd.Inde
         "user_id": users.to_numpy()[rows[valid]], "item_id": items.to_numpy()[cols[valid]],
         "score": scores[valid], "rank": np.cumsum(valid, axis=1)[valid].astype(np.int32),
     })
-
-
-def _top_k(users: pd.Index, scores: np.ndarray, items: pd.Index, k: int) -> pd.DataFrame:
-    """Top k finite scores per row (descending) as user_id, item_id, score, rank."""
-    return _frame(users, *_top(scores, k), items)
 
 
 class Interactions:
@@ -661,7 +659,7 @@ def apply_business_rules(candidates: pd.DataFrame, products: pd.DataFrame, k: in
     `products` has item_id, category, rx_only and kind.
     """
     recs = candidates.sort_values(["user_id", "rank"], kind="stable")
-    user_codes, users = pd.factorize(recs["user_id"])
+    user_codes, users = pd.factorize(recs["user_id"], use_na_sentinel=False)
     if not len(users):
         return recs.reset_index(drop=True)
     starts = np.flatnonzero(np.r_[True, user_codes[1:] != user_codes[:-1]])
