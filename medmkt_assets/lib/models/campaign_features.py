@@ -40,27 +40,7 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
         "SELECT k.campaign_id, k.start_date, k.target_category FROM staging.campaigns k "
         "WHERE k.start_date IS NOT NULL AND EXISTS (SELECT 1 FROM staging.campaign_contacts c "
         "WHERE c.campaign_id = k.campaign_id) ORDER BY k.start_date, k.campaign_id").fetchall()
-    people = [f"SELECT DISTINCT {i} AS _slice, patient_key, CAST({sql_literal(str(start))} AS TIMESTAMP) AS _cutoff "
-              f"FROM staging.campaign_contacts WHERE campaign_id = {sql_literal(campaign_id)}"
-              for i, (campaign_id, start, _) in enumerate(campaigns)]
-    if people:  # every campaign's contacts' features in one pass over the history
-        build_features_at(con, "_campaign_features", " UNION ALL ".join(people), vocabulary)
-    names = feature_names(vocabulary)
-    columns = ", ".join(f"f.{c}" for c in names)
-    parts = []
-    for i, (campaign_id, _, target) in enumerate(campaigns):
-        share, events = target_share_sql(target, names), target_events_sql(target, names)
-        parts.append(
-            f"SELECT c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
-            f"k.purpose AS campaign_purpose, c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue, {columns}, "
-            f"{share} AS target_share, {share} * f.monetary AS target_spend, {events} AS target_events, "
-            f"{share} * f.order_lines + {events} AS target_interest "
-            f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
-            f"JOIN _campaign_features f ON f._slice = {i} AND f.patient_key = c.patient_key "
-            f"WHERE c.campaign_id = {sql_literal(campaign_id)}")
-    if parts:
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(parts))
-    else:
+    if not campaigns:
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT CAST(NULL AS VARCHAR) AS campaign_id, "
                     "CAST(NULL AS DATE) AS start_date, CAST(NULL AS VARCHAR) AS target_category, "
                     "CAST(NULL AS VARCHAR) AS campaign_channel, CAST(NULL AS VARCHAR) AS campaign_purpose, "
@@ -69,5 +49,26 @@ def build_campaign_training(con: Session, current_features: str = "features.pati
                     "CAST(NULL AS VARCHAR) AS patient_key, CAST(NULL AS DOUBLE) AS target_share, "
                     "CAST(NULL AS DOUBLE) AS target_spend, CAST(NULL AS DOUBLE) AS target_events, "
                     "CAST(NULL AS DOUBLE) AS target_interest LIMIT 0")
-    con.execute("DROP TABLE IF EXISTS _campaign_features")
+        return 0
+    # every contact of every campaign with its features, in one pass over the history
+    contacts = " UNION ALL ".join(
+        f"SELECT {i} AS _slice, c.patient_key, CAST({sql_literal(str(start))} AS TIMESTAMP) AS _cutoff, "
+        f"c.campaign_id, k.start_date, k.target_category, k.channel AS campaign_channel, "
+        f"k.purpose AS campaign_purpose, c.arm, CAST(c.converted AS INTEGER) AS converted, c.revenue "
+        f"FROM staging.campaign_contacts c JOIN staging.campaigns k USING (campaign_id) "
+        f"WHERE c.campaign_id = {sql_literal(campaign_id)}" for i, (campaign_id, start, _) in enumerate(campaigns))
+    names = feature_names(vocabulary)
+
+    def per_campaign(expression) -> str:  # the campaign's own expression, by its slice
+        return "CASE _slice " + " ".join(f"WHEN {i} THEN {expression(target)}"
+                                        for i, (_, _, target) in enumerate(campaigns)) + " END"
+    build_features_at(
+        con, table, contacts, vocabulary,
+        carried=["campaign_id", "start_date", "target_category", "campaign_channel", "campaign_purpose", "arm",
+                 "converted", "revenue"],
+        extra=(f", {per_campaign(lambda t: target_share_sql(t, names))} AS target_share"
+               f", {per_campaign(lambda t: f'{target_share_sql(t, names)} * monetary')} AS target_spend"
+               f", {per_campaign(lambda t: target_events_sql(t, names))} AS target_events"
+               f", {per_campaign(lambda t: f'{target_share_sql(t, names)} * order_lines + {target_events_sql(t, names)}')}"
+               " AS target_interest"))
     return len(campaigns)

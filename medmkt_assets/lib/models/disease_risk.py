@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaign_features import vocabulary_of
-from medmkt_assets.lib.models.features import build_features_at, column_slug, feature_names
+from medmkt_assets.lib.models.features import build_features_at, column_slug
 from medmkt_assets.lib.sources.as_of import AS_OF_SQL
 
 RISK_TRAINING_TABLE = "features.risk_training"
@@ -74,14 +74,12 @@ def build_risk_training(con: Session, horizon_days: int, index_count: int,
     as_of = con.execute(f"SELECT {AS_OF_SQL}").fetchall()[0][0]
     vocabulary = vocabulary_of(con, current_features)
     dates = index_dates(as_of, horizon_days, index_count)
-    people = " UNION ALL ".join(f"SELECT {i} AS _slice, patient_key, {_timestamp(index)} AS _cutoff "
-                                f"FROM ({AT_INDEX_SQL.format(index=_timestamp(index))}) AS at_index" for i, index in enumerate(dates))
-    build_features_at(con, "_risk_features", people, vocabulary)  # every index date in one pass over the history
-    columns = ", ".join(feature_names(vocabulary))
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS " + " UNION ALL BY NAME ".join(
-        f"SELECT {_timestamp(index)} AS index_date, {_timestamp(index + timedelta(days=horizon_days))} AS horizon_end, "
-        f"{columns} FROM _risk_features WHERE _slice = {i}" for i, index in enumerate(dates)))
-    con.execute("DROP TABLE IF EXISTS _risk_features")
+    people = " UNION ALL ".join(
+        f"SELECT {i} AS _slice, patient_key, {_timestamp(index)} AS _cutoff, {_timestamp(index)} AS index_date, "
+        f"{_timestamp(index + timedelta(days=horizon_days))} AS horizon_end "
+        f"FROM ({AT_INDEX_SQL.format(index=_timestamp(index))}) AS at_index" for i, index in enumerate(dates))
+    # every index date's patients with their features, in one pass over the history
+    build_features_at(con, table, people, vocabulary, carried=["index_date", "horizon_end"])
     return dates
 
 

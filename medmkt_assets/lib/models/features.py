@@ -160,14 +160,14 @@ def feature_columns(con: Session, table: str) -> list[str]:
 
 
 # Features of many (slice, patient, cut-off) rows at once: `_feat_people` lists `_pid` (a number per
-# row), `_slice`, `patient_key` and `_cutoff` (a TIMESTAMP); each row gets what build_patient_features
-# gives that patient with that cut-off (the same columns, types and values, the vocabulary fixed),
-# beside its `_slice`. History is read once for every slice, and only the history of the patients
-# asked for; rows are grouped by `_pid`, not by the long key. Orders and their channels are counted
-# from one grouping of the lines by order (an order counts for a channel when a line of it went
-# through the channel: the distinct (order, channel) pairs build_patient_features counts).
+# row), `_slice`, `patient_key`, `_cutoff` (a TIMESTAMP) and what the caller carries along; each row
+# gets what build_patient_features gives that patient with that cut-off (the same columns, types and
+# values, the vocabulary fixed). History is read once for every slice, and only the history of the
+# patients asked for; rows are grouped by `_pid`, not by the long key. Orders and their channels are
+# counted from one grouping of the lines by order (an order counts for a channel when a line of it
+# went through the channel: the distinct (order, channel) pairs build_patient_features counts).
 FEATURES_AT_SQL = """
-CREATE OR REPLACE TEMP TABLE {table} AS
+CREATE OR REPLACE TABLE {table} AS
 WITH o AS (SELECT _pid, sum(amount) AS monetary, count(*) AS order_lines, count(DISTINCT product_id) AS distinct_products,
                   max(ordered_at) AS last_order_at {categories}
            FROM _feat_lines GROUP BY _pid),
@@ -191,14 +191,15 @@ events AS (SELECT e.patient_key, e.occurred_at, coalesce(ec.category, ep.categor
 g AS (SELECT pe._pid, count(*) AS digital_events {event_categories}
       FROM events e JOIN _feat_people pe ON pe.patient_key = e.patient_key AND e.occurred_at < pe._cutoff
       GROUP BY pe._pid),
-pt AS (SELECT pe._pid, pe._slice, pe.patient_key, pe._cutoff AS as_of, p.gender, {age_band} AS band
-       FROM _feat_people pe JOIN staging.patients p USING (patient_key))
-SELECT pt._slice, pt.patient_key,
-       CAST(CASE WHEN band = 'unknown' THEN NULL WHEN band = '90+' THEN 92
-                 ELSE CAST(split_part(band, '-', 1) AS INTEGER) + 5 END AS DOUBLE) AS age_years,
-       CASE pt.gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 ELSE 0.5 END AS is_female,
+pt AS (SELECT pe.*, p.gender AS _gender, {age_band} AS _band
+       FROM _feat_people pe JOIN staging.patients p USING (patient_key)),
+features AS (
+SELECT pt.*,
+       CAST(CASE WHEN _band = 'unknown' THEN NULL WHEN _band = '90+' THEN 92
+                 ELSE CAST(split_part(_band, '-', 1) AS INTEGER) + 5 END AS DOUBLE) AS age_years,
+       CASE pt._gender WHEN 'F' THEN 1.0 WHEN 'M' THEN 0.0 ELSE 0.5 END AS is_female,
        CAST(h.frequency IS NOT NULL AS DOUBLE) AS has_orders,
-       CAST(coalesce(date_diff('day', o.last_order_at, pt.as_of), 3650) AS DOUBLE) AS recency_days,
+       CAST(coalesce(date_diff('day', o.last_order_at, pt._cutoff), 3650) AS DOUBLE) AS recency_days,
        CAST(coalesce(h.frequency, 0) AS DOUBLE) AS frequency,
        CAST(coalesce(o.monetary, 0) AS DOUBLE) AS monetary,
        CAST(coalesce(o.monetary / nullif(h.frequency, 0), 0) AS DOUBLE) AS avg_order_value,
@@ -211,7 +212,8 @@ SELECT pt._slice, pt.patient_key,
        {shares}
 FROM pt
 LEFT JOIN o USING (_pid) LEFT JOIN h USING (_pid) LEFT JOIN d USING (_pid) LEFT JOIN dd USING (_pid)
-LEFT JOIN s USING (_pid) LEFT JOIN g USING (_pid)"""
+LEFT JOIN s USING (_pid) LEFT JOIN g USING (_pid))
+SELECT {columns} FROM features"""
 FEATURES_AT_LINES_SQL = """
 CREATE OR REPLACE TEMP TABLE _feat_lines AS
 SELECT pe._pid, o.order_id, o.ordered_at, coalesce(o.channel, 'other') AS channel, o.product_id,
@@ -233,17 +235,18 @@ def _number_people(con: Session, people_sql: str) -> None:
     nothing; Spark numbers them in key order)."""
     if con.engine == "spark":
         con.execute("CREATE OR REPLACE TEMP TABLE _feat_people AS SELECT row_number() OVER (ORDER BY _slice, "
-                    f"patient_key) AS _pid, _slice, patient_key, _cutoff FROM ({people_sql}) AS people")
+                    f"patient_key) AS _pid, * FROM ({people_sql}) AS people")
         return
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _feat_people_rows AS SELECT _slice, patient_key, _cutoff "
-                f"FROM ({people_sql}) AS people")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _feat_people_rows AS {people_sql}")
     con.execute("CREATE OR REPLACE TEMP VIEW _feat_people AS SELECT rowid AS _pid, * FROM _feat_people_rows")
 
 
-def build_features_at(con: Session, table: str, people_sql: str, vocabulary: dict[str, list[str]]) -> None:
-    """Write the temporary `table`: for each row of `people_sql` (`_slice`, `patient_key`, `_cutoff`),
-    `_slice` and the features build_patient_features would give that patient with that cut-off
-    (FEATURES_AT_SQL)."""
+def build_features_at(con: Session, table: str, people_sql: str, vocabulary: dict[str, list[str]],
+                      carried: list[str] = (), extra: str = "") -> None:
+    """Write `table`: for each row of `people_sql` (`_slice`, `patient_key`, `_cutoff` and the
+    `carried` columns), the carried columns, then the columns build_patient_features would give that
+    patient with that cut-off (FEATURES_AT_SQL), then `extra` (`, <expression> AS <name>` over those
+    columns and `_slice`). Rows whose patient is not in staging.patients are left out, as there."""
     _number_people(con, people_sql)
     con.execute(FEATURES_AT_PRODUCTS_SQL.format(category=_slug("category")))
     con.execute(FEATURES_AT_LINES_SQL)
@@ -266,7 +269,8 @@ def build_features_at(con: Session, table: str, people_sql: str, vocabulary: dic
         event_categories="".join(f", count(*) FILTER (WHERE category = {sql_literal(v)}) AS evt__{v}"
                                  for v in vocabulary.get("evt", [])),
         age_band=age_band_sql("year(pe._cutoff) - p.birth_year"),
-        shares="".join(f", {c}" for c in shares)))
+        shares="".join(f", {c}" for c in shares),
+        columns=", ".join([*carried, *feature_names(vocabulary)]) + extra))
     con.execute("DROP TABLE IF EXISTS _feat_lines")
     con.execute("DROP TABLE IF EXISTS _feat_products")
     if con.engine == "spark":
