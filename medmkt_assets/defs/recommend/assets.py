@@ -84,8 +84,9 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         patients = con.execute("SELECT user_id, segment_label, patient_key FROM _rec_patients "
                                "ORDER BY user_id").fetchdf()
     products = products.merge(codes, on="product_id", how="left")  # in staging's order: it orders never-bought ones
+    # segments as a category: a handful of labels, not a million strings (in memory and in the registered model)
     items, item_text, segments = pd.Index(products.item_id), products.set_index("item_id").text, \
-        patients.set_index("user_id").segment_label
+        patients.set_index("user_id").segment_label.astype("category")
     rows = sel.training_rows(interactions, patients.user_id, config.selection_users, config.seed)
     models = sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
     evaluation = sel.evaluate_candidates(models, rows, items, k=config.k, holdout_days=config.holdout_days,
