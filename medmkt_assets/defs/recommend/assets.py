@@ -113,18 +113,18 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
                  "picked each row (model).",
             why=f"{champion_label}: best holdout NDCG@{config.k} of {len(models)} candidates "
                 f"(evaluation.csv; segment popularity is reported, never champion).")
-    served = pd.Series(dtype="int64")
+    served, covered = pd.Series(dtype="int64"), 0
     with warehouse.transaction() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(PRODUCT_CODES_SQL)
         con.execute(RECOMMENDATIONS_DDL)
         for batch in server.batches(patients.user_id, config.serve_batch):
             served = served.add(batch.model.value_counts(), fill_value=0)
+            covered += int(batch.user_id.nunique())  # batches hold distinct patients, each one patient_key
             con.write_frame(batch.rename(columns={"product_id": "item_id"}), "marts.recommendations", append=True,
                             query=SERVED_SQL)
         con.write_frame(evaluation.table, "marts.recommendation_evaluation")
         n = row_count(con, "marts.recommendations")
-        covered = con.execute("SELECT count(DISTINCT patient_key) FROM marts.recommendations").fetchone()[0]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "patients_covered": covered, "champion": champion_label,
         "registered_model": f"{REGISTERED_NAME} v{version} (alias champion)",
