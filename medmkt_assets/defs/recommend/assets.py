@@ -84,8 +84,9 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
         patients = con.execute("SELECT user_id, segment_label, patient_key FROM _rec_patients "
                                "ORDER BY user_id").fetchdf()
     products = products.merge(codes, on="product_id", how="left")  # in staging's order: it orders never-bought ones
+    # segments as a category: a handful of labels, not a million strings (in memory and in the registered model)
     items, item_text, segments = pd.Index(products.item_id), products.set_index("item_id").text, \
-        patients.set_index("user_id").segment_label
+        patients.set_index("user_id").segment_label.astype("category")
     rows = sel.training_rows(interactions, patients.user_id, config.selection_users, config.seed)
     models = sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
     evaluation = sel.evaluate_candidates(models, rows, items, k=config.k, holdout_days=config.holdout_days,
@@ -112,18 +113,18 @@ def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig
                  "picked each row (model).",
             why=f"{champion_label}: best holdout NDCG@{config.k} of {len(models)} candidates "
                 f"(evaluation.csv; segment popularity is reported, never champion).")
-    served = pd.Series(dtype="int64")
+    served, covered = pd.Series(dtype="int64"), 0
     with warehouse.transaction() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(PRODUCT_CODES_SQL)
         con.execute(RECOMMENDATIONS_DDL)
         for batch in server.batches(patients.user_id, config.serve_batch):
             served = served.add(batch.model.value_counts(), fill_value=0)
+            covered += int(batch.user_id.nunique())  # batches hold distinct patients, each one patient_key
             con.write_frame(batch.rename(columns={"product_id": "item_id"}), "marts.recommendations", append=True,
                             query=SERVED_SQL)
         con.write_frame(evaluation.table, "marts.recommendation_evaluation")
         n = row_count(con, "marts.recommendations")
-        covered = con.execute("SELECT count(DISTINCT patient_key) FROM marts.recommendations").fetchone()[0]
     return dg.MaterializeResult(metadata={
         "dagster/row_count": n, "patients_covered": covered, "champion": champion_label,
         "registered_model": f"{REGISTERED_NAME} v{version} (alias champion)",
