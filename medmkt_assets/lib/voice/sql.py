@@ -11,9 +11,10 @@ KNOWN_COLUMNS = ("full_name", "phone", "email", "address", "patient_id", "birth_
 # author's values, spelled in SQL: each value's kind as deidentify._known_kind decides it, then whether its
 # cheap form is in the text's. The spelling is exact for "plain" text and values (the characters of
 # PLAIN_CHARS, on which Python, DuckDB and Spark agree about case, white space and digits); any other
-# character, or a value with white space at either end, puts the pair in `own` regardless, and
-# redact_many repeats the exact test for every pair in `own`. So a pair left out can hold none of its
-# author's identifiers, and its text is redacted once for everyone who wrote it.
+# character, a value with white space at either end, or a Latin name of more than three words (or with
+# runs of white space) puts the pair in `own` regardless, and redact_many repeats the exact test for every
+# pair in `own`. So a pair left out can hold none of its author's identifiers, and its text is redacted
+# once for everyone who wrote it (test_voice_shortcuts checks both directions).
 _WS = "\t\n\r "
 PLAIN_CHARS = (" -~\t\n\r\u2010-\u2027\u3001-\u3029\u3030-\u303f\u4e00-\u9fff"
                "\uff01-\uff0f\uff1a-\uff20\uff3b-\uff40\uff5b-\uff65")
