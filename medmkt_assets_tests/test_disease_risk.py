@@ -7,10 +7,10 @@ import pytest
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.disease_risk import (
     RISK_CONDITIONS_SQL,
-    RISK_ROWS_SQL,
     build_risk_training,
     index_dates,
     risk_model_columns,
+    risk_training_rows,
 )
 from medmkt_assets.lib.models.features import build_patient_features
 
@@ -53,7 +53,7 @@ def world():
 
 
 def rows(con, code="N18"):
-    return con.execute(RISK_ROWS_SQL, {"code": code, "seed": 1, "max_rows": 10_000}).fetchdf()
+    return risk_training_rows(con, [code, "I10"], seed=1, max_rows=10_000)[code]
 
 
 def test_index_dates_step_back_one_horizon_each():

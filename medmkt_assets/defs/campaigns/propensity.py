@@ -17,9 +17,9 @@ from medmkt_assets.lib.models.campaign_features import (
 )
 from medmkt_assets.lib.models.disease_risk import (
     RISK_CONDITIONS_SQL,
-    RISK_ROWS_SQL,
     RISK_TRAINING_TABLE,
     build_risk_training,
+    risk_training_rows,
 )
 from medmkt_assets.lib.models.targets import (
     CURRENT_FEATURES,
@@ -134,9 +134,8 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
         inputs = campaign_inputs(con)
         conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
                                                        "conditions": config.risk_conditions}).fetchall()
-        risk_training = {code: con.execute(RISK_ROWS_SQL, {"code": code, "seed": config.seed,
-                                                           "max_rows": config.max_training_rows}).fetchdf()
-                         for code, _ in conditions}
+        risk_training = risk_training_rows(con, [code for code, _ in conditions], config.seed,
+                                           config.max_training_rows)
     if not conditions:
         context.log.warning("No condition has %d new diagnoses in the index windows of %s: no disease-risk "
                             "target this run (a model learnt from fewer would rank by chance).",

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pandas as pd
+
 from medmkt_assets.lib.engine.sql import sql_literal, stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaign_features import vocabulary_of
@@ -38,19 +40,49 @@ windows AS (SELECT DISTINCT index_date, horizon_end, patient_key FROM {RISK_TRAI
 SELECT d.condition_code, count(*) AS new_cases FROM windows w
 JOIN first_dx d ON d.patient_key = w.patient_key AND d.first_at >= w.index_date AND d.first_at < w.horizon_end
 GROUP BY 1 HAVING count(*) >= $min_positives ORDER BY 2 DESC, 1 LIMIT $conditions"""
-# One condition's training rows: patients without it at the index date, labelled by a first
-# diagnosis inside the window; a hash-Bernoulli sample of about $max_rows rows (classes in proportion).
+# Each condition's training rows: patients without it at the index date, labelled by a first
+# diagnosis inside the window; a hash-Bernoulli sample of about $max_rows rows (classes in
+# proportion). Every condition's rows come from one pass ({first}, {counts}, {labels} per condition
+# i: `_new_i` the label, `_pick_i` whether the row is in the condition's sample), the hash made once.
 RISK_ROWS_SQL = f"""
-WITH first_dx AS (SELECT * FROM ({FIRST_DIAGNOSIS_SQL}) WHERE condition_code = $code),
-labelled AS (
-  SELECT r.*, CAST(d.first_at IS NOT NULL AND d.first_at < r.horizon_end AS INTEGER) AS new_diagnosis
-  FROM {RISK_TRAINING_TABLE} r LEFT JOIN first_dx d USING (patient_key)
-  WHERE d.first_at IS NULL OR d.first_at >= r.index_date)
-SELECT l.*, p.gender AS _gender, p.age_band AS _age_band
-FROM labelled l JOIN marts.patient_profiles p USING (patient_key)
-WHERE {stable_hash_sql('patient_key', 'index_date', '$seed')} % 1000000
-      < 1000000.0 * $max_rows / greatest((SELECT count(*) FROM labelled), 1)
+WITH {{first}},
+counts AS (SELECT {{counts}} FROM {RISK_TRAINING_TABLE} r {{joins}}),
+at_risk_rows AS (
+  SELECT r.*, p.gender AS _gender, p.age_band AS _age_band,
+         {stable_hash_sql('r.patient_key', 'r.index_date', '$seed')} % 1000000 AS _hash {{labels}}
+  FROM {RISK_TRAINING_TABLE} r JOIN marts.patient_profiles p USING (patient_key) {{joins}})
+SELECT *{{picks}} FROM at_risk_rows WHERE {{picked}}
 ORDER BY index_date, patient_key"""
+
+
+def risk_training_rows(con: Session, codes: list[str], seed: int, max_rows: int) -> dict[str, pd.DataFrame]:
+    """Each condition's training rows (RISK_ROWS_SQL): features.risk_training's columns, `new_diagnosis`
+    and the profile's `_gender` and `_age_band`, in index date and key order."""
+    if not codes:
+        return {}
+    first = [f"first_{i} AS (SELECT patient_key, min(coalesce(CAST(diagnosed_at AS TIMESTAMP), TIMESTAMP "
+             f"'1900-01-01')) AS first_at FROM staging.diagnoses WHERE condition_code = {sql_literal(code)} "
+             "GROUP BY patient_key)" for i, code in enumerate(codes)]
+    at_risk = [f"(d{i}.first_at IS NULL OR d{i}.first_at >= r.index_date)" for i in range(len(codes))]
+    picks = [f"(_at_risk_{i} AND _hash < 1000000.0 * $max_rows / greatest((SELECT at_risk_{i} FROM counts), 1))"
+             for i in range(len(codes))]
+    rows = con.execute(RISK_ROWS_SQL.format(
+        first=",\n".join(first),
+        joins=" ".join(f"LEFT JOIN first_{i} d{i} ON d{i}.patient_key = r.patient_key" for i in range(len(codes))),
+        counts=", ".join(f"count(*) FILTER (WHERE {a}) AS at_risk_{i}" for i, a in enumerate(at_risk)),
+        labels="".join(f", {a} AS _at_risk_{i}, CAST(d{i}.first_at IS NOT NULL AND d{i}.first_at < r.horizon_end "
+                       f"AS INTEGER) AS _new_{i}" for i, a in enumerate(at_risk)),
+        picks="".join(f", {pick} AS _pick_{i}" for i, pick in enumerate(picks)),
+        picked=" OR ".join(picks)),
+        {"seed": seed, "max_rows": max_rows}).fetchdf()
+    helpers = {"_gender", "_age_band", "_hash", *(f"{p}_{i}" for i in range(len(codes)) for p in ("_at_risk", "_new", "_pick"))}
+    columns = [c for c in rows.columns if c not in helpers]
+    out = {}
+    for i, code in enumerate(codes):
+        part = rows[rows[f"_pick_{i}"].to_numpy(dtype=bool)]
+        out[code] = part[columns].assign(new_diagnosis=part[f"_new_{i}"].astype("int32"), _gender=part["_gender"],
+                                         _age_band=part["_age_band"]).reset_index(drop=True)
+    return out
 
 
 def index_dates(as_of: datetime, horizon_days: int, count: int) -> list[datetime]:
