@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models.campaign_features import build_campaign_training
 from medmkt_assets.lib.models.campaigns import (
     campaign_effects,
@@ -114,7 +115,7 @@ def test_demo_intervals_cover_the_true_uplifts(demo_pipeline):
 def test_training_features_ignore_everything_after_the_campaign_start(demo_pipeline, tmp_path):
     copy = tmp_path / "w.duckdb"
     shutil.copy(demo_pipeline["warehouse"], copy)
-    con = duckdb.connect(str(copy))
+    con = Session(duckdb.connect(str(copy)))  # the library's interface, as the assets hand it over
     before = con.execute("SELECT * FROM features.campaign_training ORDER BY campaign_id, patient_key").fetchdf()
     # a big purchase the day after C001 started, by a patient C001 and a later campaign contacted
     patient = con.execute("""SELECT patient_key FROM staging.campaign_contacts WHERE campaign_id = 'C001'
