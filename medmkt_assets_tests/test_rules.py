@@ -410,6 +410,21 @@ def test_frequent_itemsets_match_plain_fpgrowth_on_every_basket(seed, max_len):
     assert any(len(s) == 3 for s in ours.itemsets) == (max_len != 2)
 
 
+def test_identical_baskets_are_found_once_with_their_number():
+    """FP-growth's tree takes each different basket once, with its count."""
+    from scipy import sparse
+
+    from medmkt_assets.lib.models.rules import _distinct_rows
+
+    baskets = [[0, 2, 3], [3, 0, 2], [1], [0, 2, 3], [1, 2], [], [2, 1], [0, 1, 2, 3]]
+    rows = [r for r, basket in enumerate(baskets) for _ in basket]
+    cols = [c for basket in baskets for c in basket]
+    matrix = sparse.csr_matrix((np.ones(len(rows), bool), (rows, cols)), shape=(len(baskets), 4))
+    distinct, counts = _distinct_rows(matrix)
+    assert sorted((tuple(r), int(c)) for r, c in zip(distinct, counts)) == [
+        ((0, 1, 2, 3), 1), ((0, 2, 3), 3), ((1,), 1), ((1, 2), 2)]
+
+
 def test_rules_in_the_metadata_read_as_names_with_their_codes():
     from medmkt_assets.defs.rules.assets import ITEM_NAMES_SQL, _readable
 

@@ -31,7 +31,8 @@ with warnings.catch_warnings():
     # mlxtend's fpcommon calls warnings.simplefilter("always", DeprecationWarning) when imported,
     # for the whole process: every library's deprecation notice would then be printed in every run
     # (`make run`). catch_warnings puts the process's filters back as they were.
-    from mlxtend.frequent_patterns import fpgrowth
+    from mlxtend.frequent_patterns.fpcommon import FPTree
+    from mlxtend.frequent_patterns.fpgrowth import fpg_step
 
 from medmkt_assets.lib.privacy.pseudonym import (
     ID_WHITESPACE,  # includes the ideographic space U+3000
@@ -162,19 +163,53 @@ def _frequent_pairs(baskets: sparse.csr_matrix, labels: np.ndarray, min_count: i
 
 
 def _fp_growth(baskets: sparse.csr_matrix, labels: np.ndarray, min_count: int, max_len: int | None) -> pd.DataFrame:
-    """mlxtend's FP-growth on these baskets: the itemsets of three or more items, with integer counts.
+    """mlxtend's FP-growth (its FPTree, mined by fpg_step with the integer threshold) on these
+    baskets: the itemsets of three or more items, with their counts.
 
-    It is asked for a threshold half a basket lower, so float rounding never drops a boundary
-    itemset; the integer count decides."""
-    with warnings.catch_warnings():  # pandas' bool sparse fill-value notice is harmless here
-        warnings.simplefilter("ignore", FutureWarning)
-        frame = pd.DataFrame.sparse.from_spmatrix(baskets, columns=list(labels))
-        found = fpgrowth(frame, min_support=(min_count - 0.5) / baskets.shape[0], use_colnames=True,
-                         max_len=max_len)
-    found = found[found["itemsets"].map(len) >= 3]
-    counts = np.rint(found["support"].to_numpy() * baskets.shape[0]).astype(np.int64)
-    keep = counts >= min_count
-    return pd.DataFrame({"itemsets": found["itemsets"].to_numpy()[keep], "count": counts[keep]})
+    mlxtend's `fpgrowth` inserts every basket into the tree one at a time in Python. Identical
+    baskets go in once here, with their number (`FPTree.insert_itemset(itemset, count)`): at
+    1,000,000 patients 2.3 M orders of three or more frequent items hold 148,000 different baskets.
+    Items are ranked as mlxtend ranks them (the more frequent nearer the root)."""
+    rows, weights = _distinct_rows(baskets)
+    sizes = np.array([len(row) for row in rows], dtype=np.int64)
+    item_counts = np.bincount(np.concatenate(rows) if rows else np.zeros(0, np.int64),
+                              weights=np.repeat(weights, sizes), minlength=len(labels)).astype(np.int64)
+    frequent = np.flatnonzero(item_counts >= min_count)
+    rank = {int(item): i for i, item in enumerate(frequent[np.argsort(item_counts[frequent], kind="stable")])}
+    tree = FPTree(rank)
+    for row, weight in zip(rows, weights.tolist()):
+        itemset = sorted((int(item) for item in row if int(item) in rank), key=rank.get, reverse=True)
+        tree.insert_itemset(itemset, weight)
+    itemsets, counts = [], []
+    for count, itemset in fpg_step(tree, min_count, None, max_len, False):
+        if len(itemset) >= 3 and count >= min_count:
+            itemsets.append(frozenset(labels[list(itemset)]))
+            counts.append(count)
+    return pd.DataFrame({"itemsets": pd.Series(itemsets, dtype=object), "count": np.array(counts, dtype=np.int64)})
+
+
+def _distinct_rows(matrix: sparse.csr_matrix) -> tuple[list[np.ndarray], np.ndarray]:
+    """The different rows of a sparse bool matrix (each as its sorted column indices) and how many
+    times each occurs. Rows of one length are compared as fixed-width byte strings, never densely."""
+    matrix = matrix.tocsr()
+    matrix.sort_indices()
+    sizes = np.diff(matrix.indptr)
+    order = np.argsort(sizes, kind="stable")
+    grouped = matrix[order]
+    starts, sorted_sizes = grouped.indptr[:-1], sizes[order]
+    rows: list[np.ndarray] = []
+    weights: list[np.ndarray] = []
+    for size in np.unique(sorted_sizes):
+        if size == 0:
+            continue
+        block = np.flatnonzero(sorted_sizes == size)
+        first = starts[block[0]]
+        codes = np.ascontiguousarray(grouped.indices[first:first + len(block) * size].astype(_CODE).reshape(-1, size))
+        distinct, count = np.unique(_row_keys(codes), return_counts=True)
+        decoded = np.frombuffer(distinct.tobytes(), dtype=_CODE).reshape(-1, size).astype(np.int64)
+        rows.extend(decoded)
+        weights.append(count)
+    return rows, (np.concatenate(weights) if weights else np.zeros(0, np.int64)).astype(np.int64)
 
 
 class _CountLookup:
