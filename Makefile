@@ -62,8 +62,8 @@ demo-data: setup  ## write demo source files into data/raw (PATIENTS=20000 SEED=
 contract-check: setup  ## the contract's shapes and privacy rules on MEDMKT_WAREHOUSE (data/warehouse.duckdb), with the project's Python (it needs duckdb)
 	$(BIN)/python ../shared/tools/check_contract.py $${MEDMKT_WAREHOUSE:-data/warehouse.duckdb}
 
-bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark); tables in data/bench/
-	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb}
+bench: setup  ## benchmark the pipeline (SIZES=10000,100000,1000000; NAIVE_SIZE=100000, 0 to skip; ENGINE=duckdb or spark; DATA=folder to keep and reuse demo data in); tables in data/bench/
+	$(BIN)/python -m medmkt_assets.bench --sizes $${SIZES:-10000,100000,1000000} --naive-size $${NAIVE_SIZE:-100000} --engine $${ENGINE:-duckdb} $${DATA:+--data $$DATA}
 
 clean:  ## remove generated data (warehouse, Spark lakehouse and metastore, MLflow store, demo files, Dagster home, the team deployment's data/team after stopping it)
 	-@test ! -d data/team || $(BIN)/python -m medmkt_assets.team down

@@ -24,3 +24,16 @@ def test_same_output_in_any_row_order_is_equal_and_a_changed_cell_is_not(tmp_pat
     assert differences(old, _warehouse(tmp_path / "changed.duckdb", 0.25)) == ["marts.t: columns differ: ['score']"]
     assert differences(old, _warehouse(tmp_path / "more.duckdb", 0.5, extra=True)) == [
         f"marts.new: only in {tmp_path / 'more.duckdb'}"]
+
+
+def test_identical_tables_are_decided_inside_duckdb_and_ignored_columns_left_out(tmp_path, monkeypatch):
+    old = _warehouse(tmp_path / "old.duckdb", 0.5)
+    new = _warehouse(tmp_path / "new.duckdb", 0.5)
+    for path, folder in ((old, "/data/run1"), (new, "/data/run2")):
+        con = duckdb.connect(path)
+        con.execute(f"CREATE TABLE marts.lines AS SELECT range AS id, '{folder}' AS _source_file FROM range(1000)")
+        con.close()
+    assert differences(old, new) == ["marts.lines: columns differ: ['_source_file']"]
+    # identical tables never reach pandas
+    monkeypatch.setattr(duckdb.DuckDBPyConnection, "fetchdf", lambda *a: (_ for _ in ()).throw(AssertionError))
+    assert differences(old, new, ignore=("_source_file",)) == []
