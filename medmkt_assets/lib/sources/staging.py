@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from medmkt_assets.lib.engine.sql import sql_literal
+from medmkt_assets.lib.engine.sql import quote_ident, sql_literal
 from medmkt_assets.lib.engine.warehouse import Session
 
 
@@ -32,6 +32,8 @@ class StagingSpec:
     # of a family goes to restricted.sensitive_<table> instead of staging (lib.privacy.sensitive).
     sensitive: str | None = None
     sensitive_match: str | None = None
+    # parsed name -> the raw id column its pseudonym is computed from: computed once per distinct id
+    pseudonyms: dict[str, str] = field(default_factory=dict)
 
     @property
     def withheld_table(self) -> str | None:
@@ -58,7 +60,7 @@ def stage_table(con: Session, spec: StagingSpec, raw_table: str) -> StagingResul
     raw_columns = _columns(con, raw_table)
     _parse(con, spec, raw_table, "TRUE", _needed_expressions(con, spec, raw_table, "TRUE"))
     _judge(con, spec, already_staged=False)
-    _publish(con, spec, raw_columns, append=False)
+    _publish(con, spec, raw_table, raw_columns, append=False)
     return _result(con, spec, raw_table)
 
 
@@ -96,7 +98,7 @@ def stage_batch(con: Session, spec: StagingSpec, raw_table: str,
         return None
     _parse(con, spec, raw_table, batch, expressions)
     _judge(con, spec, already_staged=True)
-    _publish(con, spec, raw_columns, append=True)
+    _publish(con, spec, raw_table, raw_columns, append=True)
     result = _result(con, spec, raw_table)
     result.batch_rows = batch_rows
     return result
@@ -113,22 +115,39 @@ def _needed_expressions(con: Session, spec: StagingSpec, raw_table: str,
 
 def _parse(con: Session, spec: StagingSpec, raw_table: str, where: str,
            expressions: dict[str, str]) -> None:
-    """Parse once into _medmkt_parsed, in load order (`_raw_order`), with an empty `_reason`.
+    """`_medmkt_parsed`: the raw rows of `where` with their load order (`_raw_order`) and parsed values.
 
-    A table rather than a CTE: the rules refer to parsed values many times, and an inlined
-    CTE would run the parsers again for each reference.
+    On DuckDB a view: the verdicts and each published table parse what they need from the raw rows
+    again, which at 20 M order lines is far cheaper than storing every raw and parsed column once
+    (the rules read parsed values many times within one statement, where DuckDB parses each once).
+    On Spark a temp table, which it keeps as Parquet once. A pseudonym is computed once per distinct
+    raw id (a patient's 20 order lines share it) and joined in.
     """
-    parsed = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in expressions.items())
-    con.execute(f"CREATE OR REPLACE TEMP TABLE _medmkt_parsed AS SELECT r.*, r.rowid AS _raw_order, {parsed}, "
-                f"CAST(NULL AS VARCHAR) AS _reason FROM {raw_table} r WHERE {where}")
+    joins, parsed = [], dict(expressions)
+    for number, (name, column) in enumerate(spec.pseudonyms.items()):
+        lookup = f"_medmkt_pseudonyms_{number}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT {quote_ident(column)} AS _medmkt_id, "
+                    f"{parsed.pop(name)} AS _medmkt_key FROM (SELECT DISTINCT {quote_ident(column)} "
+                    f"FROM {raw_table} WHERE {where}) AS ids")
+        joins.append(f"LEFT JOIN {lookup} ON {lookup}._medmkt_id = r.{quote_ident(column)}")
+        parsed[name] = f"{lookup}._medmkt_key"
+    columns = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in parsed.items())
+    kind = "TABLE" if con.engine == "spark" else "VIEW"
+    con.execute(f"CREATE OR REPLACE TEMP {kind} _medmkt_parsed AS SELECT r.*, r.rowid AS _raw_order, {columns} "
+                f"FROM {raw_table} r {' '.join(joins)} WHERE {where}")
+
+
+def _drop_parsed(con: Session, spec: StagingSpec) -> None:
+    con.execute(f"DROP {'TABLE' if con.engine == 'spark' else 'VIEW'} _medmkt_parsed")
+    for number in range(len(spec.pseudonyms)):
+        con.execute(f"DROP TABLE _medmkt_pseudonyms_{number}")
+    con.execute("DROP TABLE _medmkt_rejected")
 
 
 def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
-    """Set `_reason` on the rejected rows of _medmkt_parsed: the first failing rule, else a
-    duplicate key (of an earlier row here, or, if already_staged, of a staged row).
-
-    Rejected rows are few, so verdicts are collected in a small table and written back with
-    one UPDATE; the good rows are never copied.
+    """`_medmkt_rejected`: the load order and reason of each rejected row of _medmkt_parsed, the
+    first failing rule, else a duplicate key (of an earlier row here, or, if already_staged, of a
+    staged row). Rejected rows are few; the good rows are never copied.
     """
     judged = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in spec.rules)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _medmkt_rejected AS
@@ -163,16 +182,13 @@ def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
                         firsts AS (SELECT {keys}, min(_raw_order) AS first FROM suspects GROUP BY ALL HAVING count(*) > 1)
                         SELECT s._raw_order, {duplicate} FROM suspects s JOIN firsts f ON {same_key}
                         WHERE s._raw_order <> f.first""")
-    con.execute("UPDATE _medmkt_parsed p SET _reason = r._reason FROM _medmkt_rejected r "
-                "WHERE p._raw_order = r._raw_order")
-    con.execute("DROP TABLE _medmkt_rejected")
 
 
-def _publish(con: Session, spec: StagingSpec, raw_columns: list[str], append: bool) -> None:
-    """Write _medmkt_parsed's verdicts to quarantine, staging, sensitive rows to restricted (and the
-    identifiers to restricted): replace or append."""
+def _publish(con: Session, spec: StagingSpec, raw_table: str, raw_columns: list[str], append: bool) -> None:
+    """Write the verdicts: rejected raw rows to quarantine, good rows to staging, sensitive rows to
+    restricted (and the identifiers to restricted): replace or append."""
     into = (lambda t: f"INSERT INTO {t}") if append else (lambda t: f"CREATE OR REPLACE TABLE {t} AS")
-    con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_columns)}")
+    con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_table, raw_columns)}")
     ordinary = f"({spec.sensitive}) IS NULL" if spec.sensitive else "true"
     con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output, ordinary)}")
     if spec.sensitive:
@@ -183,17 +199,20 @@ def _publish(con: Session, spec: StagingSpec, raw_columns: list[str], append: bo
         # (sensitive rows are all in restricted.sensitive_<table> already)
         kept = f"{ordinary} AND ({spec.restricted_where})"
         con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output, kept)}")
-    con.execute("DROP TABLE _medmkt_parsed")
+    _drop_parsed(con, spec)
 
 
-def _quarantined(raw_columns: list[str]) -> str:
-    quoted = ", ".join(f'"{c}"' for c in raw_columns)
-    return f"SELECT {quoted}, _reason FROM _medmkt_parsed WHERE _reason IS NOT NULL ORDER BY _raw_order"
+def _quarantined(raw_table: str, raw_columns: list[str]) -> str:
+    """The rejected rows as they came, read from the raw table (nothing of them needs parsing)."""
+    quoted = ", ".join(f"r.{quote_ident(c)}" for c in raw_columns)
+    return (f"SELECT {quoted}, j._reason FROM (SELECT *, rowid AS _raw_order FROM {raw_table}) r "
+            "JOIN _medmkt_rejected j USING (_raw_order) ORDER BY _raw_order")
 
 
 def _staged(select_list: tuple[str, ...], where: str = "true") -> str:
     # ORDER BY: a parallel CTAS under memory pressure may write a row group out of order
-    return f"SELECT {', '.join(select_list)} FROM _medmkt_parsed WHERE _reason IS NULL AND {where} ORDER BY _raw_order"
+    return (f"SELECT {', '.join(select_list)} FROM _medmkt_parsed ANTI JOIN _medmkt_rejected USING (_raw_order) "
+            f"WHERE {where} ORDER BY _raw_order")
 
 
 def _result(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:

@@ -98,6 +98,7 @@ class TableSpec:
             tuple((PREFIX + k, c) for k, c in self.staged_key.items()),
             sql(self.sensitive) if self.sensitive else None,
             sql(self.sensitive_match) if self.sensitive_match else None,
+            {n: v.column for n, v in self.parsed.items() if isinstance(v, Pseudonym)},
         )
 
 
