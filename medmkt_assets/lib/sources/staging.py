@@ -129,8 +129,10 @@ def _parse(con: Session, spec: StagingSpec, raw_table: str, where: str,
         con.execute(f"CREATE OR REPLACE TEMP TABLE {lookup} AS SELECT {quote_ident(column)} AS _medmkt_id, "
                     f"{parsed.pop(name)} AS _medmkt_key FROM (SELECT DISTINCT {quote_ident(column)} "
                     f"FROM {raw_table} WHERE {where}) AS ids")
-        joins.append(f"LEFT JOIN {lookup} ON {lookup}._medmkt_id = r.{quote_ident(column)}")
-        parsed[name] = f"{lookup}._medmkt_key"
+        # a subquery, not the table: a table's implicit rowid would clash with the raw rows' own
+        joins.append(f"LEFT JOIN (SELECT _medmkt_id, _medmkt_key FROM {lookup}) AS _medmkt_p{number} "
+                     f"ON _medmkt_p{number}._medmkt_id = r.{quote_ident(column)}")
+        parsed[name] = f"_medmkt_p{number}._medmkt_key"
     columns = ",\n  ".join(f"{expr} AS _s_{name}" for name, expr in parsed.items())
     kind = "TABLE" if con.engine == "spark" else "VIEW"
     con.execute(f"CREATE OR REPLACE TEMP {kind} _medmkt_parsed AS SELECT r.*, r.rowid AS _raw_order, {columns} "
