@@ -97,6 +97,20 @@ def test_resolve_as_of_prefers_medmkt_as_of_and_falls_back_to_the_wall_clock(con
     assert (empty.as_of, empty.events) == (NOW, 0) and "wall clock" in empty.basis
 
 
+def test_days_on_both_sides_of_a_bound_are_read_to_the_second():
+    """An export reaching today is capped at the wall clock (noon): the morning's times count, the
+    afternoon's are after it; the day after the as-of time is split at the as-of time's hour."""
+    session = Session(duckdb.connect())
+    ensure_schemas(session)
+    session.execute("CREATE TABLE raw.orders AS SELECT '2026-11-20 10:00:00' AS ordered_at FROM range(300)")
+    session.execute("INSERT INTO raw.orders VALUES ('2026-12-06 09:15:00'), ('2026-12-06 13:00:00'), "
+                    "('2026-12-07 09:00:00'), ('2026-12-07 10:00:00'), ('2026-12-09 00:00:00')")
+    found = resolve_as_of(session, None, NOW)
+    assert (found.as_of, found.basis) == (datetime(2026, 12, 6, 9, 15), "the latest event in the data, capped at the wall clock")
+    # after 2026-12-07 09:15: 10:00 that day and the 9th; 13:00 on the 6th is within a day of it
+    assert (found.events, found.events_after) == (305, 2)
+
+
 def test_staging_judges_future_dates_and_birth_dates_against_the_as_of_time(con):
     con.execute("""CREATE TABLE raw.patients AS SELECT *, 'p.csv' AS _source_file, row_number() OVER () AS _source_row
                    FROM (VALUES ('P1', '2080-05-01', NULL), ('P2', '2127-01-01', NULL), ('P3', '2126-06-30', NULL))
