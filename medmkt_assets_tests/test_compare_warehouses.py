@@ -37,3 +37,19 @@ def test_identical_tables_are_decided_inside_duckdb_and_ignored_columns_left_out
     # identical tables never reach pandas
     monkeypatch.setattr(duckdb.DuckDBPyConnection, "fetchdf", lambda *a: (_ for _ in ()).throw(AssertionError))
     assert differences(old, new, ignore=("_source_file",)) == []
+
+
+def test_float_noise_within_the_tolerance_is_the_same_and_a_wrong_count_is_not(tmp_path):
+    def warehouse(name: str, noise: float, count: int) -> str:
+        con = duckdb.connect(str(tmp_path / name))
+        con.execute("CREATE SCHEMA marts")
+        con.execute(f"CREATE TABLE marts.cells AS SELECT range AS id, range / 3 + {noise} * (range / 3) AS share, "
+                    f"CASE WHEN range = 7 THEN {count} ELSE 1 END AS n, [range, 1] AS codes FROM range(100)")
+        con.close()
+        return str(tmp_path / name)
+
+    old = warehouse("old.duckdb", 0.0, 1)
+    assert differences(old, warehouse("noisy.duckdb", 1e-14, 1), rtol=1e-9) == []
+    assert differences(old, warehouse("noisy2.duckdb", 1e-14, 1)) == ["marts.cells: columns differ: ['share']"]
+    assert differences(old, warehouse("wrong.duckdb", 1e-14, 2), rtol=1e-9) == ["marts.cells: columns differ: ['n']"]
+    assert differences(old, warehouse("far.duckdb", 1e-6, 1), rtol=1e-9) == ["marts.cells: columns differ: ['share']"]

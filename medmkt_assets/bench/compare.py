@@ -22,7 +22,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from medmkt_assets.lib.engine.sql import quote_ident
+
 SCHEMAS = ("staging", "features", "marts", "restricted", "quarantine")
+FLOATS = ("DOUBLE", "FLOAT", "REAL")
 
 
 def _same_column(a: pd.Series, b: pd.Series, rtol: float) -> bool:
@@ -33,29 +36,73 @@ def _same_column(a: pd.Series, b: pd.Series, rtol: float) -> bool:
     return False
 
 
-def _identical(old_path: str, new_path: str, table: str, ignore: tuple[str, ...]) -> bool:
-    """True when both copies hold the same rows (as multisets, ignored columns left out), decided
-    inside DuckDB; False when they differ or cannot be compared there (views over files resolve
-    only in their own warehouse: the Spark engine's)."""
+class _NotHere(Exception):
+    """The table cannot be read by an attached warehouse (views over files resolve only in their
+    own warehouse: the Spark engine's); pandas compares it."""
+
+
+def _in_duckdb(old_path: str, new_path: str, table: str, ignore: tuple[str, ...], rtol: float) -> str | None:
+    """What differs in `table` (None: nothing), decided inside DuckDB in a 4 GB buffer that spills.
+
+    Identical rows (as multisets) are settled by EXCEPT ALL both ways. Otherwise both copies are
+    put in the canonical order (every column) and compared row by row and column by column, floats
+    within `rtol` of the new value (numpy's allclose with atol 0)."""
     con = duckdb.connect()
     try:
-        con.execute("SET memory_limit = '4GB'")
-        con.execute("ATTACH ? AS old_wh (READ_ONLY)", [old_path])
-        con.execute("ATTACH ? AS new_wh (READ_ONLY)", [new_path])
-        columns = [[r[0] for r in con.execute(f"DESCRIBE {side}.{table}").fetchall()] for side in ("old_wh", "new_wh")]
-        if columns[0] != columns[1]:
-            return False
-        kept = ", ".join(f'"{c}"' for c in columns[0] if c not in ignore)
-        for first, second in (("old_wh", "new_wh"), ("new_wh", "old_wh")):
-            extra = con.execute(f"SELECT count(*) FROM (SELECT {kept} FROM {first}.{table} EXCEPT ALL "
-                                f"SELECT {kept} FROM {second}.{table})").fetchone()[0]
-            if extra:
-                return False
-        return True
-    except duckdb.Error:
-        return False
+        return _compare_attached(con, old_path, new_path, table, ignore, rtol)
+    except duckdb.Error as exc:
+        raise _NotHere from exc
     finally:
         con.close()
+
+
+def _compare_attached(con: duckdb.DuckDBPyConnection, old_path: str, new_path: str, table: str,
+                      ignore: tuple[str, ...], rtol: float) -> str | None:
+    con.execute("SET memory_limit = '4GB'")
+    con.execute("ATTACH ? AS old_wh (READ_ONLY)", [old_path])
+    con.execute("ATTACH ? AS new_wh (READ_ONLY)", [new_path])
+    described = [con.execute(f"DESCRIBE {side}.{table}").fetchall() for side in ("old_wh", "new_wh")]
+    counts = [con.execute(f"SELECT count(*) FROM {side}.{table}").fetchone()[0] for side in ("old_wh", "new_wh")]
+    kept = [[(name, kind) for name, kind, *_ in d if name not in ignore] for d in described]
+    if [n for n, _ in kept[0]] != [n for n, _ in kept[1]] or counts[0] != counts[1]:
+        return f"shape {(counts[0], len(kept[0]))} → {(counts[1], len(kept[1]))}"
+    names = ", ".join(quote_ident(n) for n, _ in kept[0])
+    for first, second in (("old_wh", "new_wh"), ("new_wh", "old_wh")):
+        if con.execute(f"SELECT count(*) FROM (SELECT {names} FROM {first}.{table} EXCEPT ALL "
+                       f"SELECT {names} FROM {second}.{table})").fetchone()[0]:
+            break
+    else:
+        return None
+    for side in ("old_wh", "new_wh"):
+        con.execute(f"CREATE TEMP TABLE {side}_rows AS SELECT row_number() OVER (ORDER BY {names}) AS _rn, "
+                    f"{names} FROM {side}.{table}")
+    checks = []
+    for (name, kind), (_, new_kind) in zip(*kept):
+        a, b = f"a.{quote_ident(name)}", f"b.{quote_ident(name)}"
+        same = f"{a} IS NOT DISTINCT FROM {b}"
+        if rtol and kind in FLOATS and new_kind in FLOATS:
+            same = f"({same} OR abs({a} - {b}) <= {rtol!r} * abs({b}))"
+        checks.append(f"count(*) FILTER (WHERE NOT {same})")
+    mismatches = con.execute(f"SELECT {', '.join(checks)} FROM old_wh_rows a JOIN new_wh_rows b USING (_rn)"
+                             ).fetchone()
+    differ = [name for (name, _), n in zip(kept[0], mismatches) if n]
+    return f"columns differ: {differ}" if differ else None
+
+
+def _in_pandas(old: duckdb.DuckDBPyConnection, new: duckdb.DuckDBPyConnection, table: str,
+               ignore: tuple[str, ...], rtol: float) -> str | None:
+    """What differs in `table`, read through each warehouse's own connection into pandas."""
+    try:
+        a, b = (con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchdf().drop(
+            columns=list(ignore), errors="ignore") for con in (old, new))
+    except duckdb.Error as exc:
+        return str(exc).splitlines()[0]
+    if a.shape != b.shape or list(a.columns) != list(b.columns):
+        return f"shape {a.shape} → {b.shape}"
+    if a.equals(b):
+        return None
+    differ = [c for c in a.columns if not _same_column(a[c], b[c], rtol)]
+    return f"columns differ: {differ}" if differ else None
 
 
 def differences(old_path: str, new_path: str, rtol: float = 0.0, schemas: tuple[str, ...] = SCHEMAS,
@@ -66,20 +113,12 @@ def differences(old_path: str, new_path: str, rtol: float = 0.0, schemas: tuple[
     tables = [r[0] for r in old.execute(listing).fetchall()]
     found = [f"{t}: only in {new_path}" for t in sorted({r[0] for r in new.execute(listing).fetchall()} - set(tables))]
     for table in tables:
-        if _identical(old_path, new_path, table, ignore):
-            continue
         try:
-            a, b = (con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchdf().drop(
-                columns=list(ignore), errors="ignore") for con in (old, new))
-        except duckdb.Error as exc:
-            found.append(f"{table}: {str(exc).splitlines()[0]}")
-            continue
-        if a.shape != b.shape or list(a.columns) != list(b.columns):
-            found.append(f"{table}: shape {a.shape} → {b.shape}")
-        elif not a.equals(b):
-            differ = [c for c in a.columns if not _same_column(a[c], b[c], rtol)]
-            if differ:
-                found.append(f"{table}: columns differ: {differ}")
+            problem = _in_duckdb(old_path, new_path, table, ignore, rtol)
+        except _NotHere:
+            problem = _in_pandas(old, new, table, ignore, rtol)
+        if problem:
+            found.append(f"{table}: {problem}")
     print(f"compared {len(tables)} tables: {len(found)} differ")
     return found
 
