@@ -118,9 +118,8 @@ def _parse(con: Session, spec: StagingSpec, raw_table: str, where: str,
     """`_medmkt_parsed`: the raw rows of `where` with their load order (`_raw_order`) and parsed values.
 
     On DuckDB a view: the verdicts and each published table parse what they need from the raw rows
-    again, which at 20 M order lines is far cheaper than storing every raw and parsed column once
-    (the rules read parsed values many times within one statement, where DuckDB parses each once).
-    On Spark a temp table, which it keeps as Parquet once. A pseudonym is computed once per distinct
+    again, which at 20 M order lines is cheaper than storing every raw and parsed column once
+    (staging the orders of 1,000,000 patients: 79 s → 60 s). On Spark a temp table. A pseudonym is computed once per distinct
     raw id (a patient's 20 order lines share it) and joined in.
     """
     joins, parsed = [], dict(expressions)
