@@ -90,6 +90,19 @@ def make_resources(source_dir: Path, warehouse: Path, mlflow_uri: str, engine: s
     }
 
 
+def session_from_script(script: str):
+    """An in-memory DuckDB session that has run `script` (statements separated by ';')."""
+    import duckdb
+
+    from medmkt_assets.lib.engine.warehouse import Session
+
+    session = Session(duckdb.connect())
+    for statement in script.split(";"):
+        if statement.strip():
+            session.execute(statement)
+    return session
+
+
 def row_accounting(con, table: str) -> tuple[int, int]:
     """(raw rows, staged + quarantined + withheld-as-sensitive rows) of a source table: equal when no
     row is lost (con: a DuckDB connection to a warehouse)."""

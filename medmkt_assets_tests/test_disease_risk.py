@@ -1,10 +1,9 @@
 """Disease risk rows: who is at risk at each index date, the label window, and no look-ahead."""
 from datetime import datetime
 
-import duckdb
 import pytest
 
-from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets_tests.conftest import session_from_script
 from medmkt_assets.lib.models.disease_risk import (
     RISK_CONDITIONS_SQL,
     build_risk_training,
@@ -44,10 +43,7 @@ CREATE TABLE staging.as_of AS SELECT TIMESTAMP '2026-06-30 00:00:00' AS as_of;
 
 @pytest.fixture
 def world():
-    con = Session(duckdb.connect())
-    for statement in WORLD.split(";"):
-        if statement.strip():
-            con.execute(statement)
+    con = session_from_script(WORLD)
     build_patient_features(con, "features.patient_features")
     return con
 

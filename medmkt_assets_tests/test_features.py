@@ -1,9 +1,8 @@
 """Model-input features: known answers on a tiny world, the capped shares, and the two builders agreeing."""
-import duckdb
 import pandas as pd
 import pytest
 
-from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets_tests.conftest import session_from_script
 from medmkt_assets.lib.models.features import build_features_at, build_patient_features, share_sql
 
 # k1: three orders, two categories, two channels; k2: one order; k3: no order, a survey; k4: an
@@ -38,11 +37,7 @@ CUTOFF = "TIMESTAMP '2026-07-01 00:00:00'"
 
 @pytest.fixture
 def con():
-    session = Session(duckdb.connect())
-    for statement in WORLD.split(";"):
-        if statement.strip():
-            session.execute(statement)
-    return session
+    return session_from_script(WORLD)
 
 
 def test_a_patient_features_are_counted_from_their_history_before_the_cutoff(con):
