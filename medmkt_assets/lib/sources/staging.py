@@ -143,17 +143,29 @@ def _drop_parsed(con: Session, spec: StagingSpec) -> None:
     for number in range(len(spec.pseudonyms)):
         con.execute(f"DROP TABLE _medmkt_pseudonyms_{number}")
     con.execute("DROP TABLE _medmkt_rejected")
+    if spec.sensitive:
+        con.execute("DROP TABLE _medmkt_sensitive")
 
 
 def _judge(con: Session, spec: StagingSpec, already_staged: bool) -> None:
     """`_medmkt_rejected`: the load order and reason of each rejected row of _medmkt_parsed, the
     first failing rule, else a duplicate key (of an earlier row here, or, if already_staged, of a
-    staged row). Rejected rows are few; the good rows are never copied.
+    staged row); and, when the spec screens for sensitive rows, `_medmkt_sensitive`: the load
+    order of each row of a sensitive family. Both come from one pass over the parsed rows and
+    are few; the good rows are never copied.
     """
     judged = " ".join(f"WHEN {cond} THEN '{reason}'" for cond, reason in spec.rules)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _medmkt_rejected AS
-                    SELECT * FROM (SELECT _raw_order, CASE {judged} ELSE NULL END AS _reason FROM _medmkt_parsed)
-                    WHERE _reason IS NOT NULL""")
+    flagged = f"({spec.sensitive}) IS NOT NULL" if spec.sensitive else "false"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _medmkt_flagged AS
+                    SELECT * FROM (SELECT _raw_order, CASE {judged} ELSE NULL END AS _reason,
+                                          {flagged} AS _sensitive FROM _medmkt_parsed)
+                    WHERE _reason IS NOT NULL OR _sensitive""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _medmkt_rejected AS "
+                "SELECT _raw_order, _reason FROM _medmkt_flagged WHERE _reason IS NOT NULL")
+    if spec.sensitive:
+        con.execute("CREATE OR REPLACE TEMP TABLE _medmkt_sensitive AS "
+                    "SELECT _raw_order FROM _medmkt_flagged WHERE _sensitive")
+    con.execute("DROP TABLE _medmkt_flagged")
     if spec.unique_key:
         keys = ", ".join(spec.unique_key)
         duplicate = (f"'duplicate {', '.join(k.removeprefix('_s_') for k in spec.unique_key)}; "
@@ -190,16 +202,19 @@ def _publish(con: Session, spec: StagingSpec, raw_table: str, raw_columns: list[
     restricted (and the identifiers to restricted): replace or append."""
     into = (lambda t: f"INSERT INTO {t}") if append else (lambda t: f"CREATE OR REPLACE TABLE {t} AS")
     con.execute(f"{into(f'quarantine.{spec.table}')} {_quarantined(raw_table, raw_columns)}")
-    ordinary = f"({spec.sensitive}) IS NULL" if spec.sensitive else "true"
-    con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output, ordinary)}")
+    # ordinary rows: neither rejected nor sensitive (those are all in restricted.sensitive_<table>)
+    set_aside = ("(SELECT _raw_order FROM _medmkt_rejected UNION ALL SELECT _raw_order FROM _medmkt_sensitive)"
+                 if spec.sensitive else "_medmkt_rejected")
+    con.execute(f"{into(f'staging.{spec.table}')} {_staged(spec.output, set_aside)}")
     if spec.sensitive:
         withheld = (*spec.output, f"CAST({spec.sensitive} AS VARCHAR) AS sensitive_family",
                     f"CAST({spec.sensitive_match} AS VARCHAR) AS sensitive_match")
-        con.execute(f"{into(spec.withheld_table)} {_staged(withheld, f'({spec.sensitive}) IS NOT NULL')}")
+        # only the sensitive rows are parsed again (a filter on the load order reaches the raw scan)
+        sensitive_rows = "(SELECT * FROM _medmkt_parsed WHERE _raw_order IN (SELECT _raw_order FROM _medmkt_sensitive))"
+        con.execute(f"{into(spec.withheld_table)} {_staged(withheld, '_medmkt_rejected', sensitive_rows)}")
     if spec.restricted_output:
-        # (sensitive rows are all in restricted.sensitive_<table> already)
-        kept = f"{ordinary} AND ({spec.restricted_where})"
-        con.execute(f"{into(f'restricted.{spec.table}')} {_staged(spec.restricted_output, kept)}")
+        con.execute(f"{into(f'restricted.{spec.table}')} "
+                    f"{_staged(spec.restricted_output, set_aside, where=spec.restricted_where)}")
     _drop_parsed(con, spec)
 
 
@@ -210,10 +225,11 @@ def _quarantined(raw_table: str, raw_columns: list[str]) -> str:
             "JOIN _medmkt_rejected j USING (_raw_order) ORDER BY _raw_order")
 
 
-def _staged(select_list: tuple[str, ...], where: str = "true") -> str:
+def _staged(select_list: tuple[str, ...], excluded: str, source: str = "_medmkt_parsed", where: str = "true") -> str:
+    """The parsed rows of `source` but those of `excluded` (load orders), in load order."""
     # ORDER BY: a parallel CTAS under memory pressure may write a row group out of order
-    return (f"SELECT {', '.join(select_list)} FROM _medmkt_parsed ANTI JOIN _medmkt_rejected USING (_raw_order) "
-            f"WHERE {where} ORDER BY _raw_order")
+    return (f"SELECT {', '.join(select_list)} FROM {source} AS _medmkt_rows ANTI JOIN {excluded} AS _medmkt_out "
+            f"USING (_raw_order) WHERE {where} ORDER BY _raw_order")
 
 
 def _result(con: Session, spec: StagingSpec, raw_table: str) -> StagingResult:
