@@ -1,4 +1,4 @@
-"""The whole graph, then a sensor batch, on Spark in a process of its own:
+"""The whole graph (its assets), then a sensor batch (with its gates), on Spark in a process of its own:
 `python -m medmkt_assets_tests.graph_run --source S --root R (--remote sc://.. | --master spark://..)`;
 and a reader: `.. --read marts.recommendations .. --metastore M --root R` opens a new local Spark on the
 metastore folder M and writes each table, read by name from the catalog, to R/<table>.parquet.
@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> None:
                                f"sqlite:///{args.root / 'mlflow' / 'mlflow.db'}", engine="spark", **spark)
     definitions = build_definitions(Settings.from_env())
     started = time.time()
-    graph = materialize_all(definitions, resources)
+    # The assets only: the quality gates' verdicts on Spark are held to DuckDB's by the local Spark
+    # run (test_spark_engine.py), and the sensor batch below runs its gates here too. On Spark
+    # the gates were a third of a whole-graph run (each metric is a Spark query): CI time.
+    graph = materialize_all(definitions, resources, checks=False)
     graph_seconds = time.time() - started
     batch = run_sensor_batch(definitions, resources, demo_batch(args.source)) if graph.success else None
     (args.root / "result.json").write_text(json.dumps({

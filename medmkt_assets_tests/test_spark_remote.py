@@ -1,7 +1,8 @@
 """The whole graph on Spark as a team runs it beyond one machine: through the Spark Connect server
 PySpark ships, and on a standalone cluster whose executors are other JVMs with their own Python
-workers. Each runs the 3,000-patient demo world and then a sensor batch (graph_run.py, in a
-process of its own; the two side by side, which keeps CI's wall time down), and must give what
+workers. Each runs the 3,000-patient demo world's assets and then a sensor batch with its quality
+gates (graph_run.py, in a process of its own; the two side by side, which keeps CI's wall time
+down; the whole graph's gates on Spark are test_spark_engine.py's), and must give what
 DuckDB gives for the same world and batch
 (`duckdb_batch_reference`): every staging, features, quarantine, restricted and marts table,
 under the parity rules of test_spark_engine.py. Servers bind to 127.0.0.1 on free ports and are
