@@ -1,12 +1,10 @@
 """Checks on the published marts: known counts on tiny warehouses, and a planted violation that blocks."""
 import dagster as dg
-import duckdb
 import pytest
 from dagster_duckdb import DuckDBResource
 
 from medmkt_assets.defs.quality.mart_checks import small_cell_checks
 from medmkt_assets.defs.resources import Warehouse
-from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.ops.mart_checks import (
     SMALL_CELL_RULES,
     UNJUDGED_PATIENT,
@@ -15,20 +13,13 @@ from medmkt_assets.lib.ops.mart_checks import (
     small_cells,
     uncovered_patients,
 )
+from medmkt_assets_tests.conftest import session_from_script
 
 RULES = {rule.table: rule for rule in SMALL_CELL_RULES}
 
 
-def _session(script: str) -> Session:
-    con = Session(duckdb.connect())
-    for statement in script.split(";"):
-        if statement.strip():
-            con.execute(statement)
-    return con
-
-
 def test_small_people_counts_and_a_lone_hidden_row_are_counted():
-    con = _session("""
+    con = session_from_script("""
         CREATE SCHEMA marts;
         CREATE TABLE marts.demand_trends AS SELECT * FROM (VALUES (12, false), (NULL, true), (4, false), (0, false))
             t(patients, suppressed);
@@ -84,7 +75,7 @@ CREATE TABLE marts.audiences AS SELECT * FROM (VALUES ('C1', 'k1'), ('C1', 'k2')
 
 
 def test_audience_rows_the_audience_rules_exclude_are_counted_by_reason():
-    counted = ineligible_audience_rows(_session(AUDIENCE_WORLD))
+    counted = ineligible_audience_rows(session_from_script(AUDIENCE_WORLD))
     assert counted.violations == {
         "deceased": 1, "marketing consent revoked": 1, "no contact details for sms": 1, "no marketing consent": 1,
         UNJUDGED_PATIENT: 1, "not currently taking a drug of the category": 1, UNKNOWN_CAMPAIGN: 1}
@@ -92,13 +83,13 @@ def test_audience_rows_the_audience_rules_exclude_are_counted_by_reason():
 
 
 def test_an_audience_of_eligible_patients_passes():
-    con = _session(AUDIENCE_WORLD)
+    con = session_from_script(AUDIENCE_WORLD)
     con.execute("DELETE FROM marts.audiences WHERE NOT (patient_key = 'k1' AND campaign_id IN ('C1', 'C2'))")
     assert ineligible_audience_rows(con).passed
 
 
 def test_coverage_counts_profiled_patients_without_a_row_per_target():
-    con = _session("""
+    con = session_from_script("""
         CREATE SCHEMA marts;
         CREATE TABLE marts.patient_profiles AS SELECT * FROM (VALUES ('k1'), ('k2'), ('k3')) t(patient_key);
         CREATE TABLE marts.patient_segments AS SELECT * FROM (VALUES ('k1'), ('k2'), ('k7')) t(patient_key);

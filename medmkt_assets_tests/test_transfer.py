@@ -97,17 +97,12 @@ def test_with_one_campaign_to_hold_out_there_is_no_study():
 def test_events_per_category_count_the_named_category_or_the_products_before_the_cutoff():
     """`evt__<category>`: a patient's digital events in each category, whether the event names the
     category or only a product, strictly before the cut-off; anonymous events count for nobody."""
-    import duckdb
-
-    from medmkt_assets.lib.engine.warehouse import Session
     from medmkt_assets.lib.models.features import build_patient_features
+    from medmkt_assets_tests.conftest import session_from_script
 
     from .test_disease_risk import WORLD
 
-    con = Session(duckdb.connect())
-    for statement in WORLD.split(";"):
-        if statement.strip():
-            con.execute(statement)
+    con = session_from_script(WORLD)
     con.execute("""INSERT INTO staging.events VALUES
         ('k1', TIMESTAMP '2025-03-01 09:00:00', NULL, 'Cardiology'),
         ('k1', TIMESTAMP '2025-03-02 09:00:00', 'C', NULL),
