@@ -186,7 +186,13 @@ def materialize_all(definitions: dg.Definitions, resources: dict,
 
 # Fixtures that materialize the whole graph: a test asking for one is marked `slow`, so
 # `pytest -m "not slow"` is the quick tier a developer runs while editing.
-WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run", "spark_pipeline"})
+WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run"})
+
+
+# The Spark Connect and cluster runs of test_spark_remote.py go on in the background while the rest
+# of the suite runs (spark_runs.py); their tests run last, so they find them finished.
+BACKGROUND_SPARK = "test_spark_remote.py"
+STARTS_BACKGROUND_SPARK = pytest.StashKey[bool]()
 
 
 def pytest_collection_modifyitems(config, items):
@@ -195,6 +201,31 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
+    items.sort(key=lambda item: item.path.name == BACKGROUND_SPARK)  # stable: the rest keep their order
+
+
+def pytest_collection_finish(session):
+    session.config.stash[STARTS_BACKGROUND_SPARK] = any(
+        item.path.name == BACKGROUND_SPARK and "remote_runs" in getattr(item, "fixturenames", ())
+        for item in session.items)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_spark_runs(request, tmp_path_factory):
+    """The Spark Connect and cluster runs of the demo world, started before the first test when the
+    session holds their tests (and Spark is here); None otherwise. Stopped at the end, whatever happened."""
+    from medmkt_assets.lib.engine.spark.session import spark_missing
+
+    if not request.config.stash.get(STARTS_BACKGROUND_SPARK, False) or spark_missing():
+        yield None
+        return
+    from medmkt_assets_tests.spark_runs import RemoteRuns
+
+    runs = RemoteRuns(tmp_path_factory.mktemp("spark_remote")).start(request.getfixturevalue("demo_world")["source"])
+    try:
+        yield runs
+    finally:
+        runs.stop()
 
 
 @pytest.fixture
@@ -210,36 +241,28 @@ DEMO_PATIENTS = 3000
 
 
 @pytest.fixture(scope="session")
-def demo_pipeline(tmp_path_factory) -> dict:
-    """The whole graph materialized once on a small generated demo source (shared by tests)."""
-    from medmkt_assets.definitions import build_definitions
+def demo_world(tmp_path_factory) -> dict:
+    """The generated demo source (3,000 patients, seed 7) that demo_pipeline materializes."""
     from medmkt_assets.demo_data import generate
-    from medmkt_assets.settings import Settings
 
     root = tmp_path_factory.mktemp("demo_pipeline")
     source = root / "source"
-    manifest = generate(source, patients=DEMO_PATIENTS, seed=7)
+    return {"root": root, "source": source, "manifest": generate(source, patients=DEMO_PATIENTS, seed=7)}
+
+
+@pytest.fixture(scope="session")
+def demo_pipeline(demo_world) -> dict:
+    """The whole graph materialized once on the demo world (shared by tests)."""
+    from medmkt_assets.definitions import build_definitions
+    from medmkt_assets.settings import Settings
+
+    root, source = demo_world["root"], demo_world["source"]
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
         resources = make_resources(source, root / "warehouse.duckdb", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
         result = materialize_all(build_definitions(Settings.from_env()), resources)
-    return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": manifest,
+    return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": demo_world["manifest"],
             "result": result, "truth": source / "_truth", "key": TEST_KEY}
-
-
-@pytest.fixture(scope="session")
-def spark_pipeline(demo_pipeline, spark) -> dict:
-    """The same demo source and key as `demo_pipeline`, materialized on the Spark engine."""
-    from medmkt_assets.definitions import build_definitions
-    from medmkt_assets.settings import Settings
-
-    root = demo_pipeline["root"] / "spark"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
-        resources = make_resources(demo_pipeline["source"], root / "warehouse.duckdb",
-                                   f"sqlite:///{root / 'mlflow' / 'mlflow.db'}", engine="spark")
-        result = materialize_all(build_definitions(Settings.from_env()), resources)
-    return {"root": root, "warehouse": root / "warehouse.duckdb", "lakehouse": root / "lakehouse", "result": result}
 
 
 # --- a sensor batch after a whole-graph run ---------------------------------------------------

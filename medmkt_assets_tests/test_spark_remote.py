@@ -1,18 +1,19 @@
 """The whole graph on Spark as a team runs it beyond one machine: through the Spark Connect server
 PySpark ships, and on a standalone cluster whose executors are other JVMs with their own Python
 workers. Each runs the 3,000-patient demo world's assets and then a sensor batch with its quality
-gates (graph_run.py, in a process of its own; the two side by side, which keeps CI's wall time
-down; the whole graph's gates on Spark are test_spark_engine.py's), and must give what
-DuckDB gives for the same world and batch
-(`duckdb_batch_reference`): every staging, features, quarantine, restricted and marts table,
-under the parity rules of test_spark_engine.py. Servers bind to 127.0.0.1 on free ports and are
-stopped in the fixtures' finalizers, whatever the tests do.
+gates (graph_run.py, in a process of its own; the two side by side, in the background from the start of
+the suite when it holds these tests, which run last: spark_runs.py), the cluster run the whole graph's quality gates too (their verdicts must be DuckDB's), and must give
+what DuckDB gives for the same world and batch (`duckdb_batch_reference`): every staging, features,
+quarantine, restricted and marts table, same columns and types, same keys and counts, every cell equal
+(floating-point cells within 1e-9 relative: the engines add up in different orders). After each run,
+an independent Spark on its metastore finds the published marts by name. Servers bind to 127.0.0.1
+on free ports and are stopped in the fixtures' finalizers, whatever the tests do.
 """
 from __future__ import annotations
 
 import json
 import os
-import signal
+import stat
 import subprocess
 import sys
 import urllib.request
@@ -23,35 +24,14 @@ import pandas as pd
 import pytest
 
 from medmkt_assets.bench.compare import differences
-from medmkt_assets.spark_cluster import ConnectServer, StandaloneCluster
-from medmkt_assets_tests.conftest import TEST_KEY, require_spark
+from medmkt_assets.lib.engine.warehouse import Session
+from medmkt_assets.lib.ops.contract_check import privacy_findings, shape_findings
+from medmkt_assets_tests.conftest import require_spark
+from medmkt_assets_tests.graph_run import check_verdicts
+from medmkt_assets_tests.spark_runs import RemoteRuns
 
 RTOL = 1e-9
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
-
-
-def start_graph(source: Path, root: Path, *spark_args: str) -> tuple[subprocess.Popen, Path]:
-    """graph_run.py in a process of its own (its output in root/graph_run.log)."""
-    root.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "MEDMKT_TEST_PSEUDONYM_KEY": TEST_KEY, "PYSPARK_PYTHON": sys.executable,
-           "SPARK_LOCAL_IP": "127.0.0.1"}
-    log = (root / "graph_run.log").open("w")
-    process = subprocess.Popen([sys.executable, "-m", "medmkt_assets_tests.graph_run", "--source", str(source),
-                                "--root", str(root), *spark_args], env=env, stdout=log, stderr=subprocess.STDOUT,
-                               cwd=Path(__file__).parent.parent, start_new_session=True)
-    return process, root
-
-
-def finish_graph(process: subprocess.Popen, root: Path) -> dict:
-    """Wait for a graph_run.py; its result.json, with the end of its output when it has none."""
-    try:
-        process.wait(timeout=2400)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    result, log = root / "result.json", root / "graph_run.log"
-    assert process.returncode == 0 and result.is_file(), log.read_text()[-5000:]
-    return {**json.loads(result.read_text()), "warehouse": root / "warehouse.duckdb", "log": log}
 
 
 # The batch's rows name their accepted file, `<drop zone>/_accepted/orders/<UTC time>_<hash>_day1.csv`:
@@ -80,32 +60,17 @@ def assert_ran_and_matches_duckdb(run: dict, reference: dict) -> None:
         assert con.execute("SELECT count(*) FROM quarantine.orders WHERE order_id LIKE 'BATCH%'").fetchall() == [(2,)]
 
 
-# --- the two runs, at once: a Spark run spends much of its time waiting on its driver -------------
+# --- the two runs (spark_runs.py): started by the conftest before the first test, or here -----------
 @pytest.fixture(scope="module")
-def remote_runs(demo_pipeline, tmp_path_factory) -> dict:
+def remote_runs(background_spark_runs, demo_world, tmp_path_factory) -> dict:
     """The demo world and its sensor batch through a Spark Connect server and on a standalone
     cluster of two one-core workers, side by side; every server stopped at the end, whatever happened."""
     require_spark()
-    root = tmp_path_factory.mktemp("spark_remote")
-    server = ConnectServer(root / "connect" / "server", metastore=root / "connect" / "metastore")
-    cluster = StandaloneCluster(root / "cluster" / "daemons", workers=2)
-    processes = []
+    runs = background_spark_runs or RemoteRuns(tmp_path_factory.mktemp("spark_remote")).start(demo_world["source"])
     try:
-        server.start()
-        cluster.start()
-        processes = [start_graph(demo_pipeline["source"], root / "connect" / "run", "--remote", server.url),
-                     start_graph(demo_pipeline["source"], root / "cluster" / "run", "--master", cluster.url)]
-        connect, on_cluster = (finish_graph(*process) for process in processes)
-        on_cluster["state"] = cluster.state()
+        return runs.finish()
     finally:
-        for process, _ in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-        server.stop()  # the metastore is free again for the reader below
-        cluster.stop()
-    return {"connect": {**connect, "root": root / "connect", "metastore": root / "connect" / "metastore"},
-            "cluster": on_cluster}
+        runs.stop()
 
 
 @pytest.fixture
@@ -123,26 +88,6 @@ def test_the_whole_graph_and_a_sensor_batch_through_spark_connect_equal_duckdb(c
     assert_ran_and_matches_duckdb(connect_run, duckdb_batch_reference)
 
 
-def test_an_independent_spark_reads_the_marts_by_name_from_the_servers_metastore(connect_run, demo_pipeline):
-    """After the server stopped, a new Spark driver in another process opens the same metastore and
-    reads marts.recommendations and marts.audiences by name: the catalog, not the run, holds them."""
-    out = connect_run["root"] / "read"
-    out.mkdir()
-    done = subprocess.run([sys.executable, "-m", "medmkt_assets_tests.graph_run", "--root", str(out),
-                           "--metastore", str(connect_run["metastore"]), "--read", "marts.recommendations",
-                           "marts.audiences"], capture_output=True, text=True, timeout=600,
-                          cwd=Path(__file__).parent.parent, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
-    assert done.returncode == 0, done.stderr[-3000:]
-    with duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True) as con:
-        for table, key in (("recommendations", ["patient_key", "rank", "product_id"]),
-                           ("audiences", ["campaign_id", "patient_key", "audience_rank", "audience_group"])):
-            by_name = pd.read_parquet(out / f"marts.{table}.parquet")
-            on_duckdb = con.execute(f"SELECT * FROM marts.{table}").fetchdf()
-            assert list(by_name.columns) == list(on_duckdb.columns) and len(by_name) == len(on_duckdb) > 0
-            assert (sorted(map(tuple, by_name[key].astype(str).values))
-                    == sorted(map(tuple, on_duckdb[key].astype(str).values)))
-
-
 # --- a standalone cluster ----------------------------------------------------------------------
 def test_the_whole_graph_and_a_sensor_batch_on_a_standalone_cluster_equal_duckdb(cluster_run, duckdb_batch_reference):
     assert_ran_and_matches_duckdb(cluster_run, duckdb_batch_reference)
@@ -155,6 +100,65 @@ def test_the_cluster_run_used_both_workers(cluster_run):
     (app,) = [a for a in cluster_run["state"]["completedapps"] + cluster_run["state"]["activeapps"]
               if a["name"] == "medmkt"]
     assert app["cores"] == 2
+
+
+def test_the_cluster_run_held_every_quality_gate_as_duckdb_did(cluster_run, demo_pipeline):
+    assert len(cluster_run["graph_checks"]) > 30
+    assert cluster_run["graph_checks"] == check_verdicts(demo_pipeline["result"])
+
+
+def test_contract_tables_are_views_over_the_lakehouse_with_the_same_types(cluster_run, demo_pipeline):
+    listing = ("SELECT table_name, column_name, data_type FROM information_schema.columns "
+               "WHERE table_schema = 'marts' ORDER BY ALL")
+    with duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True) as duck, \
+            duckdb.connect(str(cluster_run["warehouse"]), read_only=True) as on_spark:
+        assert on_spark.execute(listing).fetchall() == duck.execute(listing).fetchall()
+        kinds = on_spark.execute("SELECT DISTINCT table_type FROM information_schema.tables "
+                                 "WHERE table_schema = 'marts'").fetchall()
+    assert kinds == [("VIEW",)]
+
+
+def test_privacy_and_shape_rules_hold_on_the_spark_warehouse(cluster_run):
+    con = Session(duckdb.connect(str(cluster_run["warehouse"]), read_only=True))
+    try:
+        assert shape_findings(con) == [] and privacy_findings(con) == []
+    finally:
+        con.close()
+
+
+def test_audience_exports_stay_owner_only(cluster_run):
+    exports = list((cluster_run["root"] / "run" / "exports").glob("*.csv"))
+    assert exports and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in exports)
+
+
+# --- after a run: another Spark, on the run's metastore ------------------------------------------
+@pytest.mark.parametrize("run", ["connect", "cluster"])
+def test_an_independent_spark_reads_the_marts_by_name_from_the_runs_metastore(remote_runs, run, demo_pipeline):
+    """After the run (and the Connect server) stopped, a new Spark driver in another process opens the
+    same metastore and reads marts.recommendations and marts.audiences by name: the catalog, not the
+    run, holds them, each at a version folder of the run's lakehouse; the private schemas are in the
+    catalog and the lakehouse too."""
+    spark_run = remote_runs[run]
+    out = spark_run["root"] / "read"
+    out.mkdir()
+    done = subprocess.run([sys.executable, "-m", "medmkt_assets_tests.graph_run", "--root", str(out),
+                           "--metastore", str(spark_run["metastore"]), "--read", "marts.recommendations",
+                           "marts.audiences"], capture_output=True, text=True, timeout=600,
+                          cwd=Path(__file__).parent.parent, env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    catalog = json.loads((out / "catalog.json").read_text())
+    with duckdb.connect(str(demo_pipeline["warehouse"]), read_only=True) as con:
+        for table, key in (("recommendations", ["patient_key", "rank", "product_id"]),
+                           ("audiences", ["campaign_id", "patient_key", "audience_rank", "audience_group"])):
+            assert catalog["locations"][f"marts.{table}"].startswith(
+                f"file:{spark_run['lakehouse'] / 'marts' / table}/v")
+            by_name = pd.read_parquet(out / f"marts.{table}.parquet")
+            on_duckdb = con.execute(f"SELECT * FROM marts.{table}").fetchdf()
+            assert list(by_name.columns) == list(on_duckdb.columns) and len(by_name) == len(on_duckdb) > 0
+            assert (sorted(map(tuple, by_name[key].astype(str).values))
+                    == sorted(map(tuple, on_duckdb[key].astype(str).values)))
+    for schema in ("raw", "restricted"):
+        assert catalog["schemas"].get(schema) and any((spark_run["lakehouse"] / schema).iterdir()), schema
 
 
 # --- make spark-cluster / make spark-cluster-stop ------------------------------------------------

@@ -109,10 +109,10 @@ class Catalog:
         """Make `location` the live version of `table` with one catalog operation (creating the
         table on its first version); the version before the previous one is deleted."""
         name = self.lake.catalog_name(table)
-        self._ensure_database(table.split(".")[0])
         info = self._describe(table)
         previous = info.get("Location")
         if previous is None:
+            self._ensure_database(table.split(".")[0])  # a table's database exists: only a new one may lack it
             self.spark.sql(f"CREATE TABLE {name} USING parquet LOCATION {sql_literal(location)}")
         else:
             self._match_columns(table, location)
