@@ -96,42 +96,42 @@ class Catalog:
     def __init__(self, spark, lake: Lakehouse):
         self.spark = spark
         self.lake = lake
-        self._locations: dict[str, str | None] = {}  # table -> live location, as looked up or published
+        self._facts: dict[str, dict[str, str]] = {}  # table -> its catalog facts (_describe), looked up or published
         self._databases: set[str] = set()
 
     def location(self, table: str) -> str | None:
         """The live version's location (a local path for `file:`), or None when there is no such table."""
-        if table not in self._locations:
-            self._locations[table] = self._describe(table).get("Location")
-        return self._locations[table]
+        return self._info(table).get("Location")
 
-    def publish(self, table: str, location: str) -> None:
+    def publish(self, table: str, location: str, columns: list[tuple[str, str]] | None = None) -> None:
         """Make `location` the live version of `table` with one catalog operation (creating the
-        table on its first version); the version before the previous one is deleted."""
+        table on its first version); the version before the previous one is deleted. `columns`:
+        the new version's (name, type) as written, when known (saves reading its files' schema)."""
         name = self.lake.catalog_name(table)
-        info = self._describe(table)
+        info = self._info(table)
         previous = info.get("Location")
         if previous is None:
             self._ensure_database(table.split(".")[0])  # a table's database exists: only a new one may lack it
             self.spark.sql(f"CREATE TABLE {name} USING parquet LOCATION {sql_literal(location)}")
         else:
-            self._match_columns(table, location)
+            self._match_columns(table, location, columns)
             self.spark.sql(f"ALTER TABLE {name} SET LOCATION {sql_literal(location)}")
+        kept = info.get(PREVIOUS)
         if previous is not None and previous != location:
             self.spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({sql_literal(PREVIOUS)} = {sql_literal(previous)})")
-            older = info.get(PREVIOUS)
-            if older and older not in (previous, location):
-                self.remove(older)
-        self._locations[table] = location
+            if kept and kept not in (previous, location):
+                self.remove(kept)
+            kept = previous
+        self._facts[table] = {"Location": location, **({PREVIOUS: kept} if kept else {})}
 
     def drop(self, table: str) -> None:
         """Drop the table from the catalog and delete its live and previous versions."""
-        info = self._describe(table)
+        info = self._info(table)
         self.spark.sql(f"DROP TABLE IF EXISTS {self.lake.catalog_name(table)}")
         for location in (info.get("Location"), info.get(PREVIOUS)):
             if location:
                 self.remove(location)
-        self._locations[table] = None
+        self._facts[table] = {}
 
     def remove(self, location: str) -> None:
         """Delete a location through Hadoop's filesystem API (what any Spark filesystem has); through
@@ -154,6 +154,13 @@ class Catalog:
         return sorted(found)
 
     # --- how -------------------------------------------------------------------------------
+    def _info(self, table: str) -> dict[str, str]:
+        """The table's catalog facts, looked up once per session: one writer at a time (the
+        warehouse pool), and this session's own switches update them (publish, drop)."""
+        if table not in self._facts:
+            self._facts[table] = self._describe(table)
+        return self._facts[table]
+
     def _describe(self, table: str) -> dict[str, str]:
         """The catalog's facts about a table (Location, and the previous location), {} when absent."""
         schema, name = table.split(".")
@@ -177,12 +184,15 @@ class Catalog:
                            f"LOCATION {sql_literal(f'{self.lake.root}/{schema}')}")
             self._databases.add(database)
 
-    def _match_columns(self, table: str, location: str) -> None:
+    def _match_columns(self, table: str, location: str, written: list[tuple[str, str]] | None = None) -> None:
         """Bring the catalog's columns to the new version's before the switch: added columns are
         added (the table stays readable throughout); any other change of columns re-creates the
-        table's entry (dropping an external table keeps its files), the one non-atomic case."""
+        table's entry (dropping an external table keeps its files), the one non-atomic case.
+        Columns as written that equal the catalog's settle it without reading the files."""
         name = self.lake.catalog_name(table)
         old = [(f.name, f.dataType.simpleString()) for f in self.spark.table(name).schema.fields]
+        if written == old:
+            return
         new = [(f.name, f.dataType.simpleString()) for f in self.spark.read.parquet(location).schema.fields]
         if old == new:
             return

@@ -21,6 +21,7 @@ class Tables:
         self.local_temps: set[str] = set()              # DuckDB temp tables
         self.attached: set[str] = set()                 # databases attached to the DuckDB beside Spark
         self.pending: dict[str, str | None] = {}        # table -> staged version (None: dropped)
+        self.columns: dict[str, list[tuple[str, str]]] = {}  # staged version -> its (name, type) as written
         self.in_transaction = False
 
     def is_lake(self, table: exp.Table) -> bool:
@@ -39,11 +40,13 @@ class Tables:
     def begin(self) -> None:
         self.in_transaction = True
 
-    def stage(self, table: str, version: str | None) -> None:
+    def stage(self, table: str, version: str | None, columns: list[tuple[str, str]] | None = None) -> None:
         """A new version of `table` (None: the table is dropped), published at COMMIT (at once
-        outside a transaction)."""
+        outside a transaction); `columns`: its (name, type) as written, when known."""
         old = self.pending.get(table)
         self.pending[table] = version
+        if version is not None and columns is not None:
+            self.columns[version] = columns
         if old is not None and old != version and old != self.catalog.location(table):
             self.catalog.remove(old)  # an earlier uncommitted version of this transaction
         if not self.in_transaction:
@@ -53,10 +56,11 @@ class Tables:
         written = {t: v for t, v in self.pending.items() if v is not None}
         dropped = [t for t, v in self.pending.items() if v is None]
         for table, version in written.items():
-            self.catalog.publish(table, version)
+            self.catalog.publish(table, version, self.columns.get(version))
         for table in dropped:
             self.catalog.drop(table)
         self.pending.clear()
+        self.columns.clear()
         self.in_transaction = False
         if written or dropped:
             refresh_views(self.warehouse_file, written, dropped)
@@ -66,6 +70,7 @@ class Tables:
             if version is not None and version != self.catalog.location(table):
                 self.catalog.remove(version)
         self.pending.clear()
+        self.columns.clear()
         self.in_transaction = False
 
 

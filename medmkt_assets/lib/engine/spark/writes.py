@@ -79,7 +79,7 @@ class SparkWrites:
             frame = frame.withColumn(ROWID, F.monotonically_increasing_id())
         version = self._tables.lake.new_version(table)
         frame.write.parquet(version)
-        self._tables.stage(table, version)
+        self._tables.stage(table, version, [(f.name, f.dataType.simpleString()) for f in frame.schema.fields])
 
     def _current(self, table: str, temp: bool):
         return self._tables.spark_temps.get(table) if temp else self._tables.version(table)
