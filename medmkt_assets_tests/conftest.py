@@ -189,43 +189,12 @@ def materialize_all(definitions: dg.Definitions, resources: dict,
 WHOLE_GRAPH_FIXTURES = frozenset({"demo_pipeline", "whole_graph", "layout_run"})
 
 
-# The Spark Connect and cluster runs of test_spark_remote.py go on in the background while the rest
-# of the suite runs (spark_runs.py); their tests run last, so they find them finished.
-BACKGROUND_SPARK = "test_spark_remote.py"
-STARTS_BACKGROUND_SPARK = pytest.StashKey[bool]()
-
-
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if WHOLE_GRAPH_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         if "spark" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.spark)
-    items.sort(key=lambda item: item.path.name == BACKGROUND_SPARK)  # stable: the rest keep their order
-
-
-def pytest_collection_finish(session):
-    session.config.stash[STARTS_BACKGROUND_SPARK] = any(
-        item.path.name == BACKGROUND_SPARK and "remote_runs" in getattr(item, "fixturenames", ())
-        for item in session.items)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def background_spark_runs(request, tmp_path_factory):
-    """The Spark Connect and cluster runs of the demo world, started before the first test when the
-    session holds their tests (and Spark is here); None otherwise. Stopped at the end, whatever happened."""
-    from medmkt_assets.lib.engine.spark.session import spark_missing
-
-    if not request.config.stash.get(STARTS_BACKGROUND_SPARK, False) or spark_missing():
-        yield None
-        return
-    from medmkt_assets_tests.spark_runs import RemoteRuns
-
-    runs = RemoteRuns(tmp_path_factory.mktemp("spark_remote")).start(request.getfixturevalue("demo_world")["source"])
-    try:
-        yield runs
-    finally:
-        runs.stop()
 
 
 @pytest.fixture
@@ -241,27 +210,20 @@ DEMO_PATIENTS = 3000
 
 
 @pytest.fixture(scope="session")
-def demo_world(tmp_path_factory) -> dict:
-    """The generated demo source (3,000 patients, seed 7) that demo_pipeline materializes."""
+def demo_pipeline(tmp_path_factory) -> dict:
+    """The whole graph materialized once on a small generated demo source (shared by tests)."""
+    from medmkt_assets.definitions import build_definitions
     from medmkt_assets.demo_data import generate
+    from medmkt_assets.settings import Settings
 
     root = tmp_path_factory.mktemp("demo_pipeline")
     source = root / "source"
-    return {"root": root, "source": source, "manifest": generate(source, patients=DEMO_PATIENTS, seed=7)}
-
-
-@pytest.fixture(scope="session")
-def demo_pipeline(demo_world) -> dict:
-    """The whole graph materialized once on the demo world (shared by tests)."""
-    from medmkt_assets.definitions import build_definitions
-    from medmkt_assets.settings import Settings
-
-    root, source = demo_world["root"], demo_world["source"]
+    manifest = generate(source, patients=DEMO_PATIENTS, seed=7)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MEDMKT_TEST_PSEUDONYM_KEY", TEST_KEY)
         resources = make_resources(source, root / "warehouse.duckdb", f"sqlite:///{root / 'mlflow' / 'mlflow.db'}")
         result = materialize_all(build_definitions(Settings.from_env()), resources)
-    return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": demo_world["manifest"],
+    return {"root": root, "source": source, "warehouse": root / "warehouse.duckdb", "manifest": manifest,
             "result": result, "truth": source / "_truth", "key": TEST_KEY}
 
 

@@ -142,15 +142,19 @@ def _settle(page) -> None:
         chart.locator("canvas, svg").first.wait_for(timeout=30_000)
 
 
-def _tables(page, header: str) -> list:
-    """The tables with a column `header` (once the first is drawn)."""
-    page.locator("table th", has_text=header).first.wait_for(timeout=30_000)
-    return page.locator("table", has=page.locator("th", has_text=header)).all()
+def _tables(page, header: str, *also: str) -> list:
+    """The tables with a column `header` and the columns `also` (once the first is drawn): a page can
+    hold several tables that share a column (the segments page: who, and how they buy)."""
+    tables = page.locator("table", has=page.locator("th", has_text=header))
+    for column in also:
+        tables = tables.filter(has=page.locator("th", has_text=column))
+    tables.first.wait_for(timeout=30_000)
+    return tables.all()
 
 
-def _rows(page, header: str) -> list[dict[str, str]]:
-    """Rows (header -> cell text) of the first table with a column `header`."""
-    return _rows_of(_tables(page, header)[0])
+def _rows(page, header: str, *also: str) -> list[dict[str, str]]:
+    """Rows (header -> cell text) of the first table with a column `header` and the columns `also`."""
+    return _rows_of(_tables(page, header, *also)[0])
 
 
 def _rows_of(table) -> list[dict[str, str]]:
@@ -174,7 +178,8 @@ def _check(page, name: str, lang: str, typed: str | None = None) -> None:
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_segments_page(browser, app_url, marts, lang):
     page = _open(browser, app_url, "segments", lang)
-    rows = {r[i18n.t("col.segment", lang)]: r for r in _rows(page, i18n.t("col.segment", lang))}
+    rows = {r[i18n.t("col.segment", lang)]: r for r in _rows(page, i18n.t("col.segment", lang),
+                                                              i18n.t("col.patients", lang))}
     for segment in marts["segments"].itertuples():
         row = rows[i18n.segment_label(segment.segment_label, lang)]
         expected = i18n.t("hidden", lang) if segment.suppressed else i18n.number(segment.patients, lang)

@@ -1,8 +1,8 @@
 """The whole graph on Spark as a team runs it beyond one machine: through the Spark Connect server
 PySpark ships, and on a standalone cluster whose executors are other JVMs with their own Python
 workers. Each runs the 3,000-patient demo world's assets and then a sensor batch with its quality
-gates (graph_run.py, in a process of its own; the two side by side, in the background from the start of
-the suite when it holds these tests, which run last: spark_runs.py), the cluster run the whole graph's quality gates too (their verdicts must be DuckDB's), and must give
+gates (graph_run.py, in a process of its own, started by spark_runs.py; the two side by side, which
+keeps CI's wall time down), the cluster run the whole graph's quality gates too (their verdicts must be DuckDB's), and must give
 what DuckDB gives for the same world and batch (`duckdb_batch_reference`): every staging, features,
 quarantine, restricted and marts table, same columns and types, same keys and counts, every cell equal
 (floating-point cells within 1e-9 relative: the engines add up in different orders). After each run,
@@ -60,15 +60,15 @@ def assert_ran_and_matches_duckdb(run: dict, reference: dict) -> None:
         assert con.execute("SELECT count(*) FROM quarantine.orders WHERE order_id LIKE 'BATCH%'").fetchall() == [(2,)]
 
 
-# --- the two runs (spark_runs.py): started by the conftest before the first test, or here -----------
+# --- the two runs, at once: a Spark run spends much of its time waiting on its driver -------------
 @pytest.fixture(scope="module")
-def remote_runs(background_spark_runs, demo_world, tmp_path_factory) -> dict:
+def remote_runs(demo_pipeline, tmp_path_factory) -> dict:
     """The demo world and its sensor batch through a Spark Connect server and on a standalone
     cluster of two one-core workers, side by side; every server stopped at the end, whatever happened."""
     require_spark()
-    runs = background_spark_runs or RemoteRuns(tmp_path_factory.mktemp("spark_remote")).start(demo_world["source"])
+    runs = RemoteRuns(tmp_path_factory.mktemp("spark_remote"))
     try:
-        return runs.finish()
+        return runs.start(demo_pipeline["source"]).finish()
     finally:
         runs.stop()
 
