@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Iterator
 
+import numpy as np
 import pandas as pd
 
 from medmkt_assets.lib.models.rec_metrics import (
@@ -23,6 +24,7 @@ from medmkt_assets.lib.models.recommenders import (
     Hybrid,
     Interactions,
     ItemKNN,
+    ItemStatistics,
     Popularity,
     Recommender,
     business_rule_ranks,
@@ -122,12 +124,13 @@ def pick_champion(evaluation: pd.DataFrame, k: int) -> str:
     return str(eligible.sort_values(f"ndcg_at_{k}", ascending=False).model.iloc[0])
 
 
-def serving_policy(champion: Recommender, interactions: pd.DataFrame, items: pd.Index, item_text: pd.Series,
-                   segments: pd.Series, new_item_slots: int) -> Hybrid:
+def serving_policy(champion: Recommender, interactions: pd.DataFrame | ItemStatistics, items: pd.Index,
+                   item_text: pd.Series, segments: pd.Series, new_item_slots: int) -> Hybrid:
     """The champion (refitted on every history) with its fallbacks: segment favourites for
     patients without history, content picks for never-bought products; all three fitted on the
-    same prepared rows (one users x items matrix)."""
-    data = Interactions(interactions)
+    same prepared rows (one users x items matrix), or on every history's item statistics (then
+    they hold no user and serve through `ServedRecommender.serve_rows`)."""
+    data = interactions if isinstance(interactions, ItemStatistics) else Interactions(interactions)
     champion.fit(data, items=items)
     popularity = Popularity(by=segments).fit(data, items=items)
     content = ContentBased(item_text).fit(data)
@@ -161,6 +164,11 @@ def serve(policy: Hybrid, user_ids: pd.Series, products: pd.DataFrame, interacti
         yield final[["user_id", "rank", "product_id", "score", "model"]]
 
 
+SERVED_EMPTY = pd.DataFrame({"user_id": pd.Series(dtype="int64"), "rank": pd.Series(dtype="int32"),
+                             "product_id": pd.Series(dtype="int64"), "score": pd.Series(dtype="float64"),
+                             "model": pd.Series(dtype=object)})
+
+
 @dataclass
 class ServedRecommender:
     """Everything marts.recommendations is served from, as one object: the fitted policy, the
@@ -187,6 +195,22 @@ class ServedRecommender:
         rules = self.rules if k is None else replace(self.rules, k=k)
         return serve(self.policy, user_ids, self.products, self.bought, self.segments, rules, self.champion_label,
                      batch_size)
+
+    def serve_rows(self, rows: pd.DataFrame, k: int | None = None) -> pd.DataFrame:
+        """Top-k lists (user_id, rank, product_id, score, model) of the users in `rows`, from their own
+        rows: every order line of each user (user_id, item_id, weight, timestamp) with the user's
+        segment_label, and one row without an item for a user who bought nothing. The policy is
+        rebound to these users (`Hybrid.rebind`), so each list is the one a server holding every
+        history gives that user: a policy fitted on item statistics serves anywhere the rows are
+        (the Spark executors), users in any grouping."""
+        users = pd.Series(np.sort(rows.user_id.unique()))
+        groups = rows.drop_duplicates("user_id").set_index("user_id").segment_label
+        history = rows[rows.item_id.notna()]
+        history = history.assign(item_id=history.item_id.astype(self.products.item_id.dtype))
+        rules = self.rules if k is None else replace(self.rules, k=k)
+        lists = list(serve(self.policy.rebind(history, groups), users, self.products, history, groups, rules,
+                           self.champion_label, max(len(users), 1)))
+        return pd.concat(lists, ignore_index=True) if lists else SERVED_EMPTY.copy()
 
     def recommend(self, user_ids, k: int | None = None) -> pd.DataFrame:
         """One frame for these users, in the recommenders' column names (item_id, the product's own id)."""

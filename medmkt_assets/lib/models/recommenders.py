@@ -29,6 +29,7 @@ as long as there are items left to recommend.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from copy import copy
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -94,7 +95,9 @@ class Interactions:
     Rows need user and item ids; a missing weight counts 1, rows of weight <= 0 are left out.
     """
 
-    def __init__(self, interactions: pd.DataFrame):
+    def __init__(self, interactions: pd.DataFrame, items: pd.Index | None = None):
+        """`items`: a fitted model's catalog to index items by (serving other users with that model,
+        `Recommender.rebind`); rows of other items are left out. None: items in first-seen order."""
         missing = {"user_id", "item_id"} - set(interactions.columns)
         if missing:
             raise ValueError(f"interactions needs columns user_id and item_id; missing {sorted(missing)}")
@@ -106,9 +109,15 @@ class Interactions:
         for column in ("user_id", "item_id"):
             if interactions[column].hasnans:
                 keep &= interactions[column].notna().to_numpy()
+        if items is not None:
+            item_codes = pd.Index(items).get_indexer(interactions["item_id"])
+            keep &= item_codes >= 0
         rows = slice(None) if keep.all() else keep
         self.user_codes, self.users = pd.factorize(interactions["user_id"][rows])
-        self.item_codes, self.items = pd.factorize(interactions["item_id"][rows])
+        if items is None:
+            self.item_codes, self.items = pd.factorize(interactions["item_id"][rows])
+        else:
+            self.item_codes, self.items = item_codes[rows], items
         self.users, self.items = pd.Index(self.users), pd.Index(self.items)
         self.weight = weight[rows]
         self.timestamp = interactions["timestamp"][rows] if "timestamp" in interactions else None
@@ -118,6 +127,25 @@ class Interactions:
 
     def __len__(self) -> int:
         return len(self.weight)
+
+    @property
+    def n_users(self) -> int:
+        """Users with interactions."""
+        return len(self.users)
+
+    @property
+    def latest(self) -> pd.Timestamp | None:
+        """The latest timestamp: the reference time-decayed weights count ages from."""
+        return as_datetime(self.timestamp).max() if self.timestamp is not None and len(self.timestamp) else None
+
+    def group_counts(self, by: pd.Series, seen: sparse.csr_matrix) -> tuple[pd.Index, np.ndarray]:
+        """Distinct users per item in each group of `by` (user_id -> group), from the seen pattern
+        (users x items): the group labels and a groups x items array."""
+        codes, names = pd.factorize(by.reindex(self.users))
+        members = codes >= 0
+        indicator = sparse.csr_matrix((np.ones(members.sum()), (codes[members], np.flatnonzero(members))),
+                                      shape=(len(names), len(codes)))
+        return pd.Index(names), (indicator @ seen.astype(np.float64)).toarray()
 
     def catalog(self, items: Iterable | None) -> pd.Index:
         """Items with interactions (first seen first), then those of `items` nobody interacted with."""
@@ -187,6 +215,54 @@ class Interactions:
 _BINARY = (True, None)  # the matrix key of 0/1 data: binarized, no time decay
 
 
+@dataclass
+class ItemStatistics:
+    """What fitting on every history needs, aggregated where the rows live (the warehouse; on
+    Spark the executors): models fitted on it hold item parameters only, and serve users through
+    `rebind` with those users' own rows. Binarized models only (every candidate the pipeline fits):
+    their X'X is the co-occurrence matrix. `rec_statistics.item_statistics` builds it in SQL.
+
+    items: items with interactions in first-seen order; n_users: users with interactions;
+    cooccurrence: distinct users with both items (diagonal: with the item), in `items` order;
+    groups / group_users: distinct users per item in each group (groups x items); latest: the
+    latest timestamp (time decay counts ages from it)."""
+
+    items: pd.Index
+    n_users: int
+    cooccurrence: np.ndarray
+    groups: pd.Index
+    group_users: np.ndarray
+    latest: pd.Timestamp | None = None
+    users = pd.Index([])  # fitted models hold no user
+
+    def catalog(self, items: Iterable | None) -> pd.Index:
+        return self.items if items is None else self.items.append(_as_index(items).difference(self.items, sort=False))
+
+    def _pad(self, n_items: int) -> np.ndarray:
+        out = np.zeros((n_items, n_items))
+        out[:len(self.items), :len(self.items)] = self.cooccurrence
+        return out
+
+    def matrix(self, n_items: int, key, weights) -> tuple:
+        """No user rows: an empty X and pattern, the popularity and tiebreak of every history."""
+        if not key[0]:
+            raise ValueError("item statistics fit binarized models only (binarize=True)")
+        empty = sparse.csr_matrix((0, n_items))
+        popularity = np.diag(self._pad(n_items)).copy()
+        top = popularity.max() if len(popularity) else 0.0
+        return empty, empty.astype(bool), popularity, 1e-9 * popularity / top if top > 0 else np.zeros(n_items)
+
+    def gram(self, n_items: int, key, pattern: bool) -> np.ndarray:
+        if not (pattern or key == _BINARY):
+            raise ValueError("item statistics hold the co-occurrence matrix only (binarized, undecayed X'X)")
+        return self._pad(n_items)
+
+    def group_counts(self, by: pd.Series | None, seen) -> tuple[pd.Index, np.ndarray]:
+        counts = np.zeros((len(self.groups), seen.shape[1]))
+        counts[:, :self.group_users.shape[1]] = self.group_users
+        return self.groups, counts
+
+
 class Recommender:
     """Shared indexing, user x item matrix, batching, seen-item masking and top-k selection.
 
@@ -198,9 +274,12 @@ class Recommender:
     name = "base"
     binarize = True
 
-    def fit(self, interactions: pd.DataFrame | Interactions, items: Iterable | None = None) -> "Recommender":
+    def fit(self, interactions: pd.DataFrame | Interactions | ItemStatistics,
+            items: Iterable | None = None) -> "Recommender":
         """Index users and items (`items` may add catalog items nobody interacted with) and fit."""
-        data = interactions if isinstance(interactions, Interactions) else Interactions(interactions)
+        data = interactions if isinstance(interactions, (Interactions, ItemStatistics)) \
+            else Interactions(interactions)
+        self.latest_ = data.latest if self._decays() else None
         self.users_ = data.users
         self.items_ = data.catalog(items)
         self.X_, self.seen_, self.popularity_, self.tiebreak_ = data.matrix(
@@ -211,6 +290,28 @@ class Recommender:
     def _matrix_key(self) -> tuple:
         """What the matrix depends on besides the data (models with equal keys share one matrix)."""
         return (bool(self.binarize), None)
+
+    def _decays(self) -> bool:
+        """Whether weights age from the latest timestamp (kept as `latest_` for serving)."""
+        return False
+
+    def rebind(self, rows: pd.DataFrame, groups: pd.Series | None = None) -> "Recommender":
+        """This fitted model serving other users: their matrix from `rows` (user_id, item_id[, weight,
+        timestamp], on this model's catalog), every fitted parameter kept (item similarities,
+        popularity and its tiebreak, the time-decay reference). Each user's scores are those the
+        model gives when it was fitted with that user's rows, so users can be served in batches
+        where their rows live (the Spark executors). `groups` (user_id -> group) is the grouping of
+        these users for a model fitted with one."""
+        bound = copy(self)
+        data = Interactions(rows, items=self.items_)
+        bound.users_ = data.users
+        bound.X_, bound.seen_, _, _ = data.matrix(len(self.items_), self._matrix_key(),
+                                                   lambda: bound._weights(data))
+        bound._rebind(groups)
+        return bound
+
+    def _rebind(self, groups: pd.Series | None) -> None:
+        """What a model keeps per user besides its matrix (none but Popularity's groups)."""
 
     def _weights(self, data: Interactions) -> np.ndarray:
         return np.ones(len(data)) if self.binarize else data.weight
@@ -283,16 +384,18 @@ class Popularity(Recommender):
         if self.by is not None:
             self.name = "popularity_by_segment"
 
-    def _fit(self, data: Interactions) -> None:
+    def _fit(self, data: Interactions | ItemStatistics) -> None:
         self.group_of_ = None
         if self.by is None:
             return
-        codes, self.group_names_ = pd.factorize(self.by.reindex(self.users_))
-        members = codes >= 0
-        indicator = sparse.csr_matrix((np.ones(members.sum()), (codes[members], np.flatnonzero(members))),
-                                      shape=(len(self.group_names_), len(codes)))
-        self.group_popularity_ = (indicator @ self.seen_.astype(np.float64)).toarray()
-        self.group_of_ = codes
+        self.group_names_, self.group_popularity_ = data.group_counts(self.by, self.seen_)
+        self._rebind(self.by)
+
+    def _rebind(self, groups: pd.Series | None) -> None:
+        if self.by is None:
+            return
+        self.by = groups if groups is not None else pd.Series(dtype=object)
+        self.group_of_ = self.group_names_.get_indexer(self.by.reindex(self.users_))
 
     def scores_for_groups(self, groups) -> np.ndarray:
         """Popularity rows for group labels (missing or unknown groups get overall popularity)."""
@@ -339,13 +442,16 @@ class ItemKNN(Recommender):
     def _matrix_key(self) -> tuple:
         return (bool(self.binarize), self.half_life_days or None)
 
+    def _decays(self) -> bool:
+        return bool(self.half_life_days)
+
     def _weights(self, data: Interactions) -> np.ndarray:
         weights = super()._weights(data)
         if self.half_life_days:
             if data.timestamp is None:
                 raise ValueError("half_life_days needs a timestamp column")
             stamps = as_datetime(data.timestamp)
-            age_days = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86_400
+            age_days = (self.latest_ - stamps).dt.total_seconds().to_numpy() / 86_400
             weights = weights * 0.5 ** (age_days / self.half_life_days)
         return weights
 
@@ -358,7 +464,7 @@ class ItemKNN(Recommender):
             elif self.similarity == "jaccard":
                 sim = co / (count[:, None] + count[None, :] - co)
             else:
-                sim = co * self.seen_.shape[0] / np.outer(count, count)
+                sim = co * data.n_users / np.outer(count, count)
         sim = np.nan_to_num(sim, nan=0.0, posinf=0.0, neginf=0.0)
         np.fill_diagonal(sim, 0.0)
         self.similarity_ = sim
@@ -523,6 +629,14 @@ class Hybrid:
         if self.content is not None:
             self.content.fit(data, items=items)
         return self
+
+    def rebind(self, rows: pd.DataFrame, groups: pd.Series | None = None) -> "Hybrid":
+        """Every part serving the users of `rows` (Recommender.rebind): `groups` maps them to segments."""
+        bound = copy(self)
+        bound.main = self.main.rebind(rows, groups)
+        bound.popularity = self.popularity.rebind(rows, groups) if self.popularity is not None else None
+        bound.content = self.content.rebind(rows, groups) if self.content is not None else None
+        return bound
 
     @property
     def users_(self) -> pd.Index:
