@@ -1,11 +1,14 @@
 """Models on the executors (issue 26): segments fitted on a bounded sample, every patient labelled
 where the rows live, and on Spark no patient-sized table collected to the driver.
 
-The tests' Spark has spark.driver.maxResultSize = conftest.SPARK_MAX_RESULT_SIZE; the world here
-(200,000 patients, made in Spark) is far bigger than that, so collecting it fails, while the
-segmentation's fit sample and its per-segment aggregates fit.
+The tests' Spark has spark.driver.maxResultSize = conftest.SPARK_MAX_RESULT_SIZE; the worlds here
+(200,000 patients made in Spark for the segments; 60,000 patients' order lines for the
+recommender) are far bigger than that, so collecting them fails, while the fit samples, the item
+statistics and the per-segment aggregates fit.
 """
 from __future__ import annotations
+
+import uuid
 
 import duckdb
 import numpy as np
@@ -169,17 +172,88 @@ def test_the_fitted_model_labels_its_own_patients_as_the_fit_did():
     assert assigned.patient_key.tolist() == batch.patient_key.tolist()
 
 
-def test_item_cooccurrence_counted_in_spark_is_the_recommenders_gram_matrix(spark):
-    """The items x items co-occurrence Spark counts equals X'X of the binary user x item matrix the
-    recommenders fit on the driver (ItemKNN's co-occurrence, EASE's Gram matrix before the penalty)."""
-    from medmkt_assets.lib.models import on_spark
-    from medmkt_assets.lib.models.recommenders import EASE
+RECOMMEND_WORLD = 60_000
 
-    rng = np.random.default_rng(11)
-    interactions = pd.DataFrame({"user_id": rng.integers(0, 300, 4_000), "item_id": rng.choice(
-        [f"p{i:02d}" for i in range(25)], 4_000), "weight": 1.0})
-    model = EASE(lambda_=10.0).fit(interactions, items=[f"p{i:02d}" for i in range(27)])  # two nobody bought
-    expected = (model.X_.T @ model.X_).toarray()
-    gram = on_spark.item_cooccurrence(spark.createDataFrame(interactions[["user_id", "item_id"]]), model.items_)
-    np.testing.assert_array_equal(gram, expected)
-    np.testing.assert_array_equal(np.diag(gram), model.popularity_)
+
+def _recommend_world(n: int) -> dict[str, pd.DataFrame]:
+    """The recommender's inputs for `n` patients (64-character keys, as pseudonyms are): four tastes
+    over 30 products, 2 to 6 order lines each, one patient in ten without orders, one in seven
+    without a segment; some products prescription-only or services."""
+    rng = np.random.default_rng(7)
+    keys = np.array([f"{i:064x}" for i in range(n)], dtype=object)
+    buyers = np.flatnonzero(np.arange(n) % 10 != 0)
+    lines = rng.integers(2, 7, len(buyers))
+    who = np.repeat(buyers, lines)
+    taste = who % 4
+    product = taste * 6 + rng.integers(0, 9, len(who)) % 9
+    orders = pd.DataFrame({
+        "order_id": [f"o{w}-{j}" for w, j in zip(who, np.concatenate([np.arange(m) for m in lines]))],
+        "line_no": 1, "patient_key": keys[who], "product_id": [f"P{p:02d}" for p in product],
+        "quantity": rng.integers(0, 4, len(who)),
+        "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 600, len(who)), unit="D")})
+    products = pd.DataFrame({"product_id": [f"P{p:02d}" for p in range(30)],
+                             "name": [f"product {p}" for p in range(30)],
+                             "category": [f"c{p % 6}" for p in range(30)],
+                             "kind": ["service" if p % 11 == 0 else "drug" for p in range(30)],
+                             "rx_only": [p % 13 == 5 for p in range(30)],
+                             "description": [f"taste {p // 6}" for p in range(30)]})
+    profiles = pd.DataFrame({"patient_key": keys})
+    segments = pd.DataFrame({"patient_key": keys, "segment_label": [None if i % 7 == 0 else f"s{i % 3}"
+                                                                     for i in range(n)]})
+    return {"staging.orders": orders, "staging.products": products, "marts.patient_profiles": profiles,
+            "marts.patient_segments": segments}
+
+
+def test_recommendations_are_served_in_the_executors_as_duckdb_serves_them(spark, tmp_path):
+    """The recommendations asset on Spark: its candidates compared on a bounded sample (the same
+    patients as DuckDB's), the champion fitted on item statistics counted in Spark and every patient
+    served in the executors; the order lines are too big to collect, and the published lists equal
+    DuckDB's, which fits and serves from every order line in pandas."""
+    import dagster as dg
+    from dagster_duckdb import DuckDBResource
+
+    from medmkt_assets.defs.recommend.assets import recommendations
+    from medmkt_assets.defs.resources import MlflowTracker, Warehouse
+    from medmkt_assets.lib.engine.spark.lakehouse import Lakehouse
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets_tests.conftest import SPARK_MASTER, SPARK_MAX_RESULT_SIZE
+
+    tables = _recommend_world(RECOMMEND_WORLD)
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    lake = tmp_path / "spark" / "lakehouse"
+    con = SparkWarehouseSession(spark, Lakehouse(lake, prefix), tmp_path / "spark" / "warehouse.duckdb")
+    duck = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    try:
+        for table, frame in tables.items():
+            con.register("_world", spark.createDataFrame(frame))
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _world")
+            duck.register("_world", frame)
+            duck.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            duck.execute(f"CREATE TABLE {table} AS SELECT * FROM _world")
+            duck.unregister("_world")
+        with pytest.raises(Exception, match="maxResultSize"):  # the premise: the order lines are too big
+            con.execute("SELECT * FROM staging.orders").fetchdf()
+    finally:
+        con.close()
+        duck.close()
+    config = {"ops": {"marts__recommendations": {"config": {"selection_users": 3_000, "eval_users": 1_000}}}}
+    for engine, folder in (("duckdb", tmp_path), ("spark", tmp_path / "spark")):
+        warehouse = Warehouse(engine=DuckDBResource(database=str(folder / "warehouse.duckdb")), compute=engine,
+                              lakehouse=str(lake), spark_master=SPARK_MASTER, spark_partitions=4,
+                              spark_driver_memory="2g", spark_max_result_size=SPARK_MAX_RESULT_SIZE,
+                              spark_database_prefix=prefix)
+        result = dg.materialize([recommendations], run_config=config, resources={
+            "warehouse": warehouse, "tracker": MlflowTracker(tracking_uri=f"sqlite:///{folder / 'mlflow.db'}")})
+        assert result.success
+    read = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    for table, columns in (("recommendations", "patient_key, rank, product_id, round(score, 9), model"),
+                           ("recommendation_evaluation", "model, split, round(ndcg_at_10, 12), round(recall_at_10, 12)")):
+        on_spark = f"read_parquet('{lake}/marts/{table}/*/*.parquet')"  # the table's one version
+        differ = read.execute(f"SELECT (SELECT count(*) FROM (SELECT {columns} FROM marts.{table} EXCEPT ALL "
+                              f"SELECT {columns} FROM {on_spark})) + (SELECT count(*) FROM (SELECT {columns} "
+                              f"FROM {on_spark} EXCEPT ALL SELECT {columns} FROM marts.{table}))").fetchone()[0]
+        assert differ == 0, table
+    patients = read.execute("SELECT count(DISTINCT patient_key) FROM marts.recommendations").fetchone()[0]
+    read.close()
+    assert patients == RECOMMEND_WORLD

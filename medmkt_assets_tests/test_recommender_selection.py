@@ -84,3 +84,11 @@ def test_a_recommender_fitted_on_item_codes_serves_product_ids():
     assert served.item_id.tolist() == codes.product_id.map(dict(zip(products.item_id, products.product_id))).tolist()
     assert set(served.item_id) <= {"a", "b", "c", "e"}                         # d is prescription-only
     assert set(served[served.user_id == 1].item_id) == {"a", "b", "c"}       # bought drugs may come again
+
+
+def test_the_sample_of_coded_patients_is_the_one_training_rows_takes():
+    users = pd.Series(range(1, 501))
+    interactions = pd.DataFrame({"user_id": users.repeat(2).to_numpy(), "item_id": "a"})
+    assert sel.sample_users(500, 500, seed=7) is None
+    chosen = sel.sample_users(500, 40, seed=7)
+    assert sorted(chosen) == sorted(sel.training_rows(interactions, users, 40, seed=7).user_id.unique())

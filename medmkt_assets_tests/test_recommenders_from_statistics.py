@@ -107,3 +107,28 @@ def test_serving_each_batch_from_its_rows_gives_every_patient_the_whole_servers_
     served = served.sort_values(["user_id", "rank"]).reset_index(drop=True)
     assert served.user_id.nunique() == USERS                       # the patients without orders too
     pd.testing.assert_frame_equal(served, expected, check_dtype=False)
+
+
+def test_the_registered_model_of_statistics_serves_order_lines_as_the_warehouse_did(world):
+    """On Spark the registered model holds no patient: given a patient's order lines (product ids,
+    as a caller has them) it answers with that patient's published list."""
+    from medmkt_assets.lib.tracking.mlflow_runs import RecommenderModel
+
+    orders, products, segments, stats = world
+    products = products.assign(product_id=[f"P{i:03d}" for i in products.item_id])
+    items, text = pd.Index(products.item_id), products.set_index("item_id").text
+    rules = sel.ServingRules(k=4)
+    policy = sel.serving_policy(EASE(200.0), stats, items, text, pd.Series(dtype=object), 1)
+    server = sel.ServedRecommender.build(policy, products, pd.Series(dtype=object), rules, "ease_l200", orders.iloc[:0],
+                                         products.set_index("item_id").product_id)
+    rows = segments.rename("segment_label").rename_axis("user_id").reset_index().merge(orders, how="left")
+    published = server.serve_rows(rows).sort_values(["user_id", "rank"]).reset_index(drop=True)
+    lines = rows[rows.user_id.isin([1, 2, 10])]              # patient 10 bought nothing
+    model_input = pd.DataFrame({"patient_key": "k" + lines.user_id.astype(str),
+                                "product_id": lines.item_id.map(server.product_ids), "quantity": lines.weight,
+                                "ordered_at": lines.timestamp, "segment_label": lines.segment_label.astype(object)})
+    answer = RecommenderModel(server, None).predict(None, model_input, params={"k": 4})
+    expected = published[published.user_id.isin([1, 2, 10])]
+    assert answer.patient_key.tolist() == ("k" + expected.user_id.astype(str)).tolist()
+    assert answer.product_id.tolist() == expected.product_id.map(server.product_ids).tolist()
+    np.testing.assert_array_equal(answer.score.to_numpy(), expected.score.to_numpy())

@@ -11,25 +11,18 @@ from medmkt_assets.defs.warehouse import (
     row_count,
 )
 from medmkt_assets.lib.models import recommender_selection as sel
+from medmkt_assets.lib.models.recommender_data import (
+    PATIENT_CODES_SQL,
+    PRODUCT_CODES_SQL,
+    PRODUCTS_SQL,
+    RECOMMENDATIONS_DDL,
+    SERVED_SQL,
+    Histories,
+    serve_in_executors,
+)
 from medmkt_assets.lib.tracking import mlflow_runs
 
 REGISTERED_NAME = "medmkt-recommender"
-# Patients and products travel to Python as small integer codes (temp tables map them back to
-# patient_key and product_id): string ids would cost memory and time in every split, fit and list.
-PATIENT_CODES_SQL = ("CREATE OR REPLACE TEMP TABLE _rec_patients AS SELECT p.patient_key, s.segment_label, "
-                     "CAST(row_number() OVER (ORDER BY p.patient_key) AS INTEGER) AS user_id "
-                     "FROM marts.patient_profiles p LEFT JOIN marts.patient_segments s USING (patient_key)")
-PRODUCT_CODES_SQL = ("CREATE OR REPLACE TEMP TABLE _rec_products AS SELECT product_id, "
-                     "CAST(row_number() OVER (ORDER BY product_id) AS INTEGER) AS item_id "
-                     "FROM (SELECT product_id FROM staging.products UNION SELECT product_id FROM staging.orders) u")
-INTERACTIONS_SQL = ("SELECT c.user_id, i.item_id, CAST(o.quantity AS DOUBLE) AS weight, "
-                    "o.ordered_at AS timestamp FROM staging.orders o JOIN _rec_patients c USING (patient_key) "
-                    "JOIN _rec_products i USING (product_id) "
-                    # a total order: the seeded stratified split keeps row order, so the join's own order
-                    # (the engine's choice) would change the evaluation between DuckDB and Spark
-                    "ORDER BY c.user_id, o.ordered_at, o.order_id, o.line_no")
-PRODUCTS_SQL = ("SELECT product_id, name, category, kind, rx_only, "
-                "concat_ws(' ', name, replace(category, '_', ' '), kind, description) AS text FROM staging.products")
 
 
 class RecommenderConfig(dg.Config):
@@ -54,19 +47,6 @@ class RecommenderConfig(dg.Config):
     serve_batch: int = Field(default=100_000, description="Patients scored and written per batch (bounds memory).")
 
 
-RECOMMENDATIONS_DDL = ("CREATE OR REPLACE TABLE marts.recommendations (patient_key VARCHAR, rank INTEGER, "
-                       "product_id VARCHAR, score DOUBLE, model VARCHAR)")
-SERVED_SQL = ("SELECT c.patient_key, f.rank, i.product_id, f.score, f.model "
-              "FROM frame f JOIN _rec_patients c USING (user_id) JOIN _rec_products i USING (item_id)")
-
-
-def fetch_frame(con, sql: str) -> pd.DataFrame:
-    """A query's rows as a frame; on DuckDB through NumPy arrays (half the time of fetchdf's
-    conversion for 20 M order lines)."""
-    result = con.execute(sql)
-    return pd.DataFrame(result.fetchnumpy()) if con.engine == "duckdb" else result.fetchdf()
-
-
 @dg.asset(
     key=["marts", "recommendations"], group_name="recommend", kinds={"duckdb", "mlflow"}, pool=WAREHOUSE_POOL,
     automation_condition=REFRESH_WHEN_INPUTS_CHANGE,
@@ -76,62 +56,70 @@ def fetch_frame(con, sql: str) -> pd.DataFrame:
 def recommendations(context: dg.AssetExecutionContext, config: RecommenderConfig, warehouse: Warehouse,
                     tracker: MlflowTracker) -> dg.MaterializeResult:
     """Every model evaluated on a chronological holdout and a stratified split; the champion (NDCG@10) lists top-k for every patient."""
+    rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
+                             config.max_per_category, config.new_item_slots)
     with warehouse.session() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(PRODUCT_CODES_SQL)
-        interactions, products = fetch_frame(con, INTERACTIONS_SQL), con.execute(PRODUCTS_SQL).fetchdf()
+        products = con.execute(PRODUCTS_SQL).fetchdf()
         codes = con.execute("SELECT product_id, item_id FROM _rec_products").fetchdf()
-        patients = con.execute("SELECT user_id, segment_label, patient_key FROM _rec_patients "
-                               "ORDER BY user_id").fetchdf()
+        histories = Histories.read(con, config.selection_users, config.seed)
     products = products.merge(codes, on="product_id", how="left")  # in staging's order: it orders never-bought ones
     # segments as a category: a handful of labels, not a million strings (in memory and in the registered model)
-    items, item_text, segments = pd.Index(products.item_id), products.set_index("item_id").text, \
-        patients.set_index("user_id").segment_label.astype("category")
-    rows = sel.training_rows(interactions, patients.user_id, config.selection_users, config.seed)
+    items, item_text, segments = pd.Index(products.item_id), products.set_index("item_id").text, histories.segments
     models = sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
-    evaluation = sel.evaluate_candidates(models, rows, items, k=config.k, holdout_days=config.holdout_days,
+    evaluation = sel.evaluate_candidates(models, histories.rows, items, k=config.k, holdout_days=config.holdout_days,
                                          split_ratio=config.split_ratio, seed=config.seed,
                                          eval_users=config.eval_users)
-    runs = _log_candidates(context, tracker, config, models, evaluation, rows, len(interactions), len(products),
-                           min(config.selection_users, len(patients)))
+    runs = _log_candidates(context, tracker, config, models, evaluation, histories.rows, histories.n_interactions,
+                           len(products), min(config.selection_users, histories.n_patients))
     champion_label = sel.pick_champion(evaluation.table, config.k)
     champion = next(m for m in sel.candidates(item_text, segments, config.half_life_days, config.ease_lambdas)
                     if sel.label(m) == champion_label)  # a fresh instance, refitted on every history
-    policy = sel.serving_policy(champion, interactions, items, item_text, segments, config.new_item_slots)
-    rules = sel.ServingRules(config.k, config.exclude_rx_only, config.exclude_seen, tuple(config.one_time_kinds),
-                             config.max_per_category, config.new_item_slots)
-    server = sel.ServedRecommender.build(policy, products, segments, rules, champion_label, interactions,
-                                         codes.set_index("item_id").product_id)
-    del interactions, rows  # the fitted models hold what serving needs
+    product_ids = codes.set_index("item_id").product_id
+    if histories.statistics is None:
+        policy = sel.serving_policy(champion, histories.interactions, items, item_text, segments,
+                                    config.new_item_slots)
+        server = sel.ServedRecommender.build(policy, products, segments, rules, champion_label,
+                                             histories.interactions, product_ids)
+    else:  # no patient travels with the model: each is served from their own rows (serve_rows)
+        no_one = pd.Series(dtype=object)
+        policy = sel.serving_policy(champion, histories.statistics, items, item_text, no_one, config.new_item_slots)
+        server = sel.ServedRecommender.build(policy, products, no_one, rules, champion_label, histories.rows.iloc[:0],
+                                             product_ids)
+    patients = histories.patients
+    del histories  # the fitted models hold what serving needs
     with tracker.resume(runs[champion_label]):
         set_tags({"champion": "true"})
         mlflow_runs.log_frame(evaluation.table, "evaluation.csv")
         version = mlflow_runs.log_recommender(
-            server, REGISTERED_NAME, patients[["patient_key", "user_id"]],
+            server, REGISTERED_NAME, patients[["patient_key", "user_id"]] if patients is not None else None,
             what="Next-best-offer recommender: predict(patient_key) → that patient's top-k products (params k), "
                  "under the same business rules and fallbacks as marts.recommendations, with the part that "
-                 "picked each row (model).",
+                 "picked each row (model)." + ("" if patients is not None else mlflow_runs.HISTORY_INPUT_NOTE),
             why=f"{champion_label}: best holdout NDCG@{config.k} of {len(models)} candidates "
                 f"(evaluation.csv; segment popularity is reported, never champion).")
-    served, covered = pd.Series(dtype="int64"), 0
     with warehouse.transaction() as con:
         con.execute(PATIENT_CODES_SQL)
         con.execute(PRODUCT_CODES_SQL)
         con.execute(RECOMMENDATIONS_DDL)
-        for batch in server.batches(patients.user_id, config.serve_batch):
-            served = served.add(batch.model.value_counts(), fill_value=0)
-            covered += int(batch.user_id.nunique())  # batches hold distinct patients, each one patient_key
-            con.write_frame(batch.rename(columns={"product_id": "item_id"}), "marts.recommendations", append=True,
-                            query=SERVED_SQL)
+        if patients is not None:
+            for batch in server.batches(patients.user_id, config.serve_batch):
+                con.write_frame(batch.rename(columns={"product_id": "item_id"}), "marts.recommendations",
+                                append=True, query=SERVED_SQL)
+        else:
+            serve_in_executors(con, server)
         con.write_frame(evaluation.table, "marts.recommendation_evaluation")
         n = row_count(con, "marts.recommendations")
+        served = con.execute("SELECT model, count(*) AS rows FROM marts.recommendations GROUP BY model "
+                             "ORDER BY rows DESC, model").fetchdf()
+        (covered,) = con.execute("SELECT count(DISTINCT patient_key) FROM marts.recommendations").fetchone()
     return dg.MaterializeResult(metadata={
-        "dagster/row_count": n, "patients_covered": covered, "champion": champion_label,
+        "dagster/row_count": n, "patients_covered": int(covered), "champion": champion_label,
         "registered_model": f"{REGISTERED_NAME} v{version} (alias champion)",
         "evaluation": dg.MetadataValue.md(evaluation.table.round(4).to_markdown(index=False)),
         "mlflow_run": dg.MetadataValue.url(tracker.run_url(runs[champion_label])),
-        "served_by": dg.MetadataValue.md(served.astype(int).rename_axis("model").rename("rows").reset_index()
-                                         .to_markdown(index=False)),
+        "served_by": dg.MetadataValue.md(served.to_markdown(index=False)),
     })
 
 

@@ -59,25 +59,11 @@ def map_batches(frame, score_batch, schema: str):
     return frame.mapInPandas(run, schema)
 
 
-def item_cooccurrence(interactions, items: pd.Index) -> np.ndarray:
-    """The items x items matrix of distinct users who have both items (the diagonal: users per item)
-    from (user_id, item_id) rows, counted in Spark: what lib.models.recommenders' ItemKNN
-    (`seen_.T @ seen_`) and EASE (X'X of the binary matrix) are fitted from, without the user x
-    item matrix on the driver (items x items is small; only those cells are collected).
-
-    A building block of the recommenders on the executors (issue 26): the asset does not use it
-    yet. Rows and columns follow `items`; items outside it are ignored."""
+def map_groups(frame, key: str, groups: int, apply, schema: str):
+    """`apply(pandas rows) -> pandas rows` over `groups` groups of a Spark DataFrame's rows, each group
+    every row of the keys whose `key` falls in it (key mod groups), in the executors (applyInPandas):
+    for functions of whole histories, such as serving a patient from every order line of theirs."""
     from pyspark.sql import functions as F
 
-    pairs = (interactions.where(F.col("item_id").isNotNull())
-             .select("user_id", F.col("item_id").cast("string").alias("item_id")).distinct())
-    counts = (pairs.withColumnRenamed("item_id", "i").join(pairs.withColumnRenamed("item_id", "j"), "user_id")
-              .groupBy("i", "j").count().collect())
-    index = pd.Index(items.astype(str))
-    gram = np.zeros((len(index), len(index)))
-    if counts:
-        rows = index.get_indexer([row["i"] for row in counts])
-        cols = index.get_indexer([row["j"] for row in counts])
-        known = (rows >= 0) & (cols >= 0)
-        gram[rows[known], cols[known]] = np.array([row["count"] for row in counts], dtype=float)[known]
-    return gram
+    return (frame.withColumn("_group", F.pmod(F.col(key), F.lit(groups)))
+            .groupBy("_group").applyInPandas(lambda rows: apply(rows.drop(columns="_group")), schema))

@@ -74,6 +74,14 @@ def training_rows(interactions: pd.DataFrame, user_ids: pd.Series, max_users: in
     return interactions[interactions.user_id.isin(chosen)]
 
 
+def sample_users(n_users: int, max_users: int, seed: int) -> np.ndarray | None:
+    """`training_rows`' seeded choice of patients when they are coded 1..n_users (the asset's codes),
+    without their codes in pandas: None when all of them are compared on."""
+    if n_users <= max_users:
+        return None
+    return pd.Series(np.arange(1, n_users + 1)).sample(max_users, random_state=seed).to_numpy()
+
+
 def empty_evaluation(k: int) -> pd.DataFrame:
     """The evaluation table's columns when nothing could be evaluated."""
     metrics = evaluate(pd.DataFrame(columns=["user_id", "item_id", "rank"]), pd.DataFrame(columns=["user_id", "item_id"]),

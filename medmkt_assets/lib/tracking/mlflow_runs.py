@@ -193,27 +193,51 @@ def log_model(model, example, registered_name: str, promote: bool = True, alias:
     return version
 
 
+HISTORY_INPUT_NOTE = (" Fitted on item statistics (Spark): no patient travels with it, so each input row is one "
+                      "order line of the patient (patient_key, product_id, quantity, ordered_at, segment_label; "
+                      "a patient without orders: one row without product_id).")
+HISTORY_COLUMNS = ["patient_key", "product_id", "quantity", "ordered_at", "segment_label"]
+
+
 class RecommenderModel(mlflow.pyfunc.PythonModel):
     """MLflow wrapper: rows with `patient_key` in, each patient's top-k list out (k 10, or the
     `k` parameter). The model was fitted on integer codes that change every run: the codes of
     this run's patients travel with it, so a served patient is the patient the model knew; a
-    patient it never saw gets the popular products. MLflow serializes the wrapper with the model
-    inside (python_model serialization), nothing is pickled by hand."""
+    patient it never saw gets the popular products. A recommender fitted on item statistics
+    (`codes` None: Spark, where no patient-sized table reaches the driver) holds no patient and
+    takes each patient's order lines instead (HISTORY_COLUMNS), served as the warehouse served
+    them (ServedRecommender.serve_rows). MLflow serializes the wrapper with the model inside
+    (python_model serialization), nothing is pickled by hand."""
 
-    def __init__(self, model, codes: pd.Series):
+    def __init__(self, model, codes: pd.Series | None):
         self.model, self.codes = model, codes
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
+        k = int((params or {}).get("k", 10))
+        if self.codes is None:
+            return self._from_histories(model_input, k)
         keys = model_input["patient_key"].astype(str).reset_index(drop=True)
         codes = self.codes.reindex(keys).to_numpy(dtype="float64")
         # patients the model never saw get distinct negative codes (never a real one): unknown, popular items
         unknown = np.isnan(codes)
         codes[unknown] = -1 - np.flatnonzero(unknown)
         codes = codes.astype("int64")
-        recs = self.model.recommend(pd.Index(codes), k=int((params or {}).get("k", 10)))
+        recs = self.model.recommend(pd.Index(codes), k=k)
         recs["patient_key"] = recs.user_id.map(dict(zip(codes, keys)))
         columns = ["patient_key", "rank", "item_id", "score", *(["model"] if "model" in recs else [])]
         return recs[columns].rename(columns={"item_id": "product_id"})
+
+    def _from_histories(self, rows: pd.DataFrame, k: int) -> pd.DataFrame:
+        codes = pd.Series(self.model.product_ids.index, index=self.model.product_ids.to_numpy())
+        users, keys = pd.factorize(rows["patient_key"].astype(str))
+        lists = self.model.serve_rows(pd.DataFrame({
+            "user_id": users, "item_id": codes.reindex(rows["product_id"].astype(str)).to_numpy(),
+            "weight": pd.to_numeric(rows["quantity"]).to_numpy(dtype=float),
+            "timestamp": pd.to_datetime(rows["ordered_at"]).to_numpy(),
+            "segment_label": rows["segment_label"].to_numpy(dtype=object)}), k)
+        return pd.DataFrame({"patient_key": keys[lists.user_id.to_numpy()], "rank": lists["rank"].to_numpy(),
+                             "product_id": lists.product_id.map(self.model.product_ids).to_numpy(),
+                             "score": lists.score.to_numpy(), "model": lists.model.to_numpy()})
 
 
 class _WithoutPickleNotice(logging.Filter):
@@ -226,15 +250,20 @@ class _WithoutPickleNotice(logging.Filter):
         return "serialized using CloudPickle" not in record.getMessage()
 
 
-def log_recommender(model, registered_name: str, users: pd.DataFrame, promote: bool = True,
+def log_recommender(model, registered_name: str, users: pd.DataFrame | None, promote: bool = True,
                     alias: str = "champion", what: str = "", why: str = "") -> str:
-    """Log a fitted recommender (with `users`: the run's user_id code of each patient_key) as a
-    pyfunc model, register and alias it."""
+    """Log a fitted recommender (with `users`: the run's user_id code of each patient_key; None for
+    one fitted on item statistics, which takes order lines) as a pyfunc model, register and alias it."""
     from mlflow.models import infer_signature
 
-    python_model = RecommenderModel(model, users.set_index("patient_key").user_id)
+    python_model = RecommenderModel(model, users.set_index("patient_key").user_id if users is not None else None)
     signature = None
-    if len(users):
+    if users is None:  # order lines in: one patient who bought the first product
+        example = pd.DataFrame({"patient_key": ["example"], "product_id": [str(model.product_ids.iloc[0])],
+                                "quantity": [1.0], "ordered_at": [pd.Timestamp("2025-01-01")],
+                                "segment_label": ["example"]})
+        signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
+    elif len(users):
         example = users[["patient_key"]].head(1)
         signature = infer_signature(example, python_model.predict(None, example), params={"k": 10})
     quiet = _WithoutPickleNotice()
