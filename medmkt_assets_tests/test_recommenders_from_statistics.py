@@ -132,3 +132,19 @@ def test_the_registered_model_of_statistics_serves_order_lines_as_the_warehouse_
     assert answer.patient_key.tolist() == ("k" + expected.user_id.astype(str)).tolist()
     assert answer.product_id.tolist() == expected.product_id.map(server.product_ids).tolist()
     np.testing.assert_array_equal(answer.score.to_numpy(), expected.score.to_numpy())
+
+
+def test_a_batch_of_patients_who_bought_nothing_gets_their_segments_favourites(world):
+    orders, products, segments, stats = world
+    items, text = pd.Index(products.item_id), products.set_index("item_id").text
+    policy = sel.serving_policy(EASE(200.0), stats, items, text, pd.Series(dtype=object), 1)
+    server = sel.ServedRecommender.build(policy, products, pd.Series(dtype=object), sel.ServingRules(k=3), "ease_l200",
+                                         orders.iloc[:0])
+    rows = pd.DataFrame({"user_id": [10, 20], "item_id": [np.nan, np.nan], "weight": np.nan,
+                         "timestamp": pd.NaT, "segment_label": ["s1", None]})
+    served = server.serve_rows(rows)
+    assert served.groupby("user_id").size().to_dict() == {10: 3, 20: 3}
+    assert set(served.model) <= {"popularity_by_segment", "popularity", "content_for_new_patient"}
+    s1 = served[served.user_id == 10].product_id.tolist()
+    assert s1[0] == stats.items[stats.group_users[stats.groups.get_loc("s1")].argmax()]  # s1's favourite first
+    assert server.serve_rows(rows.iloc[:0]).empty
