@@ -172,6 +172,80 @@ def test_the_fitted_model_labels_its_own_patients_as_the_fit_did():
     assert assigned.patient_key.tolist() == batch.patient_key.tolist()
 
 
+def test_the_campaign_models_learn_from_a_bounded_sample_of_contacts_the_same_on_both_engines(spark, tmp_path):
+    """Past contacts beyond max_campaign_contacts are sampled by a hash of the patient key: on Spark
+    the whole contact table is too big to collect, the sample is not, and DuckDB picks the same."""
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets.lib.models.campaign_features import TRAINING_TABLE
+    from medmkt_assets.lib.models.targets import training_contacts_sql
+    from medmkt_assets_tests.conftest import isolated_lakehouse
+
+    contacts, cap = 90_000, 2_000
+    columns = ("CAST(md5(CAST({n} % 60000 AS {text})) AS {text}) AS patient_key",
+               "concat('C', CAST({n} % 3 AS {text})) AS campaign_id", "CAST({n} % 2 AS INTEGER) AS converted",
+               "CAST({n} % 17 AS DOUBLE) AS frequency", "CAST({n} % 101 AS DOUBLE) * 1.5 AS monetary")
+    con = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
+    duck = Session(duckdb.connect())
+    try:
+        con.register("_contacts", spark.range(contacts).selectExpr(*(c.format(n="id", text="STRING") for c in columns)))
+        con.execute("CREATE SCHEMA IF NOT EXISTS features")
+        con.execute(f"CREATE OR REPLACE TABLE {TRAINING_TABLE} AS SELECT * FROM _contacts")
+        duck.execute("CREATE SCHEMA features")
+        duck.execute(f"CREATE TABLE {TRAINING_TABLE} AS SELECT "
+                     + ", ".join(c.format(n="range", text="VARCHAR") for c in columns)
+                     + f" FROM range({contacts})")
+        with pytest.raises(Exception, match="maxResultSize"):
+            con.execute(training_contacts_sql(contacts, contacts)).fetchdf()
+        on_spark = con.execute(training_contacts_sql(contacts, cap)).fetchdf()
+        on_duckdb = duck.execute(training_contacts_sql(contacts, cap)).fetchdf()
+        assert len(on_spark) == cap and on_spark.campaign_id.nunique() == 3
+        assert on_spark[["campaign_id", "patient_key"]].equals(on_duckdb[["campaign_id", "patient_key"]])
+        assert training_contacts_sql(cap, cap) == f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key"
+    finally:
+        duck.close()
+        con.close()
+
+
+def test_an_audience_as_large_as_the_patients_is_exported_a_page_at_a_time_as_duckdb_exports_it(spark, tmp_path):
+    """An audience export comes to the driver a page of ranks at a time, never collected whole:
+    60,000 patients (their contacts over maxResultSize) make the same 0600 CSV on Spark and DuckDB."""
+    from medmkt_assets.lib.engine.spark.session import SparkWarehouseSession
+    from medmkt_assets.lib.privacy.audiences import export_audience, export_sql
+    from medmkt_assets_tests.conftest import isolated_lakehouse
+
+    audience = ("CAST(md5(CAST({n} AS {text})) AS {text}) AS patient_key", "'C1' AS campaign_id",
+                "CAST({n} + 1 AS BIGINT) AS audience_rank",
+                "CASE WHEN {n} % 5 = 0 THEN NULL ELSE concat('segment ', CAST({n} % 3 AS {text})) END AS segment_label",
+                "CASE WHEN {n} % 7 = 0 THEN NULL ELSE 1.0 / ({n} + 3) END AS score",
+                "CAST({n} % 11 AS DOUBLE) / 13 AS expected_uplift",
+                "CASE WHEN {n} % 10 = 0 THEN 'holdout' ELSE 'contact' END AS audience_group")
+    patients = ("CAST(md5(CAST({n} AS {text})) AS {text}) AS patient_key",
+                "concat('+86 138 ', CAST(10000000 + {n} AS {text})) AS phone")
+    con = SparkWarehouseSession(spark, isolated_lakehouse(tmp_path / "lake"), tmp_path / "w.duckdb")
+    duck = Session(duckdb.connect())
+    try:
+        for table, columns in (("marts.audiences", audience), ("restricted.patients", patients)):
+            con.register("_rows", spark.range(60_000).selectExpr(*(c.format(n="id", text="STRING") for c in columns)))
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT * FROM _rows")
+            duck.execute(f"CREATE SCHEMA IF NOT EXISTS {table.split('.')[0]}")
+            duck.execute(f"CREATE TABLE {table} AS SELECT "
+                         + ", ".join(c.format(n="range", text="VARCHAR") for c in columns) + " FROM range(60000)")
+        with pytest.raises(Exception, match="maxResultSize"):
+            con.execute(export_sql("C1", "sms")).fetchdf()
+        written = [export_audience(session, "C1", "sms", tmp_path / name / "audience_C1.csv", page=20_000)
+                   for session, name in ((con, "spark"), (duck, "duckdb"))]
+        assert written == [54_000, 54_000]
+        on_spark, on_duckdb = ((tmp_path / name / "audience_C1.csv").read_bytes() for name in ("spark", "duckdb"))
+        assert on_spark == on_duckdb and on_spark.count(b"\n") == 54_001
+        assert (tmp_path / "spark" / "audience_C1.csv").stat().st_mode & 0o777 == 0o600
+        assert export_audience(con, "C9", None, tmp_path / "none.csv") == 0            # an empty audience:
+        assert (tmp_path / "none.csv").read_text().startswith("subscriber_key,campaign_id")  # the header alone
+    finally:
+        duck.close()
+        con.close()
+
+
 RECOMMEND_WORLD = 60_000
 
 

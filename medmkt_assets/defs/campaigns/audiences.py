@@ -13,9 +13,8 @@ from medmkt_assets.defs.warehouse import (
 from medmkt_assets.lib.privacy.audiences import (
     PLANNED_CAMPAIGNS_SQL,
     REASON_COUNTS_SQL,
-    export_frame,
+    export_audience,
     judge_audiences,
-    write_private_csv,
     write_private_json,
 )
 from medmkt_assets.lib.privacy.suppression import hide_complement, is_small_cell
@@ -84,12 +83,11 @@ def _export(context: dg.AssetExecutionContext, con, exports: ExportDir, planned:
     run_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest = {"run_id": context.run.run_id, "written_at": run_at, "campaigns": []}
     for cid, purpose, channel, category, name in planned:
-        frame = export_frame(con, cid, channel)
         path = exports.folder / f"audience_{cid}.csv"
-        write_private_csv(path, frame)
+        exported = export_audience(con, cid, channel, path)
         manifest["campaigns"].append({
             "campaign_id": cid, "name": name, "purpose": purpose, "channel": channel,
-            "target_category": category, "file": path.name, "exported": len(frame),
+            "target_category": category, "file": path.name, "exported": exported,
             "counts": {r.reason: int(r.n) for r in counts.itertuples() if r.campaign_id == cid},
         })
     write_private_json(exports.folder / "audience_manifest.json", manifest)

@@ -72,6 +72,10 @@ class PropensityConfig(dg.Config):
         "Rows (of the training rows, class balance kept) the model families are cross-validated on, and the "
         "most of a past campaign's and of the other campaigns' contacts a planned campaign's leave-one-campaign-"
         "out study uses; the champion is refitted on every training row."))
+    max_campaign_contacts: int = Field(default=500_000, description=(
+        "Past contacts the campaign models learn from (all when fewer): a sample by a hash of the patient key, "
+        "the same on every engine, so no patient-sized table comes to the driver; each target then fits on at "
+        "most max_training_rows of them."))
     seed: int = Field(default=42, description="Random seed for folds, sampling and models.")
 
 
@@ -131,7 +135,7 @@ def propensity_scores(context: dg.AssetExecutionContext, config: PropensityConfi
                       tracker: MlflowTracker) -> dg.MaterializeResult:
     """P(convert | contacted) for each planned campaign, and the risk of each common chronic condition."""
     with warehouse.session() as con:
-        inputs = campaign_inputs(con)
+        inputs = campaign_inputs(con, config.max_campaign_contacts)
         conditions = con.execute(RISK_CONDITIONS_SQL, {"min_positives": config.min_positives,
                                                        "conditions": config.risk_conditions}).fetchall()
         risk_training = risk_training_rows(con, [code for code, _ in conditions], config.seed,
@@ -167,7 +171,7 @@ def uplift_scores(context: dg.AssetExecutionContext, config: PropensityConfig, w
     """Expected uplift per patient and planned campaign from the better of a T- and an X-learner (out-of-fold
     Qini) on past treated and control arms."""
     with warehouse.session() as con:
-        inputs = campaign_inputs(con)
+        inputs = campaign_inputs(con, config.max_campaign_contacts)
     targets, runs = uplift_targets(tracker.for_asset(context), _settings(config), inputs)
     for warning in targets.warnings:
         context.log.warning(warning)

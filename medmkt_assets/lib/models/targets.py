@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from mlflow import log_metrics, log_params, set_tags
 
-from medmkt_assets.lib.engine.sql import quote_ident
+from medmkt_assets.lib.engine.sql import quote_ident, stable_hash_sql
 from medmkt_assets.lib.engine.warehouse import Session
 from medmkt_assets.lib.models import campaign_models as cm
 from medmkt_assets.lib.models import transfer
@@ -103,11 +103,23 @@ class CampaignInputs:
     share_means: dict[str, float]
 
 
-def campaign_inputs(con: Session) -> CampaignInputs:
-    """Read the campaign targets' inputs (every patient's features are read only to score them,
-    by lib.models.campaign_models.write_scores)."""
+def training_contacts_sql(contacts: int, max_contacts: int) -> str:
+    """The past contacts the campaign models learn from, by campaign and patient: every one while
+    they number at most `max_contacts`, else that many chosen by a hash of the patient key (the
+    same on every engine; a patient's contacts stay together), so no patient-sized table comes to
+    the driver. Every target then fits on at most max_training_rows of them."""
+    if contacts <= max_contacts:
+        return f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key"
+    return (f"SELECT * FROM (SELECT * FROM {TRAINING_TABLE} t ORDER BY {stable_hash_sql('t.patient_key')}, "
+            f"t.patient_key, t.campaign_id LIMIT {int(max_contacts)}) AS s ORDER BY campaign_id, patient_key")
+
+
+def campaign_inputs(con: Session, max_contacts: int) -> CampaignInputs:
+    """Read the campaign targets' inputs: at most `max_contacts` past contacts (training_contacts_sql;
+    every patient's features are read only to score them, by lib.models.campaign_models.write_scores)."""
     columns = feature_columns(con, CURRENT_FEATURES)
-    training = con.execute(f"SELECT * FROM {TRAINING_TABLE} ORDER BY campaign_id, patient_key").fetchdf()
+    (contacts,) = con.execute(f"SELECT count(*) FROM {TRAINING_TABLE}").fetchone()
+    training = con.execute(training_contacts_sql(int(contacts), max_contacts)).fetchdf()
     planned = [transfer.CampaignProfile(cid, purpose, channel, category)
                for cid, purpose, channel, category, _ in con.execute(PLANNED_CAMPAIGNS_SQL).fetchall()]
     means = {}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -115,14 +116,19 @@ def judge_audiences(con: Session, planned: list[tuple], audience_share: float, m
     con.execute(AUDIENCES_SQL)
 
 
-def write_private_csv(path: Path, frame: pd.DataFrame) -> None:
-    """Write a CSV readable by its owner only (mode 0600), replacing any previous file."""
+def write_private_csv(path: Path, frames: Iterable[pd.DataFrame]) -> int:
+    """Write frames (the first with the header) as one CSV readable by its owner only (mode 0600),
+    replacing any previous file; returns the rows written."""
     path.parent.mkdir(parents=True, exist_ok=True)
     os.chmod(path.parent, 0o700)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    rows = 0
     with os.fdopen(descriptor, "w", encoding="utf-8", newline="") as handle:
-        frame.to_csv(handle, index=False)
+        for number, frame in enumerate(frames):
+            frame.to_csv(handle, index=False, header=number == 0)
+            rows += len(frame)
     os.chmod(path, 0o600)
+    return rows
 
 
 def write_private_json(path: Path, payload: dict) -> None:
@@ -133,14 +139,27 @@ def write_private_json(path: Path, payload: dict) -> None:
     os.chmod(path, 0o600)
 
 
-def export_frame(con: Session, campaign_id: str, channel: str | None) -> pd.DataFrame:
-    """The contact group of one audience with the contact field its channel needs (from restricted only)."""
+def export_sql(campaign_id: str, channel: str | None, ranks: tuple[int, int] | None = None) -> str:
+    """The contact group of one audience with the contact field its channel needs (from restricted
+    only); `ranks` (first, last): only the audience ranks in that range."""
     field = CONTACT_FIELD.get(channel or "", None)
     contact = f", r.{field} AS {field}" if field else ""
-    return con.execute(f"""
+    within = f" AND a.audience_rank BETWEEN {int(ranks[0])} AND {int(ranks[1])}" if ranks else ""
+    return f"""
         SELECT a.patient_key AS subscriber_key{contact}, a.campaign_id, a.audience_rank,
                a.segment_label, round(a.score, 6) AS propensity_score,
                round(a.expected_uplift, 6) AS expected_uplift
         FROM marts.audiences a JOIN restricted.patients r USING (patient_key)
-        WHERE a.campaign_id = {sql_literal(campaign_id)} AND a.audience_group = 'contact'
-        ORDER BY a.audience_rank""").fetchdf()
+        WHERE a.campaign_id = {sql_literal(campaign_id)} AND a.audience_group = 'contact'{within}
+        ORDER BY a.audience_rank"""
+
+
+def export_audience(con: Session, campaign_id: str, channel: str | None, path: Path, page: int = 100_000) -> int:
+    """Write one audience's contact group to an owner-only CSV (`path`), `page` audience ranks at a
+    time: an audience can be as large as the patients, so it never sits whole in memory (on Spark,
+    no action brings more than a page to the driver). Returns the rows written."""
+    (last,) = con.execute(f"SELECT coalesce(max(audience_rank), 0) FROM marts.audiences "
+                          f"WHERE campaign_id = {sql_literal(campaign_id)}").fetchone()
+    pages = (con.execute(export_sql(campaign_id, channel, (first, first + page - 1))).fetchdf()
+             for first in range(1, max(int(last), 1) + 1, page))
+    return write_private_csv(path, pages)
