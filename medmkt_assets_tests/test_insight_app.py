@@ -142,13 +142,18 @@ def _settle(page) -> None:
         chart.locator("canvas, svg").first.wait_for(timeout=30_000)
 
 
-def _tables(page, header: str, *also: str) -> list:
-    """The tables with a column `header` and the columns `also` (once the first is drawn): a page can
-    hold several tables that share a column (the segments page: who, and how they buy)."""
+def _tables(page, header: str, *also: str, count: int | None = None) -> list:
+    """The tables with a column `header` and the columns `also` (once the first is drawn, or once
+    `count` of them are): a page can hold several tables that share a column (the segments page:
+    who, and how they buy; the audiences page: one table of reasons per campaign)."""
     tables = page.locator("table", has=page.locator("th", has_text=header))
     for column in also:
         tables = tables.filter(has=page.locator("th", has_text=column))
     tables.first.wait_for(timeout=30_000)
+    if count is not None:  # a loaded machine draws them one by one
+        page.wait_for_function("([header, n]) => [...document.querySelectorAll('table')].filter(t => "
+                               "[...t.querySelectorAll('th')].some(h => h.innerText.includes(header))).length >= n",
+                               arg=[header, count], timeout=30_000)
     return tables.all()
 
 
@@ -240,7 +245,8 @@ def test_offers_page_lists_a_typed_patients_products_and_why(browser, app_url, m
 @pytest.mark.parametrize("lang", ["en", "zh"])
 def test_campaigns_page_shows_uplift_with_its_interval(browser, app_url, marts, lang):
     page = _open(browser, app_url, "campaigns", lang)
-    rows = {r[i18n.t("col.campaign", lang)]: r for r in _rows(page, i18n.t("col.uplift", lang))}
+    rows = {r[i18n.t("col.campaign", lang)]: r for r in _rows(page, i18n.t("col.uplift", lang),
+                                                               i18n.t("col.campaign", lang), i18n.t("col.ci_low", lang))}
     for campaign in marts["campaigns"].itertuples():
         row = rows[campaign.name]
         if campaign.suppressed:
@@ -282,7 +288,8 @@ def test_audiences_page_counts_reasons_and_exports_without_contacts(browser, app
     assert "@" not in text
     for campaign in marts["planned"].itertuples():
         assert f"audience_{campaign.campaign_id}.csv" in text
-    shown = [r for table in _tables(page, i18n.t("col.reason", lang)) for r in _rows_of(table)]
+    shown = [r for table in _tables(page, i18n.t("col.reason", lang), count=len(marts["planned"]))
+             for r in _rows_of(table)]
     expected = {(i18n.reason(r.reason, lang), i18n.t("hidden", lang) if r.suppressed else i18n.number(r.patients, lang))
                 for r in marts["exclusions"].itertuples()}
     assert {(r[i18n.t("col.reason", lang)], r[i18n.t("col.patients", lang)]) for r in shown} == expected
