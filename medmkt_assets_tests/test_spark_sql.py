@@ -159,6 +159,49 @@ def test_source_files_are_read_by_duckdb_and_land_in_load_order(engines, tmp_pat
         (0, "3"), (1, "1"), (2, "2"), (3, "1")]
 
 
+def test_a_large_source_lands_a_chunk_at_a_time_as_one_version_in_load_order(engines, tmp_path, monkeypatch):
+    """Source rows reach Spark LAND_ROWS at a time (the driver holds a chunk, not the file): the
+    table is one version with every row in DuckDB's load order, appends continue it, and a failed
+    chunk leaves the previous version as it was."""
+    from medmkt_assets.lib.engine.spark import beside
+
+    monkeypatch.setattr(beside, "LAND_ROWS", 1_000)  # DuckDB hands over batches of 122,880 rows at most
+    duck, on_spark = engines
+    csv = tmp_path / "in.csv"
+    csv.write_text("id,v\n" + "".join(f"{i},{i % 7}\n" for i in range(2_500, 0, -1)), encoding="utf-8")
+    for session in (duck, on_spark):
+        session.execute(f"CREATE TEMP TABLE landing AS SELECT * FROM read_csv('{csv}', all_varchar=true)")
+        session.execute("CREATE SCHEMA IF NOT EXISTS raw")
+        session.execute("CREATE OR REPLACE TABLE raw.r AS SELECT id, v FROM landing")
+    versions = lambda: {p.parent for p in (tmp_path / "lake" / "raw" / "r").glob("*/*.parquet")}  # noqa: E731
+    assert len(versions()) == 1
+    on_spark.execute("INSERT INTO raw.r BY NAME SELECT v, id FROM landing WHERE CAST(id AS INTEGER) <= 1200")
+    duck.execute("INSERT INTO raw.r BY NAME SELECT v, id FROM landing WHERE CAST(id AS INTEGER) <= 1200")
+    query = "SELECT r.rowid, id, v FROM raw.r r ORDER BY r.rowid"
+    assert _rows(on_spark, query) == _rows(duck, query) and len(_rows(on_spark, query)) == 3_700
+    before = _rows(on_spark, query)
+    monkeypatch.setattr(on_spark._writes, "_spark", _FailsOnSecondChunk(on_spark._writes._spark))
+    with pytest.raises(RuntimeError, match="second chunk"):
+        on_spark.execute("CREATE OR REPLACE TABLE raw.r AS SELECT id, v FROM landing")
+    assert _rows(on_spark, query) == before
+
+
+class _FailsOnSecondChunk:
+    """A Spark session whose second createDataFrame fails, as a lost executor would."""
+
+    def __init__(self, spark):
+        self._spark, self._calls = spark, 0
+
+    def createDataFrame(self, *args, **kwargs):
+        self._calls += 1
+        if self._calls == 2:
+            raise RuntimeError("the second chunk failed")
+        return self._spark.createDataFrame(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._spark, name)
+
+
 def test_a_landing_table_declared_by_columns_is_filled_by_duckdb_and_read_by_spark(engines, tmp_path):
     """The FHIR adapter's pattern: a typed temp table, rows inserted from a file, then a raw table from it."""
     _, on_spark = engines

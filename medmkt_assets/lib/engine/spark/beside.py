@@ -4,13 +4,13 @@ read_json, an adapter's macros), DuckDB temp tables and attached databases (the 
 Such a statement runs as written when it reads nothing of Spark's (sqlglot's round trip can change
 a JSON path or a macro call); otherwise its lakehouse tables and Spark temp tables are pointed at
 their Parquet files where DuckDB sees them (a local or mounted lakehouse), else handed over by Spark
-as Arrow. What it writes into the lakehouse is handed to Spark as Arrow and written by Spark
-(SparkWrites.land), so the lakehouse may be any filesystem Spark writes.
+as Arrow. What it writes into the lakehouse is handed to Spark as Arrow, a million rows at a time, and
+written by Spark (SparkWrites.land), so the lakehouse may be any filesystem Spark writes.
 """
 from __future__ import annotations
 
 import uuid
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -23,6 +23,22 @@ from medmkt_assets.lib.engine.spark.tables import Tables, target_of
 from medmkt_assets.lib.engine.sql import quote_ident, sql_literal
 
 WRITES = (exp.Insert, exp.Create, exp.Drop)
+# Rows handed to Spark at once when a source file lands: the driver holds one chunk, not the file
+# (20 million order lines as one Arrow table overflowed a 4 GB driver at 1,000,000 patients).
+LAND_ROWS = 1_000_000
+
+
+def arrow_chunks(reader: pa.RecordBatchReader, rows: int) -> Iterator[pa.Table]:
+    """A reader's batches gathered into tables of about `rows` rows (at least one table, for the schema)."""
+    batches, gathered, any_rows = [], 0, False
+    for batch in reader:
+        batches.append(batch)
+        gathered += batch.num_rows
+        if gathered >= rows:
+            yield pa.Table.from_batches(batches, reader.schema)
+            batches, gathered, any_rows = [], 0, True
+    if batches or not any_rows:
+        yield pa.Table.from_batches(batches, reader.schema)
 
 
 def is_database_command(tree: exp.Expression) -> bool:
@@ -34,7 +50,7 @@ def is_database_command(tree: exp.Expression) -> bool:
 class DuckDBBeside:
     """The embedded DuckDB of one Spark session."""
 
-    def __init__(self, tables: Tables, land: Callable[[str, pa.Table, bool], None]):
+    def __init__(self, tables: Tables, land: Callable[[str, Iterator[pa.Table], bool], None]):
         self._tables = tables
         self._land_rows = land  # SparkWrites.land: (table, rows, append)
         self._con = duckdb.connect()
@@ -167,8 +183,11 @@ class DuckDBBeside:
         try:
             self._run(tree, as_written)
             order = ", rowid AS rowid" if target.db == "raw" else ""  # the load order (continued by land)
-            rows = self._con.sql(f"SELECT *{order} FROM {schema}.{name}").to_arrow_table()
-            self._land_rows(table, rows, append)
+            reader = self._con.sql(f"SELECT *{order} FROM {schema}.{name}").to_arrow_reader(LAND_ROWS)
+            try:
+                self._land_rows(table, arrow_chunks(reader, LAND_ROWS), append)
+            finally:
+                reader.close()  # the connection runs nothing else while a result is open
         finally:
             self._con.execute(f"DROP TABLE IF EXISTS {schema}.{name}")
         return None

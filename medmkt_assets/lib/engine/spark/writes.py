@@ -9,7 +9,9 @@ or Iceberg, a copy is how Parquet keeps that promise).
 """
 from __future__ import annotations
 
+import itertools
 import uuid
+from collections.abc import Iterator
 
 import pandas as pd
 import pyarrow as pa
@@ -124,23 +126,41 @@ class SparkWrites:
             raise NotImplementedError(f"INSERT INTO {table} from Spark: a raw table is loaded from files")
         self._append(table, self._queries.frame(tree.expression).toDF(*names), existing, temp)
 
-    def land(self, table: str, rows: pa.Table, append: bool) -> None:
+    def land(self, table: str, chunks: Iterator[pa.Table], append: bool) -> None:
         """Rows the DuckDB beside Spark made (from source files) into a lakehouse table: a new
-        version, or appended (a raw table's load order continued after the rows already there)."""
-        frame = self._spark.createDataFrame(rows)
-        if not append:
-            self._write(table, frame, temp=False)
-            return
-        current = self._tables.version(table)
-        if current is None:
-            raise ValueError(f"INSERT INTO {table}: the table does not exist")
-        existing = self._spark.read.parquet(current)
-        if ROWID in existing.columns and ROWID in frame.columns:
-            from pyspark.sql import functions as F
+        version, or appended (a raw table's load order continued after the rows already there).
+        They come in chunks (bounded driver memory); more than one land as one version, all or
+        nothing (in this session's transaction, or in one of their own)."""
+        from pyspark.sql import functions as F
 
-            offset = existing.agg(F.coalesce(F.max(ROWID) + 1, F.lit(0))).collect()[0][0]
-            frame = frame.withColumn(ROWID, F.col(ROWID) + F.lit(offset))
-        self._append(table, frame, existing, temp=False)
+        first = next(chunks)
+        second = next(chunks, None)
+        own = second is not None and not self._tables.in_transaction
+        offset = None
+        if append:
+            current = self._tables.version(table)
+            if current is None:
+                raise ValueError(f"INSERT INTO {table}: the table does not exist")
+            if ROWID in self._spark.read.parquet(current).columns:
+                offset = self._spark.read.parquet(current).agg(
+                    F.coalesce(F.max(ROWID) + 1, F.lit(0))).collect()[0][0]
+        if own:
+            self._tables.begin()
+        try:
+            for number, rows in enumerate(itertools.chain([first], [second] if second is not None else [], chunks)):
+                frame = self._spark.createDataFrame(rows)
+                if offset is not None and ROWID in frame.columns:
+                    frame = frame.withColumn(ROWID, F.col(ROWID) + F.lit(offset))
+                if number == 0 and not append:
+                    self._write(table, frame, temp=False)
+                else:
+                    self._append(table, frame, self._spark.read.parquet(self._tables.version(table)), temp=False)
+        except BaseException:
+            if own:
+                self._tables.rollback()
+            raise
+        if own:
+            self._tables.commit()
 
     def _append(self, table: str, rows, existing, temp: bool) -> None:
         """Spark's INSERT INTO (see the module docstring): `rows`' columns by name, in the table's
